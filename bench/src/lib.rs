@@ -1,0 +1,45 @@
+//! Shared helpers for aft's benchmarks: timing, peak memory of a child process, and one
+//! table format so every benchmark prints our figure beside the peer's.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Wall time and peak resident set size of one run of a command.
+#[derive(Debug, Clone, Copy)]
+pub struct RunStats {
+    /// Wall-clock time from spawn to exit.
+    pub wall: Duration,
+    /// Peak RSS in KiB, as the kernel reports for the child (`ru_maxrss`).
+    pub peak_rss_kib: u64,
+}
+
+/// Run `cmd` to completion and measure it; fails if it exits non-zero.
+pub fn measure(cmd: &mut Command) -> anyhow::Result<RunStats> {
+    let start = Instant::now();
+    let status = cmd.status()?;
+    let wall = start.elapsed();
+    anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
+    Ok(RunStats { wall, peak_rss_kib: last_child_peak_rss_kib() })
+}
+
+/// Peak RSS of the largest child waited for so far (`getrusage(RUSAGE_CHILDREN)`): the
+/// kernel keeps the maximum, so a bench measures each command in a fresh process or
+/// measures the smallest first.
+fn last_child_peak_rss_kib() -> u64 {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    if rc == 0 { usage.ru_maxrss.max(0) as u64 } else { 0 }
+}
+
+/// The median and the 99th percentile of a set of durations.
+pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Print one row: what was measured, our figure, the peer's figure.
+pub fn row(what: &str, ours: &str, peer_name: &str, peer: &str) {
+    println!("{what:<44} aft {ours:>14}   {peer_name} {peer:>14}");
+}
