@@ -1,0 +1,145 @@
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+
+use crate::{StoreError, StoreResult};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which SQL dialect the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The embedded default: one file in the data directory, WAL mode.
+    Sqlite,
+    /// A shared server, for several nodes.
+    Postgres,
+}
+
+/// aft's state, behind one API for both dialects. Cheap to clone (a pool handle).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
+}
+
+impl Store {
+    /// Open (creating and migrating if needed) the database at `url`:
+    /// `sqlite:///path/aft.db` or `postgres://user:pass@host:port/db`.
+    pub async fn open(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let shown = redact_url(url);
+        let open_err = |source| StoreError::Open {
+            url: shown.clone(),
+            source,
+        };
+        let (dialect, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Dialect::Postgres, url.to_string())
+        } else if let Some(rest) = url.strip_prefix("sqlite://") {
+            // WAL lets the service and CLI commands read while another writes; a busy
+            // timeout makes concurrent writers wait instead of failing at once.
+            let sep = if rest.contains('?') { '&' } else { '?' };
+            (Dialect::Sqlite, format!("sqlite://{rest}{sep}mode=rwc"))
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "unsupported database URL {shown}: use sqlite:///path/to/aft.db or postgres://..."
+            )));
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
+        let max = if dialect == Dialect::Sqlite { 4 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        use sqlx::Executor;
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+                             PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        let migrator = match dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Store { pool, dialect })
+    }
+
+    /// Open the embedded default: `aft.db` in `data_dir` (created if missing).
+    pub async fn open_in_dir(data_dir: &Path) -> StoreResult<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let file = data_dir.join("aft.db");
+        Store::open(&format!("sqlite://{}", file.display())).await
+    }
+
+    /// The dialect of the underlying database.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The connection pool, for modules of this crate.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Close all connections (checkpointing SQLite's WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Now, as the RFC 3339 UTC text every timestamp column holds (millisecond precision, so
+/// text order is time order).
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A database URL with its password replaced, safe for logs and errors.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_hides_the_password_only() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+    }
+}

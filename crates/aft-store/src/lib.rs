@@ -1,0 +1,65 @@
+//! aft's state: one [`Store`] API over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Both dialects go through sqlx's `Any` driver, so every query is written once. The few
+//! places where the dialects really differ (claiming a job with `FOR UPDATE SKIP LOCKED`)
+//! branch on [`Dialect`]. Conventions that keep one code path: booleans are INTEGER 0/1,
+//! timestamps are RFC 3339 UTC TEXT (which sorts correctly as text), ids are TEXT (UUIDv7),
+//! and placeholders are `$1, $2, ...` first used in ascending order (SQLite binds `$N`
+//! positionally by first appearance).
+//!
+//! Nothing here caches: the CLI writes the database directly and a running service must
+//! see each change at once, so read settings, scripts and keys when they are needed.
+
+mod db;
+mod error;
+mod util;
+
+// Foundation, auth and VFS Library (migrations 0001-0003).
+mod admins;
+mod apikeys;
+mod scripts;
+mod secrets;
+mod settings;
+mod vfs_library;
+
+// Job queue, nodes, logs, transfer records (migrations 0010).
+mod jobs;
+mod logs;
+mod nodes;
+mod transfers;
+
+// Schedules and watchers (migrations 0020).
+mod schedules;
+mod watcher_jobs;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+#[cfg(test)]
+mod tests;
+
+pub use admins::{Admin, AdminSession, MIN_PASSWORD_CHARS};
+pub use apikeys::{API_KEY_PREFIX, ApiKey, ApiKeyAllowList, ApiKeyCheck, NewApiKey};
+pub use db::{Dialect, Store, now_text};
+pub use error::StoreError;
+pub use jobs::{Job, JobFilter, JobStatus, NewJob, time_after, time_before};
+pub use logs::LogLine;
+pub use nodes::Node;
+pub use schedules::{
+    CronTimes, MisfirePolicy, NewSchedule, OverlapPolicy, Schedule, ScheduleSlot, SlotStatus,
+    SlotTiming,
+};
+pub use scripts::{NewScript, Script, ScriptUpdate};
+pub use secrets::{Secret, SecretInfo, SecretsKey};
+pub use settings::{
+    SETTINGS, SettingDef, SettingKind, SettingValue, Settings, SmtpTls, normalize_setting,
+    setting_def,
+};
+pub use transfers::{NewTransfer, Transfer};
+pub use vfs_library::{CLEAR_TEXT_FIELDS, VFS_KINDS, VfsEntry, VfsKind, validate_vfs_settings};
+pub use watcher_jobs::{
+    NewWatcherJob, WATCHER_MAX_BACKOFF, WATCHER_STABLE_AFTER, WatcherJob, watcher_backoff,
+};
+
+/// Result type of every store operation.
+pub type StoreResult<T> = Result<T, StoreError>;

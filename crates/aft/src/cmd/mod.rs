@@ -1,0 +1,147 @@
+//! One module per subcommand; each exposes an `Args` struct and
+//! `pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode`.
+
+pub mod admin;
+pub mod apikey;
+pub mod check;
+pub mod jobs;
+pub mod nodes;
+pub mod reinit;
+pub mod run;
+pub mod schedule;
+pub mod script;
+pub mod secret;
+pub mod serve;
+pub mod settings;
+pub mod start;
+pub mod vfs;
+pub mod watcher;
+
+use std::fmt;
+use std::future::Future;
+use std::io::Read;
+use std::process::ExitCode;
+
+use aft_store::Store;
+
+use crate::global::{self, GlobalArgs};
+
+/// A problem with how a command was called (exit 2), as opposed to a failure (exit 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Run `work` on a small current-thread runtime and turn its outcome into an exit code:
+/// a [`UsageError`] exits 2, any other error prints one line and exits 1.
+pub fn run_async<Fut>(work: Fut) -> ExitCode
+where
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<UsageError>() {
+            Some(usage) => global::usage_failure(usage),
+            None => fail(format!("{e:#}")),
+        },
+    }
+}
+
+/// Open the store named by the global options (creating the data directory for the
+/// default SQLite file), run `work` with it, and close it.
+pub fn with_store<F, Fut>(global: &GlobalArgs, work: F) -> ExitCode
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let url = global.database_url();
+    let data_dir = global.data_dir();
+    let needs_dir = global.database.is_none();
+    run_async(async move {
+        if needs_dir {
+            std::fs::create_dir_all(&data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
+            })?;
+        }
+        let store = Store::open(&url).await?;
+        let outcome = work(store.clone()).await;
+        store.close().await;
+        outcome
+    })
+}
+
+/// Print `message` as one error line and return exit code 1.
+pub fn fail(message: impl fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(global::EXIT_FAILURE)
+}
+
+/// Read a value from standard input, dropping one trailing newline (`\n` or `\r\n`).
+/// On a terminal, `prompt` is shown first on standard error.
+pub fn read_stdin_value(prompt: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprintln!("{prompt} (then Enter and Ctrl-D):");
+    }
+    let mut value = String::new();
+    std::io::stdin()
+        .read_to_string(&mut value)
+        .map_err(|e| anyhow::anyhow!("cannot read standard input: {e}"))?;
+    if let Some(stripped) = value.strip_suffix('\n') {
+        value = stripped.strip_suffix('\r').unwrap_or(stripped).to_string();
+    }
+    Ok(value)
+}
+
+/// Print rows as a plain table with aligned columns (the last column is not padded).
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                let width = widths.get(i).copied().unwrap_or(0);
+                out.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Print `value` as pretty JSON on standard output.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A timestamp as shown in tables: UTC, to the second.
+pub fn show_time(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%SZ").to_string()
+}
