@@ -1,0 +1,193 @@
+//! Text helpers for scripts: `FormatDate`, `TextEncoder`/`TextDecoder` (UTF-8), `atob`/`btoa`.
+
+use base64::Engine as _;
+use chrono::format::StrftimeItems;
+use chrono::{DateTime, Local, TimeZone, Utc};
+use rquickjs::function::Opt;
+use rquickjs::{Ctx, Function, Value};
+
+use super::libutil::{bytes_arg, set_global, throw, uint8_array};
+use crate::JobScope;
+
+/// The layout `FormatDate` uses when none is given.
+pub const DEFAULT_DATE_LAYOUT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// Format `millis` since the epoch with a strftime `layout`, in UTC or local time.
+pub fn format_date(millis: f64, layout: &str, utc: bool) -> Result<String, String> {
+    if !millis.is_finite() {
+        return Err("the date is invalid (NaN)".to_string());
+    }
+    let items = StrftimeItems::new(layout).parse().map_err(|_| {
+        format!("bad date layout \"{layout}\"; use strftime fields like %Y-%m-%d %H:%M:%S")
+    })?;
+    let when: DateTime<Utc> = Utc
+        .timestamp_millis_opt(millis as i64)
+        .single()
+        .ok_or_else(|| format!("date {millis} is out of range"))?;
+    Ok(if utc {
+        when.format_with_items(items.iter()).to_string()
+    } else {
+        when.with_timezone(&Local)
+            .format_with_items(items.iter())
+            .to_string()
+    })
+}
+
+/// `btoa`: a string of characters U+0000..U+00FF as base64.
+pub fn btoa(text: &str) -> Result<String, String> {
+    let bytes: Option<Vec<u8>> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect();
+    let bytes = bytes.ok_or_else(|| {
+        "the string has characters outside Latin-1; encode it first: btoa(String.fromCharCode(...new TextEncoder().encode(s)))".to_string()
+    })?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// `atob`: base64 (whitespace and missing padding forgiven) to a string of U+0000..U+00FF.
+pub fn atob(b64: &str) -> Result<String, String> {
+    let clean: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let clean = clean.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(clean)
+        .map_err(|e| format!("not valid base64: {e}"))?;
+    Ok(bytes.into_iter().map(char::from).collect())
+}
+
+/// The JS half: the `TextEncoder`/`TextDecoder` classes and `FormatDate`'s `Date` handling;
+/// each global is defined only if the engine does not already have it.
+const PRELUDE: &str = r#"
+(function (g) {
+    const enc = g.__aft_utf8_encode, dec = g.__aft_utf8_decode, fmt = g.__aft_format_date;
+    delete g.__aft_utf8_encode; delete g.__aft_utf8_decode; delete g.__aft_format_date;
+    if (typeof g.TextEncoder === "undefined") {
+        g.TextEncoder = class TextEncoder {
+            get encoding() { return "utf-8"; }
+            encode(s) { return enc(s === undefined ? "" : String(s)); }
+        };
+    }
+    if (typeof g.TextDecoder === "undefined") {
+        g.TextDecoder = class TextDecoder {
+            constructor(label, options) {
+                const l = (label === undefined ? "utf-8" : String(label)).toLowerCase();
+                if (l !== "utf-8" && l !== "utf8") throw new RangeError("TextDecoder: only utf-8 is supported, not " + label);
+                this.fatal = !!(options && options.fatal);
+            }
+            get encoding() { return "utf-8"; }
+            decode(bytes) { return bytes === undefined ? "" : dec(bytes, this.fatal); }
+        };
+    }
+    g.FormatDate = function FormatDate(date, layout, zone) {
+        const ms = date === undefined ? Date.now() : (date instanceof Date ? date.getTime() : Number(date));
+        return fmt(ms, layout === undefined ? "" : String(layout), zone === undefined ? "local" : String(zone));
+    };
+})(globalThis);
+"#;
+
+/// Register `FormatDate`, `TextEncoder`, `TextDecoder`, `atob` and `btoa`.
+pub fn register<'js>(ctx: &Ctx<'js>, _scope: &JobScope) -> rquickjs::Result<()> {
+    set_global(
+        ctx,
+        "__aft_utf8_encode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+            uint8_array(&ctx, s.into_bytes())
+        })?,
+    )?;
+    set_global(
+        ctx,
+        "__aft_utf8_decode",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, bytes: Value<'js>, fatal: Opt<bool>| {
+                let bytes = bytes_arg(&ctx, "TextDecoder.decode", bytes)?;
+                if fatal.0.unwrap_or(false) {
+                    String::from_utf8(bytes).map_err(|e| {
+                        throw(&ctx, "TextDecoder.decode", format!("invalid UTF-8: {e}"))
+                    })
+                } else {
+                    Ok(String::from_utf8_lossy(&bytes).into_owned())
+                }
+            },
+        )?,
+    )?;
+    set_global(
+        ctx,
+        "__aft_format_date",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, ms: f64, layout: String, zone: String| {
+                let utc = match zone.to_ascii_lowercase().as_str() {
+                    "utc" | "z" | "gmt" => true,
+                    "local" | "" => false,
+                    other => {
+                        return Err(throw(
+                            &ctx,
+                            "FormatDate",
+                            format!("unknown time zone \"{other}\"; use \"UTC\" or \"Local\""),
+                        ));
+                    }
+                };
+                let layout = if layout.is_empty() {
+                    DEFAULT_DATE_LAYOUT
+                } else {
+                    &layout
+                };
+                format_date(ms, layout, utc).map_err(|e| throw(&ctx, "FormatDate", e))
+            },
+        )?,
+    )?;
+    set_global(
+        ctx,
+        "btoa",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, s: rquickjs::Coerced<String>| {
+                btoa(&s.0).map_err(|e| throw(&ctx, "btoa", e))
+            },
+        )?,
+    )?;
+    set_global(
+        ctx,
+        "atob",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, s: rquickjs::Coerced<String>| {
+                atob(&s.0).map_err(|e| throw(&ctx, "atob", e))
+            },
+        )?,
+    )?;
+    ctx.eval::<(), _>(PRELUDE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_date_in_utc_with_a_layout() {
+        // 2026-03-04T05:06:07.089Z
+        let ms = 1_772_600_767_089.0;
+        assert_eq!(
+            format_date(ms, "%Y-%m-%d %H:%M:%S", true).unwrap(),
+            "2026-03-04 05:06:07"
+        );
+        assert_eq!(format_date(ms, "%Y%m%d", true).unwrap(), "20260304");
+        assert!(
+            format_date(ms, "%Q", true)
+                .unwrap_err()
+                .contains("bad date layout")
+        );
+        assert!(format_date(f64::NAN, "%Y", true).is_err());
+    }
+
+    #[test]
+    fn base64_round_trip_and_errors() {
+        assert_eq!(btoa("hello").unwrap(), "aGVsbG8=");
+        assert_eq!(atob("aGVsbG8=").unwrap(), "hello");
+        assert_eq!(atob("aGVsbG8").unwrap(), "hello");
+        assert_eq!(atob(&btoa("\u{ff}\u{0}").unwrap()).unwrap(), "\u{ff}\u{0}");
+        assert!(btoa("€").is_err());
+        assert!(atob("***").is_err());
+    }
+}
