@@ -1,0 +1,244 @@
+//! Local disk, under a root folder (`/` by default, so VFS paths are the machine's paths).
+//!
+//! Writes go to the final name (`atomic_write = false`): the transfer code puts a temp name
+//! in front when asked. Resume, ranged reads and `set_mtime` work; there is no server-side
+//! hash (a hash computed here would be a full read, which the transfer code does itself
+//! on the stream).
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::config::Fields;
+use crate::{
+    Capabilities, Entry, EntryStream, Vfs, VfsError, VfsReader, VfsResult, VfsWriter, WriteMode,
+    file_name, join, normalize,
+};
+
+/// A folder of the local file system seen as a [`Vfs`].
+#[derive(Debug, Clone)]
+pub struct LocalFs {
+    root: PathBuf,
+}
+
+impl LocalFs {
+    /// A backend rooted at `root` (VFS path `/x` is `root/x`); the folder must exist.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Build from client/VFS Library fields: `Root` (or `Path`), default `/`.
+    pub fn from_fields(fields: &Fields<'_>) -> VfsResult<Self> {
+        let root = fields
+            .str("Root")
+            .or_else(|| fields.str("Path"))
+            .unwrap_or_else(|| "/".into());
+        Ok(Self::new(root))
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The local path of a VFS path (never escapes the root: `..` is resolved first).
+    pub fn local_path(&self, path: &str) -> PathBuf {
+        let clean = normalize(path);
+        self.root.join(clean.trim_start_matches('/'))
+    }
+
+    fn err(&self, path: &str, e: std::io::Error) -> VfsError {
+        VfsError::io(self.local_path(path).display().to_string(), e)
+    }
+}
+
+fn entry_from(path: &str, meta: &std::fs::Metadata) -> Entry {
+    let is_dir = meta.is_dir();
+    Entry {
+        path: normalize(path),
+        name: file_name(path),
+        size: if is_dir { 0 } else { meta.len() },
+        mtime: meta.modified().ok().map(DateTime::<Utc>::from),
+        is_dir,
+        etag: None,
+    }
+}
+
+#[async_trait]
+impl Vfs for LocalFs {
+    fn describe(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            atomic_write: false,
+            resume_upload: true,
+            ranged_read: true,
+            set_mtime: true,
+            rename: true,
+            real_directories: true,
+            server_hash: None,
+        }
+    }
+
+    async fn stat(&self, path: &str) -> VfsResult<Entry> {
+        let meta = tokio::fs::metadata(self.local_path(path))
+            .await
+            .map_err(|e| self.err(path, e))?;
+        Ok(entry_from(path, &meta))
+    }
+
+    async fn list(&self, dir: &str) -> VfsResult<EntryStream<'_>> {
+        let dir = normalize(dir);
+        let local = self.local_path(&dir);
+        let read_dir = tokio::fs::read_dir(&local)
+            .await
+            .map_err(|e| self.err(&dir, e))?;
+        if !tokio::fs::metadata(&local)
+            .await
+            .map_err(|e| self.err(&dir, e))?
+            .is_dir()
+        {
+            return Err(VfsError::Other(format!(
+                "{}: not a directory",
+                local.display()
+            )));
+        }
+        let stream = futures::stream::unfold(read_dir, move |mut rd| {
+            let dir = dir.clone();
+            async move {
+                loop {
+                    let item = match rd.next_entry().await {
+                        Ok(Some(de)) => de,
+                        Ok(None) => return None,
+                        Err(e) => return Some((Err(self.err(&dir, e)), rd)),
+                    };
+                    let name = item.file_name().to_string_lossy().into_owned();
+                    let path = join(&dir, &name);
+                    // Follow symlinks like `ls -L`; a dangling one is skipped, not fatal.
+                    match tokio::fs::metadata(item.path()).await {
+                        Ok(meta) => return Some((Ok(entry_from(&path, &meta)), rd)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Some((Err(self.err(&path, e)), rd)),
+                    }
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> VfsResult<VfsReader> {
+        let mut file = tokio::fs::File::open(self.local_path(path))
+            .await
+            .map_err(|e| self.err(path, e))?;
+        if file
+            .metadata()
+            .await
+            .map_err(|e| self.err(path, e))?
+            .is_dir()
+        {
+            return Err(VfsError::Other(format!(
+                "{}: is a directory",
+                self.local_path(path).display()
+            )));
+        }
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))
+                .await
+                .map_err(|e| self.err(path, e))?;
+        }
+        let reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
+        Ok(match len {
+            Some(n) => Box::pin(reader.take(n)),
+            None => Box::pin(reader),
+        })
+    }
+
+    async fn write(&self, path: &str, mode: WriteMode) -> VfsResult<VfsWriter> {
+        let local = self.local_path(path);
+        let file = match mode {
+            WriteMode::Create => tokio::fs::File::create(&local).await,
+            WriteMode::ResumeAt(offset) => {
+                async {
+                    let mut f = tokio::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&local)
+                        .await?;
+                    f.set_len(offset).await?;
+                    f.seek(SeekFrom::Start(offset)).await?;
+                    Ok(f)
+                }
+                .await
+            }
+        }
+        .map_err(|e| self.err(path, e))?;
+        Ok(Box::pin(tokio::io::BufWriter::with_capacity(
+            256 * 1024,
+            file,
+        )))
+    }
+
+    async fn mkdir_all(&self, path: &str) -> VfsResult<()> {
+        tokio::fs::create_dir_all(self.local_path(path))
+            .await
+            .map_err(|e| self.err(path, e))
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> VfsResult<()> {
+        tokio::fs::rename(self.local_path(from), self.local_path(to))
+            .await
+            .map_err(|e| {
+                VfsError::io(
+                    format!(
+                        "{} -> {}",
+                        self.local_path(from).display(),
+                        self.local_path(to).display()
+                    ),
+                    e,
+                )
+            })
+    }
+
+    async fn remove_file(&self, path: &str) -> VfsResult<()> {
+        tokio::fs::remove_file(self.local_path(path))
+            .await
+            .map_err(|e| self.err(path, e))
+    }
+
+    async fn remove_dir(&self, path: &str) -> VfsResult<()> {
+        tokio::fs::remove_dir(self.local_path(path))
+            .await
+            .map_err(|e| self.err(path, e))
+    }
+
+    async fn remove_all(&self, path: &str) -> VfsResult<()> {
+        let local = self.local_path(path);
+        let result = match tokio::fs::symlink_metadata(&local).await {
+            Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&local).await,
+            Ok(_) => tokio::fs::remove_file(&local).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other.map_err(|e| self.err(path, e)),
+        }
+    }
+
+    async fn set_mtime(&self, path: &str, mtime: DateTime<Utc>) -> VfsResult<()> {
+        let local = self.local_path(path);
+        let when: std::time::SystemTime = mtime.into();
+        let target = local.clone();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&target)?;
+            file.set_modified(when)
+        })
+        .await
+        .map_err(|e| VfsError::Other(format!("{}: set_mtime task failed: {e}", local.display())))?
+        .map_err(|e| self.err(path, e))
+    }
+}

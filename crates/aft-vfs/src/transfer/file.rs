@@ -1,0 +1,446 @@
+//! One file from one backend to another: policy, temp name, resume, verify, versions,
+//! retries with exponential backoff.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::versions::keep_version;
+use super::{
+    OtfeDirection, Outcome, OutcomeSink, TransferOptions, TransferOutcome, TransferPolicy,
+};
+use crate::{Entry, HashAlgo, Vfs, VfsError, VfsResult, WriteMode, file_name, join, parent};
+
+/// Marker in temp names: `report.csv.aft-tmp-3f9a0c12d4e5`. Listings by the transfer code
+/// skip names containing it.
+pub(crate) const TEMP_MARKER: &str = ".aft-tmp-";
+
+/// Bytes moved per read/write call; backends pipeline below this.
+const CHUNK: usize = 256 * 1024;
+
+/// Longest wait between two retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How to decide whether an existing target is replaced.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Decide {
+    /// One of AFT!'s policies.
+    Policy(TransferPolicy),
+    /// `sync`: replace when the size differs or the source is newer.
+    Sync,
+}
+
+/// Copy `src_path` on `src` to `dst_path` on `dst` with every option of `opts`, report the
+/// outcome to `sink` and return it. Never panics on I/O: failures are in the outcome.
+pub async fn copy_file(
+    src: &dyn Vfs,
+    src_path: &str,
+    dst: &dyn Vfs,
+    dst_path: &str,
+    opts: &TransferOptions,
+    sink: OutcomeSink<'_>,
+) -> TransferOutcome {
+    let outcome = copy_file_with(
+        src,
+        src_path,
+        dst,
+        dst_path,
+        opts,
+        Decide::Policy(opts.policy),
+    )
+    .await;
+    sink(&outcome);
+    outcome
+}
+
+pub(crate) async fn copy_file_with(
+    src: &dyn Vfs,
+    src_path: &str,
+    dst: &dyn Vfs,
+    dst_path: &str,
+    opts: &TransferOptions,
+    decide: Decide,
+) -> TransferOutcome {
+    let start = Instant::now();
+    let mut attempts = 0u32;
+    let mut delay = opts.retry_backoff;
+    let job = FileJob {
+        src,
+        src_path,
+        dst,
+        dst_path,
+        opts,
+        decide,
+    };
+    let result = loop {
+        attempts += 1;
+        match job.attempt().await {
+            Err(e) if attempts <= opts.retries && retryable(&e) && !opts.cancelled() => {
+                tracing::info!(source = %job.source_label(), attempt = attempts, error = %e, "transfer failed, retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
+            other => break other,
+        }
+    };
+    let (bytes, sha256, outcome) = match result {
+        Ok(Done::Copied { bytes, sha256 }) => (bytes, sha256, Outcome::Ok),
+        Ok(Done::Skipped(why)) => (0, None, Outcome::Skipped(why)),
+        Err(e) => {
+            let msg = if attempts > 1 {
+                format!("{e} (after {attempts} attempts)")
+            } else {
+                e.to_string()
+            };
+            (0, None, Outcome::Failed(msg))
+        }
+    };
+    TransferOutcome {
+        source: job.source_label(),
+        target: job.target_label(),
+        bytes,
+        sha256,
+        millis: start.elapsed().as_millis() as u64,
+        attempts,
+        outcome,
+    }
+}
+
+/// Errors worth another attempt: broken connections, and a verification that failed
+/// (the bytes may have been damaged on the way).
+fn retryable(e: &VfsError) -> bool {
+    e.is_transient() || matches!(e, VfsError::Verify { .. })
+}
+
+enum Done {
+    Copied { bytes: u64, sha256: Option<String> },
+    Skipped(String),
+}
+
+struct FileJob<'a> {
+    src: &'a dyn Vfs,
+    src_path: &'a str,
+    dst: &'a dyn Vfs,
+    dst_path: &'a str,
+    opts: &'a TransferOptions,
+    decide: Decide,
+}
+
+/// The temp name beside `dst_path` for one version of the source: the same source file
+/// (backend, path, size, time) always gets the same name, so a later run can resume it.
+pub(crate) fn temp_path(dst_path: &str, src_label: &str, src: &Entry) -> String {
+    let identity = format!(
+        "{src_label}\n{}\n{:?}",
+        src.size,
+        src.mtime.map(|t| t.timestamp_millis())
+    );
+    let tag = hex::encode(&Sha256::digest(identity.as_bytes())[..6]);
+    join(
+        &parent(dst_path),
+        &format!("{}{TEMP_MARKER}{tag}", file_name(dst_path)),
+    )
+}
+
+impl FileJob<'_> {
+    fn source_label(&self) -> String {
+        format!("{}{}", self.src.describe(), self.src_path)
+    }
+
+    fn target_label(&self) -> String {
+        format!("{}{}", self.dst.describe(), self.dst_path)
+    }
+
+    /// Whether an existing target is kept; the reason when it is.
+    fn skip_reason(
+        &self,
+        src: &Entry,
+        existing: &Entry,
+        expected_len: Option<u64>,
+    ) -> Option<String> {
+        let src_len = expected_len.unwrap_or(src.size);
+        let newer = match (src.mtime, existing.mtime) {
+            // Whole seconds: many servers keep no more.
+            (Some(s), Some(d)) => s.timestamp() > d.timestamp(),
+            _ => true,
+        };
+        match self.decide {
+            Decide::Policy(TransferPolicy::AlwaysOverwrite) => None,
+            Decide::Policy(TransferPolicy::NeverOverwrite) => {
+                Some("target exists (policy NeverOverwrite)".into())
+            }
+            Decide::Policy(TransferPolicy::OverwriteIfDiffSize) => (src_len == existing.size)
+                .then(|| "target has the same size (policy OverwriteIfDiffSize)".into()),
+            Decide::Policy(TransferPolicy::OverwriteIfNewer) => {
+                (!newer).then(|| "target is not older (policy OverwriteIfNewer)".into())
+            }
+            Decide::Sync => (src_len == existing.size && !newer)
+                .then(|| "unchanged (same size, not newer)".into()),
+        }
+    }
+
+    async fn attempt(&self) -> VfsResult<Done> {
+        let (src, dst, opts) = (self.src, self.dst, self.opts);
+        let src_entry = src.stat(self.src_path).await?;
+        if src_entry.is_dir {
+            return Err(VfsError::Other(format!(
+                "{} is a directory, not a file",
+                self.source_label()
+            )));
+        }
+        let expected_len = match (opts.otfe_key, opts.otfe_direction) {
+            (None, _) => Some(src_entry.size),
+            (Some(_), OtfeDirection::Encrypt) => Some(crate::otfe::encrypted_len(src_entry.size)),
+            (Some(_), OtfeDirection::Decrypt) => None,
+        };
+        let existing = match dst.stat(self.dst_path).await {
+            Ok(e) => Some(e),
+            Err(VfsError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(existing) = &existing {
+            if existing.is_dir {
+                return Err(VfsError::AlreadyExists(format!(
+                    "{} is a directory; a file cannot replace it",
+                    self.target_label()
+                )));
+            }
+            if let Some(why) = self.skip_reason(&src_entry, existing, expected_len) {
+                return Ok(Done::Skipped(why));
+            }
+        }
+
+        if existing.is_none() && dst.capabilities().real_directories {
+            // A single-file copy (`UploadFile`) may target a folder not made yet.
+            dst.mkdir_all(&parent(self.dst_path)).await?;
+        }
+        let use_temp = opts.uses_temp_name(dst);
+        let write_path = if use_temp {
+            temp_path(self.dst_path, &self.source_label(), &src_entry)
+        } else {
+            self.dst_path.to_string()
+        };
+        let resumable = use_temp
+            && opts.resume
+            && opts.otfe_key.is_none()
+            && dst.capabilities().resume_upload
+            && src.capabilities().ranged_read;
+        let mut offset = 0;
+        if resumable
+            && let Ok(partial) = dst.stat(&write_path).await
+            && !partial.is_dir
+            && partial.size <= src_entry.size
+        {
+            offset = partial.size;
+        }
+        if !use_temp && existing.is_some() && opts.versioned {
+            keep_version(dst, self.dst_path, opts.versions_to_keep).await?;
+        }
+
+        let copied = self.copy_bytes(&write_path, offset, resumable).await;
+        let (total, hashes) = match copied {
+            Ok(v) => v,
+            Err(e) => {
+                // Keep a temp only when it can be resumed; never leave a partial final file.
+                if !resumable {
+                    let _ = dst.remove_file(&write_path).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.verify(&write_path, total, expected_len, &hashes).await {
+            let _ = dst.remove_file(&write_path).await;
+            return Err(e);
+        }
+        if use_temp {
+            if existing.is_some() && opts.versioned {
+                keep_version(dst, self.dst_path, opts.versions_to_keep).await?;
+            }
+            if let Err(e) = dst.rename(&write_path, self.dst_path).await {
+                let _ = dst.remove_file(&write_path).await;
+                return Err(e);
+            }
+        }
+        if opts.adjust_time
+            && let Some(mtime) = src_entry.mtime
+        {
+            match dst.set_mtime(self.dst_path, mtime).await {
+                Ok(()) => {}
+                Err(VfsError::Unsupported(_)) => {
+                    tracing::debug!(target = %self.target_label(), "backend cannot set times; AdjustTime ignored")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if opts.delete_source {
+            src.remove_file(self.src_path).await?;
+        }
+        Ok(Done::Copied {
+            bytes: total,
+            sha256: hashes.sha256,
+        })
+    }
+
+    /// Stream the source into `write_path` from `offset`; returns the target's total size
+    /// and the hashes of what was written (only when written from byte 0).
+    async fn copy_bytes(
+        &self,
+        write_path: &str,
+        offset: u64,
+        resumable: bool,
+    ) -> VfsResult<(u64, Hashes)> {
+        let (src, dst, opts) = (self.src, self.dst, self.opts);
+        let mut reader = src.read(self.src_path, offset, None).await?;
+        if let Some(key) = &opts.otfe_key {
+            reader = match opts.otfe_direction {
+                OtfeDirection::Encrypt => crate::otfe::encrypt_reader(reader, key),
+                OtfeDirection::Decrypt => crate::otfe::decrypt_reader(reader, key),
+            };
+        }
+        let mode = if offset > 0 && resumable {
+            WriteMode::ResumeAt(offset)
+        } else {
+            WriteMode::Create
+        };
+        let offset = if matches!(mode, WriteMode::Create) {
+            0
+        } else {
+            offset
+        };
+        let mut writer = dst.write(write_path, mode).await?;
+        let mut hashes = Hashes::new(offset == 0 && opts.verify_hash, self.wants_md5());
+        let mut buf = vec![0u8; CHUNK];
+        let mut written = 0u64;
+        let target = || format!("{}{write_path}", dst.describe());
+        loop {
+            if opts.cancelled() {
+                return Err(VfsError::Other(format!(
+                    "{}: halted before the end",
+                    self.source_label()
+                )));
+            }
+            let n = reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| VfsError::io(self.source_label(), e))?;
+            if n == 0 {
+                break;
+            }
+            hashes.update(&buf[..n]);
+            writer
+                .write_all(&buf[..n])
+                .await
+                .map_err(|e| VfsError::io(target(), e))?;
+            written += n as u64;
+        }
+        writer
+            .shutdown()
+            .await
+            .map_err(|e| VfsError::io(target(), e))?;
+        Ok((offset + written, hashes.finish()))
+    }
+
+    fn wants_md5(&self) -> bool {
+        self.opts.verify_hash
+            && (self.dst.capabilities().server_hash == Some(HashAlgo::Md5)
+                || (self.opts.otfe_key.is_none()
+                    && self.src.capabilities().server_hash == Some(HashAlgo::Md5)))
+    }
+
+    /// Size always; a server-side hash where an end offers one and we hashed the stream.
+    async fn verify(
+        &self,
+        write_path: &str,
+        total: u64,
+        expected: Option<u64>,
+        hashes: &Hashes,
+    ) -> VfsResult<()> {
+        let target = format!("{}{write_path}", self.dst.describe());
+        if let Some(expected) = expected
+            && expected != total
+        {
+            return Err(VfsError::Verify {
+                path: target,
+                message: format!(
+                    "wrote {total} bytes but the source is {expected} bytes (did it change during the transfer?)"
+                ),
+            });
+        }
+        let landed = self.dst.stat(write_path).await?;
+        if landed.size != total {
+            return Err(VfsError::Verify {
+                path: target,
+                message: format!(
+                    "the server reports {} bytes after {total} were written",
+                    landed.size
+                ),
+            });
+        }
+        if let Some(algo) = self.dst.capabilities().server_hash
+            && let Some(ours) = hashes.get(algo)
+            && let Some(theirs) = self.dst.checksum(write_path, algo).await?
+            && !theirs.eq_ignore_ascii_case(ours)
+        {
+            return Err(VfsError::Verify {
+                path: target,
+                message: format!("{algo:?} is {theirs} on the server but {ours} was sent"),
+            });
+        }
+        if self.opts.otfe_key.is_none()
+            && let Some(algo) = self.src.capabilities().server_hash
+            && let Some(ours) = hashes.get(algo)
+            && let Some(theirs) = self.src.checksum(self.src_path, algo).await?
+            && !theirs.eq_ignore_ascii_case(ours)
+        {
+            return Err(VfsError::Verify {
+                path: self.source_label(),
+                message: format!("{algo:?} is {theirs} at the source but {ours} was read"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Hashes computed on the stream.
+struct Hashes {
+    sha256: Option<String>,
+    md5: Option<String>,
+    sha_state: Option<Sha256>,
+    md5_state: Option<md5::Md5>,
+}
+
+impl Hashes {
+    fn new(sha256: bool, md5: bool) -> Self {
+        Self {
+            sha256: None,
+            md5: None,
+            sha_state: sha256.then(Sha256::new),
+            md5_state: (sha256 && md5).then(<md5::Md5 as md5::Digest>::new),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        if let Some(h) = &mut self.sha_state {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.md5_state {
+            md5::Digest::update(h, data);
+        }
+    }
+
+    fn finish(mut self) -> Self {
+        self.sha256 = self.sha_state.take().map(|h| hex::encode(h.finalize()));
+        self.md5 = self
+            .md5_state
+            .take()
+            .map(|h| hex::encode(md5::Digest::finalize(h)));
+        self
+    }
+
+    fn get(&self, algo: HashAlgo) -> Option<&str> {
+        match algo {
+            HashAlgo::Sha256 => self.sha256.as_deref(),
+            HashAlgo::Md5 => self.md5.as_deref(),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Transfer logic written once for every backend: overwrite policies, temp names, resume,
+//! verification, versions, retries, delete-source and adjust-time (spec §4 `Options`).
+//!
+//! Everything here speaks [`Vfs`] on both ends, so an upload is a copy from [`LocalFs`] to a
+//! remote, a download the other way round, and a relay between two remotes needs no local
+//! staging. `docs/transfers.md` describes the semantics for users.
+//!
+//! [`LocalFs`]: crate::local::LocalFs
+
+mod file;
+mod tree;
+mod versions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use file::copy_file;
+pub use tree::{GlobSplit, copy_tree, download, split_glob, sync, upload};
+pub use versions::{VERSIONS_DIR, version_name};
+
+use crate::Vfs;
+
+/// A check that says whether a running transfer must halt.
+pub type CancelCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What to do when the target file already exists (`UploadPolicy`/`DownloadPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum TransferPolicy {
+    /// Keep the existing file; the transfer is skipped (0, the default).
+    #[default]
+    NeverOverwrite,
+    /// Always replace it (1).
+    AlwaysOverwrite,
+    /// Replace it when the sizes differ (2).
+    OverwriteIfDiffSize,
+    /// Replace it when the source is newer (3); also when either time is unknown.
+    OverwriteIfNewer,
+}
+
+impl TransferPolicy {
+    /// The policy for AFT!'s numeric code 0-3, `None` for anything else.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            0 => Self::NeverOverwrite,
+            1 => Self::AlwaysOverwrite,
+            2 => Self::OverwriteIfDiffSize,
+            3 => Self::OverwriteIfNewer,
+            _ => return None,
+        })
+    }
+
+    /// AFT!'s numeric code of this policy.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::NeverOverwrite => 0,
+            Self::AlwaysOverwrite => 1,
+            Self::OverwriteIfDiffSize => 2,
+            Self::OverwriteIfNewer => 3,
+        }
+    }
+}
+
+/// Which way on-the-fly encryption works on a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum OtfeDirection {
+    /// Encrypt what is read from the source (uploads).
+    #[default]
+    Encrypt,
+    /// Decrypt what is read from the source (downloads).
+    Decrypt,
+}
+
+/// Every option of a transfer. `Default` gives AFT!'s defaults.
+#[derive(Clone)]
+pub struct TransferOptions {
+    /// What to do when the target exists.
+    pub policy: TransferPolicy,
+    /// Write to `name.aft-tmp-<tag>` and rename when whole. `None`: on where the target
+    /// backend has no atomic write (`Capabilities::atomic_write`), off where it has.
+    pub temp_name: Option<bool>,
+    /// Delete each source file once it verified at the target.
+    pub delete_source: bool,
+    /// Give the target the source's modification time.
+    pub adjust_time: bool,
+    /// Move a file about to be replaced into `.ver/` beside it instead of losing it.
+    pub versioned: bool,
+    /// How many old versions `.ver/` keeps per file (oldest deleted first); default 3.
+    pub versions_to_keep: u32,
+    /// Stop a multi-file transfer at the first file that fails (default: go on and report).
+    pub stop_on_error: bool,
+    /// Extra attempts after a transient failure (dropped connection, timeout); default 3.
+    pub retries: u32,
+    /// Wait before the first retry; doubles on each further one, capped at 30 s.
+    pub retry_backoff: Duration,
+    /// Continue a temp file left by an interrupted attempt, where the target can write at an
+    /// offset and the source can read from one; default on.
+    pub resume: bool,
+    /// Compute SHA-256 on the stream and compare it with a server-side hash where either
+    /// end offers one (size is always checked); default on.
+    pub verify_hash: bool,
+    /// Descend into subfolders for a plain pattern like `*.csv` (a pattern with `/` or `**`
+    /// descends as it says).
+    pub recursive: bool,
+    /// Files transferred at once by `copy_tree`/`upload`/`download`/`sync`; default 4.
+    pub parallel: usize,
+    /// On-the-fly encryption key: when set, the stream is encrypted or decrypted on its way.
+    pub otfe_key: Option<[u8; 32]>,
+    /// Whether `otfe_key` encrypts or decrypts.
+    pub otfe_direction: OtfeDirection,
+    /// Asked between files and between chunks; `true` halts the transfer (the job's halt
+    /// signal, e.g. `Arc::new(move || halt.is_raised())`).
+    pub cancel: Option<CancelCheck>,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        Self {
+            policy: TransferPolicy::NeverOverwrite,
+            temp_name: None,
+            delete_source: false,
+            adjust_time: false,
+            versioned: false,
+            versions_to_keep: 3,
+            stop_on_error: false,
+            retries: 3,
+            retry_backoff: Duration::from_millis(500),
+            resume: true,
+            verify_hash: true,
+            recursive: false,
+            parallel: 4,
+            otfe_key: None,
+            otfe_direction: OtfeDirection::Encrypt,
+            cancel: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TransferOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Hand-written so the OTFE key never reaches a log.
+        f.debug_struct("TransferOptions")
+            .field("policy", &self.policy)
+            .field("temp_name", &self.temp_name)
+            .field("delete_source", &self.delete_source)
+            .field("adjust_time", &self.adjust_time)
+            .field("versioned", &self.versioned)
+            .field("versions_to_keep", &self.versions_to_keep)
+            .field("stop_on_error", &self.stop_on_error)
+            .field("retries", &self.retries)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("resume", &self.resume)
+            .field("verify_hash", &self.verify_hash)
+            .field("recursive", &self.recursive)
+            .field("parallel", &self.parallel)
+            .field("otfe", &self.otfe_key.map(|_| self.otfe_direction))
+            .finish()
+    }
+}
+
+impl TransferOptions {
+    /// Whether a temp name is used when writing to `dst`.
+    pub fn uses_temp_name(&self, dst: &dyn Vfs) -> bool {
+        self.temp_name.unwrap_or(!dst.capabilities().atomic_write)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c())
+    }
+}
+
+/// How one file's transfer ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Transferred and verified.
+    Ok,
+    /// Not transferred, by policy (the reason says which).
+    Skipped(String),
+    /// Failed after all attempts; the error message.
+    Failed(String),
+}
+
+/// One file a transfer handled: what the engine records as a transfer row.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferOutcome {
+    /// The source, as `backend` + path (`file:///data/a.csv`, `sftp://u@h:22/in/a.csv`).
+    pub source: String,
+    /// The target, same form.
+    pub target: String,
+    /// Bytes written to the target by this transfer (resumed bytes included).
+    pub bytes: u64,
+    /// Hex SHA-256 of what was written, when it was computed over the whole file.
+    pub sha256: Option<String>,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+    /// Attempts made (1 when it worked first time).
+    pub attempts: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl TransferOutcome {
+    /// `ok`, `skipped: <reason>` or the error message, for a log line or a record.
+    pub fn outcome_text(&self) -> String {
+        match &self.outcome {
+            Outcome::Ok => "ok".to_string(),
+            Outcome::Skipped(why) => format!("skipped: {why}"),
+            Outcome::Failed(msg) => msg.clone(),
+        }
+    }
+}
+
+/// Receives each file's outcome as soon as it is known (the engine records rows with it).
+pub type OutcomeSink<'a> = &'a (dyn Fn(&TransferOutcome) + Send + Sync);
+
+/// Totals of a multi-file transfer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TransferSummary {
+    /// Files transferred and verified.
+    pub transferred: u64,
+    /// Files skipped by policy.
+    pub skipped: u64,
+    /// Files that failed after all attempts.
+    pub failed: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files deleted at the target by `sync` because the source no longer has them.
+    pub deleted: u64,
+    /// The first failure's message, if any.
+    pub first_error: Option<String>,
+}
+
+impl TransferSummary {
+    fn add(&mut self, o: &TransferOutcome) {
+        match &o.outcome {
+            Outcome::Ok => {
+                self.transferred += 1;
+                self.bytes += o.bytes;
+            }
+            Outcome::Skipped(_) => self.skipped += 1,
+            Outcome::Failed(msg) => {
+                self.failed += 1;
+                self.first_error
+                    .get_or_insert_with(|| format!("{}: {msg}", o.source));
+            }
+        }
+    }
+
+    /// Whether every file either transferred or was skipped by policy.
+    pub fn all_ok(&self) -> bool {
+        self.failed == 0
+    }
+}
