@@ -1,0 +1,408 @@
+// End-to-end tests of the web UI in a real browser against a real `aft serve`:
+// setup → sign in → a secret, a VFS entry and a script → run it with its live log →
+// halt a long job → see it halted. Screenshots go to docs/img/.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { screenshotDir, setupAndSignIn, startAft, startBrowser, unexpectedErrors } from './harness.mjs';
+
+const SECRET_VALUE = 'pa55-never-shown-7f3a9c';
+
+const HELLO_SCRIPT = `var target = Param("target");
+Log("Hello, " + target + "!");
+Log("secret has " + GetSecret("partner-pass").length + " characters");
+var outbox = GetVFS("outbox");
+if (!outbox.Connect()) throw new Error("cannot open the outbox");
+if (!outbox.Upload(Param("source") + "/*.csv", "/in")) throw new Error("upload failed");
+outbox.Close();
+`;
+
+const FAILING_SCRIPT = `Log("connecting to the partner");
+throw new Error("partner server refused the upload");
+`;
+
+/** Clear the notices so screenshots show the page itself. */
+const clearToasts = (page) => page.evaluate(() => document.getElementById('toasts').replaceChildren());
+
+const LONG_SCRIPT = `Log("long job started");
+var i = 0;
+while (!HaltSignalReceived) {
+    i++;
+    Log("tick " + i);
+    Sleep(250);
+}
+Log("halt received after " + i + " ticks");
+`;
+
+async function replaceSource(page, text) {
+  const editor = page.getByTestId('editor-input');
+  await editor.click();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Delete');
+  // insertText keeps it as one edit; the editor's auto-indent must not touch it.
+  await page.keyboard.insertText(text);
+}
+
+/** Add a screenshot of the page and the service's last output to a failure. */
+async function explainFailure(page, aft, error) {
+  const shot = join(tmpdir(), `aft-web-failure-${Date.now()}.png`);
+  await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+  error.message += `\n(screenshot of the page: ${shot}; service output:\n${aft.output().slice(-2000)})`;
+  return error;
+}
+
+/** A link of the sidebar (pages have other links with the same words). */
+const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+
+async function newScript(page, name) {
+  await nav(page, 'Scripts').click();
+  await page.getByRole('heading', { name: 'Scripts', exact: true }).waitFor();
+  await page.getByTestId('new-script').click();
+  await page.getByRole('dialog').getByLabel('Name').fill(name);
+  await page.getByRole('button', { name: 'Create script' }).click();
+  await page.getByRole('heading', { name, exact: true }).waitFor();
+}
+
+describe('web UI', () => {
+  let aft;
+  let browser;
+  // The docs' screenshots are saved only from a run whose first flow passed, so a broken
+  // build never replaces them with pictures of its errors.
+  let flowPassed = false;
+  const saveShot = async (page, name) => {
+    if (flowPassed) await page.screenshot({ path: join(screenshotDir, name) });
+  };
+
+  before(async () => {
+    mkdirSync(screenshotDir, { recursive: true });
+    aft = await startAft();
+    browser = await startBrowser();
+  });
+
+  after(async () => {
+    await browser?.stop();
+    await aft?.stop();
+  });
+
+  test('operator flow: setup, sign in, a secret, a VFS entry, a script run with its live log and transfers', async () => {
+    const { page } = browser;
+    const outbox = mkdtempSync(join(tmpdir(), 'aft-web-outbox-'));
+    const source = mkdtempSync(join(tmpdir(), 'aft-web-source-'));
+    writeFileSync(join(source, 'report.csv'), 'id,amount\n1,42\n');
+    try {
+      await setupAndSignIn(page, aft.url);
+
+      // A secret: saved, listed by name, its value nowhere on the page.
+      await nav(page, 'Secrets').click();
+      await page.getByTestId('new-secret').click();
+      await page.getByRole('dialog').getByLabel('Name').fill('partner-pass');
+      await page.getByTestId('secret-value').fill(SECRET_VALUE);
+      await page.getByRole('button', { name: 'Save secret' }).click();
+      await page.locator('tr[data-secret="partner-pass"]').waitFor();
+      assert.ok(!(await page.content()).includes(SECRET_VALUE), 'the secret value must not be in the page after saving');
+
+      // A VFS entry on local disk.
+      await nav(page, 'VFS Library').click();
+      await page.getByTestId('new-vfs').click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Name').fill('outbox');
+      await dialog.getByLabel('Type').selectOption('disk');
+      await dialog.getByLabel('Root folder').fill(outbox);
+      await page.getByRole('button', { name: 'Add entry' }).click();
+      await page.locator('tr[data-vfs="outbox"]').waitFor();
+      assert.match(await page.locator('tr[data-vfs="outbox"]').innerText(), /disk/);
+
+      // A script: a syntax error is reported with its line, marked in the gutter.
+      await newScript(page, 'hello');
+      await replaceSource(page, 'Log("one");\nvar x = ;\nLog("three");\n');
+      await page.getByTestId('check-script').click();
+      await page.getByTestId('check-result').filter({ hasText: /Line 2/ }).waitFor();
+      assert.equal(await page.locator('.editor-gutter .error-line').innerText(), '2');
+
+      // Fixed, saved with Ctrl+S, run with a parameter via Ctrl+Enter; the log shows live.
+      await replaceSource(page, HELLO_SCRIPT);
+      await page.keyboard.press('Control+s');
+      await page.getByText('Saved hello.').waitFor();
+      await page.getByLabel('Parameter name').fill('target');
+      await page.getByLabel('Parameter value').fill('world');
+      await page.getByRole('button', { name: 'Add parameter' }).click();
+      await page.getByLabel('Parameter name').nth(1).fill('source');
+      await page.getByLabel('Parameter value').nth(1).fill(source);
+      await page.getByTestId('editor-input').click();
+      await page.keyboard.press('Control+Enter');
+      await page.getByTestId('job-log').getByText('Hello, world!').waitFor();
+      await page.getByTestId('run-status').locator('[data-status="succeeded"]').waitFor();
+      const logText = await page.getByTestId('job-log').innerText();
+      assert.match(logText, /secret has 23 characters/);
+      assert.ok(!logText.includes(SECRET_VALUE), 'the log must not show the secret');
+      await clearToasts(page);
+      const editorShot = await page.screenshot();
+
+      // The upload through the VFS entry is in the job's transfer records.
+      assert.equal(readFileSync(join(outbox, 'in', 'report.csv'), 'utf8'), 'id,amount\n1,42\n');
+      await page.getByRole('link', { name: 'Open job' }).click();
+      const transfer = page.getByTestId('transfers-table').locator('tbody tr');
+      await transfer.waitFor();
+      assert.match(await transfer.innerText(), /report\.csv[\s\S]*in\/report\.csv[\s\S]*15 B[\s\S]*ok/);
+      flowPassed = true;
+      writeFileSync(join(screenshotDir, 'script-editor.png'), editorShot);
+    } catch (e) {
+      throw await explainFailure(page, aft, e);
+    } finally {
+      rmSync(source, { recursive: true, force: true });
+      rmSync(outbox, { recursive: true, force: true });
+    }
+  });
+
+  test('a failing job shows its error; a long job tails live and is halted from the UI', async () => {
+    const { page } = browser;
+    try {
+      // A script that throws: its job fails with the message and line in the log.
+      await newScript(page, 'partner-upload');
+      await replaceSource(page, FAILING_SCRIPT);
+      await page.getByTestId('run-script').click();
+      await page.getByTestId('run-status').locator('[data-status="failed"]').waitFor();
+      await page.getByTestId('job-log').getByText(/partner server refused the upload/).first().waitFor();
+
+      // A long job: its log tails live while it runs; halting it ends it as `halted`.
+      await newScript(page, 'long-job');
+      await replaceSource(page, LONG_SCRIPT);
+      await page.getByTestId('run-script').click();
+      await page.getByTestId('job-log').getByText('tick 3', { exact: true }).waitFor();
+      await nav(page, 'Jobs').click();
+      const running = page.locator('tr[data-status="running"]').filter({ hasText: 'long-job' });
+      await running.waitFor();
+      await clearToasts(page);
+      await saveShot(page, 'jobs.png');
+      await running.getByRole('link', { name: 'long-job' }).click();
+      await page.getByTestId('job-log').getByText('tick 5', { exact: true }).waitFor();
+      await page.getByTestId('halt-job').click();
+      await page.getByTestId('job-status').locator('[data-status="halted"]').waitFor({ timeout: 20000 });
+      await page.getByTestId('job-log').getByText(/halt received after \d+ ticks/).waitFor();
+      await page.getByTestId('log-state').getByText('Complete').waitFor();
+
+      // The jobs list shows both, filterable by status.
+      await nav(page, 'Jobs').click();
+      await page.locator('tr[data-status="halted"]').filter({ hasText: 'long-job' }).waitFor();
+      await page.locator('tr[data-status="failed"]').filter({ hasText: 'partner-upload' }).waitFor();
+      await page.getByLabel('Status').selectOption('halted');
+      await page.waitForURL(/status=halted/);
+      await page.locator('tr[data-status="halted"]').waitFor();
+      assert.equal(await page.locator('tr[data-job-id]').count(), 1, 'only the halted job is listed');
+
+      // The dashboard counts them.
+      await nav(page, 'Dashboard').click();
+      await page.locator('[data-stat="failed"] .value').filter({ hasText: /^[1-9]/ }).waitFor();
+      await page.locator('[data-stat="running"] .value').filter({ hasText: '0' }).waitFor();
+      await clearToasts(page);
+      await saveShot(page, 'dashboard.png');
+
+      assert.deepEqual(unexpectedErrors(browser.errors), []);
+    } catch (e) {
+      throw await explainFailure(page, aft, e);
+    }
+  });
+
+  test('a secret value is never displayed, even after a reload', async () => {
+    const { page } = browser;
+    await page.goto(`${aft.url}/#/secrets`);
+    await page.locator('tr[data-secret="partner-pass"]').waitFor();
+    await page.getByRole('button', { name: 'Replace value' }).click();
+    const valueInput = page.getByTestId('secret-value');
+    assert.equal(await valueInput.inputValue(), '', 'the replace form must start empty');
+    assert.equal(await valueInput.getAttribute('type'), 'password');
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    assert.ok(!(await page.content()).includes(SECRET_VALUE));
+    const listed = await page.evaluate(async () => (await fetch('/v1/secrets')).text());
+    assert.ok(!listed.includes(SECRET_VALUE), 'GET /v1/secrets must not return the value');
+  });
+
+  test('every page is served under a strict CSP and violates none of it', async () => {
+    const { page } = browser;
+    const response = await page.goto(`${aft.url}/`);
+    const csp = response.headers()['content-security-policy'];
+    assert.match(csp, /default-src 'self'/);
+    assert.match(csp, /script-src 'self'(;|$)/);
+    assert.match(csp, /style-src 'self'(;|$)/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    const before = browser.errors.length;
+    for (const hash of ['#/', '#/jobs', '#/scripts', '#/scripts/hello', '#/vfs', '#/secrets', '#/apikeys', '#/schedules', '#/watchers', '#/settings']) {
+      await page.goto('about:blank');
+      await page.goto(`${aft.url}/${hash}`);
+      await page.locator('main h1').first().waitFor();
+      await page.waitForLoadState('networkidle');
+    }
+    const seen = unexpectedErrors(browser.errors.slice(before));
+    assert.deepEqual(seen.filter((e) => /Content[- ]Security[- ]Policy|Refused to/i.test(e)), [], 'CSP violations');
+    assert.deepEqual(seen, [], 'console errors');
+  });
+
+  test('an API key is shown once, with its allow-list', async () => {
+    const { page } = browser;
+    await page.goto(`${aft.url}/#/apikeys`);
+    await page.getByTestId('new-apikey').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('ci');
+    await dialog.getByLabel('Allowed addresses').fill('127.0.0.1\n10.0.0.0/8');
+    await dialog.getByLabel('Only these scripts').check();
+    await dialog.getByLabel('hello').check();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const key = (await page.getByTestId('new-api-key').innerText()).trim();
+    assert.ok(key.length >= 32, `a real key is shown once: ${key}`);
+    await page.getByRole('button', { name: 'Done' }).click();
+    const row = page.locator('tr[data-apikey="ci"]');
+    await row.waitFor();
+    const text = await row.innerText();
+    assert.match(text, /10\.0\.0\.0\/8/);
+    assert.match(text, /hello/);
+    assert.ok(!(await page.content()).includes(key), 'the key is not shown again');
+  });
+
+  test('a schedule shows its next fire times and can be disabled; a watcher job runs', async () => {
+    const { page } = browser;
+    await page.goto('about:blank');
+    await page.goto(`${aft.url}/#/schedules`);
+    await page.getByRole('button', { name: 'New schedule' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('nightly');
+    await dialog.getByLabel('Script').selectOption('hello');
+    await dialog.getByLabel('Cron expression').fill('30 2 * * *');
+    await dialog.getByLabel('Time zone').fill('Europe/Rome');
+    await page.getByRole('button', { name: 'Add schedule' }).click();
+    const row = page.locator('tr[data-schedule="nightly"]');
+    await row.waitFor();
+    const fires = await row.getByTestId('next-fires').innerText();
+    assert.equal(fires.split('\n').filter((l) => /\d{4}/.test(l)).length, 3, `three next fires: ${fires}`);
+    assert.match(await row.innerText(), /Europe\/Rome/);
+    await row.getByRole('button', { name: 'Disable' }).click();
+    await page.locator('tr[data-schedule="nightly"] [data-status="disabled"]').waitFor();
+
+    await newScript(page, 'watch-inbox');
+    await replaceSource(page, 'Log("watching the inbox");\nWaitForHaltSignal();\nLog("stopped");\n');
+    await page.keyboard.press('Control+s');
+    await page.getByText('Saved watch-inbox.').waitFor();
+    await nav(page, 'Watchers').click();
+    await page.getByRole('button', { name: 'New watcher' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('inbox');
+    await page.getByRole('dialog').getByLabel('Script').selectOption('watch-inbox');
+    await page.getByRole('button', { name: 'Add watcher' }).click();
+    const watcher = page.locator('tr[data-watcher="inbox"]');
+    await watcher.waitFor();
+    for (let i = 0; i < 20 && !(await watcher.locator('[data-status="running"]').count()); i += 1) {
+      await page.waitForTimeout(500);
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await page.locator('tr[data-watcher="inbox"]').waitFor();
+    }
+    await watcher.locator('[data-status="running"]').waitFor();
+    await watcher.getByRole('button', { name: /Delete/ }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await watcher.waitFor({ state: 'detached' });
+  });
+
+  test('a setting saves on its own, and a bad value is refused with the reason', async () => {
+    const { page } = browser;
+    await page.goto(`${aft.url}/#/settings`);
+    const row = page.locator('form[data-setting="max-concurrent-jobs"]');
+    await row.getByRole('textbox').fill('6');
+    await row.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('max-concurrent-jobs = 6').waitFor();
+    await row.getByRole('textbox').fill('many');
+    await row.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').filter({ hasText: /max-concurrent-jobs/ }).waitFor();
+    await page.reload();
+    assert.equal(await page.locator('form[data-setting="max-concurrent-jobs"]').getByRole('textbox').inputValue(), '6');
+  });
+
+  test('the editor and the shell are usable from the keyboard', async () => {
+    const { page } = browser;
+    await page.goto('about:blank');
+    await page.goto(`${aft.url}/#/scripts/hello`);
+    const editor = page.getByTestId('editor-input');
+    await editor.waitFor();
+    await replaceSource(page, '');
+    await page.keyboard.type('if (x) {');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('Log(1);');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.type('}');
+    assert.equal(await editor.inputValue(), 'if (x) {\n    Log(1);\n}', 'Enter keeps the indent, Shift+Tab outdents');
+    await page.keyboard.press('Tab');
+    assert.equal(await editor.evaluate((el) => document.activeElement === el), true, 'Tab indents inside the editor');
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Tab');
+    assert.equal(await editor.evaluate((el) => document.activeElement === el), false, 'Esc then Tab leaves the editor');
+
+    // Leaving with unsaved changes asks first; "cancel" stays on the page.
+    page.once('dialog', (d) => d.dismiss());
+    await nav(page, 'Jobs').click();
+    await page.waitForTimeout(200);
+    assert.match(page.url(), /#\/scripts\/hello$/);
+    assert.equal(await editor.inputValue(), 'if (x) {\n    Log(1);\n}    ');
+    page.once('dialog', (d) => d.accept());
+    await nav(page, 'Jobs').click();
+    await page.getByRole('heading', { name: 'Jobs', exact: true }).waitFor();
+
+    // After navigation focus is in the page; "Skip to content" leads there too; the
+    // sidebar's links work with Enter.
+    await page.goto('about:blank');
+    await page.goto(`${aft.url}/#/jobs`);
+    await page.getByRole('heading', { name: 'Jobs', exact: true }).waitFor();
+    await page.waitForFunction(() => document.activeElement?.id === 'main');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('name')), 'status', 'Tab goes to the first control of the page');
+    await page.getByRole('button', { name: 'Skip to content' }).focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
+    await nav(page, 'Dashboard').focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  });
+
+  test('signing out, or a session that ended, brings back the sign-in page', async () => {
+    const { page, context } = browser;
+    await page.goto(`${aft.url}/#/jobs`);
+    await page.getByTestId('sign-out').click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByText('You are signed out.').waitFor();
+    assert.equal(await page.evaluate(async () => (await fetch('/v1/jobs')).status), 401, 'the session ended on the server');
+
+    await page.getByLabel('User name').fill('admin');
+    await page.getByLabel('Password', { exact: true }).fill('correct horse battery');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Jobs', exact: true }).waitFor();
+    // The cookie goes away (as when the session expires): the next page load says so.
+    await context.clearCookies();
+    await nav(page, 'Scripts').click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByRole('alert').filter({ hasText: /session has ended/ }).waitFor();
+  });
+
+  test('a wrong password shows an error and does not sign in', async () => {
+    const { page } = browser;
+    await page.goto(`${aft.url}/`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByLabel('User name').fill('admin');
+    await page.getByLabel('Password', { exact: true }).fill('not the password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: /wrong user name or password/i }).waitFor();
+    assert.equal(await page.getByRole('heading', { name: 'Dashboard' }).count(), 0);
+    const status = await page.evaluate(async () => (await fetch('/v1/jobs')).status);
+    assert.equal(status, 401, 'no session after a wrong password');
+
+    // Guessing on is throttled, and the page says so (this blocks 127.0.0.1 for a minute:
+    // keep it the last test of this server).
+    let throttled = false;
+    for (let attempt = 0; attempt < 12 && !throttled; attempt += 1) {
+      await page.getByLabel('Password', { exact: true }).fill(`guess ${attempt}`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('alert').waitFor();
+      await page.getByRole('button', { name: 'Sign in' }).and(page.locator(':enabled')).waitFor();
+      throttled = /too many/i.test(await page.getByRole('alert').innerText());
+    }
+    assert.ok(throttled, 'repeated wrong passwords end in a "too many" error');
+  });
+});
