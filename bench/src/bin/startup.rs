@@ -1,0 +1,242 @@
+//! Startup and CPU benchmark of `aft run`, beside `node` and `python3` in the same run.
+//!
+//! `cargo run --release -p aft-bench --bin startup [-- RUNS]`
+//!
+//! Needs a release build of aft (`cargo build --release -p aft`; this bench builds it if
+//! `target/release/aft` is missing, or set `AFT_BIN`). Prints, for a one-line script that
+//! logs a parameter, the median wall time and the peak RSS of `aft run`, `node -e` and
+//! `python3 -c`; then the wall time of a CPU-bound script (recursion, strings, JSON,
+//! regex) in aft and in node.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aft_bench::row;
+
+/// The one-liner every contender runs: print parameter `x`.
+const ONE_LINER: &str = r#"Log(Param("x"))"#;
+
+/// A CPU-bound script both aft and node run unchanged.
+const CPU_SCRIPT: &str = r#"
+var print = typeof Log === "function" ? Log : console.log;
+function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+var total = fib(27);
+var parts = [];
+for (var i = 0; i < 200000; i++) parts.push("item-" + i + "-" + (i * 7919 % 1000));
+var joined = parts.join(",");
+var split = joined.split(",");
+var doc = [];
+for (var j = 0; j < 20000; j++) doc.push({ id: j, name: "file" + j + ".csv", size: j * 1024, tags: ["a", "b", String(j)] });
+var round = JSON.parse(JSON.stringify(doc));
+var re = /^item-(\d+)-(\d{3})$/;
+var matched = 0;
+for (var k = 0; k < split.length; k++) { var m = re.exec(split[k]); if (m && m[2] === "042") matched++; }
+print(total + " " + split.length + " " + round.length + " " + matched);
+"#;
+
+/// Wall time and peak RSS of one child process.
+struct Sample {
+    wall: Duration,
+    peak_rss_kib: u64,
+}
+
+/// Run `cmd` once, silently, and measure it with `wait4` so the RSS is this child's own.
+fn run_once(cmd: &mut Command) -> anyhow::Result<Sample> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the zeroed rusage and the status int we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    anyhow::ensure!(rc == pid, "wait4 failed for {cmd:?}");
+    let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !exited_ok {
+        let mut err = String::new();
+        if let Some(mut stderr) = child.stderr {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut err);
+        }
+        anyhow::bail!("{cmd:?} failed (status {status}): {err}");
+    }
+    Ok(Sample {
+        wall,
+        peak_rss_kib: usage.ru_maxrss.max(0) as u64,
+    })
+}
+
+/// Median wall time and the largest peak RSS over `runs` runs (after one warm-up).
+fn measure(runs: usize, mut make: impl FnMut() -> Command) -> anyhow::Result<(Duration, u64)> {
+    run_once(&mut make())?;
+    let mut walls = Vec::with_capacity(runs);
+    let mut rss = 0;
+    for _ in 0..runs {
+        let s = run_once(&mut make())?;
+        walls.push(s.wall);
+        rss = rss.max(s.peak_rss_kib);
+    }
+    walls.sort();
+    Ok((walls[walls.len() / 2], rss))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ lives in the workspace")
+        .to_path_buf()
+}
+
+/// The release `aft` binary: `AFT_BIN`, or `target/release/aft`, built if missing.
+fn aft_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(bin) = std::env::var("AFT_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let root = workspace_root();
+    let bin = root.join("target/release/aft");
+    if !bin.exists() {
+        eprintln!("building target/release/aft (cargo build --release -p aft) ...");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "aft"])
+            .current_dir(&root)
+            .status()?;
+        anyhow::ensure!(status.success(), "cargo build --release -p aft failed");
+    }
+    Ok(bin)
+}
+
+/// The python3 interpreter itself: `python3` on PATH may be a version-manager shim (a
+/// shell script) whose own startup would be charged to Python.
+fn real_python() -> PathBuf {
+    Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(31);
+    let aft = aft_binary()?;
+    let dir = std::env::temp_dir().join(format!("aft-bench-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let data = dir.join("data");
+    let status = Command::new(&aft)
+        .arg("--data")
+        .arg(&data)
+        .args(["settings", "set", "allow-cli-run", "true"])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "aft settings set allow-cli-run true failed"
+    );
+    let one_liner = dir.join("one.syncjs");
+    std::fs::write(&one_liner, ONE_LINER)?;
+    let cpu = dir.join("cpu.js");
+    std::fs::write(&cpu, CPU_SCRIPT)?;
+
+    println!("aft run vs node vs python3, {runs} runs each (median wall, max peak RSS)");
+    println!("one-liner: {ONE_LINER}  with x = \"hello\"");
+    let aft_one = measure(runs, || {
+        let mut c = Command::new(&aft);
+        c.arg("--data")
+            .arg(&data)
+            .arg("run")
+            .arg("-f")
+            .arg(&one_liner);
+        c.args(["-p", r#"{"x":"hello"}"#]);
+        c
+    })?;
+    let node_one = measure(runs, || {
+        let mut c = Command::new("node");
+        c.args(["-e", "console.log(process.argv[1])", "hello"]);
+        c
+    });
+    let python = real_python();
+    let python_one = measure(runs, || {
+        let mut c = Command::new(&python);
+        c.args(["-c", "import sys; print(sys.argv[1])", "hello"]);
+        c
+    });
+    let show = |r: &anyhow::Result<(Duration, u64)>, f: fn(&(Duration, u64)) -> String| match r {
+        Ok(v) => f(v),
+        Err(e) => format!("n/a ({e})"),
+    };
+    row(
+        "one-liner wall (median)",
+        &ms(aft_one.0),
+        "node",
+        &show(&node_one, |v| ms(v.0)),
+    );
+    row(
+        "one-liner peak RSS",
+        &mib(aft_one.1),
+        "node",
+        &show(&node_one, |v| mib(v.1)),
+    );
+    row(
+        "one-liner wall (median)",
+        &ms(aft_one.0),
+        "python3",
+        &show(&python_one, |v| ms(v.0)),
+    );
+    row(
+        "one-liner peak RSS",
+        &mib(aft_one.1),
+        "python3",
+        &show(&python_one, |v| mib(v.1)),
+    );
+    let goal_ok = aft_one.0 < Duration::from_millis(10) && aft_one.1 < 15 * 1024;
+    println!(
+        "goal (< 10 ms, < 15 MiB): {}",
+        if goal_ok { "met" } else { "NOT met" }
+    );
+
+    let cpu_runs = (runs / 6).max(3);
+    println!(
+        "\nCPU-bound script (fib(27), 200k strings, 20k-object JSON round trip, regex), {cpu_runs} runs"
+    );
+    let aft_cpu = measure(cpu_runs, || {
+        let mut c = Command::new(&aft);
+        c.arg("--data").arg(&data).arg("run").arg("-f").arg(&cpu);
+        c
+    })?;
+    let node_cpu = measure(cpu_runs, || {
+        let mut c = Command::new("node");
+        c.arg(&cpu);
+        c
+    });
+    row(
+        "cpu script wall (median)",
+        &ms(aft_cpu.0),
+        "node",
+        &show(&node_cpu, |v| ms(v.0)),
+    );
+    row(
+        "cpu script peak RSS",
+        &mib(aft_cpu.1),
+        "node",
+        &show(&node_cpu, |v| mib(v.1)),
+    );
+
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
