@@ -1,0 +1,127 @@
+// The JavaScript half of the transfer clients (clients/mod.rs is the Rust half).
+// Each client keeps a hidden handle into the Rust side; its fields are plain properties,
+// sent to Rust at Connect(), and its Options object is sent with each call.
+(function (g) {
+    const N = g.__aft_clients;
+    delete g.__aft_clients;
+    const H = Symbol('aft client handle');
+    const AUTO = Symbol('aft client connects on first use');
+
+    const constants = {
+        LIST_ALL: 0, LIST_FILES: 1, LIST_DIRS: 2,
+        TLS_MODE_NONE: 0, TLS_MODE_EXPLICIT: 1, TLS_MODE_IMPLICIT: 2,
+        NeverOverwrite: 0, AlwaysOverwrite: 1, OverwriteIfDiffSize: 2, OverwriteIfNewer: 3,
+    };
+    for (const k of Object.keys(constants)) {
+        Object.defineProperty(g, k, { value: constants[k], enumerable: false, writable: false });
+    }
+
+    function defaultOptions() {
+        return {
+            StopOnTransferError: false,
+            UploadPolicy: 0, DownloadPolicy: 0,
+            UploadWithTempName: false, DownloadWithTempName: false,
+            DeleteSourceAfterUpload: false, DeleteSourceAfterDownload: false,
+            AdjustTimeOnUpload: false, AdjustTimeOnDownload: false,
+            VersionedUpload: false, VersionedDownload: false,
+            VersionsToKeepRemote: 3, VersionsToKeepLocal: 3,
+            OTFE: false, OTFEKey: '', OTFEKeyFromSecret: '',
+        };
+    }
+
+    const FIELDS = {
+        sftp: { Host: '', User: '', Pass: '', PassFromSecret: '', KeyFile: '', KeyFilePass: '',
+                KeyFileSecret: '', HostKeySHA256: '', BaseDir: '' },
+        ftp: { Host: '', User: '', Pass: '', PassFromSecret: '', TLSMode: 0, TLSInsecure: false },
+        ftps: { Host: '', User: '', Pass: '', PassFromSecret: '', TLSMode: 1, TLSInsecure: false },
+        s3: { Region: '', Bucket: '', APIKeyID: '', APIKeySecret: '', APIKeySecretFromSecret: '',
+              Endpoint: '', UseMetadataWhenListing: false },
+        azure: { Container: '', AccountName: '', AccountKey: '', AccountKeyFromSecret: '', Endpoint: '' },
+        gcs: { Bucket: '', CredentialsFile: '', Endpoint: '' },
+        webdav: { Endpoint: '', Host: '', User: '', Pass: '', PassFromSecret: '' },
+        disk: { Root: '' },
+    };
+
+    // The fields as sent to Rust: every own scalar property but Options; empty strings
+    // mean "not set".
+    function fields(c) {
+        const out = {};
+        for (const k of Object.keys(c)) {
+            const v = c[k];
+            if (k === 'Options' || v === undefined || v === null || v === '') continue;
+            if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = v;
+        }
+        return JSON.stringify(out);
+    }
+    function options(c) {
+        const o = c.Options;
+        return JSON.stringify(Object.assign(defaultOptions(), (o && typeof o === 'object') ? o : {}));
+    }
+    function auto(c) { return c[AUTO] ? fields(c) : null; }
+    function item(e) {
+        if (e) e.ModTime = e.ModTime == null ? null : new Date(e.ModTime);
+        return e;
+    }
+    function call(c, method, args) {
+        return N.call(c[H], method, JSON.stringify(args), options(c), auto(c));
+    }
+
+    function Client() {}
+    const proto = Client.prototype;
+    proto.Connect = function Connect() { return N.connect(this[H], fields(this)); };
+    proto.Close = function Close() { return N.close(this[H]); };
+    proto.LastError = function LastError() { return N.lastError(this[H]); };
+    for (const m of ['MakeDir', 'RenDir', 'DelDir', 'DelTree', 'DelFile', 'RenFile', 'Exists',
+                     'Upload', 'Download', 'UploadFile', 'DownloadFile', 'Sync']) {
+        proto[m] = { [m](...args) { return call(this, m, args); } }[m];
+    }
+    for (const m of ['ListDir', 'ListDirR', 'ListFiles', 'ListFilesR']) {
+        proto[m] = { [m](...args) {
+            const list = call(this, m, args);
+            if (list) list.forEach(item);
+            return list;
+        } }[m];
+    }
+    proto.Stat = function Stat(path) { return item(call(this, 'Stat', [path])); };
+    proto.CopyTo = function CopyTo(other, from, to) {
+        if (!other || typeof other !== 'object' || other[H] === undefined) {
+            throw new TypeError('CopyTo: the first argument must be another client (new SftpClient(), GetVFS("name"), ...)');
+        }
+        return call(this, 'CopyTo', [other[H], from, to, auto(other)]);
+    };
+
+    const byType = {};
+    function define(name, kind) {
+        const C = function () {
+            if (!new.target) throw new TypeError(name + ' must be called with new');
+            Object.defineProperty(this, H, { value: N.create(kind) });
+            Object.assign(this, FIELDS[kind]);
+            this.Options = defaultOptions();
+        };
+        Object.defineProperty(C, 'name', { value: name });
+        C.prototype = Object.create(proto);
+        C.prototype.constructor = C;
+        g[name] = C;
+        byType[kind] = C;
+    }
+    define('SftpClient', 'sftp');
+    define('FtpClient', 'ftp');
+    define('FtpsClient', 'ftps');
+    define('S3Client', 's3');
+    define('AzureClient', 'azure');
+    define('GCSClient', 'gcs');
+    define('WebDAVClient', 'webdav');
+    define('LocalClient', 'disk');
+
+    g.GetVFS = function GetVFS(name) {
+        const entry = N.entry(String(name));
+        const type = String(entry.type || '').toLowerCase();
+        const C = byType[type];
+        if (!C) throw new Error('GetVFS: VFS Library entry "' + name + '" has unknown type "' + entry.type + '"');
+        const c = new C();
+        delete entry.type;
+        Object.assign(c, entry);
+        c[AUTO] = true;
+        return c;
+    };
+})(globalThis);
