@@ -1,0 +1,286 @@
+//! Service benchmark: `POST /v1/jobs` → the script's first log line (p50, p99), sustained
+//! jobs per second for a one-line script over HTTPS with keep-alive, on SQLite, and the
+//! idle RSS of `aft serve`.
+//!
+//! `cargo run --release -p aft-bench --bin service [-- LATENCY_RUNS THROUGHPUT_JOBS]`
+//!
+//! Needs a release build of aft (built if `target/release/aft` is missing, or set
+//! `AFT_BIN`). There is no AFT! here to run beside it, so the peer column shows the goal
+//! from the service issue.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aft_bench::{percentiles, row};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ is inside the workspace")
+        .to_path_buf()
+}
+
+fn aft_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(bin) = std::env::var("AFT_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let root = workspace_root();
+    let bin = root.join("target/release/aft");
+    if !bin.exists() {
+        eprintln!("building target/release/aft (cargo build --release -p aft) ...");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "aft"])
+            .current_dir(&root)
+            .status()?;
+        anyhow::ensure!(status.success(), "cargo build --release -p aft failed");
+    }
+    Ok(bin)
+}
+
+fn aft(bin: &Path, data: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(bin)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("AFT_DATABASE")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "aft {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// POST one job; its id.
+async fn post(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<String> {
+    let resp = http
+        .post(format!("{base}/v1/jobs"))
+        .header("X-API-Key", key)
+        .json(&serde_json::json!({"scriptName": "one", "params": {"x": "hello"}}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status().as_u16() == 202,
+        "POST /v1/jobs: {}",
+        resp.status()
+    );
+    let body: serde_json::Value = resp.json().await?;
+    Ok(body["jobId"].as_str().unwrap_or_default().to_string())
+}
+
+/// Time from POST to the first `line` event of the job's live log.
+async fn first_line_latency(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let id = post(http, base, key).await?;
+    let mut resp = http
+        .get(format!("{base}/v1/jobs/{id}/log"))
+        .header("X-API-Key", key)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await?;
+    let mut seen = String::new();
+    while let Some(chunk) = resp.chunk().await? {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if seen.contains("event: line") {
+            return Ok(start.elapsed());
+        }
+    }
+    anyhow::bail!("job {id}: the log ended without a line")
+}
+
+async fn succeeded(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("aft_jobs{status=\"succeeded\"}"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut args = std::env::args().skip(1);
+    let latency_runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(300);
+    let throughput_jobs: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3000);
+    let bin = aft_binary()?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path();
+    std::fs::write(data.join("one.syncjs"), r#"Log(Param("x"));"#)?;
+    aft(
+        &bin,
+        data,
+        &[
+            "script",
+            "push",
+            "one",
+            data.join("one.syncjs").to_str().unwrap_or_default(),
+        ],
+    )?;
+    aft(
+        &bin,
+        data,
+        &["settings", "set", "max-concurrent-jobs", "16"],
+    )?;
+    let key = aft(
+        &bin,
+        data,
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "bench",
+            "--allow",
+            "127.0.0.1",
+        ],
+    )?
+    .trim()
+    .to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = Command::new(&bin)
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("AFT_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let cert = data.join("tls/cert.pem");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !data.join("service.json").exists() {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("aft serve exited: {status}");
+        }
+        anyhow::ensure!(Instant::now() < deadline, "aft serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _server = Server(child);
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_start = rss_kib(pid);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let base = format!("https://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&cert)?)?)
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let (p50, p99, jobs_per_sec) = runtime.block_on(async {
+        for _ in 0..20 {
+            first_line_latency(&http, &base, &key).await?;
+        }
+        let mut samples = Vec::with_capacity(latency_runs);
+        for _ in 0..latency_runs {
+            samples.push(first_line_latency(&http, &base, &key).await?);
+        }
+        let (p50, p99) = percentiles(&mut samples);
+
+        let before = succeeded(&http, &base).await?;
+        let start = Instant::now();
+        let concurrency = 32;
+        let mut tasks = Vec::new();
+        for worker in 0..concurrency {
+            let http = http.clone();
+            let base = base.clone();
+            let key = key.clone();
+            let share =
+                throughput_jobs / concurrency + u64::from(worker < throughput_jobs % concurrency);
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..share {
+                    post(&http, &base, &key).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while succeeded(&http, &base).await? < before + throughput_jobs {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "jobs did not finish within 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rate = throughput_jobs as f64 / start.elapsed().as_secs_f64();
+        anyhow::Ok((p50, p99, rate))
+    })?;
+    // Idle: tokio's spare blocking threads exit after 10 s, and the service returns freed
+    // memory to the kernel every 5 s.
+    std::thread::sleep(Duration::from_secs(16));
+    let idle_after = rss_kib(pid);
+
+    println!(
+        "aft serve on SQLite, HTTPS with keep-alive, one-line script ({latency_runs} latency runs, {throughput_jobs} jobs)"
+    );
+    row(
+        "POST /v1/jobs -> first log line, p50",
+        &format!("{:.2} ms", p50.as_secs_f64() * 1000.0),
+        "goal",
+        "< 5 ms",
+    );
+    row(
+        "POST /v1/jobs -> first log line, p99",
+        &format!("{:.2} ms", p99.as_secs_f64() * 1000.0),
+        "goal",
+        "-",
+    );
+    row(
+        "sustained jobs per second",
+        &format!("{jobs_per_sec:.0} jobs/s"),
+        "goal",
+        ">= 300 jobs/s",
+    );
+    row(
+        "idle RSS after start",
+        &format!("{:.1} MiB", idle_start as f64 / 1024.0),
+        "goal",
+        "< 30 MiB",
+    );
+    row(
+        "idle RSS after the run",
+        &format!("{:.1} MiB", idle_after as f64 / 1024.0),
+        "goal",
+        "< 30 MiB",
+    );
+    Ok(())
+}

@@ -1,0 +1,671 @@
+//! `/v1/jobs`: queue a job, list and read jobs, follow a job's log, halt a job.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use aft_store::LogLine;
+use aft_store::Transfer;
+use aft_store::{Job, JobFilter, JobStatus, NewJob};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// The answer to `POST /v1/jobs`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobQueued {
+    /// The new job's id.
+    pub job_id: String,
+    /// Always `queued`.
+    pub status: String,
+}
+
+/// The body of `POST /v1/jobs`: exactly one of `scriptName`, `scriptId`, `filePath`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartJob {
+    /// A stored script's name (case-insensitive).
+    pub script_name: Option<String>,
+    /// A stored script's id.
+    pub script_id: Option<String>,
+    /// A `.syncjs` file on the service's disk.
+    pub file_path: Option<String>,
+    /// Parameters: a flat object (values are strings, numbers or booleans).
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Value>,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    /// Job id.
+    pub id: String,
+    /// Queue position (monotonic); use as `before` for the next page.
+    pub seq: i64,
+    /// queued, running, succeeded, failed, halted or interrupted.
+    pub status: String,
+    /// The stored script's id, if any.
+    pub script_id: Option<String>,
+    /// The stored script's name, if any.
+    pub script_name: Option<String>,
+    /// The file on the service's disk, for `filePath` jobs.
+    pub file_path: Option<String>,
+    /// The parameters given.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// Who queued it: api, cli, delegate, schedule.
+    pub origin: String,
+    /// The node running (or that ran) it.
+    pub node_id: Option<String>,
+    /// Whether a halt was asked for.
+    pub halt_requested: bool,
+    /// How many times a node started it.
+    pub attempts: i64,
+    /// The script's exit code once ended.
+    pub exit_code: Option<i64>,
+    /// Why it failed, halted or was interrupted.
+    pub error: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+    /// When it (last) started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+}
+
+impl From<Job> for JobView {
+    fn from(j: Job) -> JobView {
+        JobView {
+            id: j.id,
+            seq: j.seq,
+            status: j.status.as_str().to_string(),
+            script_id: j.script_id,
+            script_name: j.script_name,
+            file_path: j.file_path,
+            params: j.params,
+            origin: j.origin,
+            node_id: j.node_id,
+            halt_requested: j.halt_requested,
+            attempts: j.attempts,
+            exit_code: j.exit_code,
+            error: j.error,
+            created_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        }
+    }
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPage {
+    /// The jobs.
+    pub jobs: Vec<JobView>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// Filters of `GET /v1/jobs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobQuery {
+    /// Only jobs in this status.
+    pub status: Option<String>,
+    /// Only jobs of this script name (case-insensitive).
+    pub script: Option<String>,
+    /// Only jobs queued at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only jobs queued before this RFC 3339 time.
+    pub until: Option<String>,
+    /// Paging: only jobs with `seq` below this (the previous page's `nextBefore`).
+    pub before: Option<i64>,
+    /// Page size, 1..1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// One log line as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLineView {
+    /// Line number within the job, from 1.
+    pub line: i64,
+    /// When it was written.
+    pub at: String,
+    /// debug, info, warn or error.
+    pub level: String,
+    /// The text.
+    pub message: String,
+}
+
+impl From<LogLine> for LogLineView {
+    fn from(l: LogLine) -> LogLineView {
+        LogLineView {
+            line: l.line,
+            at: l.at,
+            level: l.level,
+            message: l.message,
+        }
+    }
+}
+
+/// A job's log.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobLog {
+    /// The job id.
+    pub job_id: String,
+    /// The job's status when the log was read.
+    pub status: String,
+    /// The lines after `after`, in order.
+    pub lines: Vec<LogLineView>,
+}
+
+/// Options of `GET /v1/jobs/{id}/log`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Only lines after this line number.
+    pub after: Option<i64>,
+    /// `true` to follow the log as server-sent events (same as `Accept: text/event-stream`).
+    pub follow: Option<bool>,
+}
+
+/// A job's transfer records.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferView {
+    /// When it was recorded.
+    pub at: String,
+    /// Where the file came from.
+    pub source: String,
+    /// Where it went.
+    pub target: String,
+    /// Bytes moved.
+    pub bytes: i64,
+    /// Hex SHA-256, if computed.
+    pub hash: Option<String>,
+    /// Wall time in milliseconds.
+    pub millis: i64,
+    /// Attempts it took.
+    pub attempts: i64,
+    /// ok, skipped, or the error.
+    pub outcome: String,
+}
+
+impl From<Transfer> for TransferView {
+    fn from(t: Transfer) -> TransferView {
+        TransferView {
+            at: t.at,
+            source: t.source,
+            target: t.target,
+            bytes: t.bytes,
+            hash: t.hash,
+            millis: t.millis,
+            attempts: t.attempts,
+            outcome: t.outcome,
+        }
+    }
+}
+
+/// Check that params are a flat JSON object: values are strings, numbers, booleans or null.
+pub fn check_params(params: &serde_json::Value) -> Result<(), String> {
+    let Some(map) = params.as_object() else {
+        return Err(
+            "params must be a flat JSON object like {\"destination\": \"/archive\"}".into(),
+        );
+    };
+    for (key, value) in map {
+        if value.is_object() || value.is_array() {
+            return Err(format!(
+                "params must be a flat JSON object: {key:?} holds an object or array"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Turn a v3 params array (`[{"name": .., "value": ..}]`) into a flat object; objects pass.
+pub fn normalize_params(params: serde_json::Value) -> Result<serde_json::Value, String> {
+    match params {
+        serde_json::Value::Array(items) => {
+            let mut map = serde_json::Map::new();
+            for item in items {
+                let name = item.get("name").and_then(|n| n.as_str()).ok_or_else(|| {
+                    "params array items must look like {\"name\": \"...\", \"value\": \"...\"}"
+                        .to_string()
+                })?;
+                let value = item
+                    .get("value")
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null);
+                map.insert(name.to_string(), value);
+            }
+            Ok(serde_json::Value::Object(map))
+        }
+        serde_json::Value::Null => Ok(serde_json::Value::Object(Default::default())),
+        other => Ok(other),
+    }
+}
+
+/// Queue a stored script (by name or id) or a `.syncjs` file on the service's disk.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = StartJob,
+    security(("apiKey" = []), ("session" = [])),
+    responses(
+        (status = 202, description = "queued", body = JobQueued),
+        (status = 400, description = "bad body: none or several of scriptName/scriptId/filePath, or params not a flat object", body = ErrorBody),
+        (status = 401, description = "missing, unknown, expired or revoked key", body = ErrorBody),
+        (status = 403, description = "caller address not in the key's allow-list, or script outside the key's scope", body = ErrorBody),
+        (status = 404, description = "no such script or file", body = ErrorBody),
+        (status = 429, description = "too many failed attempts from this address", body = ErrorBody),
+    ))]
+pub async fn create_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    };
+    let text_field = |name: &str| -> ApiResult<Option<String>> {
+        match obj.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "{name} must be a non-empty string"
+            ))),
+        }
+    };
+    let script_name = text_field("scriptName")?;
+    let script_id = text_field("scriptId")?;
+    let file_path = text_field("filePath")?;
+    let given = [&script_name, &script_id, &file_path]
+        .iter()
+        .filter(|f| f.is_some())
+        .count();
+    if given != 1 {
+        return Err(ApiError::bad_request(format!(
+            "give exactly one of scriptName, scriptId, filePath (got {given})"
+        )));
+    }
+    let params = normalize_params(
+        obj.get("params")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
+    )
+    .map_err(ApiError::bad_request)?;
+    check_params(&params).map_err(ApiError::bad_request)?;
+
+    let mut job = NewJob {
+        params,
+        origin: "api".into(),
+        api_key_id: caller.api_key_id().map(str::to_string),
+        ..Default::default()
+    };
+    if let Some(path) = file_path {
+        if let Caller::ApiKey(key) = &caller
+            && key.scripts.is_some()
+        {
+            return Err(ApiError::forbidden(format!(
+                "API key {:?} may only start its named scripts, not files",
+                key.name
+            )));
+        }
+        if !path.ends_with(".syncjs") {
+            return Err(ApiError::bad_request(format!(
+                "filePath {path:?} must name a .syncjs file"
+            )));
+        }
+        let source = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|e| ApiError::not_found(format!("cannot read {path}: {e}")))?;
+        job.source = source;
+        job.file_path = Some(path);
+    } else {
+        let script = match (&script_name, &script_id) {
+            (Some(name), _) => state.store.script_by_name(name).await?,
+            (_, Some(id)) => state.store.get_script(id).await?,
+            _ => None,
+        };
+        let Some(script) = script else {
+            let what = script_name
+                .map(|n| format!("named {n:?}"))
+                .or(script_id.map(|i| format!("with id {i:?}")));
+            return Err(ApiError::not_found(format!(
+                "no stored script {}",
+                what.unwrap_or_default()
+            )));
+        };
+        if let Caller::ApiKey(key) = &caller
+            && !key.may_start(&script.name)
+        {
+            return Err(ApiError::forbidden(format!(
+                "API key {:?} may not start script {:?}",
+                key.name, script.name
+            )));
+        }
+        job.script_id = Some(script.id);
+        job.script_name = Some(script.name);
+        job.source = script.body;
+        job.retry_safe = script.retry_safe;
+    }
+    let queued = state.store.enqueue_job(&job).await?;
+    state.runner.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(JobQueued {
+            job_id: queued.id,
+            status: "queued".into(),
+        }),
+    )
+        .into_response())
+}
+
+/// List jobs, newest first (an API key sees only the jobs it queued).
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobQuery),
+    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<JobQuery>,
+) -> ApiResult<Json<JobPage>> {
+    let filter = JobFilter {
+        status: q.status.as_deref().map(JobStatus::parse).transpose()?,
+        script: q.script,
+        since: q.since,
+        until: q.until,
+        api_key_id: caller.api_key_id().map(str::to_string),
+        before_seq: q.before,
+        limit: q.limit,
+    };
+    let limit = filter.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let jobs = state.store.list_jobs(&filter).await?;
+    let next_before = if jobs.len() == limit {
+        jobs.last().map(|j| j.seq)
+    } else {
+        None
+    };
+    Ok(Json(JobPage {
+        jobs: jobs.into_iter().map(JobView::from).collect(),
+        next_before,
+    }))
+}
+
+/// The job, if this caller may see it (API keys: only their own; others get 404).
+async fn visible_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+    let job = state.store.get_job(id).await?;
+    if let Some(key) = caller.api_key_id()
+        && job.api_key_id.as_deref() != Some(key)
+    {
+        return Err(ApiError::not_found(format!("job not found: {id}")));
+    }
+    Ok(job)
+}
+
+/// One job.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    Ok(Json(visible_job(&state, &caller, &id).await?.into()))
+}
+
+/// Send the halt signal: a queued job is halted at once, a running one is asked to halt
+/// (it sees `HaltSignalReceived`). Works from any node.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 202, description = "halt signal sent; the job as it is now", body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn halt_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    visible_job(&state, &caller, &id).await?;
+    let job = state.store.request_halt(&id).await?;
+    state.runner.halt_local(&id);
+    Ok((StatusCode::ACCEPTED, Json(JobView::from(job))).into_response())
+}
+
+/// A job's transfer records.
+#[utoipa::path(get, path = "/v1/jobs/{id}/transfers", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = [TransferView]), (status = 404, body = ErrorBody)))]
+pub async fn job_transfers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<TransferView>>> {
+    visible_job(&state, &caller, &id).await?;
+    let transfers = state.store.list_transfers(&id).await?;
+    Ok(Json(
+        transfers.into_iter().map(TransferView::from).collect(),
+    ))
+}
+
+/// A job's log: the whole log as JSON, or a live tail as server-sent events (`line` events
+/// with a [`LogLineView`], then one `end` event with the final job) when the request
+/// accepts `text/event-stream` or says `follow=true`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/log", tag = "jobs", params(("id" = String, Path, description = "job id"), LogQuery),
+    responses((status = 200, description = "JSON log, or text/event-stream when following", body = JobLog), (status = 404, body = ErrorBody)))]
+pub async fn job_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let job = visible_job(&state, &caller, &id).await?;
+    let wants_stream = q.follow.unwrap_or(false)
+        || headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"));
+    let after = q.after.unwrap_or(0);
+    if !wants_stream {
+        let mut lines = Vec::new();
+        let mut last = after;
+        loop {
+            let page = state.store.read_job_logs(&id, last, 10_000).await?;
+            let Some(tail) = page.last() else { break };
+            last = tail.line;
+            lines.extend(page.into_iter().map(LogLineView::from));
+        }
+        return Ok(Json(JobLog {
+            job_id: id,
+            status: job.status.as_str().into(),
+            lines,
+        })
+        .into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
+    tokio::spawn(follow_log(state.clone(), id, after, tx));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|event| (Ok::<Event, Infallible>(event), rx))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn line_event(line: LogLine) -> Event {
+    Event::default()
+        .event("line")
+        .id(line.line.to_string())
+        .json_data(LogLineView::from(line))
+        .unwrap_or_else(|_| Event::default().event("line"))
+}
+
+/// Send every line after `after` and then the job's end. While the job runs on this node
+/// its lines come from memory as they are written; otherwise (queued, or running on another
+/// node) the store is polled, quickly at first.
+async fn follow_log(state: AppState, id: String, after: i64, tx: tokio::sync::mpsc::Sender<Event>) {
+    let mut last = after;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        // Subscribe before reading the store so that no line falls between the two.
+        let live = state.runner.live_tail(&id);
+        let Ok(job) = state.store.get_job(&id).await else {
+            return;
+        };
+        let mut got = false;
+        loop {
+            let Ok(stored) = state.store.read_job_logs(&id, last, 10_000).await else {
+                return;
+            };
+            let full_page = stored.len() == 10_000;
+            got |= !stored.is_empty();
+            if !send_lines(&tx, stored, &mut last).await {
+                return;
+            }
+            if !full_page {
+                break;
+            }
+        }
+        if let Some(mut live) = live {
+            live.pending.sort_by_key(|l| l.line);
+            if !send_lines(&tx, live.pending, &mut last).await {
+                return;
+            }
+            loop {
+                match live.rx.recv().await {
+                    Ok(line) => {
+                        if !send_lines(&tx, vec![line], &mut last).await {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Too slow a reader: catch up from the store.
+                        let lines = state
+                            .store
+                            .read_job_logs(&id, last, 10_000)
+                            .await
+                            .unwrap_or_default();
+                        if !send_lines(&tx, lines, &mut last).await {
+                            return;
+                        }
+                    }
+                    // The job ended here and all its lines are stored: the next round
+                    // reads the rest and the final status.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+            continue;
+        }
+        if job.status.is_final() && !got {
+            let end = Event::default()
+                .event("end")
+                .json_data(JobView::from(job))
+                .unwrap_or_else(|_| Event::default().event("end"));
+            let _ = tx.send(end).await;
+            return;
+        }
+        if got {
+            pause = Duration::from_millis(2);
+        } else {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Send the lines after `last` as events; false when the client has gone.
+async fn send_lines(
+    tx: &tokio::sync::mpsc::Sender<Event>,
+    lines: Vec<LogLine>,
+    last: &mut i64,
+) -> bool {
+    for line in lines {
+        if line.line > *last {
+            *last = line.line;
+            if tx.send(line_event(line)).await.is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_must_be_flat_and_v3_arrays_become_objects() {
+        assert!(check_params(&serde_json::json!({"a": "b", "n": 1})).is_ok());
+        assert!(check_params(&serde_json::json!({"a": {"b": 1}})).is_err());
+        assert!(check_params(&serde_json::json!("x")).is_err());
+        let v3 = normalize_params(serde_json::json!([{"name": "dest", "value": "/x"}])).unwrap();
+        assert_eq!(v3, serde_json::json!({"dest": "/x"}));
+        assert!(normalize_params(serde_json::json!([1])).is_err());
+    }
+}
+
+/// The body of `POST /v1/jobs/run` (`aft run` delegation).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RunSource {
+    /// The script's file name, for messages.
+    pub name: String,
+    /// The SyncJS source.
+    pub source: String,
+    /// Parameters: a flat object.
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Value>,
+}
+
+/// Run a script handed over by `aft run` on this machine (local token only). Refused
+/// unless the setting `allow-cli-run` is on; the job runs on this node.
+#[utoipa::path(post, path = "/v1/jobs/run", tag = "jobs", request_body = RunSource,
+    responses((status = 202, body = JobQueued), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn run_source(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<RunSource>,
+) -> ApiResult<Response> {
+    if !matches!(caller, Caller::Local) {
+        return Err(ApiError::forbidden(
+            "only aft run on the service's own machine may hand over scripts",
+        ));
+    }
+    if !state.store.settings().await?.allow_cli_run {
+        return Err(ApiError::forbidden(
+            "aft run is disabled: an administrator can enable it with 'aft settings set allow-cli-run true' (or in the web UI under Settings)",
+        ));
+    }
+    let params = normalize_params(b.params.unwrap_or(serde_json::Value::Null))
+        .map_err(ApiError::bad_request)?;
+    check_params(&params).map_err(ApiError::bad_request)?;
+    let job = NewJob {
+        file_path: Some(b.name),
+        source: b.source,
+        params,
+        origin: "delegate".into(),
+        pinned_node: Some(state.runner.node_id().to_string()),
+        ..Default::default()
+    };
+    let queued = state.store.enqueue_job(&job).await?;
+    state.runner.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(JobQueued {
+            job_id: queued.id,
+            status: "queued".into(),
+        }),
+    )
+        .into_response())
+}

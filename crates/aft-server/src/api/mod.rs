@@ -1,0 +1,124 @@
+//! The REST API (spec §3): routes, and the OpenAPI document generated from them.
+
+pub mod admin;
+pub mod jobs;
+pub mod schedules;
+pub mod watchers;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// The OpenAPI document's fixed parts; paths come from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "aft REST API", description = "Queue and follow jobs, administer scripts, secrets, API keys, settings and the VFS Library."),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("aft_session"))),
+        );
+    }
+}
+
+/// Every route with its OpenAPI description, not yet bound to state.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(jobs::create_job, jobs::list_jobs))
+        .routes(routes!(jobs::get_job, jobs::halt_job))
+        .routes(routes!(jobs::run_source))
+        .routes(routes!(jobs::job_log))
+        .routes(routes!(jobs::job_transfers))
+        .routes(routes!(admin::health))
+        .routes(routes!(admin::setup_state, admin::setup))
+        .routes(routes!(
+            admin::current_session,
+            admin::sign_in,
+            admin::sign_out
+        ))
+        .routes(routes!(admin::list_scripts, admin::create_script))
+        .routes(routes!(admin::check_script))
+        .routes(routes!(
+            admin::get_script,
+            admin::update_script,
+            admin::delete_script
+        ))
+        .routes(routes!(admin::list_settings))
+        .routes(routes!(admin::set_setting))
+        .routes(routes!(admin::list_secrets))
+        .routes(routes!(admin::set_secret, admin::delete_secret))
+        .routes(routes!(admin::list_api_keys, admin::create_api_key))
+        .routes(routes!(admin::revoke_api_key))
+        .routes(routes!(admin::list_vfs, admin::create_vfs))
+        .routes(routes!(
+            admin::get_vfs,
+            admin::update_vfs,
+            admin::delete_vfs
+        ))
+        .routes(routes!(admin::list_nodes))
+        .routes(routes!(
+            schedules::list_schedules,
+            schedules::create_schedule
+        ))
+        .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
+        .routes(routes!(schedules::set_schedule_enabled))
+        .routes(routes!(schedules::next_fires))
+        .routes(routes!(schedules::list_slots))
+        .routes(routes!(watchers::list_watchers, watchers::create_watcher))
+        .routes(routes!(watchers::get_watcher, watchers::delete_watcher))
+        .routes(routes!(metrics))
+}
+
+/// The OpenAPI document of every route (what `GET /v1/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = documented_routes().split_for_parts();
+    api
+}
+
+/// The whole REST API bound to `state`.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = documented_routes().split_for_parts();
+    let api = std::sync::Arc::new(api);
+    router
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(crate::web_assets::serve_asset)
+        .with_state(state)
+}
+
+/// Prometheus metrics: jobs by status, queue depth, run times (no authentication: counts
+/// only, nothing secret).
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let text = state
+        .metrics
+        .render(&state.store, state.runner.running_count())
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}

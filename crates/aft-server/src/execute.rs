@@ -1,0 +1,108 @@
+//! Running one claimed job through the engine and turning its outcome into a job status.
+
+use std::collections::BTreeMap;
+
+use aft_engine::{JobScope, Limits, Outcome, run_job};
+use aft_store::{Job, JobStatus};
+
+/// How a job's run ended, in store terms.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// `succeeded`, `failed` or `halted`.
+    pub status: JobStatus,
+    /// The script's exit code, when it got that far.
+    pub exit_code: Option<i64>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Ended {
+    /// A failure that happened before or around the script (not its own exit).
+    pub fn failed(error: String) -> Ended {
+        Ended {
+            status: JobStatus::Failed,
+            exit_code: Some(1),
+            error: Some(error),
+        }
+    }
+}
+
+/// The params of a job as the engine takes them: strings stay as they are, other JSON
+/// values become their JSON text (`5`, `true`).
+pub fn params_as_strings(params: &serde_json::Value) -> BTreeMap<String, String> {
+    params
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A display name for the job's script (used in error positions and stack traces).
+fn script_file_name(job: &Job) -> String {
+    if let Some(path) = &job.file_path {
+        return path.clone();
+    }
+    match &job.script_name {
+        Some(name) if name.ends_with(".syncjs") => name.clone(),
+        Some(name) => format!("{name}.syncjs"),
+        None => "script.syncjs".to_string(),
+    }
+}
+
+/// Run `job` to its end on the calling (blocking) thread.
+pub fn run(job: &Job, scope: JobScope) -> Ended {
+    let host = scope.host.clone();
+    let limits = match Limits::from_settings(|key| host.setting(key)) {
+        Ok(limits) => limits,
+        Err(e) => {
+            let message = format!("cannot start the job: {e}");
+            scope.log(aft_engine::LogLevel::Error, &message);
+            return Ended::failed(message);
+        }
+    };
+    let spec = aft_engine::JobSpec {
+        name: script_file_name(job),
+        source: job.source.clone(),
+        params: params_as_strings(&job.params),
+    };
+    let outcome = run_job(spec, scope, limits);
+    let status = match outcome {
+        Outcome::Succeeded => JobStatus::Succeeded,
+        Outcome::Halted => JobStatus::Halted,
+        _ => JobStatus::Failed,
+    };
+    let error = match &outcome {
+        Outcome::Succeeded => None,
+        other => Some(other.to_string()),
+    };
+    Ended {
+        status,
+        exit_code: Some(i64::from(outcome.exit_code())),
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_keep_strings_and_render_other_values_as_json() {
+        let params = serde_json::json!({"a": "x", "n": 5, "b": true, "z": null});
+        let map = params_as_strings(&params);
+        assert_eq!(map["a"], "x");
+        assert_eq!(map["n"], "5");
+        assert_eq!(map["b"], "true");
+        assert_eq!(map["z"], "");
+    }
+}

@@ -1,0 +1,101 @@
+//! [`StoreJobHost`]: what a job running in the service sees of the store — secrets,
+//! VFS Library entries, settings — and where its transfer records go.
+
+use std::sync::Arc;
+
+use aft_engine::{JobHost, TransferRecord};
+use aft_store::NewTransfer;
+use aft_store::SecretsKey;
+use aft_store::Store;
+
+/// A [`JobHost`] backed by the store. Its calls come from a job's own thread, so they block
+/// on the shared tokio runtime.
+#[derive(Clone)]
+pub struct StoreJobHost {
+    store: Store,
+    secrets_key: Arc<SecretsKey>,
+    tokio: tokio::runtime::Handle,
+    job_id: Option<String>,
+}
+
+impl StoreJobHost {
+    /// A host over `store`, decrypting secrets with `secrets_key`, blocking on `tokio`.
+    pub fn new(
+        store: Store,
+        secrets_key: Arc<SecretsKey>,
+        tokio: tokio::runtime::Handle,
+    ) -> StoreJobHost {
+        StoreJobHost {
+            store,
+            secrets_key,
+            tokio,
+            job_id: None,
+        }
+    }
+
+    /// The same host, recording transfers under job `job_id`.
+    pub fn for_job(&self, job_id: &str) -> StoreJobHost {
+        StoreJobHost {
+            job_id: Some(job_id.to_string()),
+            ..self.clone()
+        }
+    }
+}
+
+impl JobHost for StoreJobHost {
+    fn secret(&self, name: &str) -> Option<String> {
+        match self
+            .tokio
+            .block_on(self.store.get_secret(&self.secrets_key, name))
+        {
+            Ok(value) => value.map(|s| s.expose().to_string()),
+            Err(e) => {
+                tracing::error!("cannot read secret {name:?}: {e}");
+                None
+            }
+        }
+    }
+
+    fn vfs_entry(&self, name: &str) -> Result<serde_json::Value, String> {
+        match self.tokio.block_on(self.store.vfs_entry_by_name(name)) {
+            Ok(Some(entry)) => {
+                let mut json = entry.settings;
+                json.insert(
+                    "type".into(),
+                    serde_json::Value::String(entry.kind.as_str().into()),
+                );
+                Ok(serde_json::Value::Object(json))
+            }
+            Ok(None) => Err(format!(
+                "no VFS Library entry named {name:?}; add it with 'aft vfs add' or the web UI"
+            )),
+            Err(e) => Err(format!("cannot read VFS Library entry {name:?}: {e}")),
+        }
+    }
+
+    fn setting(&self, key: &str) -> Option<String> {
+        self.tokio
+            .block_on(self.store.get_setting(key))
+            .ok()
+            .map(|s| s.value)
+    }
+
+    fn record_transfer(&self, record: TransferRecord) {
+        let Some(job_id) = &self.job_id else { return };
+        let transfer = NewTransfer {
+            source: record.source,
+            target: record.target,
+            bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX),
+            hash: record.hash,
+            millis: i64::try_from(record.millis).unwrap_or(i64::MAX),
+            attempts: i64::from(record.attempts),
+            outcome: record.outcome,
+        };
+        if let Err(e) = self
+            .tokio
+            .block_on(self.store.record_transfer(job_id, &transfer))
+        {
+            tracing::error!("cannot record a transfer of job {job_id}: {e}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! `aft serve`: the HTTPS REST API and web UI, authentication, the job runner, the
+//! scheduler and the watchers.
+//!
+//! [`serve`] runs a service until a shutdown signal; [`api::router`] is the REST API;
+//! [`runner::Runner`] claims and runs jobs; [`discovery`] lets local CLI commands find the
+//! running service.
+
+pub mod api;
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod execute;
+pub mod host;
+pub mod metrics;
+pub mod runner;
+pub mod scheduler;
+pub mod server;
+pub mod state;
+pub mod tls;
+pub mod watcher_jobs;
+pub mod web_assets;
+
+pub use error::{ApiError, ServeError};
+pub use server::{ServeOptions, serve};

@@ -1,0 +1,487 @@
+//! The job runner of one node: claims queued jobs from the store (at most
+//! `max-concurrent-jobs` at a time, oldest first), runs each on its own thread through the
+//! engine, streams log lines to the store in batches and to live followers on this node,
+//! renews its leases, obeys halt requests from any node, and reaps dead nodes' jobs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+
+use aft_engine::{HaltFlag, JobHost, JobScope, LogLevel, LogSink};
+use aft_store::LogLine;
+use aft_store::{Job, JobStatus};
+use aft_store::{Store, now_text};
+
+use crate::host::StoreJobHost;
+use crate::metrics::Metrics;
+
+/// How long a claim holds without renewal; a node renews every third of it.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// How often leases are renewed, the node heart-beats and the reaper looks for dead nodes.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
+/// How often the store is asked for jobs queued by other nodes and for halt requests.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+/// A node silent this long is dead: its leases are reaped and its pinned jobs dropped.
+const DEAD_NODE_AFTER: Duration = Duration::from_secs(60);
+
+/// A log line on its way to the store, or the end of a job (written after its lines).
+enum WriterMsg {
+    Line(String, LogLine),
+    Finish {
+        job_id: String,
+        status: JobStatus,
+        exit_code: Option<i64>,
+        error: Option<String>,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Log lines of a job running on this node that are not yet in the store, and the
+/// broadcast live followers subscribe to.
+struct LiveJob {
+    pending: Vec<LogLine>,
+    tx: broadcast::Sender<LogLine>,
+}
+
+/// What a live follower gets: the lines so far and a receiver for the next ones.
+pub struct LiveTail {
+    /// Lines written but perhaps not yet stored (merge with the store by line number).
+    pub pending: Vec<LogLine>,
+    /// The lines still to come; closed once the job has ended and all lines are stored.
+    pub rx: broadcast::Receiver<LogLine>,
+}
+
+/// Makes the [`JobHost`] of one job.
+type HostFactory = Box<dyn Fn(&Job) -> Arc<dyn JobHost> + Send + Sync>;
+
+/// One running job on this node.
+struct RunningJob {
+    halt: HaltFlag,
+    halt_by_user: Arc<AtomicBool>,
+}
+
+/// The runner of this node. Shared by the REST handlers (wake on enqueue, halt, live logs).
+pub struct Runner {
+    store: Store,
+    node_id: String,
+    host_factory: HostFactory,
+    wake: Notify,
+    running: Mutex<HashMap<String, RunningJob>>,
+    running_count: AtomicUsize,
+    live: Mutex<HashMap<String, LiveJob>>,
+    writer: mpsc::UnboundedSender<WriterMsg>,
+    stopping: AtomicBool,
+    max_concurrent: AtomicUsize,
+    metrics: Arc<Metrics>,
+}
+
+impl Runner {
+    /// A runner for node `node_id`; call [`Runner::start`] to begin claiming jobs.
+    pub fn new(
+        store: Store,
+        node_id: String,
+        host: StoreJobHost,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Runner> {
+        let (writer, writer_rx) = mpsc::unbounded_channel();
+        let host = Arc::new(host);
+        let runner = Arc::new(Runner {
+            store,
+            node_id,
+            host_factory: Box::new(move |job: &Job| {
+                Arc::new(host.for_job(&job.id)) as Arc<dyn JobHost>
+            }),
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            running_count: AtomicUsize::new(0),
+            live: Mutex::new(HashMap::new()),
+            writer,
+            stopping: AtomicBool::new(false),
+            max_concurrent: AtomicUsize::new(4),
+            metrics,
+        });
+        tokio::spawn(log_writer(runner.clone(), writer_rx));
+        runner
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Start the claim loop and the housekeeping loop.
+    pub async fn start(self: &Arc<Self>) -> Result<(), aft_store::StoreError> {
+        let interrupted = self
+            .store
+            .interrupt_node_jobs(
+                &self.node_id,
+                "the service stopped while it ran (crash or kill)",
+            )
+            .await?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                count = interrupted.len(),
+                "jobs left running by a previous run are now interrupted"
+            );
+        }
+        self.refresh_settings().await;
+        tokio::spawn(self.clone().claim_loop());
+        tokio::spawn(self.clone().housekeeping_loop());
+        Ok(())
+    }
+
+    /// Wake the claim loop at once (a job was queued on this node).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Number of jobs running on this node now.
+    pub fn running_count(&self) -> usize {
+        self.running_count.load(Ordering::SeqCst)
+    }
+
+    /// Raise the halt flag of a job if it runs on this node; true if it does.
+    pub fn halt_local(&self, job_id: &str) -> bool {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get(job_id) {
+            Some(job) => {
+                job.halt_by_user.store(true, Ordering::SeqCst);
+                job.halt.raise();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Follow a job running on this node: its unstored lines and a receiver for new ones.
+    /// `None` when the job does not run here (then poll the store).
+    pub fn live_tail(&self, job_id: &str) -> Option<LiveTail> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(job_id).map(|job| LiveTail {
+            pending: job.pending.clone(),
+            rx: job.tx.subscribe(),
+        })
+    }
+
+    async fn refresh_settings(&self) {
+        match self.store.settings().await {
+            Ok(settings) => self.max_concurrent.store(
+                settings.max_concurrent_jobs.max(1) as usize,
+                Ordering::SeqCst,
+            ),
+            Err(e) => tracing::warn!("cannot read settings, keeping the previous ones: {e}"),
+        }
+    }
+
+    async fn claim_loop(self: Arc<Self>) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            while self.running_count() < self.max_concurrent.load(Ordering::SeqCst)
+                && !self.stopping.load(Ordering::SeqCst)
+            {
+                match self.store.claim_job(&self.node_id, LEASE).await {
+                    Ok(Some(job)) => self.clone().launch(job),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!("cannot claim a job: {e}");
+                        break;
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(POLL_EVERY, self.wake.notified()).await;
+        }
+    }
+
+    async fn housekeeping_loop(self: Arc<Self>) {
+        let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY;
+        let mut last_purge = Instant::now() - Duration::from_secs(3600);
+        while !self.stopping.load(Ordering::SeqCst) {
+            tokio::time::sleep(POLL_EVERY).await;
+            if self.running_count() > 0 {
+                match self.store.halt_requests(&self.node_id).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            self.halt_local(&id);
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot poll halt requests: {e}"),
+                }
+            }
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                last_housekeeping = Instant::now();
+                self.refresh_settings().await;
+                if let Err(e) = self.housekeeping().await {
+                    tracing::warn!("housekeeping failed, retrying in {HOUSEKEEPING_EVERY:?}: {e}");
+                }
+            }
+            if last_purge.elapsed() >= Duration::from_secs(3600) {
+                last_purge = Instant::now();
+                if let Err(e) = self.purge_old_jobs().await {
+                    tracing::warn!("cannot purge old jobs: {e}");
+                }
+            }
+        }
+    }
+
+    async fn housekeeping(&self) -> Result<(), aft_store::StoreError> {
+        self.store.heartbeat_node(&self.node_id).await?;
+        self.store.renew_leases(&self.node_id, LEASE).await?;
+        let (requeued, interrupted) = self.store.reap_expired_leases().await?;
+        if !requeued.is_empty() || !interrupted.is_empty() {
+            tracing::warn!(
+                ?requeued,
+                ?interrupted,
+                "jobs of a silent node were re-queued or interrupted"
+            );
+            self.wake();
+        }
+        for node in self.store.dead_nodes(DEAD_NODE_AFTER).await? {
+            if node != self.node_id {
+                self.store.interrupt_pinned_jobs(&node).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete job history older than the `job-retention-days` setting.
+    pub async fn purge_old_jobs(&self) -> Result<u64, aft_store::StoreError> {
+        let days = self.store.settings().await?.job_retention_days;
+        let cutoff = aft_store::time_before(Duration::from_secs(u64::from(days) * 86_400));
+        let purged = self.store.purge_jobs_before(&cutoff).await?;
+        if purged > 0 {
+            tracing::info!(purged, "old jobs purged");
+        }
+        Ok(purged)
+    }
+
+    /// Run one claimed job on its own thread; its end goes through the log writer so the
+    /// status changes only after every line is stored.
+    fn launch(self: Arc<Self>, job: Job) {
+        let halt = HaltFlag::new();
+        let halt_by_user = Arc::new(AtomicBool::new(false));
+        self.running_count.fetch_add(1, Ordering::SeqCst);
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                job.id.clone(),
+                RunningJob {
+                    halt: halt.clone(),
+                    halt_by_user: halt_by_user.clone(),
+                },
+            );
+        let (tx, _) = broadcast::channel(1024);
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            job.id.clone(),
+            LiveJob {
+                pending: Vec::new(),
+                tx,
+            },
+        );
+        if job.halt_requested {
+            halt_by_user.store(true, Ordering::SeqCst);
+            halt.raise();
+        }
+        let sink = self.clone().log_sink(job.id.clone());
+        let scope = JobScope {
+            host: (self.host_factory)(&job),
+            log: sink,
+            halt: halt.clone(),
+            tokio: tokio::runtime::Handle::current(),
+        };
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let job_id = job.id.clone();
+            let ended = tokio::task::spawn_blocking(move || crate::execute::run(&job, scope))
+                .await
+                .unwrap_or_else(|e| {
+                    crate::execute::Ended::failed(format!("the job's thread panicked: {e}"))
+                });
+            let halted_by_user = halt_by_user.load(Ordering::SeqCst);
+            let (status, error) = if halted_by_user && halt.is_raised() {
+                (
+                    JobStatus::Halted,
+                    ended.error.or(Some("halted on request".into())),
+                )
+            } else if halt.is_raised() && runner.stopping.load(Ordering::SeqCst) {
+                (
+                    JobStatus::Interrupted,
+                    Some("the service stopped while it ran".into()),
+                )
+            } else {
+                (ended.status, ended.error)
+            };
+            runner.metrics.job_finished(status, started.elapsed());
+            let (done_tx, done_rx) = oneshot::channel();
+            let _ = runner.writer.send(WriterMsg::Finish {
+                job_id: job_id.clone(),
+                status,
+                exit_code: ended.exit_code,
+                error,
+                done: done_tx,
+            });
+            let _ = done_rx.await;
+            runner
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&job_id);
+            runner.running_count.fetch_sub(1, Ordering::SeqCst);
+            runner.wake();
+        });
+    }
+
+    /// The log sink of one job: numbers lines, keeps them for live followers until stored,
+    /// and hands them to the batch writer.
+    fn log_sink(self: Arc<Self>, job_id: String) -> LogSink {
+        let counter = AtomicI64::new(0);
+        Arc::new(move |level: LogLevel, message: &str| {
+            let line = LogLine {
+                line: counter.fetch_add(1, Ordering::SeqCst) + 1,
+                at: now_text(),
+                level: level_name(level).to_string(),
+                message: message.to_string(),
+            };
+            if let Some(live) = self
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&job_id)
+            {
+                live.pending.push(line.clone());
+                let _ = live.tx.send(line.clone());
+            }
+            let _ = self.writer.send(WriterMsg::Line(job_id.clone(), line));
+        })
+    }
+
+    /// Stop claiming, halt every running job, wait up to `grace` for them to end, then mark
+    /// what is left `interrupted` and record that this node stopped.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake();
+        for job in self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            job.halt.raise();
+        }
+        let deadline = Instant::now() + grace;
+        while self.running_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match self
+            .store
+            .interrupt_node_jobs(
+                &self.node_id,
+                "the service stopped before the job ended its halt",
+            )
+            .await
+        {
+            Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "jobs interrupted at shutdown"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot mark jobs interrupted at shutdown: {e}"),
+        }
+        if let Err(e) = self.store.stop_node(&self.node_id).await {
+            tracing::warn!("cannot record the node's stop: {e}");
+        }
+    }
+
+    /// Store lines, retrying briefly: a busy database must not lose a job's log.
+    async fn store_lines(&self, job_id: &str, lines: &[LogLine]) {
+        for attempt in 0..5 {
+            match self.store.append_job_logs(job_id, lines).await {
+                Ok(()) => break,
+                Err(e) if attempt < 4 => {
+                    tracing::warn!("cannot store log lines of job {job_id}, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => tracing::error!("log lines of job {job_id} lost: {e}"),
+            }
+        }
+        if let Some(live) = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(job_id)
+        {
+            let stored = lines.last().map(|l| l.line).unwrap_or(0);
+            live.pending.retain(|l| l.line > stored);
+        }
+    }
+}
+
+fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    }
+}
+
+/// Writes log lines to the store as they come, batching whatever queued up while the
+/// previous write ran; a job's end is written after all its lines.
+async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterMsg>) {
+    let mut batch: Vec<WriterMsg> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 10_000 {
+            match rx.try_recv() {
+                Ok(msg) => batch.push(msg),
+                Err(_) => break,
+            }
+        }
+        let mut lines: Vec<(String, Vec<LogLine>)> = Vec::new();
+        for msg in batch.drain(..) {
+            match msg {
+                WriterMsg::Line(job_id, line) => {
+                    match lines.iter_mut().find(|(id, _)| *id == job_id) {
+                        Some((_, v)) => v.push(line),
+                        None => lines.push((job_id, vec![line])),
+                    }
+                }
+                WriterMsg::Finish {
+                    job_id,
+                    status,
+                    exit_code,
+                    error,
+                    done,
+                } => {
+                    for (id, v) in lines.drain(..) {
+                        runner.store_lines(&id, &v).await;
+                    }
+                    match runner
+                        .store
+                        .finish_job(
+                            &job_id,
+                            &runner.node_id,
+                            status,
+                            exit_code,
+                            error.as_deref(),
+                        )
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("job {job_id} ended after it was interrupted"),
+                        Err(e) => tracing::error!("cannot record the end of job {job_id}: {e}"),
+                    }
+                    runner
+                        .live
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&job_id);
+                    let _ = done.send(());
+                }
+            }
+        }
+        for (id, v) in lines.drain(..) {
+            runner.store_lines(&id, &v).await;
+        }
+    }
+}

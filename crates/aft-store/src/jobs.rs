@@ -1,0 +1,858 @@
+//! The durable job queue: `queued → running → succeeded | failed | halted | interrupted`.
+//!
+//! Every state change is one statement, so several nodes can share the queue: a node claims
+//! the oldest queued job with a lease (`UPDATE … WHERE seq = (SELECT … LIMIT 1) RETURNING`;
+//! on PostgreSQL the inner select adds `FOR UPDATE SKIP LOCKED`), renews its leases while it
+//! runs them, and a reaper on any node interrupts the jobs whose lease ran out.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Dialect, Store, StoreError, StoreResult, now_text};
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A node runs it now.
+    Running,
+    /// The script ended normally.
+    Succeeded,
+    /// The script threw, or exited with a non-zero code.
+    Failed,
+    /// Someone asked it to halt, and it did.
+    Halted,
+    /// The node running it died or was stopped before it ended.
+    Interrupted,
+}
+
+impl JobStatus {
+    /// Every status, in life order.
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Halted,
+        JobStatus::Interrupted,
+    ];
+
+    /// The status as stored and shown (`queued`, `running`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Halted => "halted",
+            JobStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parse a stored or user-given status name.
+    pub fn parse(text: &str) -> StoreResult<JobStatus> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "unknown job status {text:?}: use queued, running, succeeded, failed, halted or interrupted"
+                ))
+            })
+    }
+
+    /// Whether the job has ended (it will not change again).
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobStatus::Queued | JobStatus::Running)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to queue.
+#[derive(Debug, Clone, Default)]
+pub struct NewJob {
+    /// The stored script's id, when the job runs a stored script.
+    pub script_id: Option<String>,
+    /// The stored script's name (for display and filtering).
+    pub script_name: Option<String>,
+    /// The `.syncjs` file on the service's disk, for `filePath` jobs.
+    pub file_path: Option<String>,
+    /// The script source to run, captured when the job is queued.
+    pub source: String,
+    /// Parameters: a flat JSON object.
+    pub params: serde_json::Value,
+    /// Who queued it: `api`, `cli`, `delegate`, `schedule`, ...
+    pub origin: String,
+    /// The API key that queued it, so the key may read its own jobs.
+    pub api_key_id: Option<String>,
+    /// Whether the script is safe to run again after its node died mid-run.
+    pub retry_safe: bool,
+    /// Only this node may run it (node-local jobs: `filePath`, `aft run` delegation).
+    pub pinned_node: Option<String>,
+}
+
+/// One job as stored.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// UUIDv7 job id.
+    pub id: String,
+    /// Queue order (monotonic).
+    pub seq: i64,
+    /// Where the job is in its life.
+    pub status: JobStatus,
+    /// The stored script's id, if any.
+    pub script_id: Option<String>,
+    /// The stored script's name, if any.
+    pub script_name: Option<String>,
+    /// The file on the service's disk, for `filePath` jobs.
+    pub file_path: Option<String>,
+    /// The script source (not serialized: it can be large; ask for the script instead).
+    #[serde(skip)]
+    pub source: String,
+    /// Parameters given.
+    pub params: serde_json::Value,
+    /// Who queued it.
+    pub origin: String,
+    /// The API key that queued it, if any.
+    pub api_key_id: Option<String>,
+    /// Whether a dead node's run may be retried.
+    pub retry_safe: bool,
+    /// The node it must run on, if node-local.
+    pub pinned_node: Option<String>,
+    /// The node running (or that ran) it.
+    pub node_id: Option<String>,
+    /// Until when the running node's claim holds.
+    pub lease_until: Option<String>,
+    /// Whether a halt was asked for.
+    pub halt_requested: bool,
+    /// How many times a node started it.
+    pub attempts: i64,
+    /// The script's exit code, once ended.
+    pub exit_code: Option<i64>,
+    /// Why it failed or was interrupted.
+    pub error: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+    /// When a node last started it.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+}
+
+/// Which jobs to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs of this script (name, case-insensitive).
+    pub script: Option<String>,
+    /// Only jobs queued at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only jobs queued before this RFC 3339 time.
+    pub until: Option<String>,
+    /// Only jobs queued by this API key.
+    pub api_key_id: Option<String>,
+    /// Only jobs with a queue position below this (paging: the last `seq` seen).
+    pub before_seq: Option<i64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+const JOB_COLUMNS: &str = "seq, id, status, script_id, script_name, file_path, source, params, \
+    origin, api_key_id, retry_safe, pinned_node, node_id, lease_until, halt_requested, attempts, \
+    exit_code, error, created_at, started_at, finished_at";
+
+fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
+    let params: String = row.try_get("params")?;
+    Ok(Job {
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        status: JobStatus::parse(&row.try_get::<String, _>("status")?)?,
+        script_id: row.try_get("script_id")?,
+        script_name: row.try_get("script_name")?,
+        file_path: row.try_get("file_path")?,
+        source: row.try_get("source")?,
+        params: serde_json::from_str(&params)
+            .map_err(|e| StoreError::Invalid(format!("job params are not JSON: {e}")))?,
+        origin: row.try_get("origin")?,
+        api_key_id: row.try_get("api_key_id")?,
+        retry_safe: row.try_get::<i64, _>("retry_safe")? != 0,
+        pinned_node: row.try_get("pinned_node")?,
+        node_id: row.try_get("node_id")?,
+        lease_until: row.try_get("lease_until")?,
+        halt_requested: row.try_get::<i64, _>("halt_requested")? != 0,
+        attempts: row.try_get("attempts")?,
+        exit_code: row.try_get("exit_code")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// RFC 3339 text for `now + delta` (millisecond precision, like [`now_text`]).
+pub fn time_after(delta: Duration) -> String {
+    let at =
+        chrono::Utc::now() + chrono::Duration::from_std(delta).unwrap_or(chrono::Duration::MAX);
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// RFC 3339 text for `now - delta`.
+pub fn time_before(delta: Duration) -> String {
+    let at =
+        chrono::Utc::now() - chrono::Duration::from_std(delta).unwrap_or(chrono::Duration::MAX);
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Queue a job; returns it with its new id.
+    pub async fn enqueue_job(&self, job: &NewJob) -> StoreResult<Job> {
+        if !job.params.is_object() {
+            return Err(StoreError::Invalid(
+                "job params must be a JSON object".into(),
+            ));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let sql = format!(
+            "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
+             origin, api_key_id, retry_safe, pinned_node, created_at) \
+             VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {JOB_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&id)
+            .bind(job.script_id.clone())
+            .bind(job.script_name.clone())
+            .bind(job.file_path.clone())
+            .bind(&job.source)
+            .bind(job.params.to_string())
+            .bind(&job.origin)
+            .bind(job.api_key_id.clone())
+            .bind(i64::from(job.retry_safe))
+            .bind(job.pinned_node.clone())
+            .bind(now_text())
+            .fetch_one(self.pool())
+            .await?;
+        job_from_row(&row)
+    }
+
+    /// Claim the oldest queued job this node may run, in one statement, with a lease of
+    /// `lease`; `None` when nothing is queued.
+    pub async fn claim_job(&self, node_id: &str, lease: Duration) -> StoreResult<Option<Job>> {
+        let lock = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', node_id = $1, lease_until = $2, started_at = $3, \
+             attempts = attempts + 1 \
+             WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' \
+                 AND (pinned_node IS NULL OR pinned_node = $4) ORDER BY seq LIMIT 1{lock}) \
+             AND status = 'queued' RETURNING {JOB_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(node_id)
+            .bind(time_after(lease))
+            .bind(now_text())
+            .bind(node_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// Extend the lease of every job this node runs; returns how many were renewed.
+    pub async fn renew_leases(&self, node_id: &str, lease: Duration) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = $1 WHERE node_id = $2 AND status = 'running'",
+        )
+        .bind(time_after(lease))
+        .bind(node_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Record how a running job ended. Returns false when the job was no longer running on
+    /// this node (a reaper interrupted it meanwhile), in which case nothing changes.
+    pub async fn finish_job(
+        &self,
+        id: &str,
+        node_id: &str,
+        status: JobStatus,
+        exit_code: Option<i64>,
+        error: Option<&str>,
+    ) -> StoreResult<bool> {
+        if !status.is_final() {
+            return Err(StoreError::Invalid(format!(
+                "cannot finish a job as {status}"
+            )));
+        }
+        let done = sqlx::query(
+            "UPDATE jobs SET status = $1, exit_code = $2, error = $3, finished_at = $4, \
+             lease_until = NULL WHERE id = $5 AND node_id = $6 AND status = 'running'",
+        )
+        .bind(status.as_str())
+        .bind(exit_code)
+        .bind(error.map(str::to_string))
+        .bind(now_text())
+        .bind(id)
+        .bind(node_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ask a job to halt, from any node: a queued job is halted at once; a running job gets
+    /// `halt_requested`, which its node polls. Returns the job afterwards.
+    pub async fn request_halt(&self, id: &str) -> StoreResult<Job> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'halted', finished_at = $1, error = 'halted before it started' \
+             WHERE id = $2 AND status = 'queued'",
+        )
+        .bind(now_text())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        sqlx::query("UPDATE jobs SET halt_requested = 1 WHERE id = $1 AND status = 'running'")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        self.get_job(id).await
+    }
+
+    /// Ids of this node's running jobs whose halt was asked for.
+    pub async fn halt_requests(&self, node_id: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM jobs WHERE node_id = $1 AND status = 'running' AND halt_requested = 1",
+        )
+        .bind(node_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// One job by id.
+    pub async fn get_job(&self, id: &str) -> StoreResult<Job> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "job",
+                name: id.to_string(),
+            })?;
+        job_from_row(&row)
+    }
+
+    /// Jobs matching `filter`, newest first.
+    pub async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut add = |clause: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(status) = filter.status {
+            add(" AND status = ?", status.as_str().to_string());
+        }
+        if let Some(script) = &filter.script {
+            add(" AND LOWER(script_name) = ?", script.to_lowercase());
+        }
+        if let Some(since) = &filter.since {
+            add(" AND created_at >= ?", since.clone());
+        }
+        if let Some(until) = &filter.until {
+            add(" AND created_at < ?", until.clone());
+        }
+        if let Some(key) = &filter.api_key_id {
+            add(" AND api_key_id = ?", key.clone());
+        }
+        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+        let mut query_sql = sql;
+        let mut n = binds.len();
+        if filter.before_seq.is_some() {
+            n += 1;
+            query_sql.push_str(&format!(" AND seq < ${n}"));
+        }
+        query_sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", n + 1));
+        let mut query = sqlx::query(&query_sql);
+        for value in binds {
+            query = query.bind(value);
+        }
+        if let Some(before) = filter.before_seq {
+            query = query.bind(before);
+        }
+        let rows = query.bind(limit).fetch_all(self.pool()).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// How many jobs are in each status (every status present, zero if none).
+    pub async fn count_jobs_by_status(&self) -> StoreResult<Vec<(JobStatus, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+            .fetch_all(self.pool())
+            .await?;
+        let mut counts: Vec<(JobStatus, i64)> = JobStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for row in rows {
+            let status = JobStatus::parse(&row.try_get::<String, _>("status")?)?;
+            let n: i64 = row.try_get("n")?;
+            if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == status) {
+                entry.1 = n;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Mark every job this node left `running` as `interrupted` (a node that restarts after
+    /// a crash cannot still be running them). Returns their ids.
+    pub async fn interrupt_node_jobs(
+        &self,
+        node_id: &str,
+        reason: &str,
+    ) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET status = 'interrupted', finished_at = $1, error = $2, lease_until = NULL \
+             WHERE node_id = $3 AND status = 'running' RETURNING id",
+        )
+        .bind(now_text())
+        .bind(reason)
+        .bind(node_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// Deal with running jobs whose lease ran out (their node stopped renewing): re-queue
+    /// those marked safe to retry, interrupt the rest. Returns (re-queued, interrupted) ids.
+    pub async fn reap_expired_leases(&self) -> StoreResult<(Vec<String>, Vec<String>)> {
+        let now = now_text();
+        let requeued = sqlx::query(
+            "UPDATE jobs SET status = 'queued', node_id = NULL, lease_until = NULL, \
+             halt_requested = 0 \
+             WHERE status = 'running' AND lease_until < $1 AND retry_safe = 1 \
+             AND pinned_node IS NULL RETURNING id",
+        )
+        .bind(&now)
+        .fetch_all(self.pool())
+        .await?;
+        let interrupted = sqlx::query(
+            "UPDATE jobs SET status = 'interrupted', finished_at = $1, \
+             error = 'the node running it stopped renewing its lease', lease_until = NULL \
+             WHERE status = 'running' AND lease_until < $2 RETURNING id",
+        )
+        .bind(&now)
+        .bind(&now)
+        .fetch_all(self.pool())
+        .await?;
+        let ids = |rows: Vec<AnyRow>| -> StoreResult<Vec<String>> {
+            rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        };
+        Ok((ids(requeued)?, ids(interrupted)?))
+    }
+
+    /// Drop queued jobs pinned to a node that is gone for good (they can never run).
+    pub async fn interrupt_pinned_jobs(&self, node_id: &str) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'interrupted', finished_at = $1, \
+             error = 'its node stopped before it could run' \
+             WHERE status = 'queued' AND pinned_node = $2",
+        )
+        .bind(now_text())
+        .bind(node_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Delete ended jobs (with their logs and transfer records) that finished before
+    /// `cutoff` (RFC 3339). Returns how many jobs were deleted.
+    pub async fn purge_jobs_before(&self, cutoff: &str) -> StoreResult<u64> {
+        let mut tx = self.pool().begin().await?;
+        let old = "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1";
+        sqlx::query(&format!("DELETE FROM job_logs WHERE job_id IN ({old})"))
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "DELETE FROM job_transfers WHERE job_id IN ({old})"
+        ))
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let done =
+            sqlx::query("DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use super::{JobFilter, JobStatus, NewJob};
+    use crate::{LogLine, NewTransfer, now_text};
+
+    fn job(name: &str, retry_safe: bool) -> NewJob {
+        NewJob {
+            script_name: Some(name.into()),
+            source: format!("Log({name:?});"),
+            params: serde_json::json!({"n": name}),
+            origin: "api".into(),
+            retry_safe,
+            ..Default::default()
+        }
+    }
+
+    crate::both_dialects!(
+        queue_is_fifo_and_finish_needs_the_claiming_node,
+        |store| async move {
+            let a = store.enqueue_job(&job("a", false)).await.unwrap();
+            let b = store.enqueue_job(&job("b", false)).await.unwrap();
+            assert!(a.seq < b.seq);
+            assert_eq!(a.status, JobStatus::Queued);
+            let first = store
+                .claim_job("n1", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(first.id, a.id, "oldest first");
+            assert_eq!(first.status, JobStatus::Running);
+            assert_eq!(first.attempts, 1);
+            assert_eq!(first.node_id.as_deref(), Some("n1"));
+            assert!(
+                !store
+                    .finish_job(&a.id, "n2", JobStatus::Succeeded, Some(0), None)
+                    .await
+                    .unwrap(),
+                "another node cannot finish it"
+            );
+            assert!(
+                store
+                    .finish_job(&a.id, "n1", JobStatus::Succeeded, Some(0), None)
+                    .await
+                    .unwrap()
+            );
+            let done = store.get_job(&a.id).await.unwrap();
+            assert_eq!(done.status, JobStatus::Succeeded);
+            assert!(done.finished_at.is_some());
+            assert_eq!(
+                store
+                    .claim_job("n1", Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id,
+                b.id
+            );
+            assert!(
+                store
+                    .claim_job("n1", Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            let counts = store.count_jobs_by_status().await.unwrap();
+            assert!(
+                counts.contains(&(JobStatus::Succeeded, 1))
+                    && counts.contains(&(JobStatus::Running, 1))
+            );
+            assert!(
+                store
+                    .enqueue_job(&NewJob {
+                        params: serde_json::json!([1]),
+                        ..job("c", false)
+                    })
+                    .await
+                    .is_err()
+            );
+        }
+    );
+
+    crate::both_dialects!(
+        concurrent_claims_never_hand_out_a_job_twice,
+        |store| async move {
+            for i in 0..40 {
+                store
+                    .enqueue_job(&job(&format!("j{i}"), false))
+                    .await
+                    .unwrap();
+            }
+            let mut tasks = Vec::new();
+            for worker in 0..8 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let node = format!("n{}", worker % 2);
+                    let mut got = Vec::new();
+                    while let Some(j) = store
+                        .claim_job(&node, Duration::from_secs(30))
+                        .await
+                        .unwrap()
+                    {
+                        got.push(j.id);
+                    }
+                    got
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            let unique: HashSet<_> = all.iter().collect();
+            assert_eq!(all.len(), 40);
+            assert_eq!(unique.len(), 40);
+        }
+    );
+
+    crate::both_dialects!(
+        expired_leases_requeue_retry_safe_jobs_and_interrupt_the_rest,
+        |store| async move {
+            let safe = store.enqueue_job(&job("safe", true)).await.unwrap();
+            let unsafe_job = store.enqueue_job(&job("unsafe", false)).await.unwrap();
+            let live = store.enqueue_job(&job("live", false)).await.unwrap();
+            store
+                .claim_job("dead", Duration::ZERO)
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .claim_job("dead", Duration::ZERO)
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .claim_job("alive", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let (requeued, interrupted) = store.reap_expired_leases().await.unwrap();
+            assert_eq!(requeued, vec![safe.id.clone()]);
+            assert_eq!(interrupted, vec![unsafe_job.id.clone()]);
+            assert_eq!(
+                store.get_job(&safe.id).await.unwrap().status,
+                JobStatus::Queued
+            );
+            assert_eq!(
+                store.get_job(&unsafe_job.id).await.unwrap().status,
+                JobStatus::Interrupted
+            );
+            assert_eq!(
+                store.get_job(&live.id).await.unwrap().status,
+                JobStatus::Running
+            );
+            assert_eq!(
+                store
+                    .renew_leases("alive", Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+                1
+            );
+            let again = store
+                .claim_job("alive", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(again.id, safe.id);
+            assert_eq!(again.attempts, 2);
+            assert_eq!(
+                store
+                    .interrupt_node_jobs("alive", "restarted")
+                    .await
+                    .unwrap()
+                    .len(),
+                2
+            );
+        }
+    );
+
+    crate::both_dialects!(
+        halt_ends_queued_jobs_and_flags_running_ones,
+        |store| async move {
+            let queued = store.enqueue_job(&job("q", false)).await.unwrap();
+            let running = store.enqueue_job(&job("r", false)).await.unwrap();
+            let halted = store.request_halt(&queued.id).await.unwrap();
+            assert_eq!(halted.status, JobStatus::Halted);
+            let claimed = store
+                .claim_job("n1", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(claimed.id, running.id, "a halted job is never claimed");
+            assert!(store.halt_requests("n1").await.unwrap().is_empty());
+            let flagged = store.request_halt(&running.id).await.unwrap();
+            assert_eq!(flagged.status, JobStatus::Running);
+            assert!(flagged.halt_requested);
+            assert_eq!(
+                store.halt_requests("n1").await.unwrap(),
+                vec![running.id.clone()]
+            );
+            assert!(store.request_halt("missing").await.is_err());
+        }
+    );
+
+    crate::both_dialects!(pinned_jobs_run_only_on_their_node, |store| async move {
+        let pinned = store
+            .enqueue_job(&NewJob {
+                pinned_node: Some("n1".into()),
+                ..job("p", false)
+            })
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_job("n2", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.interrupt_pinned_jobs("n3").await.unwrap(), 0);
+        assert_eq!(
+            store
+                .claim_job("n1", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            pinned.id
+        );
+    });
+
+    crate::both_dialects!(logs_transfers_listing_and_purge, |store| async move {
+        let a = store.enqueue_job(&job("Alpha", false)).await.unwrap();
+        let b = store.enqueue_job(&job("beta", false)).await.unwrap();
+        let lines: Vec<LogLine> = (1..=450)
+            .map(|i| LogLine {
+                line: i,
+                at: now_text(),
+                level: "info".into(),
+                message: format!("line {i}"),
+            })
+            .collect();
+        store.append_job_logs(&a.id, &lines).await.unwrap();
+        let tail = store.read_job_logs(&a.id, 440, 100).await.unwrap();
+        assert_eq!(tail.len(), 10);
+        assert_eq!(tail[0].message, "line 441");
+        let transfer = NewTransfer {
+            source: "local:/a".into(),
+            target: "sftp:/b".into(),
+            bytes: 5,
+            hash: None,
+            millis: 1,
+            attempts: 1,
+            outcome: "ok".into(),
+        };
+        store.record_transfer(&a.id, &transfer).await.unwrap();
+        assert_eq!(store.list_transfers(&a.id).await.unwrap().len(), 1);
+
+        let by_script = store
+            .list_jobs(&JobFilter {
+                script: Some("alpha".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_script.len(), 1);
+        let page = store
+            .list_jobs(&JobFilter {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page[0].id, b.id, "newest first");
+        let next = store
+            .list_jobs(&JobFilter {
+                limit: Some(1),
+                before_seq: Some(page[0].seq),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(next[0].id, a.id);
+        let queued = store
+            .list_jobs(&JobFilter {
+                status: Some(JobStatus::Queued),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(queued.len(), 2);
+
+        store.claim_job("n", Duration::from_secs(30)).await.unwrap();
+        store
+            .finish_job(&a.id, "n", JobStatus::Failed, Some(1), Some("boom"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .purge_jobs_before(&crate::time_before(Duration::from_secs(60)))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .purge_jobs_before(&crate::time_after(Duration::from_secs(60)))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.get_job(&a.id).await.is_err());
+        assert!(store.read_job_logs(&a.id, 0, 10).await.unwrap().is_empty());
+        assert!(store.list_transfers(&a.id).await.unwrap().is_empty());
+        assert_eq!(
+            store.get_job(&b.id).await.unwrap().status,
+            JobStatus::Queued,
+            "unfinished jobs are kept"
+        );
+    });
+
+    crate::both_dialects!(
+        nodes_register_heartbeat_and_are_found_dead,
+        |store| async move {
+            store
+                .register_node("n1", "host", 42, "https://127.0.0.1:1")
+                .await
+                .unwrap();
+            store
+                .register_node("n1", "host", 43, "https://127.0.0.1:1")
+                .await
+                .unwrap();
+            store
+                .register_node("n2", "host", 44, "https://127.0.0.1:2")
+                .await
+                .unwrap();
+            let nodes = store.list_nodes().await.unwrap();
+            assert_eq!(nodes.len(), 2);
+            assert_eq!(nodes.iter().find(|n| n.id == "n1").unwrap().pid, 43);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            store.heartbeat_node("n2").await.unwrap();
+            let dead = store.dead_nodes(Duration::from_millis(15)).await.unwrap();
+            assert_eq!(dead, vec!["n1".to_string()]);
+            store.stop_node("n1").await.unwrap();
+            assert!(
+                store
+                    .dead_nodes(Duration::from_millis(15))
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "a node that stopped cleanly is not dead"
+            );
+        }
+    );
+}

@@ -1,0 +1,91 @@
+//! Job log lines: appended in batches by the node running the job, read from a line number
+//! by anyone (a live tail from any node polls with the last line it has seen).
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Store, StoreResult};
+
+/// One stored log line of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    /// Line number within the job, from 1, in the order written.
+    pub line: i64,
+    /// When it was written (RFC 3339).
+    pub at: String,
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The text.
+    pub message: String,
+}
+
+impl Store {
+    /// Append lines of one job in one transaction (the batch a log writer collected).
+    pub async fn append_job_logs(&self, job_id: &str, lines: &[LogLine]) -> StoreResult<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        // Multi-row inserts keep a batch to a few statements; 200 rows x 5 binds stays far
+        // below either dialect's bind limit.
+        for chunk in lines.chunks(200) {
+            let mut sql =
+                String::from("INSERT INTO job_logs (job_id, line, at, level, message) VALUES ");
+            for i in 0..chunk.len() {
+                let b = i * 5;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+            }
+            let mut query = sqlx::query(&sql);
+            for line in chunk {
+                query = query
+                    .bind(job_id)
+                    .bind(line.line)
+                    .bind(&line.at)
+                    .bind(&line.level)
+                    .bind(&line.message);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Lines of a job after line number `after` (0 for all), oldest first, at most `limit`.
+    pub async fn read_job_logs(
+        &self,
+        job_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LogLine>> {
+        let rows = sqlx::query(
+            "SELECT line, at, level, message FROM job_logs WHERE job_id = $1 AND line > $2 \
+             ORDER BY line LIMIT $3",
+        )
+        .bind(job_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogLine {
+                    line: r.try_get("line")?,
+                    at: r.try_get("at")?,
+                    level: r.try_get("level")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+}

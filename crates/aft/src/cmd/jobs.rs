@@ -1,0 +1,175 @@
+//! `aft jobs list|show|log|halt`: the job history, read from the store directly (so they
+//! work with or without a running service, and on any node of a cluster).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aft_store::{JobFilter, JobStatus, Store};
+use clap::Subcommand;
+
+use super::{UsageError, print_json, print_table, with_store};
+use crate::global::GlobalArgs;
+
+/// Inspect and halt jobs.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: JobsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum JobsCommand {
+    /// List jobs, newest first
+    List {
+        /// Only jobs in this status (queued, running, succeeded, failed, halted, interrupted)
+        #[arg(long)]
+        status: Option<String>,
+        /// Only jobs of this script
+        #[arg(long)]
+        script: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job
+    Show {
+        /// Job id
+        id: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job's log
+    Log {
+        /// Job id
+        id: String,
+        /// Keep printing new lines until the job ends; exit 0 if it succeeded, 1 if not
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Send the halt signal to a job (the node running it halts it)
+    Halt {
+        /// Job id
+        id: String,
+    },
+}
+
+/// Run `aft jobs ...`.
+pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
+    with_store(global, |store| async move {
+        match args.command {
+            JobsCommand::List {
+                status,
+                script,
+                limit,
+                json,
+            } => {
+                let status = status
+                    .as_deref()
+                    .map(JobStatus::parse)
+                    .transpose()
+                    .map_err(|e| UsageError(e.to_string()))?;
+                let jobs = store
+                    .list_jobs(&JobFilter {
+                        status,
+                        script,
+                        limit: Some(limit),
+                        ..Default::default()
+                    })
+                    .await?;
+                if json {
+                    return print_json(&jobs);
+                }
+                let rows: Vec<Vec<String>> = jobs
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.id.clone(),
+                            j.status.to_string(),
+                            j.script_name
+                                .clone()
+                                .or(j.file_path.clone())
+                                .unwrap_or_else(|| "-".into()),
+                            j.created_at.clone(),
+                            j.finished_at.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "STATUS", "SCRIPT", "QUEUED", "ENDED"], &rows);
+                Ok(())
+            }
+            JobsCommand::Show { id, json } => {
+                let job = store.get_job(&id).await?;
+                if json {
+                    return print_json(&job);
+                }
+                println!("id:        {}", job.id);
+                println!("status:    {}", job.status);
+                println!(
+                    "script:    {}",
+                    job.script_name
+                        .clone()
+                        .or(job.file_path.clone())
+                        .unwrap_or_default()
+                );
+                println!("params:    {}", job.params);
+                println!("origin:    {}", job.origin);
+                println!("node:      {}", job.node_id.clone().unwrap_or_default());
+                println!("queued:    {}", job.created_at);
+                println!("started:   {}", job.started_at.clone().unwrap_or_default());
+                println!("ended:     {}", job.finished_at.clone().unwrap_or_default());
+                if let Some(code) = job.exit_code {
+                    println!("exit code: {code}");
+                }
+                if let Some(error) = &job.error {
+                    println!("error:     {error}");
+                }
+                Ok(())
+            }
+            JobsCommand::Log { id, follow } => print_log(&store, &id, follow).await,
+            JobsCommand::Halt { id } => {
+                let job = store.request_halt(&id).await?;
+                match job.status {
+                    JobStatus::Running => println!("halt signal sent to job {id}"),
+                    status => println!("job {id} is {status}"),
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Print the log; with `follow`, poll for new lines until the job ends.
+async fn print_log(store: &Store, id: &str, follow: bool) -> anyhow::Result<()> {
+    let mut last = 0;
+    loop {
+        let job = store.get_job(id).await?;
+        let lines = store.read_job_logs(id, last, 10_000).await?;
+        for line in &lines {
+            match line.level.as_str() {
+                "error" | "warn" => eprintln!("{}", line.message),
+                _ => println!("{}", line.message),
+            }
+            last = line.line;
+        }
+        if !follow {
+            return Ok(());
+        }
+        if job.status.is_final() && lines.is_empty() {
+            if job.status == JobStatus::Succeeded {
+                return Ok(());
+            }
+            anyhow::bail!(
+                "job {id} {}{}",
+                job.status,
+                job.error.map(|e| format!(": {e}")).unwrap_or_default()
+            );
+        }
+        if lines.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

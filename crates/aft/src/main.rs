@@ -1,0 +1,83 @@
+//! The `aft` command: parses the command line and hands each subcommand to its module.
+
+mod client;
+mod cmd;
+mod delegate;
+mod global;
+mod local_host;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use global::GlobalArgs;
+
+/// aft: automated file transfers with SyncJS scripts.
+#[derive(Parser)]
+#[command(name = "aft", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a .syncjs script to completion (exit 0 on success, 1 on failure)
+    Run(cmd::run::Args),
+    /// Check a script's syntax without running it
+    Check(cmd::check::Args),
+    /// Show or change server settings
+    Settings(cmd::settings::Args),
+    /// Manage encrypted secrets (values are write-only)
+    Secret(cmd::secret::Args),
+    /// Manage stored scripts
+    Script(cmd::script::Args),
+    /// Manage API keys for the REST API
+    Apikey(cmd::apikey::Args),
+    /// Manage web UI admin users
+    Admin(cmd::admin::Args),
+    /// Manage the VFS Library: named connections for GetVFS("name") and watchers
+    Vfs(cmd::vfs::Args),
+    /// Reset settings and delete all admin users (lock-out recovery); keeps scripts,
+    /// VFS Library, secrets, API keys and schedules
+    Reinit(cmd::reinit::Args),
+    /// Run the service: REST API and web UI over HTTPS, job runner (foreground)
+    Serve(cmd::serve::Args),
+    /// Queue a stored script on a running service and print the job id
+    Start(cmd::start::Args),
+    /// List, show, follow and halt jobs
+    Jobs(cmd::jobs::Args),
+    /// List the service nodes sharing this store
+    Nodes(cmd::nodes::Args),
+    /// Manage schedules: cron expressions (with time zones) that queue stored scripts
+    Schedule(cmd::schedule::Args),
+    /// Manage watcher jobs: stored scripts the service keeps running
+    Watcher(cmd::watcher::Args),
+}
+
+fn main() -> ExitCode {
+    global::install_crypto_provider();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return global::usage_error(e),
+    };
+    match cli.command {
+        Command::Run(args) => cmd::run::execute(&cli.global, args),
+        Command::Check(args) => cmd::check::execute(&cli.global, args),
+        Command::Settings(args) => cmd::settings::execute(&cli.global, args),
+        Command::Secret(args) => cmd::secret::execute(&cli.global, args),
+        Command::Script(args) => cmd::script::execute(&cli.global, args),
+        Command::Apikey(args) => cmd::apikey::execute(&cli.global, args),
+        Command::Admin(args) => cmd::admin::execute(&cli.global, args),
+        Command::Vfs(args) => cmd::vfs::execute(&cli.global, args),
+        Command::Reinit(args) => cmd::reinit::execute(&cli.global, args),
+        Command::Serve(args) => cmd::serve::execute(&cli.global, args),
+        Command::Start(args) => cmd::start::execute(&cli.global, args),
+        Command::Jobs(args) => cmd::jobs::execute(&cli.global, args),
+        Command::Nodes(args) => cmd::nodes::execute(&cli.global, args),
+        Command::Schedule(args) => cmd::schedule::execute(&cli.global, args),
+        Command::Watcher(args) => cmd::watcher::execute(&cli.global, args),
+    }
+}
