@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod jobs;
 pub mod schedules;
+pub mod vfs_test;
 pub mod watchers;
 
 use axum::Json;
@@ -76,6 +77,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             admin::update_vfs,
             admin::delete_vfs
         ))
+        .routes(routes!(vfs_test::test_vfs))
         .routes(routes!(admin::list_nodes))
         .routes(routes!(
             schedules::list_schedules,

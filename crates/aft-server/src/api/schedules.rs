@@ -1,0 +1,203 @@
+//! `/v1/schedules`: cron schedules that queue stored scripts, their next fire times and
+//! their slot history (fired, waiting, skipped, missed, failed).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use aft_store::{MisfirePolicy, NewSchedule, OverlapPolicy};
+
+use crate::auth::AdminCaller;
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// A schedule to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleBody {
+    /// Name (unique, case-insensitive).
+    pub name: String,
+    /// The stored script to queue.
+    pub script: String,
+    /// Cron expression: 5 fields, 6 with seconds first, or `@daily`, `@hourly`, ...
+    pub cron: String,
+    /// IANA time zone the expression is read in (default `UTC`).
+    pub time_zone: Option<String>,
+    /// Parameters of each job (a flat JSON object; default `{}`).
+    pub params: Option<serde_json::Value>,
+    /// `skip` (default), `queue` or `allow`.
+    pub overlap: Option<String>,
+    /// `skip` (default) or `run-once`.
+    pub misfire: Option<String>,
+    /// Whether it fires (default true).
+    pub enabled: Option<bool>,
+}
+
+/// `enabled` to set.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnabledBody {
+    /// Whether the schedule fires.
+    pub enabled: bool,
+}
+
+/// `?n=` for the preview.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct NextQuery {
+    /// How many fire times (default 10, at most 1000).
+    pub n: Option<usize>,
+    /// Start after this RFC 3339 time instead of now.
+    pub from: Option<String>,
+}
+
+/// `?limit=` for the slot history.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SlotsQuery {
+    /// How many slots, newest first (default 100).
+    pub limit: Option<i64>,
+}
+
+/// The next fire times of a schedule.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NextFires {
+    /// The schedule's time zone.
+    pub time_zone: String,
+    /// Fire times as RFC 3339 with the zone's offset.
+    pub local: Vec<String>,
+    /// The same instants in UTC.
+    pub utc: Vec<String>,
+}
+
+/// All schedules.
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", responses((status = 200, body = serde_json::Value)))]
+pub async fn list_schedules(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(
+        serde_json::to_value(state.store.list_schedules().await?).unwrap_or_default(),
+    ))
+}
+
+/// Create a schedule.
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = ScheduleBody,
+    responses((status = 201, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_schedule(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    ApiJson(b): ApiJson<ScheduleBody>,
+) -> ApiResult<Response> {
+    let overlap = OverlapPolicy::parse(b.overlap.as_deref().unwrap_or("skip"))?;
+    let misfire = MisfirePolicy::parse(b.misfire.as_deref().unwrap_or("skip"))?;
+    let schedule = state
+        .store
+        .create_schedule(NewSchedule {
+            name: b.name,
+            script_name: b.script,
+            cron: b.cron,
+            time_zone: b.time_zone.unwrap_or_else(|| "UTC".into()),
+            params: b.params.unwrap_or_else(|| serde_json::json!({})),
+            overlap,
+            misfire,
+            enabled: b.enabled.unwrap_or(true),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(schedule)).into_response())
+}
+
+/// One schedule by id or name.
+#[utoipa::path(get, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = String, Path, description = "schedule name or id")),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+pub async fn get_schedule(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(
+        serde_json::to_value(state.store.find_schedule(&name).await?).unwrap_or_default(),
+    ))
+}
+
+/// Delete a schedule and its slot history (its jobs stay).
+#[utoipa::path(delete, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = String, Path, description = "schedule name or id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_schedule(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_schedule(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Enable or disable a schedule (enabling does not run the slots passed while disabled).
+#[utoipa::path(put, path = "/v1/schedules/{name}/enabled", tag = "schedules", request_body = EnabledBody,
+    params(("name" = String, Path, description = "schedule name or id")),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+pub async fn set_schedule_enabled(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<EnabledBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let schedule = state.store.set_schedule_enabled(&name, b.enabled).await?;
+    Ok(Json(serde_json::to_value(schedule).unwrap_or_default()))
+}
+
+/// The next N fire times of a schedule, after now or `from`.
+#[utoipa::path(get, path = "/v1/schedules/{name}/next", tag = "schedules", params(("name" = String, Path, description = "schedule name or id"), NextQuery),
+    responses((status = 200, body = NextFires), (status = 404, body = ErrorBody)))]
+pub async fn next_fires(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+    Query(q): Query<NextQuery>,
+) -> ApiResult<Json<NextFires>> {
+    let n = q.n.unwrap_or(10);
+    if n == 0 || n > 1000 {
+        return Err(ApiError::bad_request("n must be between 1 and 1000"));
+    }
+    let schedule = state.store.find_schedule(&name).await?;
+    let times = schedule.times()?;
+    let from = match &q.from {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|e| {
+                ApiError::bad_request(format!("from {text:?} is not an RFC 3339 time: {e}"))
+            })?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let fires = times.next_n(from, n);
+    Ok(Json(NextFires {
+        time_zone: schedule.time_zone.clone(),
+        local: fires
+            .iter()
+            .map(|t| t.with_timezone(&times.time_zone()).to_rfc3339())
+            .collect(),
+        utc: fires
+            .iter()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .collect(),
+    }))
+}
+
+/// A schedule's decided slots, newest first: fired (with the job id), waiting, skipped,
+/// missed, failed.
+#[utoipa::path(get, path = "/v1/schedules/{name}/slots", tag = "schedules", params(("name" = String, Path, description = "schedule name or id"), SlotsQuery),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+pub async fn list_slots(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+    Query(q): Query<SlotsQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let schedule = state.store.find_schedule(&name).await?;
+    let slots = state
+        .store
+        .list_slots(&schedule.id, q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(serde_json::to_value(slots).unwrap_or_default()))
+}

@@ -1,0 +1,107 @@
+//! `aft watcher add|list|delete`: watcher jobs, scripts that run as long as the service.
+
+use std::process::ExitCode;
+
+use aft_store::NewWatcherJob;
+use clap::Subcommand;
+
+use super::{UsageError, print_json, print_table, show_time, with_store};
+use crate::global::GlobalArgs;
+
+/// Manage watcher jobs: stored scripts kept running by the service.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: WatcherCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum WatcherCommand {
+    /// Register watcher NAME running script S (started by the service within a second)
+    Add {
+        /// Watcher name (unique, case-insensitive)
+        name: String,
+        /// The stored script to keep running
+        #[arg(long, short = 's')]
+        script: String,
+        /// Parameters as a JSON object
+        #[arg(long, default_value = "{}")]
+        params: String,
+    },
+    /// List watcher jobs
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete watcher NAME and halt its current run
+    Delete {
+        /// Watcher name or id
+        name: String,
+    },
+}
+
+/// Run `aft watcher ...`.
+pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
+    with_store(global, |store| async move {
+        match args.command {
+            WatcherCommand::Add {
+                name,
+                script,
+                params,
+            } => {
+                let params: serde_json::Value = serde_json::from_str(&params)
+                    .map_err(|e| UsageError(format!("--params is not JSON: {e}")))?;
+                let w = store
+                    .create_watcher_job(NewWatcherJob {
+                        name,
+                        script_name: script,
+                        params,
+                    })
+                    .await?;
+                println!("watcher {} created ({})", w.name, w.id);
+            }
+            WatcherCommand::List { json } => {
+                let watchers = store.list_watcher_jobs().await?;
+                if json {
+                    return print_json(&watchers);
+                }
+                let mut rows = Vec::new();
+                for w in &watchers {
+                    let status = match &w.current_job_id {
+                        Some(id) => store
+                            .get_job(id)
+                            .await
+                            .map(|j| j.status.to_string())
+                            .unwrap_or_else(|_| "-".into()),
+                        None => "-".into(),
+                    };
+                    rows.push(vec![
+                        w.name.clone(),
+                        w.script_name.clone(),
+                        w.current_job_id.clone().unwrap_or_default(),
+                        status,
+                        w.failures.to_string(),
+                        show_time(&w.next_start_at),
+                    ]);
+                }
+                print_table(
+                    &[
+                        "NAME",
+                        "SCRIPT",
+                        "JOB",
+                        "STATUS",
+                        "FAILURES",
+                        "NOT BEFORE (UTC)",
+                    ],
+                    &rows,
+                );
+            }
+            WatcherCommand::Delete { name } => match store.delete_watcher_job(&name).await? {
+                Some(job) => println!("watcher {name} deleted; its run {job} was asked to halt"),
+                None => println!("watcher {name} deleted"),
+            },
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,682 @@
+//! Schedules and watcher jobs end to end: the real `aft serve` binary with a real clock
+//! (6-field, every-second cron), its SQLite store read back to check every slot.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use aft_store::{JobFilter, JobStatus, ScheduleSlot, SlotStatus, Store};
+use serde_json::Value;
+
+const AFT: &str = env!("CARGO_BIN_EXE_aft");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn aft(data: &Path, args: &[&str]) -> Output {
+    Command::new(AFT)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("AFT_DATABASE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn push_script(data: &Path, name: &str, body: &str) {
+    let file = data.join(format!("{name}.syncjs"));
+    std::fs::write(&file, body).unwrap();
+    ok(aft(data, &["script", "push", name, file.to_str().unwrap()]));
+}
+
+/// A running `aft serve` on a free port.
+struct Service {
+    child: Child,
+    port: u16,
+}
+
+impl Service {
+    fn start(data: &Path) -> Service {
+        Service::start_with(data, &[])
+    }
+
+    /// Start with extra global options (such as `--database URL`).
+    fn start_with(data: &Path, global: &[&str]) -> Service {
+        let port = free_port();
+        let mut child = Command::new(AFT)
+            .arg("--data")
+            .arg(data)
+            .args(global)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("AFT_DATABASE")
+            .env("AFT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("aft serve did not start listening within 60 s");
+        Service { child, port }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(
+            self.child.wait().unwrap().success(),
+            "aft serve exits 0 on SIGTERM"
+        );
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn slots(data: &Path, schedule: &str) -> Vec<ScheduleSlot> {
+    let store = Store::open_in_dir(data).await.unwrap();
+    let s = store.find_schedule(schedule).await.unwrap();
+    let mut slots = store.list_slots(&s.id, 10_000).await.unwrap();
+    store.close().await;
+    slots.reverse();
+    slots
+}
+
+async fn jobs_of(data: &Path, script: &str) -> Vec<aft_store::Job> {
+    let store = Store::open_in_dir(data).await.unwrap();
+    let jobs = store
+        .list_jobs(&JobFilter {
+            script: Some(script.into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    jobs
+}
+
+/// Poll `check` every 100 ms for up to 20 s.
+async fn poll<T, F, Fut>(check: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn sleep(secs: f64) {
+    std::thread::sleep(Duration::from_secs_f64(secs));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_second_schedule_fires_each_slot_once_across_a_crash_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    push_script(data, "tick", r#"Log("tick");"#);
+    let mut svc = Service::start(data);
+    // Added while the service runs (the CLI writes the store), so no slot predates it.
+    ok(aft(
+        data,
+        &[
+            "schedule",
+            "add",
+            "every-second",
+            "--script",
+            "tick",
+            "--cron",
+            "* * * * * *",
+            "--overlap",
+            "allow",
+            "--misfire",
+            "run-once",
+        ],
+    ));
+    sleep(4.0);
+    svc.kill9(); // a crash: no clean shutdown
+    sleep(5.0); // slots come due while no service runs
+    let mut svc = Service::start(data);
+    sleep(4.0);
+    svc.terminate();
+
+    let slots = slots(data, "every-second").await;
+    assert!(
+        slots.len() >= 10,
+        "expected at least 10 slots, got {}: {slots:?}",
+        slots.len()
+    );
+    let times: Vec<_> = slots.iter().map(|s| s.slot_time.timestamp()).collect();
+    for pair in times.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            1,
+            "every second from the first slot to the last has one row: {times:?}"
+        );
+    }
+    let missed: Vec<_> = slots
+        .iter()
+        .filter(|s| s.status == SlotStatus::Missed)
+        .collect();
+    let run_once: Vec<_> = slots
+        .iter()
+        .filter(|s| {
+            s.status == SlotStatus::Fired
+                && s.detail.as_deref().is_some_and(|d| d.contains("run once"))
+        })
+        .collect();
+    assert!(
+        !missed.is_empty(),
+        "the down time left missed slots: {slots:?}"
+    );
+    assert_eq!(
+        run_once.len(),
+        1,
+        "misfire run-once fires the newest missed slot once: {slots:?}"
+    );
+    assert!(missed.iter().all(|m| m.slot_time < run_once[0].slot_time));
+    assert!(
+        slots
+            .iter()
+            .all(|s| matches!(s.status, SlotStatus::Fired | SlotStatus::Missed)),
+        "{slots:?}"
+    );
+
+    let fired: HashSet<String> = slots.iter().filter_map(|s| s.job_id.clone()).collect();
+    assert_eq!(
+        fired.len(),
+        slots
+            .iter()
+            .filter(|s| s.status == SlotStatus::Fired)
+            .count()
+    );
+    let jobs = jobs_of(data, "tick").await;
+    let job_ids: HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(job_ids, fired, "one job per fired slot, no other");
+    assert!(jobs.iter().all(|j| j.origin == "schedule"));
+    assert!(
+        jobs.iter()
+            .filter(|j| j.status == JobStatus::Succeeded)
+            .count()
+            >= fired.len() - 2
+    );
+
+    let history = ok(aft(
+        data,
+        &["schedule", "history", "every-second", "-n", "100"],
+    ));
+    assert!(
+        history.contains("missed") && history.contains("fired"),
+        "{history}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_policies_skip_queue_and_allow_with_a_real_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(aft(data, &["settings", "set", "max-concurrent-jobs", "64"]));
+    for name in ["slow-skip", "slow-queue", "slow-allow"] {
+        push_script(data, name, r#"Sleep(2500);"#);
+        let policy = name.trim_start_matches("slow-");
+        ok(aft(
+            data,
+            &[
+                "schedule",
+                "add",
+                name,
+                "--script",
+                name,
+                "--cron",
+                "* * * * * *",
+                "--overlap",
+                policy,
+            ],
+        ));
+    }
+    let mut svc = Service::start(data);
+    sleep(6.5);
+    svc.terminate();
+
+    let skip = slots(data, "slow-skip").await;
+    let fired = skip
+        .iter()
+        .filter(|s| s.status == SlotStatus::Fired)
+        .count();
+    let skipped = skip
+        .iter()
+        .filter(|s| s.status == SlotStatus::Skipped)
+        .count();
+    assert!(
+        fired >= 2 && skipped >= 3,
+        "a 2.5 s job every second skips the slots meanwhile: {skip:?}"
+    );
+    assert!(skipped > fired, "{skip:?}");
+    let skip_jobs = jobs_of(data, "slow-skip").await;
+    assert_eq!(skip_jobs.len(), fired);
+
+    let queue = slots(data, "slow-queue").await;
+    assert!(
+        queue.iter().any(|s| s.status == SlotStatus::Waiting),
+        "slots wait for the previous job: {queue:?}"
+    );
+    assert!(queue.iter().all(|s| s.status != SlotStatus::Skipped));
+    let queue_jobs = jobs_of(data, "slow-queue").await;
+    let mut runs: Vec<_> = queue_jobs
+        .iter()
+        .filter_map(|j| Some((j.started_at.clone()?, j.finished_at.clone()?)))
+        .collect();
+    runs.sort();
+    for pair in runs.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "queued runs never overlap: {runs:?}"
+        );
+    }
+
+    let allow = slots(data, "slow-allow").await;
+    assert!(
+        allow.iter().all(|s| s.status == SlotStatus::Fired),
+        "{allow:?}"
+    );
+    let allow_jobs = jobs_of(data, "slow-allow").await;
+    let mut spans: Vec<_> = allow_jobs
+        .iter()
+        .filter_map(|j| Some((j.started_at.clone()?, j.finished_at.clone())))
+        .collect();
+    spans.sort();
+    assert!(
+        spans
+            .windows(2)
+            .any(|p| p[0].1.as_ref().is_none_or(|end| p[1].0 < *end)),
+        "allow runs jobs side by side: {spans:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_cli_and_rest_preview_dst_days_and_manage_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    push_script(data, "report", r#"Log(Param("day"));"#);
+    ok(aft(
+        data,
+        &[
+            "schedule",
+            "add",
+            "rome",
+            "--script",
+            "report",
+            "--cron",
+            "30 2 * * *",
+            "--tz",
+            "Europe/Rome",
+            "--params",
+            r#"{"day":"x"}"#,
+            "--disabled",
+        ],
+    ));
+    let spring = ok(aft(
+        data,
+        &[
+            "schedule",
+            "next",
+            "rome",
+            "-n",
+            "3",
+            "--from",
+            "2026-03-27T12:00:00Z",
+        ],
+    ));
+    let lines: Vec<&str> = spring.lines().collect();
+    assert_eq!(lines.len(), 3, "{spring}");
+    assert!(
+        lines[0].starts_with("2026-03-28 02:30:00 +01:00"),
+        "{spring}"
+    );
+    assert!(
+        lines[1].starts_with("2026-03-29 03:00:00 +02:00"),
+        "02:30 does not exist on the spring-forward day: {spring}"
+    );
+    assert!(
+        lines[2].starts_with("2026-03-30 02:30:00 +02:00"),
+        "{spring}"
+    );
+    let fall = ok(aft(
+        data,
+        &[
+            "schedule",
+            "next",
+            "rome",
+            "-n",
+            "2",
+            "--from",
+            "2026-10-24T12:00:00Z",
+        ],
+    ));
+    assert!(
+        fall.lines()
+            .next()
+            .unwrap()
+            .starts_with("2026-10-25 02:30:00 +02:00"),
+        "the repeated 02:30 runs once, the first time: {fall}"
+    );
+    assert!(
+        fall.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("2026-10-26 02:30:00 +01:00"),
+        "{fall}"
+    );
+
+    let bad = aft(
+        data,
+        &[
+            "schedule",
+            "add",
+            "bad",
+            "--script",
+            "report",
+            "--cron",
+            "99 * * * *",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid cron expression"));
+    let bad_tz = aft(
+        data,
+        &[
+            "schedule",
+            "add",
+            "bad",
+            "--script",
+            "report",
+            "--cron",
+            "@daily",
+            "--tz",
+            "Europe/Nowhere",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&bad_tz.stderr).contains("unknown time zone"));
+    let list = ok(aft(data, &["schedule", "list"]));
+    assert!(
+        list.contains("rome") && list.contains("Europe/Rome") && list.contains("disabled"),
+        "{list}"
+    );
+
+    let mut svc = Service::start(data);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(data.join("service.json")).unwrap()).unwrap();
+    let token = info["token"].as_str().unwrap().to_string();
+    let base = format!("https://127.0.0.1:{}", svc.port);
+    let created = http
+        .post(format!("{base}/v1/schedules"))
+        .header("X-Aft-Local-Token", &token)
+        .json(&serde_json::json!({"name": "ny", "script": "report", "cron": "30 1 * * *", "timeZone": "America/New_York", "misfire": "run-once"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let next: Value = http
+        .get(format!(
+            "{base}/v1/schedules/ny/next?n=3&from=2026-10-31T12:00:00Z"
+        ))
+        .header("X-Aft-Local-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        next["local"],
+        serde_json::json!([
+            "2026-11-01T01:30:00-04:00",
+            "2026-11-02T01:30:00-05:00",
+            "2026-11-03T01:30:00-05:00"
+        ])
+    );
+    let dup = http
+        .post(format!("{base}/v1/schedules"))
+        .header("X-Aft-Local-Token", &token)
+        .json(&serde_json::json!({"name": "NY", "script": "report", "cron": "@daily"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dup.status().as_u16(), 409);
+    let unauth = http
+        .get(format!("{base}/v1/schedules"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauth.status().as_u16(), 401);
+    let listed: Value = http
+        .get(format!("{base}/v1/schedules"))
+        .header("X-Aft-Local-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let openapi: Value = http
+        .get(format!("{base}/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/schedules",
+        "/v1/schedules/{name}/next",
+        "/v1/schedules/{name}/slots",
+        "/v1/watchers",
+    ] {
+        assert!(
+            openapi["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let deleted = http
+        .delete(format!("{base}/v1/schedules/ny"))
+        .header("X-Aft-Local-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    svc.terminate();
+    ok(aft(data, &["schedule", "delete", "rome"]));
+    assert!(!ok(aft(data, &["schedule", "list"])).contains("rome"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_job_starts_with_the_service_backs_off_after_throwing_and_halts_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    push_script(
+        data,
+        "keeper",
+        r#"Log("watching"); WaitForHaltSignal(); Log("halted cleanly");"#,
+    );
+    push_script(data, "crasher", r#"throw new Error("boom");"#);
+    ok(aft(data, &["watcher", "add", "keep", "--script", "keeper"]));
+    ok(aft(
+        data,
+        &["watcher", "add", "crash", "--script", "crasher"],
+    ));
+
+    let mut svc = Service::start(data);
+    sleep(5.5);
+    let listed = ok(aft(data, &["watcher", "list"]));
+    assert!(
+        listed.contains("keep") && listed.contains("running"),
+        "{listed}"
+    );
+    svc.terminate();
+
+    let keeper = jobs_of(data, "keeper").await;
+    assert_eq!(keeper.len(), 1, "one run while the service ran: {keeper:?}");
+    assert_eq!(
+        keeper[0].status,
+        JobStatus::Interrupted,
+        "shutdown ends the run: {keeper:?}"
+    );
+    let store = Store::open_in_dir(data).await.unwrap();
+    let log = store.read_job_logs(&keeper[0].id, 0, 100).await.unwrap();
+    assert!(
+        log.iter().any(|l| l.message == "halted cleanly"),
+        "WaitForHaltSignal returned: {log:?}"
+    );
+
+    let mut crashes = jobs_of(data, "crasher").await;
+    crashes.reverse();
+    assert!(
+        (2..=5).contains(&crashes.len()),
+        "restarted with backoff (1 s, 2 s, ...): {crashes:?}"
+    );
+    assert!(crashes.iter().all(|j| j.status == JobStatus::Failed));
+    let created: Vec<chrono::DateTime<chrono::Utc>> = crashes
+        .iter()
+        .map(|j| j.created_at.parse().unwrap())
+        .collect();
+    let gaps: Vec<i64> = created
+        .windows(2)
+        .map(|p| (p[1] - p[0]).num_milliseconds())
+        .collect();
+    assert!(gaps[0] >= 1000, "1 s after the first failure: {gaps:?}");
+    if let Some(second) = gaps.get(1) {
+        assert!(*second >= 2000, "2 s after the second: {gaps:?}");
+    }
+    let crash = store.find_watcher_job("crash").await.unwrap();
+    assert!(crash.failures >= 2);
+    store.close().await;
+
+    let mut svc = Service::start(data);
+    let again = poll(|| async {
+        let jobs = jobs_of(data, "keeper").await;
+        (jobs.len() == 2 && jobs[0].status == JobStatus::Running).then_some(jobs)
+    })
+    .await
+    .expect("the next service start runs the watcher again");
+    assert_eq!(again[1].id, keeper[0].id);
+    ok(aft(data, &["watcher", "delete", "keep"]));
+    let after = poll(|| async {
+        let jobs = jobs_of(data, "keeper").await;
+        (jobs[0].status == JobStatus::Halted).then_some(jobs)
+    })
+    .await;
+    assert!(
+        after.is_some(),
+        "deleting a watcher halts its run: {:?}",
+        jobs_of(data, "keeper").await
+    );
+    svc.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sharing_postgres_fire_each_slot_once() {
+    let db = aft_store::testing::TempPostgres::create().await;
+    let url = db.url.clone();
+    let dir1 = tempfile::tempdir().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let on_db = ["--database", url.as_str()];
+    let file = dir1.path().join("tick.syncjs");
+    std::fs::write(&file, r#"Log("tick");"#).unwrap();
+    let cli = |args: &[&str]| ok(aft(dir1.path(), &[&on_db[..], args].concat()));
+    cli(&["script", "push", "tick", file.to_str().unwrap()]);
+    let mut node1 = Service::start_with(dir1.path(), &on_db);
+    let mut node2 = Service::start_with(dir2.path(), &on_db);
+    cli(&[
+        "schedule",
+        "add",
+        "tick",
+        "--script",
+        "tick",
+        "--cron",
+        "* * * * * *",
+        "--overlap",
+        "allow",
+    ]);
+    sleep(5.0);
+    node1.terminate();
+    node2.terminate();
+
+    let store = Store::open(&url).await.unwrap();
+    let schedule = store.find_schedule("tick").await.unwrap();
+    let mut slots = store.list_slots(&schedule.id, 1000).await.unwrap();
+    slots.reverse();
+    let jobs = store
+        .list_jobs(&JobFilter {
+            script: Some("tick".into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    db.drop_database().await;
+
+    assert!(slots.len() >= 3, "{slots:?}");
+    let times: Vec<_> = slots.iter().map(|s| s.slot_time.timestamp()).collect();
+    for pair in times.windows(2) {
+        assert_eq!(pair[1] - pair[0], 1, "each second once: {times:?}");
+    }
+    assert!(
+        slots.iter().all(|s| s.status == SlotStatus::Fired),
+        "{slots:?}"
+    );
+    let fired: HashSet<String> = slots.iter().filter_map(|s| s.job_id.clone()).collect();
+    let queued: HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(fired.len(), slots.len());
+    assert_eq!(queued, fired, "two racing nodes queue one job per slot");
+}
