@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(postgresql-15)
-for f in ci/peers/*.apt; do [ -e "$f" ] && mapfile -t -O "${#apt_packages[@]}" apt_packages < <(grep -v '^#' "$f"); done
+for f in ci/peers/*.apt; do [ -e "$f" ] && mapfile -t -O "${#apt_packages[@]}" apt_packages < <(grep -v -e '^#' -e '^[[:space:]]*$' "$f"); done
 missing=()
 for p in "${apt_packages[@]}"; do
     [ -n "$p" ] || continue
@@ -18,13 +18,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 pip_packages=()
-for f in ci/peers/*.pip; do [ -e "$f" ] && mapfile -t -O "${#pip_packages[@]}" pip_packages < <(grep -v '^#' "$f"); done
+for f in ci/peers/*.pip; do [ -e "$f" ] && mapfile -t -O "${#pip_packages[@]}" pip_packages < <(grep -v -e '^#' -e '^[[:space:]]*$' "$f"); done
 if [ "${#pip_packages[@]}" -gt 0 ]; then
     python3 -m pip install -q --disable-pip-version-check "${pip_packages[@]}"
 fi
 
 npm_packages=()
-for f in ci/peers/*.npm; do [ -e "$f" ] && mapfile -t -O "${#npm_packages[@]}" npm_packages < <(grep -v '^#' "$f"); done
+for f in ci/peers/*.npm; do [ -e "$f" ] && mapfile -t -O "${#npm_packages[@]}" npm_packages < <(grep -v -e '^#' -e '^[[:space:]]*$' "$f"); done
 if [ "${#npm_packages[@]}" -gt 0 ]; then
     mkdir -p .ci-state/npm
     (cd .ci-state/npm && npm install --silent --no-audit --no-fund "${npm_packages[@]}" >/dev/null)

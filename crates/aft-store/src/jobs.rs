@@ -840,14 +840,16 @@ mod tests {
             let nodes = store.list_nodes().await.unwrap();
             assert_eq!(nodes.len(), 2);
             assert_eq!(nodes.iter().find(|n| n.id == "n1").unwrap().pid, 43);
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Wide margins: n1's heartbeat is 1 s old, n2's fresh one would have to take
+            // over half a second to reach the query before it counted as dead too.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
             store.heartbeat_node("n2").await.unwrap();
-            let dead = store.dead_nodes(Duration::from_millis(15)).await.unwrap();
+            let dead = store.dead_nodes(Duration::from_millis(500)).await.unwrap();
             assert_eq!(dead, vec!["n1".to_string()]);
             store.stop_node("n1").await.unwrap();
             assert!(
                 store
-                    .dead_nodes(Duration::from_millis(15))
+                    .dead_nodes(Duration::from_millis(500))
                     .await
                     .unwrap()
                     .is_empty(),
