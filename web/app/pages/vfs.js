@@ -219,6 +219,8 @@ export default async function vfsPage(ctx) {
         answer = e.body && typeof e.body === 'object' ? e.body : { error: e.message };
         if (e.status === 404 && /no REST endpoint/.test(e.message)) answer = { error: 'This service cannot test connections yet (no POST /v1/vfs/{name}/test).' };
       }
+      // The service answers 200 with ok: false when the request worked but the connection did not.
+      if (answer && answer.ok === false) failed = true;
       const fp = fingerprintOf(answer);
       const pinned = entry.settings?.HostKeySHA256;
       const parts = [];

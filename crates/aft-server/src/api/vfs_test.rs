@@ -1,0 +1,88 @@
+//! `POST /v1/vfs/{name}/test`: connect with a VFS Library entry and list its root folder,
+//! as `aft vfs test` does, for the web UI's "Test connection" button.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use aft_engine::api::clients::{ConnectionTestError, test_connection};
+
+use crate::auth::AdminCaller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// Whether a settings field names a secret rather than holding a value.
+fn names_secret(field: &str) -> bool {
+    field.ends_with("FromSecret") || field == "KeyFileSecret"
+}
+
+/// Test a VFS Library entry: connect and list its root folder. A failed connection is
+/// still a 200 answer with `ok: false` (the request itself worked); an unknown SFTP host
+/// key comes with its `fingerprint` so it can be pinned.
+#[utoipa::path(post, path = "/v1/vfs/{name}/test", tag = "vfs", params(("name" = String, Path, description = "entry id or name")),
+    responses(
+        (status = 200, body = serde_json::Value, description = "`{ok: true, target, entries, more, sample, message, millis}` or `{ok: false, error, fingerprint?}`"),
+        (status = 404, body = ErrorBody)))]
+pub async fn test_vfs(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let entry = state.store.find_vfs_entry(&name).await?;
+    // Read only the secrets the entry names, before connecting: the lookup is synchronous.
+    let mut secrets = BTreeMap::new();
+    for (field, value) in &entry.settings {
+        if names_secret(field)
+            && let Some(secret_name) = value.as_str()
+            && let Some(secret) = state
+                .store
+                .get_secret(&state.secrets_key, secret_name)
+                .await?
+        {
+            secrets.insert(secret_name.to_string(), secret.expose().to_string());
+        }
+    }
+    let lookup = move |name: &str| secrets.get(name).cloned();
+    let fields = Value::Object(entry.settings.clone());
+    let started = Instant::now();
+    let outcome = test_connection(entry.kind.as_str(), &fields, &lookup).await;
+    let millis = started.elapsed().as_millis() as u64;
+    let answer = match outcome {
+        Ok(report) => {
+            json!({
+                "ok": true,
+                "target": report.target,
+                "entries": report.root_entries,
+                "more": report.more,
+                "sample": report.sample,
+                "message": format!("Connected to {}.", report.target),
+                "millis": millis,
+            })
+        }
+        Err(ConnectionTestError::UnknownHostKey { host, fingerprint }) => json!({
+            "ok": false,
+            "error": if entry.settings.contains_key("HostKeySHA256") {
+                format!(
+                    "The host key of {host} ({fingerprint}) does not match the pinned HostKeySHA256: \
+                     the server's key changed or the pin is wrong. Check with the server's owner before pinning the new one."
+                )
+            } else {
+                format!(
+                    "The host key of {host} is not pinned (fingerprint {fingerprint}). \
+                     Check it with the server's owner, then pin it in the entry's HostKeySHA256 field."
+                )
+            },
+            "fingerprint": fingerprint,
+            "millis": millis,
+        }),
+        Err(ConnectionTestError::Failed(e)) => json!({
+            "ok": false,
+            "error": format!("vfs {} ({}): {e}", entry.name, entry.kind),
+            "millis": millis,
+        }),
+    };
+    Ok(Json(answer))
+}
