@@ -1,0 +1,421 @@
+//! Cluster tests: three real `aft serve` processes on loopback sharing one fresh database on
+//! the real PostgreSQL server of `ci/peers/postgres.sh` (`AFT_TEST_POSTGRES_URL`), called
+//! over real HTTPS. They pin "every job runs exactly once" and "a dead node's running job is
+//! interrupted within the lease time while the others carry on".
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aft_store::testing::TempPostgres;
+use serde_json::Value;
+
+const AFT: &str = env!("CARGO_BIN_EXE_aft");
+
+/// Every node of a cluster must decrypt the same secrets: one fixed test key for all.
+const SECRET_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+
+/// The server's lease (`aft_server::runner::LEASE`) plus two housekeeping rounds (5 s
+/// each) and slack for a loaded machine: a dead node's job must be interrupted by then.
+const LEASE_PLUS_REAP: Duration = Duration::from_secs(30 + 10 + 10);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run an `aft` command with `data` as data dir against the cluster database `db`.
+fn aft(data: &Path, db: &str, args: &[&str]) -> String {
+    let out: Output = Command::new(AFT)
+        .arg("--data")
+        .arg(data)
+        .args(["--database", db])
+        .args(args)
+        .env("AFT_SECRET_KEY", SECRET_KEY)
+        .env_remove("AFT_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aft {args:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn push_script(data: &Path, db: &str, name: &str, body: &str) {
+    let file = data.join(format!("{name}.syncjs"));
+    std::fs::write(&file, body).unwrap();
+    aft(data, db, &["script", "push", name, file.to_str().unwrap()]);
+}
+
+/// One `aft serve` node of the cluster, with its own data dir and port.
+struct Node {
+    child: Child,
+    data: PathBuf,
+    port: u16,
+    http: reqwest::Client,
+}
+
+impl Node {
+    fn start(data: &Path, db: &str, port: u16) -> Node {
+        std::fs::create_dir_all(data).unwrap();
+        let mut child = Command::new(AFT)
+            .arg("--data")
+            .arg(data)
+            .args(["--database", db])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("AFT_SECRET_KEY", SECRET_KEY)
+            .env("AFT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("aft serve did not start listening within 60 s");
+        // Two rustls crypto providers are compiled in; pick one as the binary does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        Node {
+            child,
+            data: data.to_path_buf(),
+            port,
+            http,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> i64 {
+        i64::from(self.child.id())
+    }
+
+    fn local_token(&self) -> String {
+        let info: Value =
+            serde_json::from_slice(&std::fs::read(self.data.join("service.json")).unwrap())
+                .unwrap();
+        info["token"].as_str().unwrap().to_string()
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    async fn post_job(&self, key: &str, body: String) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/v1/jobs", self.base()))
+            .header("Content-Type", "application/json")
+            .header("X-API-Key", key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 202, "POST /v1/jobs on {}: {text}", self.base());
+        let body: Value = serde_json::from_str(&text).unwrap();
+        body["jobId"].as_str().unwrap().to_string()
+    }
+
+    async fn get(&self, path: &str, auth: (&str, &str)) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base()))
+            .header(auth.0, auth.1)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 200, "GET {path} on {}: {text}", self.base());
+        serde_json::from_str(&text).unwrap()
+    }
+
+    async fn nodes(&self) -> Vec<Value> {
+        let token = self.local_token();
+        let nodes = self.get("/v1/nodes", ("X-Aft-Local-Token", &token)).await;
+        nodes.as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh database and three nodes on it (CLI set-up commands use a data dir of their own).
+struct Cluster {
+    db: Option<TempPostgres>,
+    /// Keeps the nodes' data directories until the cluster is dropped.
+    _dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+    key: String,
+}
+
+impl Cluster {
+    async fn start(scripts: &[(&str, &str)]) -> Cluster {
+        let db = TempPostgres::create().await;
+        let dir = tempfile::tempdir().unwrap();
+        let admin = dir.path().join("admin");
+        std::fs::create_dir_all(&admin).unwrap();
+        // Migrate once before the nodes race to do it.
+        aft(
+            &admin,
+            &db.url,
+            &["settings", "set", "max-concurrent-jobs", "6"],
+        );
+        for (name, body) in scripts {
+            push_script(&admin, &db.url, name, body);
+        }
+        let key = aft(
+            &admin,
+            &db.url,
+            &["apikey", "create", "--name", "ci", "--allow", "127.0.0.1"],
+        )
+        .trim()
+        .to_string();
+        let nodes = (0..3)
+            .map(|i| Node::start(&dir.path().join(format!("node{i}")), &db.url, free_port()))
+            .collect();
+        Cluster {
+            db: Some(db),
+            _dir: dir,
+            nodes,
+            key,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.db.as_ref().unwrap().url.clone()
+    }
+
+    /// Stop every node, then drop the database.
+    async fn finish(mut self) {
+        self.nodes.clear();
+        if let Some(db) = self.db.take() {
+            db.drop_database().await;
+        }
+    }
+}
+
+/// Poll a job from `node` until it has ended; its final JSON.
+async fn wait_ended(node: &Node, key: &str, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let job = node
+            .get(&format!("/v1/jobs/{id}"), ("X-API-Key", key))
+            .await;
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not end: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_jobs_submitted_to_three_nodes_each_run_exactly_once() {
+    const JOBS: usize = 1000;
+    const SUBMITTERS: usize = 12;
+    let cluster = Cluster::start(&[("Count", r#"Log("ran " + Param("n"));"#)]).await;
+    let Cluster {
+        db,
+        _dir,
+        nodes,
+        key,
+    } = cluster;
+    let nodes = Arc::new(nodes);
+    let started = Instant::now();
+
+    // Job n goes to node n % 3, from several submitters at once.
+    let mut submitters = tokio::task::JoinSet::new();
+    for s in 0..SUBMITTERS {
+        let nodes = nodes.clone();
+        let key = key.clone();
+        submitters.spawn(async move {
+            let mut ids = Vec::new();
+            for n in (s..JOBS).step_by(SUBMITTERS) {
+                let body = format!(r#"{{"scriptName":"Count","params":{{"n":"{n}"}}}}"#);
+                ids.push((n, nodes[n % 3].post_job(&key, body).await));
+            }
+            ids
+        });
+    }
+    let mut ids = vec![String::new(); JOBS];
+    while let Some(batch) = submitters.join_next().await {
+        for (n, id) in batch.unwrap() {
+            ids[n] = id;
+        }
+    }
+    let submitted = started.elapsed();
+
+    // Read each job and its log back from a node other than the one it was sent to.
+    let mut per_node = std::collections::HashMap::<String, usize>::new();
+    for (n, id) in ids.iter().enumerate() {
+        let reader = &nodes[(n + 1) % 3];
+        let job = wait_ended(reader, &key, id, Duration::from_secs(90)).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["attempts"], 1, "claimed exactly once: {job}");
+        let node_id = job["nodeId"].as_str().expect("an ended job names its node");
+        *per_node.entry(node_id.to_string()).or_default() += 1;
+        let log = nodes[(n + 2) % 3]
+            .get(&format!("/v1/jobs/{id}/log"), ("X-API-Key", &key))
+            .await;
+        let lines = log["lines"].as_array().unwrap();
+        assert_eq!(
+            lines.len(),
+            1,
+            "exactly one run wrote exactly one line: {log}"
+        );
+        assert_eq!(lines[0]["message"], format!("ran {n}"), "{log}");
+    }
+    let ended = started.elapsed();
+    eprintln!(
+        "{JOBS} jobs: submitted in {submitted:?}, all ended in {ended:?}; per node {per_node:?}"
+    );
+
+    let known: Vec<String> = nodes[0]
+        .nodes()
+        .await
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(known.len(), 3, "three nodes registered: {known:?}");
+    for node_id in per_node.keys() {
+        assert!(
+            known.contains(node_id),
+            "{node_id} is not a registered node"
+        );
+    }
+    assert!(
+        per_node.len() > 1,
+        "the jobs spread over more than one node: {per_node:?}"
+    );
+    assert_eq!(per_node.values().sum::<usize>(), JOBS);
+
+    drop(
+        Arc::try_unwrap(nodes)
+            .ok()
+            .expect("no submitter holds the nodes"),
+    );
+    Cluster {
+        db,
+        _dir,
+        nodes: Vec::new(),
+        key,
+    }
+    .finish()
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_running_a_job_has_it_interrupted_within_the_lease_and_rejoins_on_restart() {
+    let mut cluster = Cluster::start(&[
+        ("Forever", r#"Log("started"); WaitForHaltSignal();"#),
+        ("Hello", r#"Log("hello");"#),
+    ])
+    .await;
+    let key = cluster.key.clone();
+    let auth = ("X-API-Key", key.as_str());
+
+    let forever = cluster.nodes[0]
+        .post_job(&key, r#"{"scriptName":"Forever"}"#.to_string())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let running = loop {
+        let job = cluster.nodes[1]
+            .get(&format!("/v1/jobs/{forever}"), auth)
+            .await;
+        if job["status"] == "running" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the job never started: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let runner_id = running["nodeId"].as_str().unwrap().to_string();
+    let nodes = cluster.nodes[0].nodes().await;
+    let runner_pid = nodes
+        .iter()
+        .find(|n| n["id"] == runner_id.as_str())
+        .unwrap_or_else(|| panic!("{runner_id} is not in GET /v1/nodes: {nodes:?}"))["pid"]
+        .as_i64()
+        .unwrap();
+    let victim = cluster
+        .nodes
+        .iter()
+        .position(|n| n.pid() == runner_pid)
+        .expect("the running node is one of ours");
+    let survivor = (victim + 1) % 3;
+
+    let killed_at = Instant::now();
+    cluster.nodes[victim].kill9();
+    let job = wait_ended(&cluster.nodes[survivor], &key, &forever, LEASE_PLUS_REAP).await;
+    eprintln!(
+        "the dead node's job ended {:?} after kill -9",
+        killed_at.elapsed()
+    );
+    assert_eq!(job["status"], "interrupted", "{job}");
+    assert!(
+        job["error"].as_str().unwrap_or_default().contains("lease"),
+        "interrupted by the reaper, not by the dead node's own restart: {job}"
+    );
+
+    // The other nodes carry on: a new job sent to the survivors runs on one of them.
+    for other in [survivor, (victim + 2) % 3] {
+        let id = cluster.nodes[other]
+            .post_job(&key, r#"{"scriptName":"Hello"}"#.to_string())
+            .await;
+        let job = wait_ended(&cluster.nodes[other], &key, &id, Duration::from_secs(30)).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_ne!(job["nodeId"], runner_id.as_str(), "{job}");
+    }
+
+    // The killed node restarts on the same data dir and rejoins under the same id.
+    let data = cluster.nodes[victim].data.clone();
+    let port = cluster.nodes[victim].port;
+    let url = cluster.url();
+    cluster.nodes[victim] = Node::start(&data, &url, port);
+    let new_pid = cluster.nodes[victim].pid();
+    let nodes = cluster.nodes[survivor].nodes().await;
+    let back = nodes
+        .iter()
+        .find(|n| n["id"] == runner_id.as_str())
+        .unwrap_or_else(|| panic!("the restarted node is missing: {nodes:?}"));
+    assert_eq!(back["pid"], new_pid, "{back}");
+    assert!(back["stoppedAt"].is_null(), "{back}");
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    let id = cluster.nodes[victim]
+        .post_job(&key, r#"{"scriptName":"Hello"}"#.to_string())
+        .await;
+    let job = wait_ended(&cluster.nodes[survivor], &key, &id, Duration::from_secs(30)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    cluster.finish().await;
+}
