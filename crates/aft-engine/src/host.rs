@@ -56,6 +56,30 @@ pub trait JobHost: Send + Sync + 'static {
 
     /// Record one file a transfer handled.
     fn record_transfer(&self, record: TransferRecord);
+
+    /// Every file the remote watcher `key` ("vfs name|folder|script name") has seen.
+    fn watch_state_load(&self, key: &str) -> Result<Vec<SeenEntry>, String>;
+
+    /// Record `changed` files as seen and forget `removed` paths for watcher `key`.
+    fn watch_state_save(
+        &self,
+        key: &str,
+        changed: &[SeenEntry],
+        removed: &[String],
+    ) -> Result<(), String>;
+}
+
+/// One remote file as a `RemoteWatcher` last reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenEntry {
+    /// The remote path.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time as text (RFC 3339), if the server gives one.
+    pub mtime: Option<String>,
+    /// Its entity tag, if the backend has one.
+    pub etag: Option<String>,
 }
 
 /// The halt signal of one job: set once, seen by the interrupt handler, `Sleep`,

@@ -16,7 +16,9 @@ mod memory_host;
 mod runtime;
 mod script_error;
 
-pub use host::{HaltFlag, JobEvent, JobHost, JobScope, LogLevel, LogSink, TransferRecord, Wakeup};
+pub use host::{
+    HaltFlag, JobEvent, JobHost, JobScope, LogLevel, LogSink, SeenEntry, TransferRecord, Wakeup,
+};
 pub use memory_host::{LogCollector, MemoryHost};
 pub use runtime::{
     HALT_GRACE, JobSpec, Limits, LimitsError, Outcome, SETTING_MEMORY_LIMIT_MB,

@@ -77,6 +77,19 @@ impl JobHost for MaskingHost {
     fn record_transfer(&self, record: TransferRecord) {
         self.inner.record_transfer(record)
     }
+
+    fn watch_state_load(&self, key: &str) -> Result<Vec<crate::SeenEntry>, String> {
+        self.inner.watch_state_load(key)
+    }
+
+    fn watch_state_save(
+        &self,
+        key: &str,
+        changed: &[crate::SeenEntry],
+        removed: &[String],
+    ) -> Result<(), String> {
+        self.inner.watch_state_save(key, changed, removed)
+    }
 }
 
 #[cfg(test)]

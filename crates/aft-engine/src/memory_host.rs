@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::host::{JobHost, LogLevel, LogSink, TransferRecord};
+use crate::host::{JobHost, LogLevel, LogSink, SeenEntry, TransferRecord};
 
 /// A [`JobHost`] whose secrets, VFS entries and settings are plain maps filled by its owner;
 /// transfer records are kept in a list.
@@ -18,6 +18,8 @@ pub struct MemoryHost {
     pub settings: Mutex<BTreeMap<String, String>>,
     /// Every transfer recorded so far.
     pub transfers: Mutex<Vec<TransferRecord>>,
+    /// Remote watcher state: watcher key -> path -> what was seen.
+    pub watch_state: Mutex<BTreeMap<String, BTreeMap<String, SeenEntry>>>,
 }
 
 impl MemoryHost {
@@ -67,6 +69,30 @@ impl JobHost for MemoryHost {
 
     fn record_transfer(&self, record: TransferRecord) {
         lock(&self.transfers).push(record);
+    }
+
+    fn watch_state_load(&self, key: &str) -> Result<Vec<SeenEntry>, String> {
+        Ok(lock(&self.watch_state)
+            .get(key)
+            .map(|seen| seen.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn watch_state_save(
+        &self,
+        key: &str,
+        changed: &[SeenEntry],
+        removed: &[String],
+    ) -> Result<(), String> {
+        let mut state = lock(&self.watch_state);
+        let seen = state.entry(key.to_string()).or_default();
+        for entry in changed {
+            seen.insert(entry.path.clone(), entry.clone());
+        }
+        for path in removed {
+            seen.remove(path);
+        }
+        Ok(())
     }
 }
 

@@ -428,7 +428,8 @@ fn run_on_this_thread(
     };
     let outcome = context.with(|ctx| {
         let registered = crate::api::job::register(&ctx, &scope, &spec.params, control.clone())
-            .and_then(|()| crate::api::register_all(&ctx, &scope));
+            .and_then(|()| crate::api::register_all(&ctx, &scope))
+            .and_then(|()| crate::api::watchers::set_script_name(&ctx, &spec.name));
         if let Err(e) = registered {
             let (message, _) = caught_text(&ctx, e);
             return Outcome::EngineFailed {

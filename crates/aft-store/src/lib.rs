@@ -32,6 +32,9 @@ mod transfers;
 mod schedules;
 mod watcher_jobs;
 
+// What remote watchers have seen (migration 0030).
+mod remote_watch;
+
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -45,6 +48,7 @@ pub use error::StoreError;
 pub use jobs::{Job, JobFilter, JobStatus, NewJob, time_after, time_before};
 pub use logs::LogLine;
 pub use nodes::Node;
+pub use remote_watch::RemoteSeen;
 pub use schedules::{
     CronTimes, MisfirePolicy, NewSchedule, OverlapPolicy, Schedule, ScheduleSlot, SlotStatus,
     SlotTiming,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use aft_engine::{JobHost, LogLevel, LogSink, TransferRecord};
+use aft_engine::{JobHost, LogLevel, LogSink, SeenEntry, TransferRecord};
 use aft_store::{SecretsKey, Store};
 use tokio::runtime::Handle;
 
@@ -113,4 +113,49 @@ impl JobHost for LocalHost {
             ),
         );
     }
+
+    fn watch_state_load(&self, key: &str) -> Result<Vec<SeenEntry>, String> {
+        self.tokio
+            .block_on(self.store.remote_watch_load(key))
+            .map(seen_from_store)
+            .map_err(|e| format!("cannot read remote watcher state {key:?}: {e}"))
+    }
+
+    fn watch_state_save(
+        &self,
+        key: &str,
+        changed: &[SeenEntry],
+        removed: &[String],
+    ) -> Result<(), String> {
+        self.tokio
+            .block_on(
+                self.store
+                    .remote_watch_save(key, &seen_to_store(changed), removed),
+            )
+            .map_err(|e| format!("cannot save remote watcher state {key:?}: {e}"))
+    }
+}
+
+fn seen_to_store(entries: &[SeenEntry]) -> Vec<aft_store::RemoteSeen> {
+    entries
+        .iter()
+        .map(|e| aft_store::RemoteSeen {
+            path: e.path.clone(),
+            size: e.size,
+            mtime: e.mtime.clone(),
+            etag: e.etag.clone(),
+        })
+        .collect()
+}
+
+fn seen_from_store(entries: Vec<aft_store::RemoteSeen>) -> Vec<SeenEntry> {
+    entries
+        .into_iter()
+        .map(|e| SeenEntry {
+            path: e.path,
+            size: e.size,
+            mtime: e.mtime,
+            etag: e.etag,
+        })
+        .collect()
 }

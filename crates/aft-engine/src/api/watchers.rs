@@ -25,6 +25,8 @@ use rquickjs::{Ctx, Exception, Function, Object};
 use crate::HaltFlag;
 use crate::host::{JobEvent, JobScope};
 
+mod remote;
+
 /// A file was created (or moved into a watched folder).
 pub const EVT_CREATE: &str = "EVT_CREATE";
 /// A file's content changed.
@@ -40,7 +42,7 @@ pub const EVT_CHMOD: &str = "EVT_CHMOD";
 const TICK: Duration = Duration::from_millis(50);
 
 /// Watcher ids are unique in the process, so a stale event can never reach another watcher.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+pub(crate) static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The script side: a JS class keeps the callbacks (so the GC owns them) and calls the
 /// native `start`/`stop`; the pump calls `__aftDispatchEvent(id, evt)`.
@@ -57,33 +59,33 @@ const PRELUDE: &str = r#"
   function globs(v, what) {
     if (v === undefined || v === null) return [];
     if (typeof v === "string") return [v];
-    if (!Array.isArray(v)) throw new TypeError("FsWatcher." + what + " must be an array of glob patterns");
+    if (!Array.isArray(v)) throw new TypeError(what + " must be an array of glob patterns");
     return v.map(String);
   }
-  class FsWatcher {
-    constructor() {
+  // What FsWatcher and RemoteWatcher share: folders, filters, quiet period, Start/Stop.
+  class Watcher {
+    constructor(kind) {
       this.InclusionFilter = [];
       this.ExclusionFilter = [];
       this.DelayBySeconds = 0;
-      this.RescanSeconds = 60;
+      Object.defineProperty(this, "_kind", { value: kind });
       Object.defineProperty(this, "_dirs", { value: [], writable: true });
       Object.defineProperty(this, "_id", { value: 0, writable: true });
     }
     WatchDir(path, recursive) {
-      if (path === undefined || path === null || String(path) === "") throw new TypeError("FsWatcher.WatchDir needs a folder path");
+      if (path === undefined || path === null || String(path) === "") throw new TypeError(this._kind + ".WatchDir needs a folder path");
       this._dirs.push({ path: String(path), recursive: !!recursive });
     }
     Start(callback) {
       if (typeof callback !== "function") return;
-      if (this._id) throw new Error("FsWatcher.Start: this watcher is already running; call Stop() first");
-      const id = native.start(JSON.stringify({
+      if (this._id) throw new Error(this._kind + ".Start: this watcher is already running; call Stop() first");
+      const id = this._start({
         dirs: this._dirs,
-        include: globs(this.InclusionFilter, "InclusionFilter"),
-        exclude: globs(this.ExclusionFilter, "ExclusionFilter"),
+        include: globs(this.InclusionFilter, this._kind + ".InclusionFilter"),
+        exclude: globs(this.ExclusionFilter, this._kind + ".ExclusionFilter"),
         delay: Number(this.DelayBySeconds) || 0,
-        rescan: Number(this.RescanSeconds) || 0,
-      }));
-      callbacks.set(id, callback);
+      });
+      callbacks.set(id, this._wrap(callback));
       this._id = id;
     }
     Stop() {
@@ -94,7 +96,41 @@ const PRELUDE: &str = r#"
       native.stop(id);
     }
   }
+  class FsWatcher extends Watcher {
+    constructor() {
+      super("FsWatcher");
+      this.RescanSeconds = 60;
+    }
+    _start(settings) {
+      settings.rescan = Number(this.RescanSeconds) || 0;
+      return native.start(JSON.stringify(settings));
+    }
+    _wrap(callback) { return callback; }
+  }
+  class RemoteWatcher extends Watcher {
+    constructor(vfsName) {
+      super("RemoteWatcher");
+      if (vfsName === undefined || vfsName === null || String(vfsName) === "") throw new TypeError("new RemoteWatcher(name) needs the name of a VFS Library entry");
+      Object.defineProperty(this, "_vfs", { value: String(vfsName) });
+      this.PollSeconds = 10;
+    }
+    _start(settings) {
+      settings.vfs = this._vfs;
+      settings.poll = Number(this.PollSeconds) || 0;
+      return native.startRemote(JSON.stringify(settings));
+    }
+    // The watcher's memory is saved only once the callback returned: a crash re-fires.
+    _wrap(callback) {
+      return function (evt) {
+        const ack = evt.__ack;
+        delete evt.__ack;
+        callback(evt);
+        native.ack(JSON.stringify(ack));
+      };
+    }
+  }
   globalThis.FsWatcher = FsWatcher;
+  globalThis.RemoteWatcher = RemoteWatcher;
 })
 "#;
 
@@ -114,10 +150,25 @@ struct DirConfig {
     recursive: bool,
 }
 
-/// Define `FsWatcher` and the `EVT_*` constants.
+/// A running watcher of either kind; dropping it stops it.
+enum Running {
+    Fs(#[allow(dead_code)] RunningWatcher),
+    Remote(#[allow(dead_code)] remote::RunningRemote),
+}
+
+/// The global holding the running script's name, which keys what a `RemoteWatcher`
+/// remembers.
+const SCRIPT_NAME_GLOBAL: &str = "__aftScriptName";
+
+/// Tell the watchers which script runs (the engine calls this once per job).
+pub fn set_script_name(ctx: &Ctx<'_>, name: &str) -> rquickjs::Result<()> {
+    ctx.globals().set(SCRIPT_NAME_GLOBAL, name)
+}
+
+/// Define `FsWatcher`, `RemoteWatcher` and the `EVT_*` constants.
 pub fn register(ctx: &Ctx<'_>, scope: &JobScope) -> rquickjs::Result<()> {
     // Watchers of this job; dropping the map (with the context) stops any left running.
-    let running: Rc<RefCell<HashMap<u64, RunningWatcher>>> = Rc::default();
+    let running: Rc<RefCell<HashMap<u64, Running>>> = Rc::default();
     let native = Object::new(ctx.clone())?;
     let start_running = running.clone();
     let halt = scope.halt.clone();
@@ -132,8 +183,41 @@ pub fn register(ctx: &Ctx<'_>, scope: &JobScope) -> rquickjs::Result<()> {
                 let watcher = RunningWatcher::start(config, halt.clone())
                     .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
                 let id = watcher.id;
-                start_running.borrow_mut().insert(id, watcher);
+                start_running.borrow_mut().insert(id, Running::Fs(watcher));
                 Ok(id as f64)
+            },
+        )?,
+    )?;
+    let remote_running = running.clone();
+    let remote_scope = scope.clone();
+    native.set(
+        "startRemote",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, config: String| -> rquickjs::Result<f64> {
+                let config: remote::RemoteConfig = serde_json::from_str(&config).map_err(|e| {
+                    Exception::throw_type(&ctx, &format!("RemoteWatcher.Start: bad settings: {e}"))
+                })?;
+                let script: Option<String> = ctx.globals().get(SCRIPT_NAME_GLOBAL)?;
+                let script = script.unwrap_or_default();
+                let watcher = remote::RunningRemote::start(config, &script, &remote_scope)
+                    .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))?;
+                let id = watcher.id;
+                remote_running
+                    .borrow_mut()
+                    .insert(id, Running::Remote(watcher));
+                Ok(id as f64)
+            },
+        )?,
+    )?;
+    let ack_scope = scope.clone();
+    native.set(
+        "ack",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, ack: String| -> rquickjs::Result<()> {
+                remote::acknowledge(&ack_scope, &ack)
+                    .map_err(|e| Exception::throw_message(&ctx, &e))
             },
         )?,
     )?;
@@ -287,7 +371,7 @@ impl Drop for RunningWatcher {
     }
 }
 
-fn secs(s: f64) -> Duration {
+pub(crate) fn secs(s: f64) -> Duration {
     if s.is_finite() && s > 0.0 {
         Duration::from_secs_f64(s.min(1e9))
     } else {
