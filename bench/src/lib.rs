@@ -19,7 +19,10 @@ pub fn measure(cmd: &mut Command) -> anyhow::Result<RunStats> {
     let status = cmd.status()?;
     let wall = start.elapsed();
     anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
-    Ok(RunStats { wall, peak_rss_kib: last_child_peak_rss_kib() })
+    Ok(RunStats {
+        wall,
+        peak_rss_kib: last_child_peak_rss_kib(),
+    })
 }
 
 /// Peak RSS of the largest child waited for so far (`getrusage(RUSAGE_CHILDREN)`): the
@@ -29,7 +32,11 @@ fn last_child_peak_rss_kib() -> u64 {
     // SAFETY: getrusage only writes into the zeroed struct we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    if rc == 0 { usage.ru_maxrss.max(0) as u64 } else { 0 }
+    if rc == 0 {
+        usage.ru_maxrss.max(0) as u64
+    } else {
+        0
+    }
 }
 
 /// The median and the 99th percentile of a set of durations.

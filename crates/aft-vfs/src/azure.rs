@@ -1,0 +1,34 @@
+//! Azure Blob Storage (and Azurite) through opendal.
+//!
+//! Fields [AFT]: `Container`, `AccountName`, `AccountKey`, `AccountKeyFromSecret`,
+//! `Endpoint` [ours: defaults to `https://ACCOUNT.blob.core.windows.net`; Azurite is
+//! `http://127.0.0.1:10000/devstoreaccount1`].
+
+use opendal::Operator;
+use opendal::services::Azblob;
+
+use crate::config::Fields;
+use crate::object_store::{ObjectStoreVfs, StoreKind};
+use crate::{VfsError, VfsResult};
+
+/// Build an Azure Blob backend from its connection fields.
+pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
+    let container = fields.required("Container")?;
+    let account = fields.required("AccountName")?;
+    let key = fields.secret("AccountKey", "AccountKeyFromSecret")?;
+    let endpoint = fields
+        .str("Endpoint")
+        .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+    let mut builder = Azblob::default()
+        .container(&container)
+        .account_name(&account)
+        .endpoint(&endpoint)
+        .root("/");
+    if let Some(key) = &key {
+        builder = builder.account_key(key);
+    }
+    let label = format!("{}/{container}", endpoint.trim_end_matches('/'));
+    let op = Operator::new(builder)
+        .map_err(|e| VfsError::Other(format!("Azure container {label}: invalid settings: {e}")))?;
+    Ok(ObjectStoreVfs::new(op, StoreKind::Azure, label))
+}

@@ -1,0 +1,732 @@
+//! The opendal glue shared by the S3, Azure Blob, GCS and WebDAV backends.
+//!
+//! Each of those modules only builds an [`opendal::Operator`] from its connection fields;
+//! this module turns the operator into a [`Vfs`]: entries, streamed listings, ranged reads,
+//! writers whose `shutdown()` commits, directories as prefixes (or real WebDAV
+//! collections), and opendal errors mapped to [`VfsError`] with the endpoint in the message.
+
+use std::sync::Once;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt, stream};
+use opendal::{ErrorKind, Metadata, Operator};
+use tokio_util::compat::FuturesAsyncWriteCompatExt;
+use tokio_util::io::StreamReader;
+
+use crate::{
+    Capabilities, Entry, EntryStream, HashAlgo, Vfs, VfsError, VfsReader, VfsResult, VfsWriter,
+    WriteMode, file_name, normalize,
+};
+
+/// Size of each part of a multipart upload; objects smaller than this go up in one PUT
+/// (so their ETag is the content's MD5).
+const UPLOAD_CHUNK: usize = 8 * 1024 * 1024;
+
+/// Largest upload to a server that takes a file in one PUT only (WebDAV), buffered in memory.
+pub const ONE_SHOT_UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
+
+/// How many objects are copied at once when a prefix ("directory") is renamed.
+const RENAME_CONCURRENCY: usize = 8;
+
+/// Install the ring rustls provider as the process default, once.
+///
+/// reqwest (under opendal) is built without a provider of its own, so aft's single choice
+/// (ring) is used everywhere; the binary installs it at startup too, whichever runs first.
+pub(crate) fn ensure_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Err means another part of the process installed one first: that one is used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Finish an operator built by a backend module: give it aft's HTTP transport.
+pub(crate) fn finish_operator(op: Operator) -> Operator {
+    ensure_crypto_provider();
+    let transport =
+        opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::default());
+    let ctx = op.context().with_http_transport(transport);
+    op.with_context(ctx)
+}
+
+/// How a backend treats directories and hashes; set by the module that builds the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Amazon S3 or an S3-compatible server.
+    S3,
+    /// Azure Blob Storage (or Azurite).
+    Azure,
+    /// Google Cloud Storage (or fake-gcs-server).
+    Gcs,
+    /// A WebDAV server: real directories, no server hash, writes not atomic.
+    WebDav,
+}
+
+impl StoreKind {
+    fn has_real_directories(self) -> bool {
+        self == StoreKind::WebDav
+    }
+}
+
+/// A [`Vfs`] over an opendal operator.
+pub struct ObjectStoreVfs {
+    op: Operator,
+    kind: StoreKind,
+    /// `s3://bucket at http://127.0.0.1:5000`: used in every error message.
+    label: String,
+    /// Complete each listed file with a `stat` (S3 `UseMetadataWhenListing`).
+    stat_when_listing: bool,
+    /// Send each upload in one request even where opendal could do multipart.
+    single_request_uploads: bool,
+}
+
+impl std::fmt::Debug for ObjectStoreVfs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreVfs")
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+impl ObjectStoreVfs {
+    /// Wrap an operator; `label` names the bucket/container and endpoint for messages.
+    pub fn new(op: Operator, kind: StoreKind, label: String) -> Self {
+        ObjectStoreVfs {
+            op: finish_operator(op),
+            kind,
+            label,
+            stat_when_listing: false,
+            single_request_uploads: false,
+        }
+    }
+
+    /// Upload each file in one request (buffered in memory up to [`ONE_SHOT_UPLOAD_LIMIT`]),
+    /// for servers without multipart uploads (fake-gcs-server lacks GCS's XML multipart API).
+    pub fn with_single_request_uploads(mut self, on: bool) -> Self {
+        self.single_request_uploads = on;
+        self
+    }
+
+    /// Fetch each listed file's full metadata with a `stat` (slower, one request per file).
+    pub fn with_stat_when_listing(mut self, on: bool) -> Self {
+        self.stat_when_listing = on;
+        self
+    }
+
+    /// The operator underneath, for callers that need an opendal feature the trait lacks.
+    pub fn operator(&self) -> &Operator {
+        &self.op
+    }
+
+    fn err(&self, op: &str, path: &str, e: opendal::Error) -> VfsError {
+        map_error(&self.label, op, path, e)
+    }
+
+    fn native_rename(&self) -> bool {
+        self.op.info().capability().rename
+    }
+
+    fn can_copy(&self) -> bool {
+        self.op.info().capability().copy
+    }
+
+    /// Metadata of the object at `key` (no trailing slash), `None` when there is none.
+    async fn stat_object(&self, path: &str, key: &str) -> VfsResult<Option<Metadata>> {
+        match self.op.stat(key).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            // WebDAV servers answer a collection addressed without its slash this way.
+            Err(e) if e.kind() == ErrorKind::IsADirectory => {
+                Ok(Some(opendal::MetadataBuilder::dir().build()))
+            }
+            Err(e) => Err(self.err("stat", path, e)),
+        }
+    }
+
+    /// Whether `path` is a directory: a marker or collection at `key/`, or any object below it.
+    async fn dir_exists(&self, path: &str) -> VfsResult<bool> {
+        let dkey = dir_key(path);
+        match self.op.stat(&dkey).await {
+            Ok(meta) if meta.is_dir() => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(self.err("stat", path, e)),
+        }
+        Ok(self.first_child(path).await?.is_some())
+    }
+
+    /// The first entry inside directory `path` (not the directory's own marker).
+    async fn first_child(&self, path: &str) -> VfsResult<Option<opendal::Entry>> {
+        let dkey = dir_key(path);
+        let lister = match self.op.lister_with(&dkey).limit(2).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err("list", path, e)),
+        };
+        let mut lister = lister;
+        while let Some(entry) = lister
+            .try_next()
+            .await
+            .map_err(|e| self.err("list", path, e))?
+        {
+            if !is_self(&entry, &dkey) {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Copy-then-delete one object (object stores have no rename).
+    async fn move_object(&self, from_key: &str, to_key: &str, path: &str) -> VfsResult<()> {
+        self.op
+            .copy(from_key, to_key)
+            .await
+            .map_err(|e| self.err("copy", path, e))?;
+        self.op
+            .delete(from_key)
+            .await
+            .map_err(|e| self.err("delete", path, e))
+    }
+
+    /// Every key under directory `path` (recursively), markers included, the directory's
+    /// own marker excluded.
+    async fn keys_below(&self, path: &str) -> VfsResult<Vec<String>> {
+        let dkey = dir_key(path);
+        let lister = match self.op.lister_with(&dkey).recursive(true).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.err("list", path, e)),
+        };
+        lister
+            .map_err(|e| self.err("list", path, e))
+            .try_filter(|entry| futures::future::ready(!is_self(entry, &dkey)))
+            .map_ok(|entry| entry.path().trim_start_matches('/').to_string())
+            .try_collect()
+            .await
+    }
+
+    /// Rename a directory by copying: directories first (shallowest first), then every
+    /// file, then the old tree is deleted. Not atomic; object stores have nothing better,
+    /// and opendal does not MOVE WebDAV collections.
+    async fn move_tree(&self, from: &str, to: &str) -> VfsResult<()> {
+        let (from_dir, to_dir) = (dir_key(from), dir_key(to));
+        let below = self.keys_below(from).await?;
+        let (mut dirs, files): (Vec<String>, Vec<String>) =
+            below.into_iter().partition(|k| k.ends_with('/'));
+        dirs.sort_by_key(|d| d.matches('/').count());
+        let target = |key: &str| format!("{to_dir}{}", &key[from_dir.len()..]);
+        if self.op.info().capability().create_dir {
+            self.op
+                .create_dir(&to_dir)
+                .await
+                .map_err(|e| self.err("create directory", to, e))?;
+            for d in &dirs {
+                self.op
+                    .create_dir(&target(d))
+                    .await
+                    .map_err(|e| self.err("create directory", to, e))?;
+            }
+        }
+        stream::iter(files.into_iter().map(Ok::<_, VfsError>))
+            .map_ok(|key| {
+                let to_key = target(&key);
+                async move {
+                    self.op
+                        .copy(&key, &to_key)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| self.err("copy", from, e))
+                }
+            })
+            .try_buffer_unordered(RENAME_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        self.delete_tree(from).await
+    }
+
+    /// Delete directory `path` and everything below it. Uses the server's batch delete where
+    /// opendal has one, and falls back to one request per object where the server refuses
+    /// it (fake-gcs-server has no batch endpoint).
+    async fn delete_tree(&self, path: &str) -> VfsResult<()> {
+        let dkey = dir_key(path);
+        match self.op.delete_with(&dkey).recursive(true).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() != ErrorKind::Unexpected => {
+                return Err(self.err("delete tree", path, e));
+            }
+            Err(e) => tracing::debug!(
+                "{}: batch delete refused ({e}); deleting one by one",
+                self.label
+            ),
+        }
+        let mut keys = self.keys_below(path).await?;
+        // Deepest first, so WebDAV collections are empty when their turn comes.
+        keys.sort_by_key(|k| std::cmp::Reverse(k.matches('/').count()));
+        stream::iter(keys.into_iter().map(Ok::<_, VfsError>))
+            .map_ok(|key| async move {
+                match self.op.delete(&key).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(self.err("delete", path, e)),
+                }
+            })
+            .try_buffer_unordered(RENAME_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        match self.op.delete(&dkey).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("delete directory", path, e)),
+        }
+    }
+}
+
+/// The opendal key of a file path: no leading slash.
+fn file_key(path: &str) -> String {
+    normalize(path).trim_start_matches('/').to_string()
+}
+
+/// The opendal key of a directory path: no leading slash, one trailing slash (`/` for root).
+fn dir_key(path: &str) -> String {
+    let key = file_key(path);
+    if key.is_empty() {
+        "/".to_string()
+    } else {
+        format!("{key}/")
+    }
+}
+
+/// Whether a listed entry is the listed directory itself (its marker).
+fn is_self(entry: &opendal::Entry, dir_key: &str) -> bool {
+    let p = entry.path();
+    p == dir_key || p.trim_start_matches('/') == dir_key.trim_start_matches('/')
+}
+
+fn to_utc(meta: &Metadata) -> Option<DateTime<Utc>> {
+    meta.last_modified()
+        .map(|t| DateTime::<Utc>::from(SystemTime::from(t)))
+}
+
+fn clean_etag(meta: &Metadata) -> Option<String> {
+    meta.etag().map(|e| e.trim_matches('"').to_string())
+}
+
+fn entry_from(path: &str, meta: &Metadata) -> Entry {
+    let path = normalize(path);
+    let is_dir = meta.is_dir();
+    Entry {
+        name: file_name(&path),
+        path,
+        size: if is_dir { 0 } else { meta.content_length() },
+        mtime: to_utc(meta),
+        is_dir,
+        etag: clean_etag(meta),
+    }
+}
+
+fn dir_entry(path: &str) -> Entry {
+    let path = normalize(path);
+    Entry {
+        name: file_name(&path),
+        path,
+        size: 0,
+        mtime: None,
+        is_dir: true,
+        etag: None,
+    }
+}
+
+/// The MD5 of an object, hex, where the server reports one: `Content-MD5` / GCS `md5Hash`
+/// (base64), or an S3 ETag that is a plain MD5 (not a multipart `…-N` one).
+fn md5_of(meta: &Metadata) -> Option<String> {
+    if let Some(md5) = meta.content_md5() {
+        if md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(md5.to_ascii_lowercase());
+        }
+        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(md5)
+            && raw.len() == 16
+        {
+            return Some(hex::encode(raw));
+        }
+    }
+    let etag = clean_etag(meta)?;
+    (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| etag.to_ascii_lowercase())
+}
+
+/// Turn an opendal error into a [`VfsError`] naming the store, the operation and the path.
+pub(crate) fn map_error(label: &str, op: &str, path: &str, e: opendal::Error) -> VfsError {
+    let at = format!("{label}{}", normalize(path));
+    if e.kind() == ErrorKind::Unexpected && e.to_string().contains("status: 401") {
+        return VfsError::Auth(format!(
+            "{label}: the server refused the credentials (HTTP 401) for {op} {at}; check the user and password or key"
+        ));
+    }
+    match e.kind() {
+        ErrorKind::NotFound => VfsError::NotFound(at),
+        ErrorKind::AlreadyExists => VfsError::AlreadyExists(at),
+        ErrorKind::PermissionDenied => VfsError::PermissionDenied(format!(
+            "{at}: {op} refused ({e}); check the credentials and the bucket/container policy"
+        )),
+        ErrorKind::ConfigInvalid => {
+            VfsError::Other(format!("{label}: the connection settings are invalid: {e}"))
+        }
+        ErrorKind::RateLimited => VfsError::Connection {
+            target: label.to_string(),
+            message: format!("{op} {at}: rate limited by the server: {e}"),
+        },
+        _ if e.is_temporary() => VfsError::Connection {
+            target: label.to_string(),
+            message: format!("{op} {at}: {e}"),
+        },
+        _ => VfsError::Other(format!("{op} {at} failed: {e}")),
+    }
+}
+
+fn io_error_to_vfs(label: &str, path: &str, e: std::io::Error) -> VfsError {
+    let at = format!("{label}{}", normalize(path));
+    match e.kind() {
+        std::io::ErrorKind::NotFound => VfsError::NotFound(at),
+        std::io::ErrorKind::PermissionDenied => VfsError::PermissionDenied(format!("{at}: {e}")),
+        _ => VfsError::Io {
+            path: at,
+            source: e,
+        },
+    }
+}
+
+#[async_trait]
+impl Vfs for ObjectStoreVfs {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let real_dirs = self.kind.has_real_directories();
+        Capabilities {
+            // An object PUT (or a completed multipart upload) lands whole; a WebDAV PUT
+            // is written by the server as it arrives.
+            atomic_write: !real_dirs,
+            resume_upload: false,
+            ranged_read: self.op.info().capability().read,
+            set_mtime: false,
+            rename: self.native_rename() || self.can_copy(),
+            real_directories: real_dirs,
+            server_hash: match self.kind {
+                StoreKind::WebDav => None,
+                _ => Some(HashAlgo::Md5),
+            },
+        }
+    }
+
+    async fn stat(&self, path: &str) -> VfsResult<Entry> {
+        let path = normalize(path);
+        if path == "/" {
+            return Ok(dir_entry("/"));
+        }
+        if let Some(meta) = self.stat_object(&path, &file_key(&path)).await? {
+            return Ok(entry_from(&path, &meta));
+        }
+        if self.dir_exists(&path).await? {
+            // A WebDAV collection has a modification time worth reporting.
+            if let Ok(meta) = self.op.stat(&dir_key(&path)).await {
+                let mut e = entry_from(&path, &meta);
+                e.is_dir = true;
+                e.size = 0;
+                return Ok(e);
+            }
+            return Ok(dir_entry(&path));
+        }
+        Err(VfsError::NotFound(format!("{}{path}", self.label)))
+    }
+
+    async fn list(&self, dir: &str) -> VfsResult<EntryStream<'_>> {
+        let dir = normalize(dir);
+        let dkey = dir_key(&dir);
+        if self.kind.has_real_directories() && dir != "/" {
+            // A WebDAV server lists a missing collection as empty: tell the two apart.
+            match self.op.stat(&dkey).await {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(VfsError::Other(format!(
+                        "{}{dir} is a file, not a directory",
+                        self.label
+                    )));
+                }
+                Err(e) => return Err(self.err("list", &dir, e)),
+            }
+        }
+        let lister = match self.op.lister(&dkey).await {
+            Ok(l) => l,
+            Err(e) => return Err(self.err("list", &dir, e)),
+        };
+        let label = self.label.clone();
+        let stat_files = self.stat_when_listing;
+        let entries = lister
+            .map_err(move |e| map_error(&label, "list", &dir, e))
+            .try_filter(move |entry| futures::future::ready(!is_self(entry, &dkey)))
+            .and_then(move |entry| async move {
+                let path = format!("/{}", entry.path().trim_start_matches('/'));
+                let (_, meta) = entry.into_parts();
+                if stat_files && meta.is_file() {
+                    let full = self
+                        .op
+                        .stat(&file_key(&path))
+                        .await
+                        .map_err(|e| self.err("stat", &path, e))?;
+                    return Ok(entry_from(&path, &full));
+                }
+                Ok(entry_from(&path, &meta))
+            });
+        Ok(entries.boxed())
+    }
+
+    async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> VfsResult<VfsReader> {
+        let path = normalize(path);
+        let key = file_key(&path);
+        if len == Some(0) {
+            // Nothing to fetch, but the file must exist.
+            self.stat_object(&path, &key)
+                .await?
+                .ok_or_else(|| VfsError::NotFound(format!("{}{path}", self.label)))?;
+            return Ok(Box::pin(tokio::io::empty()));
+        }
+        // opendal insists on getting every byte of a bounded range: clamp it to the object's
+        // size so that a range past the end returns what there is, like a file would.
+        let len = match len {
+            Some(n) => {
+                let meta = self
+                    .stat_object(&path, &key)
+                    .await?
+                    .ok_or_else(|| VfsError::NotFound(format!("{}{path}", self.label)))?;
+                let size = meta.content_length();
+                if offset >= size {
+                    return Ok(Box::pin(tokio::io::empty()));
+                }
+                Some(n.min(size - offset))
+            }
+            None => None,
+        };
+        let reader = self
+            .op
+            .reader(&key)
+            .await
+            .map_err(|e| self.err("read", &path, e))?;
+        let bytes = match (offset, len) {
+            (0, None) => reader.into_bytes_stream(..).await,
+            (o, None) => reader.into_bytes_stream(o..).await,
+            (o, Some(n)) => reader.into_bytes_stream(o..o.saturating_add(n)).await,
+        };
+        let mut bytes = match bytes {
+            Ok(b) => b,
+            // A range starting at or after the end of the object: nothing to return.
+            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
+                return Ok(Box::pin(tokio::io::empty()));
+            }
+            Err(e) => return Err(self.err("read", &path, e)),
+        };
+        // Pull the first chunk now so a missing file fails here, with its name, rather than
+        // at the caller's first read.
+        let first: Option<Bytes> = match bytes.next().await {
+            None => None,
+            Some(Ok(b)) => Some(b),
+            Some(Err(e)) => return Err(io_error_to_vfs(&self.label, &path, e)),
+        };
+        let rest = stream::iter(first.map(Ok)).chain(bytes);
+        Ok(Box::pin(StreamReader::new(rest)))
+    }
+
+    async fn write(&self, path: &str, mode: WriteMode) -> VfsResult<VfsWriter> {
+        let path = normalize(path);
+        if let WriteMode::ResumeAt(_) = mode {
+            return Err(VfsError::Unsupported(
+                "resuming an upload on an object store or WebDAV",
+            ));
+        }
+        let key = file_key(&path);
+        let mut builder = self.op.writer_with(&key);
+        builder = if self.op.info().capability().write_can_multi && !self.single_request_uploads {
+            builder.chunk(UPLOAD_CHUNK)
+        } else {
+            // One request (WebDAV PUT): opendal needs the whole body at once, so it is
+            // buffered in memory up to this size; a bigger upload fails with opendal's
+            // "multiple write" error.
+            builder.chunk(ONE_SHOT_UPLOAD_LIMIT)
+        };
+        let writer = builder.await.map_err(|e| self.err("write", &path, e))?;
+        Ok(Box::pin(writer.into_futures_async_write().compat_write()))
+    }
+
+    async fn mkdir_all(&self, path: &str) -> VfsResult<()> {
+        let path = normalize(path);
+        if path == "/" {
+            return Ok(());
+        }
+        if let Some(meta) = self.stat_object(&path, &file_key(&path)).await?
+            && !meta.is_dir()
+        {
+            return Err(VfsError::AlreadyExists(format!(
+                "{}{path} (a file, so it cannot become a directory)",
+                self.label
+            )));
+        }
+        if !self.op.info().capability().create_dir {
+            // Prefixes need no creation; the directory appears with its first file.
+            return Ok(());
+        }
+        if self.kind.has_real_directories() {
+            // Create each level: not every WebDAV server makes missing parents (MKCOL).
+            let mut current = String::new();
+            for part in path.trim_start_matches('/').split('/') {
+                current = format!("{current}/{part}");
+                if matches!(self.op.stat(&dir_key(&current)).await, Ok(m) if m.is_dir()) {
+                    continue;
+                }
+                self.op
+                    .create_dir(&dir_key(&current))
+                    .await
+                    .map_err(|e| self.err("create directory", &current, e))?;
+            }
+            return Ok(());
+        }
+        self.op
+            .create_dir(&dir_key(&path))
+            .await
+            .map_err(|e| self.err("create directory", &path, e))
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> VfsResult<()> {
+        let (from, to) = (normalize(from), normalize(to));
+        let from_meta = self.stat_object(&from, &file_key(&from)).await?;
+        let from_is_file = matches!(&from_meta, Some(m) if !m.is_dir());
+        if !from_is_file && !self.dir_exists(&from).await? {
+            return Err(VfsError::NotFound(format!("{}{from}", self.label)));
+        }
+        if self.native_rename() && from_is_file {
+            return self
+                .op
+                .rename(&file_key(&from), &file_key(&to))
+                .await
+                .map_err(|e| self.err("rename", &from, e));
+        }
+        if !self.can_copy() {
+            return Err(VfsError::Unsupported("renaming on this object store"));
+        }
+        if from_is_file {
+            self.move_object(&file_key(&from), &file_key(&to), &from)
+                .await
+        } else {
+            self.move_tree(&from, &to).await
+        }
+    }
+
+    async fn remove_file(&self, path: &str) -> VfsResult<()> {
+        let path = normalize(path);
+        let key = file_key(&path);
+        match self.stat_object(&path, &key).await? {
+            None => Err(VfsError::NotFound(format!("{}{path}", self.label))),
+            Some(meta) if meta.is_dir() => Err(VfsError::Other(format!(
+                "{}{path} is a directory; remove it as a directory",
+                self.label
+            ))),
+            Some(_) => self
+                .op
+                .delete(&key)
+                .await
+                .map_err(|e| self.err("delete", &path, e)),
+        }
+    }
+
+    async fn remove_dir(&self, path: &str) -> VfsResult<()> {
+        let path = normalize(path);
+        if path == "/" {
+            return Err(VfsError::PermissionDenied(format!(
+                "{}/: the root cannot be removed",
+                self.label
+            )));
+        }
+        if let Some(child) = self.first_child(&path).await? {
+            return Err(VfsError::Other(format!(
+                "{}{path} is not empty (it holds {}); remove its content first",
+                self.label,
+                child.name()
+            )));
+        }
+        let dkey = dir_key(&path);
+        match self.op.stat(&dkey).await {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) | Err(_) => {
+                return Err(VfsError::NotFound(format!("{}{path}", self.label)));
+            }
+        }
+        self.op
+            .delete(&dkey)
+            .await
+            .map_err(|e| self.err("delete directory", &path, e))
+    }
+
+    async fn remove_all(&self, path: &str) -> VfsResult<()> {
+        let path = normalize(path);
+        if path != "/"
+            && let Some(meta) = self.stat_object(&path, &file_key(&path)).await?
+            && !meta.is_dir()
+        {
+            return self
+                .op
+                .delete(&file_key(&path))
+                .await
+                .map_err(|e| self.err("delete", &path, e));
+        }
+        self.delete_tree(&path).await
+    }
+
+    async fn checksum(&self, path: &str, algo: HashAlgo) -> VfsResult<Option<String>> {
+        if algo != HashAlgo::Md5 || self.kind == StoreKind::WebDav {
+            return Ok(None);
+        }
+        let path = normalize(path);
+        let meta = self
+            .stat_object(&path, &file_key(&path))
+            .await?
+            .ok_or_else(|| VfsError::NotFound(format!("{}{path}", self.label)))?;
+        Ok(md5_of(&meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opendal::MetadataBuilder;
+
+    #[test]
+    fn keys_drop_the_leading_slash_and_mark_directories() {
+        assert_eq!(file_key("/a/b.txt"), "a/b.txt");
+        assert_eq!(dir_key("/a/b"), "a/b/");
+        assert_eq!(dir_key("/"), "/");
+        assert_eq!(dir_key("a//b/"), "a/b/");
+    }
+
+    #[test]
+    fn md5_comes_from_content_md5_or_a_plain_etag_only() {
+        let mut single = MetadataBuilder::file(3);
+        single.etag("\"9e107d9d372bb6826bd81d3542a419d6\"");
+        assert_eq!(
+            md5_of(&single.build()).as_deref(),
+            Some("9e107d9d372bb6826bd81d3542a419d6")
+        );
+        let mut multipart = MetadataBuilder::file(3);
+        multipart.etag("\"9e107d9d372bb6826bd81d3542a419d6-2\"");
+        assert_eq!(md5_of(&multipart.build()), None);
+        let mut azure = MetadataBuilder::file(3);
+        azure.content_md5("nhB9nTcrtoJr2B01QqQZ1g==");
+        assert_eq!(
+            md5_of(&azure.build()).as_deref(),
+            Some("9e107d9d372bb6826bd81d3542a419d6")
+        );
+    }
+}

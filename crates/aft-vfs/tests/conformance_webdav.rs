@@ -1,0 +1,49 @@
+//! The WebDAV backend against wsgidav (started by `ci/peers/wsgidav.sh`), through the
+//! shared conformance suite, plus what is particular to WebDAV.
+
+use std::sync::Arc;
+
+use aft_vfs::{Vfs, VfsError};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with ci/test.sh, which starts wsgidav and exports it"
+        )
+    })
+}
+
+fn fields() -> serde_json::Value {
+    serde_json::json!({
+        "Endpoint": env("AFT_TEST_WEBDAV_URL"),
+        "User": env("AFT_TEST_WEBDAV_USER"),
+        "PassFromSecret": "dav-pass",
+    })
+}
+
+fn secrets(name: &str) -> Option<String> {
+    (name == "dav-pass").then(|| env("AFT_TEST_WEBDAV_PASS"))
+}
+
+async fn webdav() -> Arc<dyn Vfs> {
+    aft_vfs::open_backend("webdav", &fields(), &secrets).expect("WebDAV backend from fields")
+}
+
+aft_vfs::conformance_suite!(webdav);
+
+#[tokio::test]
+async fn wrong_password_is_refused_naming_the_server() {
+    let mut f = fields();
+    f.as_object_mut().unwrap().remove("PassFromSecret");
+    f["Pass"] = "not-the-password".into();
+    let vfs = aft_vfs::open_backend("webdav", &f, &|_| None).expect("backend");
+    let err = vfs.stat("/anything.txt").await.expect_err("wrong password");
+    assert!(
+        matches!(err, VfsError::PermissionDenied(_) | VfsError::Auth(_)),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&env("AFT_TEST_WEBDAV_URL")),
+        "{err}"
+    );
+}
