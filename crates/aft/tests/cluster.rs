@@ -1,7 +1,8 @@
 //! Cluster tests: three real `aft serve` processes on loopback sharing one fresh database on
 //! the real PostgreSQL server of `ci/peers/postgres.sh` (`AFT_TEST_POSTGRES_URL`), called
 //! over real HTTPS. They pin "every job runs exactly once" and "a dead node's running job is
-//! interrupted within the lease time while the others carry on".
+//! interrupted within the lease time while the others carry on", "a per-second schedule over
+//! a minute fires each slot once" and "a job's live log can be followed from any node".
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -417,5 +418,280 @@ async fn killed_node_running_a_job_has_it_interrupted_within_the_lease_and_rejoi
         .await;
     let job = wait_ended(&cluster.nodes[survivor], &key, &id, Duration::from_secs(30)).await;
     assert_eq!(job["status"], "succeeded", "{job}");
+    cluster.finish().await;
+}
+
+impl Node {
+    /// A request with the node's local token (an admin caller); the JSON reply of `want`.
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value, want: u16) -> Value {
+        let resp = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base()))
+            .header("X-Aft-Local-Token", self.local_token())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, want, "{method} {path} on {}: {text}", self.base());
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The index in `nodes` of the node whose registered id is `node_id`.
+    async fn index_of(&self, nodes: &[Node], node_id: &str) -> usize {
+        let registered = self.nodes().await;
+        let pid = registered
+            .iter()
+            .find(|n| n["id"] == node_id)
+            .unwrap_or_else(|| panic!("{node_id} is not in GET /v1/nodes: {registered:?}"))["pid"]
+            .as_i64()
+            .unwrap();
+        nodes
+            .iter()
+            .position(|n| n.pid() == pid)
+            .expect("the node is one of ours")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_second_schedule_over_a_minute_on_three_nodes_fires_each_slot_once() {
+    const RUN: Duration = Duration::from_secs(60);
+    let cluster = Cluster::start(&[("Tick", r#"Log("tick");"#)]).await;
+    let nodes = &cluster.nodes;
+    // `allow`: a run slowed by the loaded machine must not turn the next slot into a skip.
+    nodes[0]
+        .admin(
+            reqwest::Method::POST,
+            "/v1/schedules",
+            serde_json::json!({"name": "every-second", "script": "Tick",
+                "cron": "* * * * * *", "overlap": "allow"}),
+            201,
+        )
+        .await;
+    tokio::time::sleep(RUN).await;
+    nodes[1]
+        .admin(
+            reqwest::Method::PUT,
+            "/v1/schedules/every-second/enabled",
+            serde_json::json!({"enabled": false}),
+            200,
+        )
+        .await;
+    // A pass that read the schedule before it was disabled may still decide one slot.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let slots = nodes[2]
+        .admin(
+            reqwest::Method::GET,
+            "/v1/schedules/every-second/slots?limit=1000",
+            Value::Null,
+            200,
+        )
+        .await;
+    let mut slots = slots.as_array().unwrap().clone();
+    slots.reverse();
+    assert!(
+        slots.len() >= 55,
+        "about 60 slots in 60 s, got {}: {slots:?}",
+        slots.len()
+    );
+    let times: Vec<i64> = slots
+        .iter()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s["slotTime"].as_str().unwrap())
+                .unwrap()
+                .timestamp()
+        })
+        .collect();
+    for pair in times.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            1,
+            "each second between the first and last slot has one row: {times:?}"
+        );
+    }
+    assert!(
+        slots.iter().all(|s| s["status"] == "fired"),
+        "every slot fired: {slots:?}"
+    );
+    let fired: std::collections::HashSet<String> = slots
+        .iter()
+        .map(|s| {
+            s["jobId"]
+                .as_str()
+                .expect("a fired slot names its job")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(fired.len(), slots.len(), "one job per slot: {slots:?}");
+
+    let registered: Vec<String> = nodes[0]
+        .nodes()
+        .await
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut deciders = std::collections::HashMap::<String, usize>::new();
+    for slot in &slots {
+        let node_id = slot["nodeId"].as_str().unwrap();
+        assert!(registered.iter().any(|r| r == node_id), "{slot}");
+        *deciders.entry(node_id.to_string()).or_default() += 1;
+    }
+
+    // The slots' jobs, and no other job of the script: each ran once and succeeded. Jobs
+    // queued by a schedule are not an API key's, so they are read as the admin.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let jobs = loop {
+        let page = nodes[1]
+            .admin(
+                reqwest::Method::GET,
+                "/v1/jobs?script=Tick&limit=1000",
+                Value::Null,
+                200,
+            )
+            .await;
+        let jobs = page["jobs"].as_array().unwrap().clone();
+        let pending = jobs
+            .iter()
+            .filter(|j| matches!(j["status"].as_str(), Some("queued" | "running")))
+            .count();
+        if pending == 0 {
+            break jobs;
+        }
+        assert!(Instant::now() < deadline, "{pending} jobs did not end");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let queued: std::collections::HashSet<String> = jobs
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(queued.len(), jobs.len());
+    assert_eq!(queued, fired, "the nodes queued exactly the slots' jobs");
+    let mut runners = std::collections::HashMap::<String, usize>::new();
+    for job in &jobs {
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["attempts"], 1, "claimed exactly once: {job}");
+        *runners
+            .entry(job["nodeId"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    // Which node decides a slot is a race by design (the first to insert its row), so the
+    // spread is reported, not asserted.
+    eprintln!(
+        "{} slots; decided per node {deciders:?}; run per node {runners:?}",
+        slots.len()
+    );
+    cluster.finish().await;
+}
+
+/// One server-sent event: its `event` name and `data`.
+fn parse_event(block: &str) -> Option<(String, String)> {
+    let mut event = String::from("message");
+    let mut data = Vec::new();
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            event = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+        }
+    }
+    // Comment-only blocks (keep-alives) carry no data.
+    (!data.is_empty()).then(|| (event, data.join("\n")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_log_of_a_job_is_followed_from_another_node_while_it_runs() {
+    let cluster = Cluster::start(&[(
+        "Ticker",
+        r#"for (var i = 0; i < 6; i++) { Log("tick " + i); Sleep(400); }"#,
+    )])
+    .await;
+    let key = cluster.key.clone();
+    let nodes = &cluster.nodes;
+    let id = nodes[0]
+        .post_job(&key, r#"{"scriptName":"Ticker"}"#.to_string())
+        .await;
+    // Any node may claim the job: follow it from one that does not run it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let runner_id = loop {
+        let job = nodes[0]
+            .get(&format!("/v1/jobs/{id}"), ("X-API-Key", &key))
+            .await;
+        if let Some(node_id) = job["nodeId"].as_str() {
+            break node_id.to_string();
+        }
+        assert!(Instant::now() < deadline, "the job never started: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let runner = nodes[0].index_of(nodes, &runner_id).await;
+    let follower = &nodes[(runner + 1) % 3];
+    let checker = &nodes[(runner + 2) % 3];
+
+    let mut resp = follower
+        .http
+        .get(format!("{}/v1/jobs/{id}/log", follower.base()))
+        .header("X-API-Key", &key)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut buf = String::new();
+    let mut lines: Vec<(Instant, Value)> = Vec::new();
+    let mut status_at_first_line = Value::Null;
+    let end = 'stream: loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
+            .await
+            .expect("the stream went quiet for 30 s")
+            .unwrap()
+            .expect("the stream closed without an end event");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(at) = buf.find("\n\n") {
+            let block: String = buf.drain(..at + 2).collect();
+            let Some((event, data)) = parse_event(&block) else {
+                continue;
+            };
+            let data: Value = serde_json::from_str(&data).unwrap();
+            match event.as_str() {
+                "line" => {
+                    if lines.is_empty() {
+                        let job = checker
+                            .get(&format!("/v1/jobs/{id}"), ("X-API-Key", &key))
+                            .await;
+                        status_at_first_line = job["status"].clone();
+                    }
+                    lines.push((Instant::now(), data));
+                }
+                "end" => break 'stream (Instant::now(), data),
+                other => panic!("unexpected event {other}: {data}"),
+            }
+        }
+    };
+    let messages: Vec<&str> = lines
+        .iter()
+        .map(|(_, l)| l["message"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..6).map(|i| format!("tick {i}")).collect();
+    assert_eq!(messages, expected, "every line once, in order");
+    let numbers: Vec<i64> = lines
+        .iter()
+        .map(|(_, l)| l["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=6).collect::<Vec<_>>());
+    assert_eq!(
+        status_at_first_line, "running",
+        "the first line arrived while the job ran"
+    );
+    // Six lines 400 ms apart: streamed as written, not delivered together at the end.
+    let spread = lines[5].0 - lines[0].0;
+    assert!(
+        spread >= Duration::from_millis(1000),
+        "lines arrived over {spread:?}, not live"
+    );
+    let (ended_at, job) = end;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["id"], id.as_str(), "{job}");
+    assert!(ended_at >= lines[5].0);
     cluster.finish().await;
 }
