@@ -100,10 +100,7 @@ impl JobHost for StoreJobHost {
     }
 
     fn watch_state_load(&self, key: &str) -> Result<Vec<SeenEntry>, String> {
-        self.tokio
-            .block_on(self.store.remote_watch_load(key))
-            .map(seen_from_store)
-            .map_err(|e| format!("cannot read remote watcher state {key:?}: {e}"))
+        load_remote_watch_state(&self.store, &self.tokio, key)
     }
 
     fn watch_state_save(
@@ -112,13 +109,34 @@ impl JobHost for StoreJobHost {
         changed: &[SeenEntry],
         removed: &[String],
     ) -> Result<(), String> {
-        self.tokio
-            .block_on(
-                self.store
-                    .remote_watch_save(key, &seen_to_store(changed), removed),
-            )
-            .map_err(|e| format!("cannot save remote watcher state {key:?}: {e}"))
+        save_remote_watch_state(&self.store, &self.tokio, key, changed, removed)
     }
+}
+
+/// A `RemoteWatcher`'s remembered entries from the store, for any store-backed `JobHost`
+/// (the service's and `aft run`'s); blocks on `tokio`.
+pub fn load_remote_watch_state(
+    store: &aft_store::Store,
+    tokio: &tokio::runtime::Handle,
+    key: &str,
+) -> Result<Vec<SeenEntry>, String> {
+    tokio
+        .block_on(store.remote_watch_load(key))
+        .map(seen_from_store)
+        .map_err(|e| format!("cannot read remote watcher state {key:?}: {e}"))
+}
+
+/// Save what a `RemoteWatcher` has seen (and forget what was removed); blocks on `tokio`.
+pub fn save_remote_watch_state(
+    store: &aft_store::Store,
+    tokio: &tokio::runtime::Handle,
+    key: &str,
+    changed: &[SeenEntry],
+    removed: &[String],
+) -> Result<(), String> {
+    tokio
+        .block_on(store.remote_watch_save(key, &seen_to_store(changed), removed))
+        .map_err(|e| format!("cannot save remote watcher state {key:?}: {e}"))
 }
 
 fn seen_to_store(entries: &[SeenEntry]) -> Vec<aft_store::RemoteSeen> {

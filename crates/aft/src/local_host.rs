@@ -115,10 +115,7 @@ impl JobHost for LocalHost {
     }
 
     fn watch_state_load(&self, key: &str) -> Result<Vec<SeenEntry>, String> {
-        self.tokio
-            .block_on(self.store.remote_watch_load(key))
-            .map(seen_from_store)
-            .map_err(|e| format!("cannot read remote watcher state {key:?}: {e}"))
+        aft_server::host::load_remote_watch_state(&self.store, &self.tokio, key)
     }
 
     fn watch_state_save(
@@ -127,35 +124,6 @@ impl JobHost for LocalHost {
         changed: &[SeenEntry],
         removed: &[String],
     ) -> Result<(), String> {
-        self.tokio
-            .block_on(
-                self.store
-                    .remote_watch_save(key, &seen_to_store(changed), removed),
-            )
-            .map_err(|e| format!("cannot save remote watcher state {key:?}: {e}"))
+        aft_server::host::save_remote_watch_state(&self.store, &self.tokio, key, changed, removed)
     }
-}
-
-fn seen_to_store(entries: &[SeenEntry]) -> Vec<aft_store::RemoteSeen> {
-    entries
-        .iter()
-        .map(|e| aft_store::RemoteSeen {
-            path: e.path.clone(),
-            size: e.size,
-            mtime: e.mtime.clone(),
-            etag: e.etag.clone(),
-        })
-        .collect()
-}
-
-fn seen_from_store(entries: Vec<aft_store::RemoteSeen>) -> Vec<SeenEntry> {
-    entries
-        .into_iter()
-        .map(|e| SeenEntry {
-            path: e.path,
-            size: e.size,
-            mtime: e.mtime,
-            etag: e.etag,
-        })
-        .collect()
 }
