@@ -22,10 +22,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, stream};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, RootCertStore};
 use suppaftp::list::{File as ListedFile, ListParser};
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, TransferStream};
 use suppaftp::types::FileType;
@@ -649,7 +648,9 @@ fn tls_config(cfg: &FtpConfig, label: &str) -> VfsResult<Arc<ClientConfig>> {
     let mut config = if cfg.tls_insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
+            .with_custom_certificate_verifier(Arc::new(crate::tls::AcceptAnyCertificate::new(
+                provider,
+            )))
             .with_no_client_auth()
     } else {
         let mut roots = RootCertStore {
@@ -679,60 +680,6 @@ fn tls_config(cfg: &FtpConfig, label: &str) -> VfsResult<Arc<ClientConfig>> {
     };
     config.resumption = rustls::client::Resumption::in_memory_sessions(16);
     Ok(Arc::new(config))
-}
-
-/// Certificate "verification" for `TLSInsecure = true`: signatures are still checked, the
-/// chain and name are not.
-#[derive(Debug)]
-struct AcceptAnyCertificate {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 type Transfer = TransferStream<suppaftp::tokio::AsyncRustlsStream>;

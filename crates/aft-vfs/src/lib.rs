@@ -23,6 +23,7 @@ pub mod ftp;
 pub mod gcs;
 pub mod object_store;
 pub mod s3;
+pub mod tls;
 pub mod webdav;
 
 pub use config::open_backend;

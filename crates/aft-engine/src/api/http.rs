@@ -11,10 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use rquickjs::function::Opt;
 use rquickjs::{Ctx, Function, Object, Value};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
@@ -93,55 +91,6 @@ pub enum HttpError {
     },
 }
 
-/// Accepts any certificate: `InsecureSkipVerify()`.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A rustls client config with the ring provider (never the process default, which may be
 /// unset), the public web roots plus `ca_file`, or no verification at all.
 pub fn tls_config(ca_file: &str, insecure: bool) -> Result<rustls::ClientConfig, String> {
@@ -152,7 +101,9 @@ pub fn tls_config(ca_file: &str, insecure: bool) -> Result<rustls::ClientConfig,
     if insecure {
         return Ok(builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_custom_certificate_verifier(Arc::new(aft_vfs::tls::AcceptAnyCertificate::new(
+                provider,
+            )))
             .with_no_client_auth());
     }
     let mut roots = rustls::RootCertStore::empty();
