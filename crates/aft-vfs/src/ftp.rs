@@ -26,10 +26,14 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 use suppaftp::list::{File as ListedFile, ListParser};
-use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, TransferStream};
+use suppaftp::tokio::{ImplAsyncFtpStream, TransferStream};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Status};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader, ReadBuf};
+
+mod flushing_tls;
+
+use flushing_tls::{FlushingTlsConnector, FlushingTlsStream};
 
 use crate::config::Fields;
 use crate::{
@@ -186,21 +190,25 @@ impl ServerFeatures {
     }
 }
 
+/// A suppaftp client whose TLS streams never strand a command in a buffer
+/// (see [`flushing_tls`]).
+type FtpStream = ImplAsyncFtpStream<FlushingTlsStream>;
+
 /// One logged-in control connection, holding one of the backend's connection slots.
 struct Session {
-    ftp: AsyncRustlsFtpStream,
+    ftp: FtpStream,
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl std::ops::Deref for Session {
-    type Target = AsyncRustlsFtpStream;
-    fn deref(&self) -> &AsyncRustlsFtpStream {
+    type Target = FtpStream;
+    fn deref(&self) -> &FtpStream {
         &self.ftp
     }
 }
 
 impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut AsyncRustlsFtpStream {
+    fn deref_mut(&mut self) -> &mut FtpStream {
         &mut self.ftp
     }
 }
@@ -341,11 +349,10 @@ impl FtpVfs {
         });
         let mut s = match (cfg.tls_mode, own_tls) {
             (TlsMode::Implicit, Some(tls)) => {
-                let connector = AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(tls));
-                let mut s =
-                    AsyncRustlsFtpStream::connect_secure_implicit(addr, connector, &cfg.host)
-                        .await
-                        .map_err(conn_err)?;
+                let connector = FlushingTlsConnector::new(tokio_rustls::TlsConnector::from(tls));
+                let mut s = FtpStream::connect_secure_implicit(addr, connector, &cfg.host)
+                    .await
+                    .map_err(conn_err)?;
                 // Implicit TLS still negotiates data protection (RFC 4217): private data.
                 for cmd in ["PBSZ 0", "PROT P"] {
                     s.custom_command(cmd, &[Status::CommandOk])
@@ -355,17 +362,15 @@ impl FtpVfs {
                 s
             }
             (TlsMode::Explicit, Some(tls)) => {
-                let connector = AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(tls));
-                AsyncRustlsFtpStream::connect(addr)
+                let connector = FlushingTlsConnector::new(tokio_rustls::TlsConnector::from(tls));
+                FtpStream::connect(addr)
                     .await
                     .map_err(conn_err)?
                     .into_secure(connector, &cfg.host)
                     .await
                     .map_err(conn_err)?
             }
-            _ => AsyncRustlsFtpStream::connect(addr)
-                .await
-                .map_err(conn_err)?,
+            _ => FtpStream::connect(addr).await.map_err(conn_err)?,
         };
         // The server's passive reply may name an address we cannot reach (NAT): use the
         // control connection's peer instead.
@@ -533,7 +538,7 @@ impl FtpVfs {
         &self,
         s: &mut Session,
         dir: &str,
-    ) -> VfsResult<(TransferStream<suppaftp::tokio::AsyncRustlsStream>, bool)> {
+    ) -> VfsResult<(TransferStream<FlushingTlsStream>, bool)> {
         let remote = self.remote(dir);
         // CWD first: it fails for a missing directory (LIST alone often returns nothing), and
         // LIST without an argument avoids servers treating the name as options or a glob.
@@ -682,7 +687,7 @@ fn tls_config(cfg: &FtpConfig, label: &str) -> VfsResult<Arc<ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-type Transfer = TransferStream<suppaftp::tokio::AsyncRustlsStream>;
+type Transfer = TransferStream<FlushingTlsStream>;
 
 /// A download: the data connection plus the session it belongs to.
 struct FtpReader {
