@@ -559,6 +559,54 @@ async fn interrupted_upload_leaves_only_a_temp_and_the_next_run_resumes_it() {
 }
 
 #[tokio::test]
+async fn resume_starts_again_when_the_kept_partial_does_not_match_the_source() {
+    let base = support::sftp();
+    let dir = remote_dir(&base).await;
+    let proxy =
+        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), 3_000_000, usize::MAX).await;
+    let mut cfg = support::sftp_config();
+    cfg.host = proxy.addr.clone();
+    cfg.timeout_secs = 5;
+    let cut = SftpFs::new(cfg);
+    let (_t, fs, root) = tmp();
+    let big = data(5 * 1024 * 1024, 23);
+    let (src, dst) = (format!("{root}/big.bin"), format!("{dir}/big.bin"));
+    std::fs::write(&src, &big).unwrap();
+    let once = TransferOptions {
+        retries: 0,
+        ..fast_retry()
+    };
+    let o = copy_file(&fs, &src, &cut, &dst, &once, &no_sink).await;
+    assert!(matches!(o.outcome, Outcome::Failed(_)), "{o:?}");
+    let left = sftp_names(&base, &dir).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    let temp = format!("{dir}/{}", left[0]);
+
+    // Damage the last byte the partial holds, as a torn write would.
+    let mut partial = read_all(&base, &temp).await.unwrap();
+    assert!(!partial.is_empty() && partial.len() < big.len());
+    *partial.last_mut().unwrap() ^= 0xff;
+    write_all(&base, &temp, &partial).await.unwrap();
+
+    let o = copy_file(
+        &fs,
+        &src,
+        &base,
+        &dst,
+        &TransferOptions::default(),
+        &no_sink,
+    )
+    .await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert!(
+        read_all(&base, &dst).await.unwrap() == big,
+        "the damaged partial was resumed instead of replaced"
+    );
+    assert_eq!(sftp_names(&base, &dir).await, ["big.bin"]);
+    base.remove_all(&dir).await.unwrap();
+}
+
+#[tokio::test]
 async fn failed_upload_without_temp_name_removes_the_partial_file() {
     let base = support::sftp();
     let dir = remote_dir(&base).await;

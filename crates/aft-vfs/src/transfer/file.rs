@@ -19,6 +19,11 @@ pub(crate) const TEMP_MARKER: &str = ".aft-tmp-";
 /// Bytes moved per read/write call; backends pipeline below this.
 const CHUNK: usize = 256 * 1024;
 
+/// Bytes before the resume point compared between the kept partial file and the source:
+/// a partial whose tail does not match (a torn last write, a different file under the same
+/// temp name) is discarded and the copy starts again from byte 0.
+const SEAM_CHECK: u64 = 1024 * 1024;
+
 /// Longest wait between two retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -224,6 +229,7 @@ impl FileJob<'_> {
             && opts.resume
             && opts.otfe_key.is_none()
             && dst.capabilities().resume_upload
+            && dst.capabilities().ranged_read
             && src.capabilities().ranged_read;
         let mut offset = 0;
         if resumable
@@ -232,6 +238,14 @@ impl FileJob<'_> {
             && partial.size <= src_entry.size
         {
             offset = partial.size;
+            if offset > 0 && !self.seam_matches(&write_path, offset).await {
+                tracing::warn!(
+                    target = %self.target_label(),
+                    kept = offset,
+                    "the kept partial file does not match the source before byte {offset}; starting again from byte 0"
+                );
+                offset = 0;
+            }
         }
         if !use_temp && existing.is_some() && opts.versioned {
             keep_version(dst, self.dst_path, opts.versions_to_keep).await?;
@@ -279,6 +293,19 @@ impl FileJob<'_> {
             bytes: total,
             sha256: hashes.sha256,
         })
+    }
+
+    /// Whether the last bytes before `offset` of the kept partial `write_path` equal the
+    /// source's: what is resumed must continue the very bytes already there. Any read error
+    /// counts as a mismatch, which only costs a fresh start.
+    async fn seam_matches(&self, write_path: &str, offset: u64) -> bool {
+        let window = offset.min(SEAM_CHECK);
+        let start = offset - window;
+        let (theirs, ours) = tokio::join!(
+            read_range(self.src, self.src_path, start, window),
+            read_range(self.dst, write_path, start, window)
+        );
+        matches!((theirs, ours), (Some(a), Some(b)) if a.len() as u64 == window && a == b)
     }
 
     /// Stream the source into `write_path` from `offset`; returns the target's total size
@@ -399,6 +426,14 @@ impl FileJob<'_> {
         }
         Ok(())
     }
+}
+
+/// `len` bytes of `path` from `start`, or `None` when they cannot be read.
+async fn read_range(vfs: &dyn Vfs, path: &str, start: u64, len: u64) -> Option<Vec<u8>> {
+    let mut reader = vfs.read(path, start, Some(len)).await.ok()?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    reader.read_to_end(&mut bytes).await.ok()?;
+    Some(bytes)
 }
 
 /// Hashes computed on the stream.
