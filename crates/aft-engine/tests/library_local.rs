@@ -396,6 +396,10 @@ fn local_files_hashes_and_text_helpers_from_a_script() {
             check(bytes instanceof Uint8Array && bytes.length === 6, 'TextEncoder');
             check(new TextDecoder().decode(bytes) === 'héllo', 'TextDecoder');
             check(FormatDate(new Date(Date.UTC(2026, 2, 4, 5, 6, 7)), '%Y%m%d-%H%M%S', 'UTC') === '20260304-050607', 'FormatDate');
+            check(FormatDate(Date.UTC(2026, 6, 15, 12, 0, 0), '%H:%M', 'Europe/Rome') === '14:00', 'FormatDate IANA zone');
+            let zoneError = '';
+            try {{ FormatDate(0, '%H', 'Mars/Olympus'); }} catch (e) {{ zoneError = String(e); }}
+            check(zoneError.includes('Mars/Olympus'), 'FormatDate unknown zone throws: ' + zoneError);
             "#
         ),
         MemoryHost::new(),

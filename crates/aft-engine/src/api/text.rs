@@ -2,7 +2,8 @@
 
 use base64::Engine as _;
 use chrono::format::StrftimeItems;
-use chrono::{DateTime, Local, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, Local, TimeZone, Utc};
+use chrono_tz::Tz;
 use rquickjs::function::Opt;
 use rquickjs::{Ctx, Function, Value};
 
@@ -12,8 +13,70 @@ use crate::JobScope;
 /// The layout `FormatDate` uses when none is given.
 pub const DEFAULT_DATE_LAYOUT: &str = "%Y-%m-%d %H:%M:%S";
 
-/// Format `millis` since the epoch with a strftime `layout`, in UTC or local time.
-pub fn format_date(millis: f64, layout: &str, utc: bool) -> Result<String, String> {
+/// The time zone `FormatDate` writes a date in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DateZone {
+    /// `"UTC"` (also `"Z"`, `"GMT"`).
+    Utc,
+    /// `"Local"` or no zone: the machine's zone.
+    Local,
+    /// An IANA zone such as `"Europe/Rome"`, daylight saving time included.
+    Named(Tz),
+    /// A fixed offset such as `"+02:00"`, `"-0500"`.
+    Fixed(FixedOffset),
+}
+
+impl DateZone {
+    /// Parse a zone argument; names are matched without regard to case.
+    pub fn parse(zone: &str) -> Result<Self, String> {
+        let zone = zone.trim();
+        match zone.to_ascii_lowercase().as_str() {
+            "utc" | "z" | "gmt" => return Ok(DateZone::Utc),
+            "local" | "" => return Ok(DateZone::Local),
+            _ => {}
+        }
+        if let Some(tz) = zone.parse::<Tz>().ok().or_else(|| {
+            chrono_tz::TZ_VARIANTS
+                .iter()
+                .copied()
+                .find(|tz| tz.name().eq_ignore_ascii_case(zone))
+        }) {
+            return Ok(DateZone::Named(tz));
+        }
+        if let Some(offset) = parse_offset(zone) {
+            return Ok(DateZone::Fixed(offset));
+        }
+        Err(format!(
+            "unknown time zone \"{zone}\"; use \"UTC\", \"Local\", an IANA name like \"Europe/Rome\" or an offset like \"+02:00\""
+        ))
+    }
+}
+
+/// `+HH:MM`, `+HHMM` or `+HH` (or `-`), up to ±23:59.
+fn parse_offset(text: &str) -> Option<FixedOffset> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) || !matches!(digits.len(), 2 | 4) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0
+    };
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+}
+
+/// Format `millis` since the epoch with a strftime `layout` in `zone`.
+pub fn format_date(millis: f64, layout: &str, zone: DateZone) -> Result<String, String> {
     if !millis.is_finite() {
         return Err("the date is invalid (NaN)".to_string());
     }
@@ -24,12 +87,18 @@ pub fn format_date(millis: f64, layout: &str, utc: bool) -> Result<String, Strin
         .timestamp_millis_opt(millis as i64)
         .single()
         .ok_or_else(|| format!("date {millis} is out of range"))?;
-    Ok(if utc {
-        when.format_with_items(items.iter()).to_string()
-    } else {
-        when.with_timezone(&Local)
-            .format_with_items(items.iter())
-            .to_string()
+    let items = items.iter();
+    Ok(match zone {
+        DateZone::Utc => when.format_with_items(items).to_string(),
+        DateZone::Local => when
+            .with_timezone(&Local)
+            .format_with_items(items)
+            .to_string(),
+        DateZone::Named(tz) => when.with_timezone(&tz).format_with_items(items).to_string(),
+        DateZone::Fixed(offset) => when
+            .with_timezone(&offset)
+            .format_with_items(items)
+            .to_string(),
     })
 }
 
@@ -117,23 +186,13 @@ pub fn register<'js>(ctx: &Ctx<'js>, _scope: &JobScope) -> rquickjs::Result<()> 
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, ms: f64, layout: String, zone: String| {
-                let utc = match zone.to_ascii_lowercase().as_str() {
-                    "utc" | "z" | "gmt" => true,
-                    "local" | "" => false,
-                    other => {
-                        return Err(throw(
-                            &ctx,
-                            "FormatDate",
-                            format!("unknown time zone \"{other}\"; use \"UTC\" or \"Local\""),
-                        ));
-                    }
-                };
+                let zone = DateZone::parse(&zone).map_err(|e| throw(&ctx, "FormatDate", e))?;
                 let layout = if layout.is_empty() {
                     DEFAULT_DATE_LAYOUT
                 } else {
                     &layout
                 };
-                format_date(ms, layout, utc).map_err(|e| throw(&ctx, "FormatDate", e))
+                format_date(ms, layout, zone).map_err(|e| throw(&ctx, "FormatDate", e))
             },
         )?,
     )?;
@@ -169,16 +228,58 @@ mod tests {
         // 2026-03-04T05:06:07.089Z
         let ms = 1_772_600_767_089.0;
         assert_eq!(
-            format_date(ms, "%Y-%m-%d %H:%M:%S", true).unwrap(),
+            format_date(ms, "%Y-%m-%d %H:%M:%S", DateZone::Utc).unwrap(),
             "2026-03-04 05:06:07"
         );
-        assert_eq!(format_date(ms, "%Y%m%d", true).unwrap(), "20260304");
+        assert_eq!(
+            format_date(ms, "%Y%m%d", DateZone::Utc).unwrap(),
+            "20260304"
+        );
         assert!(
-            format_date(ms, "%Q", true)
+            format_date(ms, "%Q", DateZone::Utc)
                 .unwrap_err()
                 .contains("bad date layout")
         );
-        assert!(format_date(f64::NAN, "%Y", true).is_err());
+        assert!(format_date(f64::NAN, "%Y", DateZone::Utc).is_err());
+    }
+
+    #[test]
+    fn format_date_in_iana_zones_follows_daylight_saving_time() {
+        let rome = DateZone::parse("europe/rome").unwrap();
+        // 2026-01-15T12:00:00Z is winter (+01:00); 2026-07-15T12:00:00Z is summer (+02:00).
+        let winter = 1_768_478_400_000.0;
+        let summer = 1_784_116_800_000.0;
+        assert_eq!(
+            format_date(winter, "%H:%M %z", rome).unwrap(),
+            "13:00 +0100"
+        );
+        assert_eq!(
+            format_date(summer, "%H:%M %z", rome).unwrap(),
+            "14:00 +0200"
+        );
+        let new_york = DateZone::parse("America/New_York").unwrap();
+        assert_eq!(format_date(summer, "%H:%M", new_york).unwrap(), "08:00");
+    }
+
+    #[test]
+    fn format_date_takes_fixed_offsets_and_refuses_unknown_zones() {
+        let ms = 1_772_600_767_089.0;
+        for zone in ["+05:30", "+0530"] {
+            let z = DateZone::parse(zone).unwrap();
+            assert_eq!(format_date(ms, "%H:%M", z).unwrap(), "10:36");
+        }
+        assert_eq!(
+            format_date(ms, "%H", DateZone::parse("-03").unwrap()).unwrap(),
+            "02"
+        );
+        assert_eq!(DateZone::parse("gmt").unwrap(), DateZone::Utc);
+        assert_eq!(DateZone::parse("").unwrap(), DateZone::Local);
+        let err = DateZone::parse("Mars/Olympus").unwrap_err();
+        assert!(
+            err.contains("Mars/Olympus") && err.contains("Europe/Rome"),
+            "{err}"
+        );
+        assert!(DateZone::parse("+25:00").is_err());
     }
 
     #[test]
