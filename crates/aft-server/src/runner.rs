@@ -4,7 +4,7 @@
 //! renews its leases, obeys halt requests from any node, and reaps dead nodes' jobs.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,14 +18,23 @@ use aft_store::{Store, now_text};
 use crate::host::StoreJobHost;
 use crate::metrics::Metrics;
 
-/// How long a claim holds without renewal; a node renews every third of it.
-pub const LEASE: Duration = Duration::from_secs(30);
-/// How often leases are renewed, the node heart-beats and the reaper looks for dead nodes.
+/// How long a claim holds without renewal when the `job-lease-seconds` setting is not set.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Longest gap between two lease renewals, heart-beats and looks for dead nodes; shorter
+/// leases are renewed every third of their length.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 /// How often the store is asked for jobs queued by other nodes and for halt requests.
 const POLL_EVERY: Duration = Duration::from_millis(500);
-/// A node silent this long is dead: its leases are reaped and its pinned jobs dropped.
-const DEAD_NODE_AFTER: Duration = Duration::from_secs(60);
+
+/// How often a node renews leases of `lease`: every third of it, at most every 5 s.
+fn housekeeping_every(lease: Duration) -> Duration {
+    (lease / 3).min(HOUSEKEEPING_EVERY)
+}
+
+/// A node silent this long is dead (its pinned jobs are dropped): two leases, at least 10 s.
+fn dead_node_after(lease: Duration) -> Duration {
+    (lease * 2).max(Duration::from_secs(10))
+}
 
 /// A log line on its way to the store, or the end of a job (written after its lines).
 enum WriterMsg {
@@ -75,6 +84,8 @@ pub struct Runner {
     writer: mpsc::UnboundedSender<WriterMsg>,
     stopping: AtomicBool,
     max_concurrent: AtomicUsize,
+    /// The `job-lease-seconds` setting, re-read with the other settings.
+    lease_secs: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -101,6 +112,7 @@ impl Runner {
             writer,
             stopping: AtomicBool::new(false),
             max_concurrent: AtomicUsize::new(4),
+            lease_secs: AtomicU64::new(DEFAULT_LEASE.as_secs()),
             metrics,
         });
         tokio::spawn(log_writer(runner.clone(), writer_rx));
@@ -168,12 +180,23 @@ impl Runner {
 
     async fn refresh_settings(&self) {
         match self.store.settings().await {
-            Ok(settings) => self.max_concurrent.store(
-                settings.max_concurrent_jobs.max(1) as usize,
-                Ordering::SeqCst,
-            ),
+            Ok(settings) => {
+                self.max_concurrent.store(
+                    settings.max_concurrent_jobs.max(1) as usize,
+                    Ordering::SeqCst,
+                );
+                self.lease_secs.store(
+                    u64::from(settings.job_lease_seconds.max(1)),
+                    Ordering::SeqCst,
+                );
+            }
             Err(e) => tracing::warn!("cannot read settings, keeping the previous ones: {e}"),
         }
+    }
+
+    /// The lease a claim gets now (the `job-lease-seconds` setting).
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs.load(Ordering::SeqCst))
     }
 
     async fn claim_loop(self: Arc<Self>) {
@@ -181,7 +204,7 @@ impl Runner {
             while self.running_count() < self.max_concurrent.load(Ordering::SeqCst)
                 && !self.stopping.load(Ordering::SeqCst)
             {
-                match self.store.claim_job(&self.node_id, LEASE).await {
+                match self.store.claim_job(&self.node_id, self.lease()).await {
                     Ok(Some(job)) => self.clone().launch(job),
                     Ok(None) => break,
                     Err(e) => {
@@ -195,7 +218,7 @@ impl Runner {
     }
 
     async fn housekeeping_loop(self: Arc<Self>) {
-        let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY;
+        let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY * 2;
         let mut last_purge = Instant::now() - Duration::from_secs(3600);
         while !self.stopping.load(Ordering::SeqCst) {
             tokio::time::sleep(POLL_EVERY).await;
@@ -209,11 +232,12 @@ impl Runner {
                     Err(e) => tracing::warn!("cannot poll halt requests: {e}"),
                 }
             }
-            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+            let every = housekeeping_every(self.lease());
+            if last_housekeeping.elapsed() >= every {
                 last_housekeeping = Instant::now();
                 self.refresh_settings().await;
                 if let Err(e) = self.housekeeping().await {
-                    tracing::warn!("housekeeping failed, retrying in {HOUSEKEEPING_EVERY:?}: {e}");
+                    tracing::warn!("housekeeping failed, retrying in {every:?}: {e}");
                 }
             }
             if last_purge.elapsed() >= Duration::from_secs(3600) {
@@ -227,7 +251,8 @@ impl Runner {
 
     async fn housekeeping(&self) -> Result<(), aft_store::StoreError> {
         self.store.heartbeat_node(&self.node_id).await?;
-        self.store.renew_leases(&self.node_id, LEASE).await?;
+        let lease = self.lease();
+        self.store.renew_leases(&self.node_id, lease).await?;
         let (requeued, interrupted) = self.store.reap_expired_leases().await?;
         if !requeued.is_empty() || !interrupted.is_empty() {
             tracing::warn!(
@@ -237,7 +262,7 @@ impl Runner {
             );
             self.wake();
         }
-        for node in self.store.dead_nodes(DEAD_NODE_AFTER).await? {
+        for node in self.store.dead_nodes(dead_node_after(lease)).await? {
             if node != self.node_id {
                 self.store.interrupt_pinned_jobs(&node).await?;
             }

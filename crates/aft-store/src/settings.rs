@@ -110,6 +110,12 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "halt a job after this many seconds; 0 = no limit",
     },
     SettingDef {
+        key: "job-lease-seconds",
+        default: "30",
+        kind: int(3, 3600),
+        description: "how long a node's claim on a running job lasts without renewal; a dead node's jobs are taken over after it",
+    },
+    SettingDef {
         key: "job-retention-days",
         default: "30",
         kind: int(1, 36_500),
@@ -255,6 +261,8 @@ pub struct Settings {
     pub job_memory_limit_mb: u32,
     /// Job time limit in seconds; 0 = none.
     pub job_timeout_seconds: u64,
+    /// Seconds a claim on a running job holds without renewal (renewed every third of it).
+    pub job_lease_seconds: u32,
     /// Days job records and logs are kept.
     pub job_retention_days: u32,
     /// Web UI session lifetime in minutes.
@@ -301,6 +309,7 @@ impl Settings {
             max_concurrent_jobs: num("max-concurrent-jobs")? as u32,
             job_memory_limit_mb: num("job-memory-limit-mb")? as u32,
             job_timeout_seconds: num("job-timeout-seconds")? as u64,
+            job_lease_seconds: num("job-lease-seconds")? as u32,
             job_retention_days: num("job-retention-days")? as u32,
             session_lifetime_minutes: num("session-lifetime-minutes")? as u32,
             smtp_host: get("smtp-host")?,

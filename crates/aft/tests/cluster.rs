@@ -19,7 +19,7 @@ const AFT: &str = env!("CARGO_BIN_EXE_aft");
 /// Every node of a cluster must decrypt the same secrets: one fixed test key for all.
 const SECRET_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 
-/// The server's lease (`aft_server::runner::LEASE`) plus two housekeeping rounds (5 s
+/// The server's default lease (`aft_server::runner::DEFAULT_LEASE`) plus two housekeeping rounds (5 s
 /// each) and slack for a loaded machine: a dead node's job must be interrupted by then.
 const LEASE_PLUS_REAP: Duration = Duration::from_secs(30 + 10 + 10);
 
@@ -183,6 +183,15 @@ struct Cluster {
 
 impl Cluster {
     async fn start(scripts: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with(scripts, &[], &[]).await
+    }
+
+    /// A cluster with extra `aft settings set` pairs, and the named scripts stored retry-safe.
+    async fn start_with(
+        scripts: &[(&str, &str)],
+        settings: &[(&str, &str)],
+        retry_safe: &[&str],
+    ) -> Cluster {
         let db = TempPostgres::create().await;
         let dir = tempfile::tempdir().unwrap();
         let admin = dir.path().join("admin");
@@ -193,8 +202,25 @@ impl Cluster {
             &db.url,
             &["settings", "set", "max-concurrent-jobs", "6"],
         );
+        for (key, value) in settings {
+            aft(&admin, &db.url, &["settings", "set", key, value]);
+        }
         for (name, body) in scripts {
             push_script(&admin, &db.url, name, body);
+            if retry_safe.contains(name) {
+                let file = admin.join(format!("{name}.syncjs"));
+                aft(
+                    &admin,
+                    &db.url,
+                    &[
+                        "script",
+                        "push",
+                        name,
+                        file.to_str().unwrap(),
+                        "--retry-safe",
+                    ],
+                );
+            }
         }
         let key = aft(
             &admin,
@@ -418,6 +444,63 @@ async fn killed_node_running_a_job_has_it_interrupted_within_the_lease_and_rejoi
         .await;
     let job = wait_ended(&cluster.nodes[survivor], &key, &id, Duration::from_secs(30)).await;
     assert_eq!(job["status"], "succeeded", "{job}");
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retry_safe_job_of_a_killed_node_is_queued_again_and_finishes_on_another_node() {
+    // A short lease (the `job-lease-seconds` setting) so the take-over comes quickly.
+    let mut cluster = Cluster::start_with(
+        &[(
+            "Idempotent",
+            r#"Log("started"); for (var i = 0; i < 25 && !HaltSignalReceived; i++) Sleep(200); Log("finished");"#,
+        )],
+        &[("job-lease-seconds", "4")],
+        &["Idempotent"],
+    )
+    .await;
+    let key = cluster.key.clone();
+    let auth = ("X-API-Key", key.as_str());
+    let id = cluster.nodes[0]
+        .post_job(&key, r#"{"scriptName":"Idempotent"}"#.to_string())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first_node = loop {
+        let job = cluster.nodes[1].get(&format!("/v1/jobs/{id}"), auth).await;
+        if job["status"] == "running" {
+            break job["nodeId"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the job never started: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let nodes = cluster.nodes[0].nodes().await;
+    let pid = nodes
+        .iter()
+        .find(|n| n["id"] == first_node.as_str())
+        .expect("the running node is listed")["pid"]
+        .as_i64()
+        .unwrap();
+    let victim = cluster
+        .nodes
+        .iter()
+        .position(|n| n.pid() == pid)
+        .expect("the running node is one of ours");
+    let survivor = (victim + 1) % 3;
+    let killed_at = Instant::now();
+    cluster.nodes[victim].kill9();
+
+    // 4 s lease + a renewal round + the 5 s run, with slack for a loaded machine.
+    let job = wait_ended(&cluster.nodes[survivor], &key, &id, Duration::from_secs(40)).await;
+    eprintln!(
+        "the retry-safe job ended {:?} after kill -9",
+        killed_at.elapsed()
+    );
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        job["attempts"], 2,
+        "run once on the dead node, once again: {job}"
+    );
+    assert_ne!(job["nodeId"], first_node.as_str(), "{job}");
     cluster.finish().await;
 }
 
