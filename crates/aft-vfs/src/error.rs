@@ -19,14 +19,15 @@ pub enum VfsError {
     #[error("authentication failed: {0}")]
     Auth(String),
     /// The server's host key is not the pinned one (or none is pinned).
-    #[error(
-        "host key of {host} not trusted: its fingerprint is {fingerprint}; pin it with HostKeySHA256 = \"{fingerprint}\" if you trust it"
-    )]
+    #[error("{}", host_key_message(host, fingerprint, mismatch.as_deref()))]
     HostKey {
         /// The server, as `host:port`.
         host: String,
         /// The key's fingerprint as OpenSSH prints it: `SHA256:` and unpadded base64.
         fingerprint: String,
+        /// Which pins the key did not match, with the key's own value for each
+        /// (`HostKeyMD5 = "MD5:.." (the key's is MD5:..)`); `None` when no pin is set.
+        mismatch: Option<String>,
     },
     /// The connection failed or broke; worth retrying.
     #[error("connection to {target} failed: {message}")]
@@ -56,6 +57,19 @@ pub enum VfsError {
     /// Anything else the backend reports.
     #[error("{0}")]
     Other(String),
+}
+
+/// An unpinned key only needs pinning; a key that fails a pin may be an attack, so the
+/// advice differs.
+fn host_key_message(host: &str, fingerprint: &str, mismatch: Option<&str>) -> String {
+    match mismatch {
+        None => format!(
+            "host key of {host} not trusted: its fingerprint is {fingerprint}; pin it with HostKeySHA256 = \"{fingerprint}\" if you trust it"
+        ),
+        Some(m) => format!(
+            "host key of {host} not trusted: it does not match {m}; its fingerprint is {fingerprint}; if the server's key really changed (ask its owner), pin the new one with HostKeySHA256 = \"{fingerprint}\""
+        ),
+    }
 }
 
 impl VfsError {

@@ -1,10 +1,12 @@
 //! SFTP on russh + russh-sftp, with many requests in flight.
 //!
 //! - Auth: password, OpenSSH/PEM/PKCS#8 private keys (encrypted ones with a passphrase) and
-//!   PuTTY `.ppk` keys; a key is tried first, then the password.
-//! - Host keys are pinned by SHA-256 (`SHA256:` + unpadded base64 as OpenSSH prints it, the
-//!   prefix optional). An unpinned key is refused with [`VfsError::HostKey`] naming its
-//!   fingerprint, unless `accept_any_host_key` is set explicitly.
+//!   PuTTY `.ppk` keys (v2 and v3, plain or encrypted); a key is tried first, then the password.
+//! - Host keys are pinned by SHA-256 (`SHA256:` + base64 as OpenSSH prints it), MD5
+//!   (`MD5:aa:bb:..`) and/or SHA-1 (`SHA1:` + base64, or hex), prefixes optional; the key
+//!   must match every pin that is set. An unpinned or mismatching key is refused with
+//!   [`VfsError::HostKey`] naming its SHA-256 fingerprint (and the pins it failed), unless
+//!   `accept_any_host_key` is set explicitly.
 //! - Big files move as pipelined reads/writes: up to [`SftpConfig::max_in_flight`] requests
 //!   of [`SftpConfig::chunk_size`] bytes, capped by the server's `limits@openssh.com`.
 //! - The connection is opened lazily by the first operation, shared by all tasks using this
@@ -20,15 +22,20 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use md5::Md5;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWrite;
 use tokio::sync::Mutex;
 
@@ -47,12 +54,18 @@ pub struct SftpConfig {
     pub user: String,
     /// Password, if password auth is to be tried.
     pub password: Option<String>,
-    /// A private key's text (OpenSSH, PEM, PKCS#8 or PuTTY `.ppk`).
+    /// A private key's text (OpenSSH, PEM, PKCS#8 or PuTTY `.ppk` v2/v3).
     pub private_key: Option<String>,
+    /// The file the private key was read from, named in errors (`None`: given as text).
+    pub key_file: Option<String>,
     /// The passphrase of an encrypted private key.
     pub key_passphrase: Option<String>,
-    /// The pinned host key fingerprint (`SHA256:...`, prefix optional).
+    /// The pinned host key SHA-256 fingerprint (`SHA256:` + base64, prefix optional).
     pub host_key_sha256: Option<String>,
+    /// The pinned host key MD5 fingerprint (`MD5:aa:bb:..`, prefix and colons optional).
+    pub host_key_md5: Option<String>,
+    /// The pinned host key SHA-1 fingerprint (`SHA1:` + base64, or hex; prefix optional).
+    pub host_key_sha1: Option<String>,
     /// Accept any host key (only when explicitly asked: it allows man-in-the-middle).
     pub accept_any_host_key: bool,
     /// Server folder that VFS path `/` maps to; `None` uses the server's absolute paths.
@@ -76,7 +89,10 @@ impl std::fmt::Debug for SftpConfig {
                 "private_key",
                 &self.private_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("key_file", &self.key_file)
             .field("host_key_sha256", &self.host_key_sha256)
+            .field("host_key_md5", &self.host_key_md5)
+            .field("host_key_sha1", &self.host_key_sha1)
             .field("accept_any_host_key", &self.accept_any_host_key)
             .field("base_dir", &self.base_dir)
             .finish_non_exhaustive()
@@ -91,8 +107,11 @@ impl SftpConfig {
             user: user.into(),
             password: None,
             private_key: None,
+            key_file: None,
             key_passphrase: None,
             host_key_sha256: None,
+            host_key_md5: None,
+            host_key_sha1: None,
             accept_any_host_key: false,
             base_dir: None,
             chunk_size: 64 * 1024,
@@ -102,16 +121,22 @@ impl SftpConfig {
     }
 
     /// Build from client fields: `Host`, `User`, `Pass`/`PassFromSecret`, `KeyFile` (a path
-    /// or the key text), `KeyFilePass`/`KeyFileSecret`, `HostKeySHA256`,
-    /// `AcceptAnyHostKey`, `BaseDir`, `ChunkSize`, `MaxInFlight`, `Timeout`.
+    /// or the key text), `KeyFilePass`/`KeyFileSecret`, `HostKeySHA256`, `HostKeyMD5`,
+    /// `HostKeySHA1`, `AcceptAnyHostKey`, `BaseDir`, `ChunkSize`, `MaxInFlight`, `Timeout`.
+    /// A pin that is not a fingerprint of its kind is refused here.
     pub fn from_fields(fields: &Fields<'_>) -> VfsResult<Self> {
         let mut cfg = Self::new(fields.required("Host")?, fields.required("User")?);
         cfg.password = fields.secret("Pass", "PassFromSecret")?;
         if let Some(key) = fields.str("KeyFile") {
-            cfg.private_key = Some(load_key_text(&key)?);
+            let (text, file) = load_key_text(&key)?;
+            cfg.private_key = Some(text);
+            cfg.key_file = file;
         }
         cfg.key_passphrase = fields.secret("KeyFilePass", "KeyFileSecret")?;
         cfg.host_key_sha256 = fields.str("HostKeySHA256");
+        cfg.host_key_md5 = fields.str("HostKeyMD5");
+        cfg.host_key_sha1 = fields.str("HostKeySHA1");
+        HostKeyPins::parse(&cfg)?;
         cfg.accept_any_host_key = fields.bool("AcceptAnyHostKey");
         cfg.base_dir = fields.str("BaseDir");
         if let Some(n) = fields.u64("ChunkSize")? {
@@ -140,47 +165,169 @@ impl SftpConfig {
     }
 }
 
-/// `KeyFile` holds a path or, when it starts like a key, the key itself.
-fn load_key_text(key: &str) -> VfsResult<String> {
+/// `KeyFile` holds a path or, when it starts like a key, the key itself: the key's text,
+/// and the path it came from.
+fn load_key_text(key: &str) -> VfsResult<(String, Option<String>)> {
     let t = key.trim_start();
     if t.starts_with("-----BEGIN") || t.starts_with("PuTTY-User-Key-File-") {
-        return Ok(key.to_string());
+        return Ok((key.to_string(), None));
     }
-    std::fs::read_to_string(key)
-        .map_err(|e| VfsError::Auth(format!("cannot read the KeyFile {key}: {e}")))
+    let text = std::fs::read_to_string(key)
+        .map_err(|e| VfsError::Auth(format!("cannot read the KeyFile {key}: {e}")))?;
+    Ok((text, Some(key.to_string())))
 }
 
-/// The `SHA256:...` fingerprint of a host key as OpenSSH prints it.
-fn fingerprint(key: &PublicKeyOrCertificate) -> String {
-    match key {
-        PublicKeyOrCertificate::PublicKey { key, .. } => {
-            key.fingerprint(HashAlg::Sha256).to_string()
+/// A fingerprint kind a host key can be pinned by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PinKind {
+    Sha256,
+    Md5,
+    Sha1,
+}
+
+impl PinKind {
+    /// The client field that sets this pin.
+    fn field(self) -> &'static str {
+        match self {
+            PinKind::Sha256 => "HostKeySHA256",
+            PinKind::Md5 => "HostKeyMD5",
+            PinKind::Sha1 => "HostKeySHA1",
         }
-        PublicKeyOrCertificate::Certificate(cert) => {
-            russh::keys::PublicKey::from(cert.public_key().clone())
-                .fingerprint(HashAlg::Sha256)
-                .to_string()
+    }
+
+    /// The prefix OpenSSH prints before this kind of fingerprint.
+    fn prefix(self) -> &'static str {
+        match self {
+            PinKind::Sha256 => "SHA256:",
+            PinKind::Md5 => "MD5:",
+            PinKind::Sha1 => "SHA1:",
+        }
+    }
+
+    fn digest_len(self) -> usize {
+        match self {
+            PinKind::Sha256 => 32,
+            PinKind::Md5 => 16,
+            PinKind::Sha1 => 20,
+        }
+    }
+
+    /// What a user may paste, for error messages.
+    fn formats(self) -> &'static str {
+        match self {
+            PinKind::Sha256 => "SHA256: and base64 as `ssh-keygen -l` prints it (or hex)",
+            PinKind::Md5 => "MD5: and hex pairs as `ssh-keygen -l -E md5` prints it",
+            PinKind::Sha1 => "SHA1: and base64 as `ssh-keygen -l -E sha1` prints it, or hex",
+        }
+    }
+
+    /// The digest of a public key's SSH wire encoding, as OpenSSH fingerprints it.
+    fn digest(self, wire: &[u8]) -> Vec<u8> {
+        match self {
+            PinKind::Sha256 => Sha256::digest(wire).to_vec(),
+            PinKind::Md5 => Md5::digest(wire).to_vec(),
+            PinKind::Sha1 => Sha1::digest(wire).to_vec(),
+        }
+    }
+
+    /// A digest written as OpenSSH prints it: MD5 as colon-separated hex, others as
+    /// unpadded base64.
+    fn display(self, digest: &[u8]) -> String {
+        match self {
+            PinKind::Md5 => {
+                let pairs: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("MD5:{}", pairs.join(":"))
+            }
+            _ => format!("{}{}", self.prefix(), STANDARD_NO_PAD.encode(digest)),
+        }
+    }
+
+    /// Read a pasted fingerprint: prefix optional (any case), then hex (colons optional;
+    /// the only form for MD5) or base64 (padded or not).
+    fn parse(self, pinned: &str) -> VfsResult<Vec<u8>> {
+        let text = pinned.trim();
+        let prefix = self.prefix();
+        let body = match text.get(..prefix.len()) {
+            Some(head) if head.eq_ignore_ascii_case(prefix) => &text[prefix.len()..],
+            _ => text,
+        };
+        let hex_text: String = body.chars().filter(|c| *c != ':').collect();
+        let decoded = if hex_text.len() == 2 * self.digest_len() {
+            hex::decode(&hex_text).ok()
+        } else if self == PinKind::Md5 {
+            None
+        } else {
+            STANDARD_NO_PAD.decode(body.trim_end_matches('=')).ok()
+        };
+        match decoded {
+            Some(d) if d.len() == self.digest_len() => Ok(d),
+            _ => Err(VfsError::Other(format!(
+                "sftp client: {} = \"{pinned}\" is not a {}-byte fingerprint; expected {}",
+                self.field(),
+                self.digest_len(),
+                self.formats()
+            ))),
         }
     }
 }
 
-/// Compare fingerprints ignoring the `SHA256:` prefix and base64 padding.
-fn same_fingerprint(pinned: &str, actual: &str) -> bool {
-    let clean = |s: &str| {
-        let s = s.trim();
-        let s = s
-            .strip_prefix("SHA256:")
-            .or_else(|| s.strip_prefix("sha256:"))
-            .unwrap_or(s);
-        s.trim_end_matches('=').to_string()
-    };
-    clean(pinned) == clean(actual)
+/// The host key pins of a config, decoded; a key must match all of them.
+#[derive(Debug, Clone, Default)]
+struct HostKeyPins {
+    pins: Vec<(PinKind, Vec<u8>)>,
+}
+
+impl HostKeyPins {
+    fn parse(cfg: &SftpConfig) -> VfsResult<Self> {
+        let mut pins = Vec::new();
+        for (kind, text) in [
+            (PinKind::Sha256, &cfg.host_key_sha256),
+            (PinKind::Md5, &cfg.host_key_md5),
+            (PinKind::Sha1, &cfg.host_key_sha1),
+        ] {
+            if let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) {
+                pins.push((kind, kind.parse(text)?));
+            }
+        }
+        Ok(Self { pins })
+    }
+
+    /// `None` when every pin matches the key (wire encoding `wire`); otherwise the failed
+    /// pins, each with the key's own value, or `None` inside when no pin is set at all.
+    fn check(&self, wire: &[u8]) -> Option<Option<String>> {
+        if self.pins.is_empty() {
+            return Some(None);
+        }
+        let failed: Vec<String> = self
+            .pins
+            .iter()
+            .filter_map(|(kind, pinned)| {
+                let actual = kind.digest(wire);
+                (actual != *pinned).then(|| {
+                    format!(
+                        "{} = \"{}\" (the key's is {})",
+                        kind.field(),
+                        kind.display(pinned),
+                        kind.display(&actual)
+                    )
+                })
+            })
+            .collect();
+        (!failed.is_empty()).then(|| Some(failed.join(" and ")))
+    }
+}
+
+/// What the handler saw of the server's key, for the error after a refusal.
+#[derive(Debug, Default)]
+struct SeenKey {
+    fingerprint: String,
+    mismatch: Option<String>,
 }
 
 struct ClientHandler {
-    pinned: Option<String>,
+    pins: HostKeyPins,
     accept_any: bool,
-    seen: Arc<StdMutex<Option<String>>>,
+    seen: Arc<StdMutex<SeenKey>>,
 }
 
 impl russh::client::Handler for ClientHandler {
@@ -190,13 +337,20 @@ impl russh::client::Handler for ClientHandler {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let fp = fingerprint(key);
-        *self.seen.lock().expect("fingerprint slot") = Some(fp.clone());
-        Ok(self.accept_any
-            || self
-                .pinned
-                .as_deref()
-                .is_some_and(|p| same_fingerprint(p, &fp)))
+        // A certificate is judged by the key it certifies, as OpenSSH fingerprints it.
+        let key = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => {
+                russh::keys::PublicKey::from(cert.public_key().clone())
+            }
+        };
+        let wire = key.to_bytes().map_err(russh::keys::Error::from)?;
+        let verdict = self.pins.check(&wire);
+        *self.seen.lock().expect("host key slot") = SeenKey {
+            fingerprint: PinKind::Sha256.display(&PinKind::Sha256.digest(&wire)),
+            mismatch: verdict.clone().flatten(),
+        };
+        Ok(self.accept_any || verdict.is_none())
     }
 }
 
@@ -285,9 +439,9 @@ impl SftpFs {
             nodelay: true,
             ..Default::default()
         });
-        let seen = Arc::new(StdMutex::new(None));
+        let seen = Arc::new(StdMutex::new(SeenKey::default()));
         let handler = ClientHandler {
-            pinned: cfg.host_key_sha256.clone(),
+            pins: HostKeyPins::parse(cfg)?,
             accept_any: cfg.accept_any_host_key,
             seen: seen.clone(),
         };
@@ -297,14 +451,11 @@ impl SftpFs {
             Err(_) => return Err(self.conn_err(format!("no answer within {}s", cfg.timeout_secs))),
             Ok(Ok(h)) => h,
             Ok(Err(russh::Error::UnknownKey)) => {
-                let fp = seen
-                    .lock()
-                    .expect("fingerprint slot")
-                    .clone()
-                    .unwrap_or_default();
+                let seen = std::mem::take(&mut *seen.lock().expect("host key slot"));
                 return Err(VfsError::HostKey {
                     host: addr,
-                    fingerprint: fp,
+                    fingerprint: seen.fingerprint,
+                    mismatch: seen.mismatch,
                 });
             }
             Ok(Err(e)) => return Err(self.conn_err(e)),
@@ -354,12 +505,23 @@ impl SftpFs {
         let cfg = &self.cfg;
         let mut tried = Vec::new();
         if let Some(text) = &cfg.private_key {
-            let key = russh::keys::decode_secret_key(text, cfg.key_passphrase.as_deref()).map_err(|e| {
-                VfsError::Auth(format!(
-                    "cannot load the private key for {}: {e} (encrypted? set KeyFilePass or KeyFileSecret)",
-                    self.target()
-                ))
-            })?;
+            let key = russh::keys::decode_secret_key(text, cfg.key_passphrase.as_deref()).map_err(
+                |e| {
+                    let source = match &cfg.key_file {
+                        Some(path) => format!("KeyFile {path}"),
+                        None => "private key given in KeyFile".to_string(),
+                    };
+                    let hint = if cfg.key_passphrase.is_some() {
+                        "wrong passphrase? check KeyFilePass or KeyFileSecret"
+                    } else {
+                        "encrypted? set KeyFilePass or KeyFileSecret"
+                    };
+                    VfsError::Auth(format!(
+                        "cannot load the {source} for {}: {e} ({hint})",
+                        self.target()
+                    ))
+                },
+            )?;
             let hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
             let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
             let result = ssh
@@ -1016,15 +1178,102 @@ impl Vfs for SftpFs {
 mod tests {
     use super::*;
 
+    /// An ed25519 public key blob and its fingerprints as `ssh-keygen -l -E ...` printed them.
+    const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIM0M2/IfPpdRXEfeMI+6Gj7gW4yKnFjohoPUp/Oy8Zlv";
+    const KEY_SHA256: &str = "SHA256:qCsOKtCK0fWaJBvXFiqNxWXYqwInBYK2IAYpIqsWvA0";
+    const KEY_MD5: &str = "MD5:46:5e:cd:95:c2:c8:c5:3f:bc:99:47:32:2f:99:26:d8";
+    const KEY_SHA1: &str = "SHA1:pGxAx+YK9IugYAa8FFpyqaCpnnA";
+
+    fn wire() -> Vec<u8> {
+        STANDARD_NO_PAD.decode(KEY.trim_end_matches('=')).unwrap()
+    }
+
+    fn pins(sha256: Option<&str>, md5: Option<&str>, sha1: Option<&str>) -> VfsResult<HostKeyPins> {
+        let mut cfg = SftpConfig::new("h", "u");
+        cfg.host_key_sha256 = sha256.map(str::to_string);
+        cfg.host_key_md5 = md5.map(str::to_string);
+        cfg.host_key_sha1 = sha1.map(str::to_string);
+        HostKeyPins::parse(&cfg)
+    }
+
     #[test]
-    fn fingerprints_compare_without_prefix_or_padding() {
-        let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
-        assert!(same_fingerprint(fp, fp));
-        assert!(same_fingerprint(
-            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
-            fp
-        ));
-        assert!(!same_fingerprint("SHA256:AAAA", fp));
+    fn digests_print_as_ssh_keygen_does() {
+        for (kind, expected) in [
+            (PinKind::Sha256, KEY_SHA256),
+            (PinKind::Md5, KEY_MD5),
+            (PinKind::Sha1, KEY_SHA1),
+        ] {
+            assert_eq!(kind.display(&kind.digest(&wire())), expected);
+        }
+    }
+
+    #[test]
+    fn pins_accept_the_forms_users_paste() {
+        let sha1_hex = hex::encode(PinKind::Sha1.digest(&wire()));
+        let sha1_hex_colons = sha1_hex
+            .as_bytes()
+            .chunks(2)
+            .map(|p| std::str::from_utf8(p).unwrap().to_uppercase())
+            .collect::<Vec<_>>()
+            .join(":");
+        let md5_bare = KEY_MD5.trim_start_matches("MD5:").replace(':', "");
+        let accepted = [
+            pins(Some(KEY_SHA256), None, None),
+            pins(
+                Some("qCsOKtCK0fWaJBvXFiqNxWXYqwInBYK2IAYpIqsWvA0="),
+                None,
+                None,
+            ),
+            pins(
+                Some("sha256:qCsOKtCK0fWaJBvXFiqNxWXYqwInBYK2IAYpIqsWvA0"),
+                None,
+                None,
+            ),
+            pins(None, Some(KEY_MD5), None),
+            pins(None, Some(&KEY_MD5.to_uppercase()), None),
+            pins(None, Some(&md5_bare), None),
+            pins(
+                None,
+                Some(" md5:465e:cd95:c2c8:c53f:bc99:4732:2f99:26d8 "),
+                None,
+            ),
+            pins(None, None, Some(KEY_SHA1)),
+            pins(None, None, Some("pGxAx+YK9IugYAa8FFpyqaCpnnA=")),
+            pins(None, None, Some(&sha1_hex)),
+            pins(None, None, Some(&format!("SHA1:{sha1_hex_colons}"))),
+            pins(Some(KEY_SHA256), Some(KEY_MD5), Some(KEY_SHA1)),
+        ];
+        for (i, p) in accepted.into_iter().enumerate() {
+            let p = p.unwrap_or_else(|e| panic!("form {i}: {e}"));
+            assert_eq!(p.check(&wire()), None, "form {i} matches the key");
+        }
+    }
+
+    #[test]
+    fn every_set_pin_must_match() {
+        let wrong_md5 = "MD5:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
+        let p = pins(Some(KEY_SHA256), Some(wrong_md5), Some(KEY_SHA1)).unwrap();
+        let mismatch = p.check(&wire()).expect("refused").expect("names the pin");
+        assert!(mismatch.contains("HostKeyMD5"), "{mismatch}");
+        assert!(
+            mismatch.contains(KEY_MD5),
+            "names the key's MD5: {mismatch}"
+        );
+        assert!(!mismatch.contains("HostKeySHA1"), "{mismatch}");
+        assert_eq!(pins(None, None, None).unwrap().check(&wire()), Some(None));
+    }
+
+    #[test]
+    fn malformed_pins_are_refused_naming_the_field() {
+        for (p, field) in [
+            (pins(Some("SHA256:AAAA"), None, None), "HostKeySHA256"),
+            (pins(None, Some("MD5:zz:11"), None), "HostKeyMD5"),
+            (pins(None, Some(KEY_SHA1), None), "HostKeyMD5"),
+            (pins(None, None, Some("SHA1:not base64!")), "HostKeySHA1"),
+        ] {
+            let err = p.unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
     }
 
     #[test]

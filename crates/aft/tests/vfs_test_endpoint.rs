@@ -224,6 +224,13 @@ async fn sftp_entry_test_reports_pinned_ok_unknown_host_key_and_bad_password() {
     )
     .await;
     svc.add_vfs(
+        "partner-wrong-md5",
+        "sftp",
+        json!({"Host": addr, "User": user, "PassFromSecret": "sftp-pass",
+               "HostKeyMD5": "MD5:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff"}),
+    )
+    .await;
+    svc.add_vfs(
         "partner-wrong-pass",
         "sftp",
         json!({"Host": addr, "User": user, "PassFromSecret": "sftp-wrong", "HostKeySHA256": host_key}),
@@ -249,6 +256,16 @@ async fn sftp_entry_test_reports_pinned_ok_unknown_host_key_and_bad_password() {
             .as_str()
             .is_some_and(|e| e.contains("host key")),
         "{answer}"
+    );
+
+    let (status, answer) = svc.test_vfs("partner-wrong-md5").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert_eq!(answer["fingerprint"], host_key.as_str(), "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("does not match") && error.contains("HostKeyMD5"),
+        "a failed MD5 pin is named, not reported as unpinned: {answer}"
     );
 
     let (status, answer) = svc.test_vfs("partner-wrong-pass").await;

@@ -62,12 +62,16 @@ pub async fn test_vfs(
                 "millis": millis,
             })
         }
-        Err(ConnectionTestError::UnknownHostKey { host, fingerprint }) => json!({
+        Err(ConnectionTestError::UnknownHostKey {
+            host,
+            fingerprint,
+            mismatch,
+        }) => json!({
             "ok": false,
-            "error": if entry.settings.contains_key("HostKeySHA256") {
+            "error": if let Some(mismatch) = mismatch {
                 format!(
-                    "The host key of {host} ({fingerprint}) does not match the pinned HostKeySHA256: \
-                     the server's key changed or the pin is wrong. Check with the server's owner before pinning the new one."
+                    "The host key of {host} ({fingerprint}) does not match the pins: {mismatch}. \
+                     The server's key changed or a pin is wrong. Check with the server's owner before pinning the new one."
                 )
             } else {
                 format!(

@@ -226,8 +226,18 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     Err(aft_engine::api::clients::ConnectionTestError::UnknownHostKey {
                         host,
                         fingerprint,
+                        mismatch,
                     }) => {
                         println!("host key fingerprint of {host}: {fingerprint}");
+                        if let Some(mismatch) = mismatch {
+                            anyhow::bail!(
+                                "the host key of {host} does not match the pins: {mismatch}; \
+                                 if the server's key really changed (ask its owner), pin the new one with: \
+                                 aft vfs add {} --type {} --replace ... --set HostKeySHA256={fingerprint}",
+                                entry.name,
+                                entry.kind
+                            );
+                        }
                         anyhow::bail!(
                             "the host key of {host} is not pinned; if the fingerprint above is the server's, pin it with: \
                              aft vfs add {} --type {} --replace ... --set HostKeySHA256={fingerprint}",

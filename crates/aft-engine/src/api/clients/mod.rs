@@ -91,13 +91,15 @@ pub struct ConnectionReport {
 /// Why `aft vfs test` could not connect.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionTestError {
-    /// The SFTP server's host key is neither pinned nor accepted.
+    /// The SFTP server's host key is not pinned, or does not match a pin.
     #[error("host key of {host} is not trusted; its fingerprint is {fingerprint}")]
     UnknownHostKey {
         /// The server, as `host:port`.
         host: String,
         /// Its fingerprint as OpenSSH prints it.
         fingerprint: String,
+        /// Which pins it failed (see [`VfsError::HostKey`]); `None` when none is set.
+        mismatch: Option<String>,
     },
     /// Anything else.
     #[error(transparent)]
@@ -111,9 +113,15 @@ pub async fn test_connection(
     secrets: SecretLookup<'_>,
 ) -> Result<ConnectionReport, ConnectionTestError> {
     let failed = |e: VfsError| match e {
-        VfsError::HostKey { host, fingerprint } => {
-            ConnectionTestError::UnknownHostKey { host, fingerprint }
-        }
+        VfsError::HostKey {
+            host,
+            fingerprint,
+            mismatch,
+        } => ConnectionTestError::UnknownHostKey {
+            host,
+            fingerprint,
+            mismatch,
+        },
         other => ConnectionTestError::Failed(other),
     };
     let vfs = open_vfs(kind, fields, secrets).map_err(failed)?;

@@ -31,7 +31,7 @@
 
     const FIELDS = {
         sftp: { Host: '', User: '', Pass: '', PassFromSecret: '', KeyFile: '', KeyFilePass: '',
-                KeyFileSecret: '', HostKeySHA256: '', BaseDir: '' },
+                KeyFileSecret: '', HostKeySHA256: '', HostKeyMD5: '', HostKeySHA1: '', BaseDir: '' },
         ftp: { Host: '', User: '', Pass: '', PassFromSecret: '', TLSMode: 0, TLSInsecure: false },
         ftps: { Host: '', User: '', Pass: '', PassFromSecret: '', TLSMode: 1, TLSInsecure: false },
         s3: { Region: '', Bucket: '', APIKeyID: '', APIKeySecret: '', APIKeySecretFromSecret: '',
