@@ -1,14 +1,18 @@
 //! Google Cloud Storage (and fake-gcs-server) through opendal.
 //!
 //! Fields [AFT]: `Bucket`, `CredentialsFile` (a service-account JSON key);
-//! [ours] `Endpoint` for an emulator such as fake-gcs-server, which takes no credentials
-//! (and gets each upload in one request, buffered in memory: it has no multipart API).
+//! [ours] `Endpoint` for an emulator such as fake-gcs-server, or for a private GCS endpoint.
+//!
+//! Uploads: real GCS (and an `Endpoint` with a `CredentialsFile`) gets opendal's multipart
+//! writer (XML multipart API, 8 MiB parts). An `Endpoint` without credentials is taken for
+//! an emulator: fake-gcs-server lacks the XML multipart API, so each file goes up as one
+//! JSON-API media upload whose body is streamed, never buffered whole.
 
 use opendal::Operator;
 use opendal::services::Gcs;
 
 use crate::config::Fields;
-use crate::object_store::{ObjectStoreVfs, StoreKind};
+use crate::object_store::{ObjectStoreVfs, StoreKind, StreamedTarget};
 use crate::{VfsError, VfsResult};
 
 /// Build a GCS backend from its connection fields.
@@ -47,8 +51,13 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
     };
     let op = Operator::new(builder)
         .map_err(|e| VfsError::Other(format!("GCS bucket {label}: invalid settings: {e}")))?;
-    // A custom endpoint is an emulator or a proxy: neither is known to speak GCS's XML
-    // multipart API, which opendal uses for files over one chunk.
-    Ok(ObjectStoreVfs::new(op, StoreKind::Gcs, label)
-        .with_single_request_uploads(endpoint.is_some()))
+    let vfs = ObjectStoreVfs::new(op, StoreKind::Gcs, label);
+    match (&endpoint, &credentials) {
+        // An emulator: anonymous, and no XML multipart API.
+        (Some(endpoint), None) => vfs.with_streamed_uploads(StreamedTarget::GcsMedia {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            bucket,
+        }),
+        _ => Ok(vfs),
+    }
 }

@@ -4,6 +4,10 @@
 //! this module turns the operator into a [`Vfs`]: entries, streamed listings, ranged reads,
 //! writers whose `shutdown()` commits, directories as prefixes (or real WebDAV
 //! collections), and opendal errors mapped to [`VfsError`] with the endpoint in the message.
+//!
+//! Uploads never hold a whole file in memory: multipart stores get opendal's chunked writer
+//! (aborted when dropped before commit), and servers that take a file in one request only
+//! (WebDAV, fake-gcs-server) get a streamed request body (the `upload` submodule).
 
 use std::sync::Once;
 use std::time::SystemTime;
@@ -14,8 +18,12 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use opendal::{ErrorKind, Metadata, Operator};
-use tokio_util::compat::FuturesAsyncWriteCompatExt;
 use tokio_util::io::StreamReader;
+
+mod upload;
+
+pub(crate) use upload::StreamedTarget;
+use upload::{AbortingWriter, StreamedUploads};
 
 use crate::{
     Capabilities, Entry, EntryStream, HashAlgo, Vfs, VfsError, VfsReader, VfsResult, VfsWriter,
@@ -25,9 +33,6 @@ use crate::{
 /// Size of each part of a multipart upload; objects smaller than this go up in one PUT
 /// (so their ETag is the content's MD5).
 const UPLOAD_CHUNK: usize = 8 * 1024 * 1024;
-
-/// Largest upload to a server that takes a file in one PUT only (WebDAV), buffered in memory.
-pub const ONE_SHOT_UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
 
 /// How many objects are copied at once when a prefix ("directory") is renamed.
 const RENAME_CONCURRENCY: usize = 8;
@@ -80,8 +85,9 @@ pub struct ObjectStoreVfs {
     label: String,
     /// Complete each listed file with a `stat` (S3 `UseMetadataWhenListing`).
     stat_when_listing: bool,
-    /// Send each upload in one request even where opendal could do multipart.
-    single_request_uploads: bool,
+    /// Send each upload as one request with a streamed body instead of through opendal
+    /// (servers without multipart uploads: WebDAV, fake-gcs-server).
+    streamed: Option<StreamedUploads>,
 }
 
 impl std::fmt::Debug for ObjectStoreVfs {
@@ -100,15 +106,16 @@ impl ObjectStoreVfs {
             kind,
             label,
             stat_when_listing: false,
-            single_request_uploads: false,
+            streamed: None,
         }
     }
 
-    /// Upload each file in one request (buffered in memory up to [`ONE_SHOT_UPLOAD_LIMIT`]),
-    /// for servers without multipart uploads (fake-gcs-server lacks GCS's XML multipart API).
-    pub fn with_single_request_uploads(mut self, on: bool) -> Self {
-        self.single_request_uploads = on;
-        self
+    /// Upload each file as one request to `target` with a streamed body (chunked transfer
+    /// encoding), for servers that take a file in one request only: opendal would buffer
+    /// the whole file in memory for them.
+    pub(crate) fn with_streamed_uploads(mut self, target: StreamedTarget) -> VfsResult<Self> {
+        self.streamed = Some(StreamedUploads::new(target, &self.label)?);
+        Ok(self)
     }
 
     /// Fetch each listed file's full metadata with a `stat` (slower, one request per file).
@@ -549,17 +556,27 @@ impl Vfs for ObjectStoreVfs {
             ));
         }
         let key = file_key(&path);
-        let mut builder = self.op.writer_with(&key);
-        builder = if self.op.info().capability().write_can_multi && !self.single_request_uploads {
-            builder.chunk(UPLOAD_CHUNK)
-        } else {
-            // One request (WebDAV PUT): opendal needs the whole body at once, so it is
-            // buffered in memory up to this size; a bigger upload fails with opendal's
-            // "multiple write" error.
-            builder.chunk(ONE_SHOT_UPLOAD_LIMIT)
-        };
-        let writer = builder.await.map_err(|e| self.err("write", &path, e))?;
-        Ok(Box::pin(writer.into_futures_async_write().compat_write()))
+        let target = format!("{}{path}", self.label);
+        if let Some(streamed) = &self.streamed {
+            if self.kind.has_real_directories() {
+                // A PUT into a missing collection fails (409): make the parents first, as
+                // opendal's own WebDAV writer does.
+                let parent = crate::parent(&path);
+                if parent != "/"
+                    && !matches!(self.op.stat(&dir_key(&parent)).await, Ok(m) if m.is_dir())
+                {
+                    self.mkdir_all(&parent).await?;
+                }
+            }
+            return Ok(Box::pin(streamed.start(&key, target)?));
+        }
+        let writer = self
+            .op
+            .writer_with(&key)
+            .chunk(UPLOAD_CHUNK)
+            .await
+            .map_err(|e| self.err("write", &path, e))?;
+        Ok(Box::pin(AbortingWriter::new(writer, target)))
     }
 
     async fn mkdir_all(&self, path: &str) -> VfsResult<()> {

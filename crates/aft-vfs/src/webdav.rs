@@ -2,12 +2,17 @@
 //!
 //! Fields: `Endpoint` (a URL such as `https://dav.example.com/remote.php/dav`) or `Host`
 //! (`host[:port]`, reached over https), `User`, `Pass`, `PassFromSecret`.
+//!
+//! Uploads are one `PUT` whose body is streamed (chunked transfer encoding) rather than
+//! opendal's, which holds the whole file in memory; everything else goes through opendal.
 
+use base64::Engine as _;
 use opendal::Operator;
 use opendal::services::Webdav;
+use reqwest::header::HeaderValue;
 
 use crate::config::Fields;
-use crate::object_store::{ObjectStoreVfs, StoreKind};
+use crate::object_store::{ObjectStoreVfs, StoreKind, StreamedTarget};
 use crate::{VfsError, VfsResult};
 
 /// Build a WebDAV backend from its connection fields.
@@ -34,5 +39,25 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
     let label = endpoint.trim_end_matches('/').to_string();
     let op = Operator::new(builder)
         .map_err(|e| VfsError::Other(format!("WebDAV {label}: invalid settings: {e}")))?;
-    Ok(ObjectStoreVfs::new(op, StoreKind::WebDav, label))
+    // The same basic auth opendal sends on its own requests.
+    let authorization = match &user {
+        Some(user) => {
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{}", pass.as_deref().unwrap_or_default()));
+            let mut value = HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| {
+                VfsError::Other(format!(
+                    "WebDAV {label}: the user name holds characters HTTP cannot carry"
+                ))
+            })?;
+            value.set_sensitive(true);
+            Some(value)
+        }
+        None => None,
+    };
+    ObjectStoreVfs::new(op, StoreKind::WebDav, label.clone()).with_streamed_uploads(
+        StreamedTarget::WebDavPut {
+            endpoint: label,
+            authorization,
+        },
+    )
 }

@@ -77,3 +77,114 @@ async fn use_metadata_when_listing_reports_etags_of_listed_files() {
         Err(VfsError::NotFound(_))
     ));
 }
+
+/// The keys of the multipart uploads in progress on the test bucket. moto checks no
+/// signature, so a plain `GET /bucket?uploads` answers.
+async fn uploads_in_progress() -> Vec<String> {
+    let url = format!(
+        "{}/{}?uploads",
+        env("AFT_TEST_S3_ENDPOINT").trim_end_matches('/'),
+        env("AFT_TEST_S3_BUCKET")
+    );
+    let xml = reqwest::get(&url)
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("list multipart uploads at {url}: {e}"))
+        .text()
+        .await
+        .expect("ListMultipartUploadsResult body");
+    xml.split("<Upload>")
+        .skip(1)
+        .filter_map(|upload| {
+            let start = upload.find("<Key>")? + "<Key>".len();
+            let end = upload[start..].find("</Key>")? + start;
+            Some(upload[start..end].to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn writer_dropped_before_shutdown_aborts_its_multipart_upload() {
+    use tokio::io::AsyncWriteExt;
+
+    let vfs = s3().await;
+    let path = format!("/abort-on-drop-{}/big.bin", std::process::id());
+    let key = path.trim_start_matches('/').to_string();
+    let mut writer = vfs
+        .write(&path, aft_vfs::WriteMode::Create)
+        .await
+        .expect("open upload");
+    // opendal keeps the first 8 MiB part back (a file of one part goes up in one PUT) and
+    // starts the multipart upload with the second: write more than two parts.
+    let piece = vec![0x5au8; 1024 * 1024];
+    for _ in 0..17 {
+        writer.write_all(&piece).await.expect("write a piece");
+    }
+    writer.flush().await.expect("first part sent");
+    assert!(
+        uploads_in_progress().await.contains(&key),
+        "a multipart upload of {key} should be in progress after the first part"
+    );
+
+    drop(writer);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while uploads_in_progress().await.contains(&key) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the multipart upload of {key} was not aborted within 10 s of dropping its writer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        matches!(vfs.stat(&path).await, Err(VfsError::NotFound(_))),
+        "an abandoned upload must leave no object at {path}"
+    );
+}
+
+#[tokio::test]
+async fn writer_failing_mid_file_in_a_transfer_leaves_no_multipart_upload() {
+    use tokio::io::AsyncWriteExt;
+
+    // A writer dropped on an error path (the caller's `?`), the way a failing source ends a
+    // transfer: the same abort applies.
+    async fn upload_until_source_fails(vfs: &dyn Vfs, path: &str) -> Result<(), String> {
+        let mut writer = vfs
+            .write(path, aft_vfs::WriteMode::Create)
+            .await
+            .map_err(|e| e.to_string())?;
+        let piece = vec![0xa5u8; 1024 * 1024];
+        for i in 0..30 {
+            if i == 20 {
+                writer.flush().await.map_err(|e| e.to_string())?;
+                let key = path.trim_start_matches('/').to_string();
+                assert!(
+                    uploads_in_progress().await.contains(&key),
+                    "a multipart upload of {key} should be in progress before the failure"
+                );
+                return Err("source failed mid-file".into());
+            }
+            writer.write_all(&piece).await.map_err(|e| e.to_string())?;
+        }
+        writer.shutdown().await.map_err(|e| e.to_string())
+    }
+
+    let vfs = s3().await;
+    let path = format!("/abort-on-error-{}/big.bin", std::process::id());
+    let key = path.trim_start_matches('/').to_string();
+    let err = upload_until_source_fails(&*vfs, &path)
+        .await
+        .expect_err("the source fails");
+    assert_eq!(err, "source failed mid-file");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while uploads_in_progress().await.contains(&key) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the multipart upload of {key} was not aborted within 10 s of the failure"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        matches!(vfs.stat(&path).await, Err(VfsError::NotFound(_))),
+        "a failed upload must leave no object at {path}"
+    );
+}

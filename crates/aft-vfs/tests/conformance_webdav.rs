@@ -47,3 +47,46 @@ async fn wrong_password_is_refused_naming_the_server() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn upload_with_wrong_password_is_refused_naming_the_file() {
+    use tokio::io::AsyncWriteExt;
+
+    let mut f = fields();
+    f.as_object_mut().unwrap().remove("PassFromSecret");
+    f["Pass"] = "not-the-password".into();
+    let vfs = aft_vfs::open_backend("webdav", &f, &|_| None).expect("backend");
+    let path = format!("/refused-{}.bin", std::process::id());
+    let mut writer = vfs
+        .write(&path, aft_vfs::WriteMode::Create)
+        .await
+        .expect("the request starts; the server answers at the end");
+    // Enough to need more than one chunk of the streamed body.
+    let result = async {
+        writer.write_all(&vec![7u8; 3 * 1024 * 1024]).await?;
+        writer.shutdown().await
+    }
+    .await;
+    let err = result.expect_err("wrong password");
+    let msg = err.to_string();
+    assert!(msg.contains("401") && msg.contains(&path), "{msg}");
+    assert!(
+        matches!(webdav().await.stat(&path).await, Err(VfsError::NotFound(_))),
+        "a refused upload leaves no file"
+    );
+}
+
+#[tokio::test]
+async fn upload_into_missing_folders_creates_them() {
+    let vfs = webdav().await;
+    let dir = format!("/auto-parents-{}", std::process::id());
+    let path = format!("{dir}/a/b/file.txt");
+    aft_vfs::write_all(&*vfs, &path, b"nested")
+        .await
+        .expect("upload into folders not made yet");
+    assert_eq!(
+        aft_vfs::read_all(&*vfs, &path).await.expect("read back"),
+        b"nested"
+    );
+    vfs.remove_all(&dir).await.expect("cleanup");
+}
