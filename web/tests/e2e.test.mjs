@@ -302,6 +302,80 @@ describe('web UI', () => {
     await watcher.waitFor({ state: 'detached' });
   });
 
+  test('a schedule is edited in its prefilled form; a watcher is disabled, halting its job, and enabled again', async () => {
+    const { page } = browser;
+    await page.goto('about:blank');
+    await page.goto(`${aft.url}/#/schedules`);
+    await page.getByRole('button', { name: 'New schedule' }).click();
+    let dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('hourly');
+    await dialog.getByLabel('Script').selectOption('hello');
+    await dialog.getByLabel('Cron expression').fill('0 * * * *');
+    await dialog.getByLabel('Time zone').fill('UTC');
+    await dialog.getByLabel('Parameters (JSON object)').fill('{"day": "mon"}');
+    await page.getByRole('button', { name: 'Add schedule' }).click();
+    const row = page.locator('tr[data-schedule="hourly"]');
+    await row.waitFor();
+
+    await row.getByRole('button', { name: 'Edit schedule hourly' }).click();
+    dialog = page.getByRole('dialog');
+    await dialog.getByRole('heading', { name: 'Edit schedule hourly' }).waitFor();
+    assert.equal(await dialog.getByLabel('Name').inputValue(), 'hourly');
+    assert.equal(await dialog.getByLabel('Name').getAttribute('readonly'), '', 'the name is not edited');
+    assert.equal(await dialog.getByLabel('Script').inputValue(), 'hello');
+    assert.equal(await dialog.getByLabel('Cron expression').inputValue(), '0 * * * *');
+    assert.equal(await dialog.getByLabel('Time zone').inputValue(), 'UTC');
+    assert.deepEqual(JSON.parse(await dialog.getByLabel('Parameters (JSON object)').inputValue()), { day: 'mon' });
+    assert.equal(await dialog.getByLabel('If still running').inputValue(), 'skip');
+    await dialog.getByLabel('Cron expression').fill('61 * * * *');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await dialog.getByText(/invalid cron expression/).waitFor();
+    await dialog.getByLabel('Cron expression').fill('15 3 * * *');
+    await dialog.getByLabel('Time zone').fill('America/New_York');
+    await dialog.getByLabel('If still running').selectOption('queue');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('hourly saved.').waitFor();
+    const edited = page.locator('tr[data-schedule="hourly"]');
+    await edited.getByText('15 3 * * *').waitFor();
+    const text = await edited.innerText();
+    assert.match(text, /America\/New_York/);
+    assert.match(text, /overlap: queue/);
+    const stored = await page.evaluate(async () => (await fetch('/v1/schedules/hourly')).json());
+    assert.equal(stored.cron, '15 3 * * *');
+    assert.deepEqual(stored.params, { day: 'mon' }, 'kept');
+
+    await nav(page, 'Watchers').click();
+    await page.getByRole('button', { name: 'New watcher' }).click();
+    await page.getByRole('dialog').getByLabel('Name').fill('toggler');
+    await page.getByRole('dialog').getByLabel('Script').selectOption('watch-inbox');
+    await page.getByRole('button', { name: 'Add watcher' }).click();
+    const refreshUntil = async (status) => {
+      const watcher = page.locator('tr[data-watcher="toggler"]');
+      await watcher.waitFor();
+      for (let i = 0; i < 20 && !(await watcher.locator(`[data-status="${status}"]`).count()); i += 1) {
+        await page.waitForTimeout(500);
+        await page.getByRole('button', { name: 'Refresh' }).click();
+        await page.locator('tr[data-watcher="toggler"]').waitFor();
+      }
+      await watcher.locator(`[data-status="${status}"]`).waitFor();
+      return watcher;
+    };
+    let watcher = await refreshUntil('running');
+    const firstJob = (await page.evaluate(async () => (await fetch('/v1/watchers/toggler')).json())).currentJobId;
+    await watcher.getByRole('button', { name: 'Disable' }).click();
+    watcher = await refreshUntil('disabled');
+    let halted = null;
+    for (let i = 0; i < 20 && halted !== 'halted'; i += 1) {
+      halted = await page.evaluate(async (id) => (await (await fetch(`/v1/jobs/${id}`)).json()).status, firstJob);
+      if (halted !== 'halted') await page.waitForTimeout(250);
+    }
+    assert.equal(halted, 'halted', 'disabling halts the running job');
+    await watcher.getByRole('button', { name: 'Enable' }).click();
+    await refreshUntil('running');
+    const secondJob = (await page.evaluate(async () => (await fetch('/v1/watchers/toggler')).json())).currentJobId;
+    assert.notEqual(secondJob, firstJob, 'enabling starts a fresh run');
+  });
+
   test('a setting saves on its own, and a bad value is refused with the reason', async () => {
     const { page } = browser;
     await page.goto(`${aft.url}/#/settings`);

@@ -18,7 +18,7 @@ use crate::runner::Runner;
 pub const TICK: Duration = Duration::from_millis(200);
 /// A slot older than this when a node first sees it, and due before that node's scheduler
 /// started, came due while no service ran: the misfire policy decides it.
-pub const MISFIRE_GRACE: Duration = Duration::from_secs(2);
+pub const MISFIRE_GRACE: Duration = aft_store::SCHEDULE_MISFIRE_GRACE;
 /// At most this many slots of one schedule are decided per pass; a longer backlog (a
 /// every-second schedule after a day down) keeps only its newest slots.
 pub const MAX_SLOTS_PER_PASS: usize = 1000;

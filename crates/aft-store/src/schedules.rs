@@ -223,6 +223,34 @@ pub struct NewSchedule {
     pub enabled: bool,
 }
 
+/// What to change in a schedule; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleUpdate {
+    /// The stored script to queue.
+    pub script_name: Option<String>,
+    /// The cron expression.
+    pub cron: Option<String>,
+    /// The IANA time zone the expression is read in.
+    pub time_zone: Option<String>,
+    /// Parameters of each job: a flat JSON object.
+    pub params: Option<serde_json::Value>,
+    /// The overlap policy.
+    pub overlap: Option<OverlapPolicy>,
+    /// The misfire policy.
+    pub misfire: Option<MisfirePolicy>,
+    /// Whether it fires.
+    pub enabled: Option<bool>,
+}
+
+/// A slot older than this when it is decided, and not decided by a running scheduler by
+/// then, came due while no service ran: the misfire policy decides it. The scheduler's
+/// grace, also used when an edit settles the old expression's due slots.
+pub const SCHEDULE_MISFIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often an edit retries settling the old expression's slots before giving up (each
+/// retry means a slot of the old expression came due while the edit ran).
+const UPDATE_ATTEMPTS: usize = 20;
+
 /// A schedule as stored.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -436,6 +464,177 @@ impl Store {
         self.find_schedule(&schedule.id).await
     }
 
+    /// Change a schedule (see [`ScheduleUpdate`]); input is checked as on create.
+    ///
+    /// Slots stay decided exactly once around the edit. When the cron expression or time
+    /// zone of an enabled schedule changes, every slot of the OLD expression that came due
+    /// up to the edit is decided first (on node `node_id`; a slot older than
+    /// [`SCHEDULE_MISFIRE_GRACE`] as missed), then the cursor moves to the edit's time, so
+    /// the new expression starts from its first slot after the edit. Enabling moves the
+    /// cursor to now, as [`Store::set_schedule_enabled`] does. Scheduler passes still
+    /// holding the old expression decide nothing more of it (see [`Store::decide_slot`]).
+    pub async fn update_schedule(
+        &self,
+        id_or_name: &str,
+        update: ScheduleUpdate,
+        node_id: &str,
+    ) -> StoreResult<Schedule> {
+        let current = self.find_schedule(id_or_name).await?;
+        let cron = update
+            .cron
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or(&current.cron)
+            .to_string();
+        let time_zone = update
+            .time_zone
+            .clone()
+            .unwrap_or_else(|| current.time_zone.clone());
+        CronTimes::parse(&cron, &time_zone)?;
+        let params = update.params.clone().unwrap_or(current.params.clone());
+        if !params.is_object() {
+            return Err(StoreError::Invalid(
+                "schedule params must be a JSON object, such as {\"day\": \"mon\"}".into(),
+            ));
+        }
+        let script_name = match &update.script_name {
+            Some(name) => {
+                self.script_by_name(name)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: "script",
+                        name: name.clone(),
+                    })?
+                    .name
+            }
+            None => current.script_name.clone(),
+        };
+        for _ in 0..UPDATE_ATTEMPTS {
+            let before = self.find_schedule(&current.id).await?;
+            let enabled = update.enabled.unwrap_or(before.enabled);
+            let retimed = cron != before.cron || time_zone != before.time_zone;
+            // Only a schedule that keeps firing under a new timing has old slots to settle.
+            let settle = retimed && before.enabled && enabled;
+            if settle {
+                self.settle_due_slots(&before, node_id).await?;
+            }
+            let mut tx = self.pool().begin().await?;
+            let locked = sqlx::query("UPDATE schedules SET last_slot = last_slot WHERE id = $1")
+                .bind(&current.id)
+                .execute(&mut *tx)
+                .await?;
+            if locked.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "schedule",
+                    name: id_or_name.to_string(),
+                });
+            }
+            let sql = format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1");
+            let locked = schedule_from_row(
+                &sqlx::query(&sql)
+                    .bind(&current.id)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            )?;
+            // Truncated to the stored precision, so the cursor is exactly this instant.
+            let now = parse_time("now", &now_text())?;
+            if locked.cron != before.cron
+                || locked.time_zone != before.time_zone
+                || locked.enabled != before.enabled
+            {
+                continue; // edited meanwhile: decide again from the new state
+            }
+            if settle
+                && locked
+                    .times()?
+                    .next_after(locked.last_slot)
+                    .is_some_and(|next| next <= now)
+            {
+                continue; // an old slot came due while settling: settle it too
+            }
+            let last_slot = if enabled && !locked.enabled {
+                now
+            } else if settle {
+                locked.last_slot.max(now)
+            } else {
+                locked.last_slot
+            };
+            let sql = format!(
+                "UPDATE schedules SET script_name = $1, cron = $2, time_zone = $3, params = $4, \
+                 overlap = $5, misfire = $6, enabled = $7, last_slot = $8, updated_at = $9 \
+                 WHERE id = $10 RETURNING {SCHEDULE_COLUMNS}"
+            );
+            let row = sqlx::query(&sql)
+                .bind(&script_name)
+                .bind(&cron)
+                .bind(&time_zone)
+                .bind(params.to_string())
+                .bind(update.overlap.unwrap_or(locked.overlap).as_str())
+                .bind(update.misfire.unwrap_or(locked.misfire).as_str())
+                .bind(i64::from(enabled))
+                .bind(time_text(last_slot))
+                .bind(time_text(now))
+                .bind(&current.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let updated = schedule_from_row(&row)?;
+            if locked.overlap == OverlapPolicy::Queue && updated.overlap != OverlapPolicy::Queue {
+                // Only policy `queue` fires waiting slots; left waiting, they would keep the
+                // schedule busy (every later slot skipped) forever.
+                sqlx::query(
+                    "UPDATE schedule_slots SET status = 'skipped', detail = $1, decided_at = $2 \
+                     WHERE schedule_id = $3 AND status = 'waiting'",
+                )
+                .bind(format!(
+                    "still waiting when the overlap policy changed from queue to {}",
+                    updated.overlap.as_str()
+                ))
+                .bind(time_text(now))
+                .bind(&current.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            return Ok(updated);
+        }
+        Err(StoreError::Invalid(format!(
+            "schedule {:?} kept changing while it was edited: try again",
+            current.name
+        )))
+    }
+
+    /// Decide every slot of `schedule` after its cursor and not after now, oldest first
+    /// (those older than [`SCHEDULE_MISFIRE_GRACE`] as missed, the newest of them by the
+    /// misfire policy).
+    async fn settle_due_slots(&self, schedule: &Schedule, node_id: &str) -> StoreResult<()> {
+        let times = schedule.times()?;
+        let now = Utc::now();
+        let grace = chrono::Duration::from_std(SCHEDULE_MISFIRE_GRACE).unwrap_or_default();
+        let mut due = Vec::new();
+        let mut cursor = schedule.last_slot;
+        while let Some(next) = times.next_after(cursor) {
+            if next > now || next <= cursor {
+                break;
+            }
+            due.push(next);
+            cursor = next;
+        }
+        // A long backlog keeps its newest slots, as the scheduler's pass does.
+        let skip = due.len().saturating_sub(1000);
+        let due = &due[skip..];
+        let newest_missed = due.iter().rposition(|slot| now - *slot > grace);
+        for (i, slot) in due.iter().enumerate() {
+            let timing = match newest_missed {
+                Some(newest) if i <= newest => SlotTiming::Missed {
+                    newest: i == newest,
+                },
+                _ => SlotTiming::OnTime,
+            };
+            self.decide_slot(schedule, *slot, timing, node_id).await?;
+        }
+        Ok(())
+    }
+
     /// Jobs of the schedule still queued or running.
     pub async fn schedule_active_jobs(&self, schedule_id: &str) -> StoreResult<i64> {
         let row = sqlx::query(
@@ -465,7 +664,9 @@ impl Store {
 
     /// Decide one slot of `schedule` on node `node_id`: a missed slot by the misfire policy
     /// (see [`SlotTiming`]), then the overlap policy.
-    /// Returns `None` when another node (or an earlier run) already decided the slot.
+    /// Returns `None` when another node (or an earlier run) already decided the slot, or
+    /// when the schedule was deleted or its cron expression or time zone changed since
+    /// `schedule` was read.
     pub async fn decide_slot(
         &self,
         schedule: &Schedule,
@@ -480,17 +681,21 @@ impl Store {
         // Writing the schedule row first takes the write lock (SQLite) or the row lock
         // (PostgreSQL), so one node at a time decides this schedule's slots, and the
         // overlap check below cannot race another node's decision.
+        // The expression must still be the one the slot was computed from: a pass that read
+        // the schedule before an edit of its timing decides nothing more of the old one.
         let moved = sqlx::query(
             "UPDATE schedules SET last_slot = CASE WHEN last_slot < $1 THEN $2 ELSE last_slot END \
-             WHERE id = $3",
+             WHERE id = $3 AND cron = $4 AND time_zone = $5",
         )
         .bind(&slot_text)
         .bind(&slot_text)
         .bind(&schedule.id)
+        .bind(&schedule.cron)
+        .bind(&schedule.time_zone)
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 0 {
-            return Ok(None); // deleted meanwhile
+            return Ok(None); // deleted or retimed meanwhile
         }
         let taken = sqlx::query(
             "SELECT status FROM schedule_slots WHERE schedule_id = $1 AND slot_time = $2",
@@ -707,7 +912,10 @@ mod tests {
 
     use chrono::{DateTime, TimeZone, Utc};
 
-    use super::{CronTimes, MisfirePolicy, NewSchedule, OverlapPolicy, SlotStatus, SlotTiming};
+    use super::{
+        CronTimes, MisfirePolicy, NewSchedule, OverlapPolicy, ScheduleUpdate, SlotStatus,
+        SlotTiming,
+    };
 
     const ON_TIME: SlotTiming = SlotTiming::OnTime;
     const MISSED_NEWEST: SlotTiming = SlotTiming::Missed { newest: true };
@@ -903,6 +1111,281 @@ mod tests {
             assert_eq!(store.list_schedules().await.unwrap().len(), 1);
             store.delete_schedule("NIGHTLY").await.unwrap();
             assert!(store.find_schedule("nightly").await.is_err());
+        }
+    );
+
+    crate::both_dialects!(
+        update_schedule_checks_input_like_create_and_changes_each_field,
+        |store| async move {
+            let s = schedule(&store, "Edit", OverlapPolicy::Skip, MisfirePolicy::Skip).await;
+            store
+                .create_script(NewScript {
+                    name: "other".into(),
+                    description: String::new(),
+                    body: "Log('y');".into(),
+                    retry_safe: false,
+                })
+                .await
+                .unwrap();
+            let bad_cron = store
+                .update_schedule(
+                    "edit",
+                    ScheduleUpdate {
+                        cron: Some("61 * * * *".into()),
+                        ..Default::default()
+                    },
+                    "n",
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                bad_cron.to_string().contains("invalid cron expression"),
+                "{bad_cron}"
+            );
+            let bad_tz = store
+                .update_schedule(
+                    "edit",
+                    ScheduleUpdate {
+                        time_zone: Some("Nowhere/City".into()),
+                        ..Default::default()
+                    },
+                    "n",
+                )
+                .await
+                .unwrap_err();
+            assert!(bad_tz.to_string().contains("unknown time zone"), "{bad_tz}");
+            let bad_params = store
+                .update_schedule(
+                    "edit",
+                    ScheduleUpdate {
+                        params: Some(serde_json::json!([1])),
+                        ..Default::default()
+                    },
+                    "n",
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                bad_params.to_string().contains("JSON object"),
+                "{bad_params}"
+            );
+            let bad_script = store
+                .update_schedule(
+                    "edit",
+                    ScheduleUpdate {
+                        script_name: Some("missing".into()),
+                        ..Default::default()
+                    },
+                    "n",
+                )
+                .await
+                .unwrap_err();
+            assert!(bad_script.to_string().contains("script not found"));
+            assert!(matches!(
+                store
+                    .update_schedule("nope", ScheduleUpdate::default(), "n")
+                    .await
+                    .unwrap_err(),
+                crate::StoreError::NotFound { .. }
+            ));
+            let unchanged = store.find_schedule("edit").await.unwrap();
+            assert_eq!(
+                (unchanged.cron.as_str(), unchanged.time_zone.as_str()),
+                ("* * * * * *", "UTC"),
+                "a rejected edit changes nothing"
+            );
+
+            let edited = store
+                .update_schedule(
+                    "EDIT",
+                    ScheduleUpdate {
+                        script_name: Some("OTHER".into()),
+                        cron: Some(" 30 9 * * MON-FRI ".into()),
+                        time_zone: Some("Europe/Rome".into()),
+                        params: Some(serde_json::json!({"day": "mon"})),
+                        overlap: Some(OverlapPolicy::Queue),
+                        misfire: Some(MisfirePolicy::RunOnce),
+                        enabled: Some(false),
+                    },
+                    "n",
+                )
+                .await
+                .unwrap();
+            assert_eq!(edited.id, s.id);
+            assert_eq!(edited.name, "Edit");
+            assert_eq!(edited.script_name, "other");
+            assert_eq!(edited.cron, "30 9 * * MON-FRI");
+            assert_eq!(edited.time_zone, "Europe/Rome");
+            assert_eq!(edited.params, serde_json::json!({"day": "mon"}));
+            assert_eq!(edited.overlap, OverlapPolicy::Queue);
+            assert_eq!(edited.misfire, MisfirePolicy::RunOnce);
+            assert!(!edited.enabled);
+            assert!(edited.updated_at >= s.updated_at);
+            assert_eq!(
+                store.find_schedule(&s.id).await.unwrap().cron,
+                "30 9 * * MON-FRI",
+                "stored"
+            );
+            let reenabled = store
+                .update_schedule(
+                    "edit",
+                    ScheduleUpdate {
+                        enabled: Some(true),
+                        ..Default::default()
+                    },
+                    "n",
+                )
+                .await
+                .unwrap();
+            assert!(reenabled.enabled);
+            assert!(
+                reenabled.last_slot >= edited.updated_at,
+                "enabling by an edit moves the cursor to now, like enable"
+            );
+            assert_eq!(reenabled.cron, "30 9 * * MON-FRI", "kept");
+        }
+    );
+
+    crate::both_dialects!(
+        retiming_an_edit_decides_the_old_slots_once_and_starts_after_the_edit,
+        |store| async move {
+            let s = schedule(&store, "retime", OverlapPolicy::Allow, MisfirePolicy::Skip).await;
+            // Let a few every-second slots come due without a scheduler deciding them.
+            tokio::time::sleep(Duration::from_millis(1600)).await;
+            let due_before_edit = s.times().unwrap().next_n(s.last_slot, 1);
+            let edited = store
+                .update_schedule(
+                    "retime",
+                    ScheduleUpdate {
+                        cron: Some("0 0 1 1 *".into()),
+                        ..Default::default()
+                    },
+                    "editor",
+                )
+                .await
+                .unwrap();
+            let slots = store.list_slots(&s.id, 100).await.unwrap();
+            let old: Vec<_> = slots
+                .iter()
+                .filter(|slot| slot.slot_time <= edited.updated_at)
+                .collect();
+            assert!(
+                !old.is_empty() && old.len() == slots.len(),
+                "the old expression's due slots were decided, none after the edit: {slots:?}"
+            );
+            assert!(
+                old.iter().any(|slot| slot.slot_time == due_before_edit[0]),
+                "the first due slot is not lost"
+            );
+            assert!(
+                old.iter()
+                    .all(|slot| slot.status == SlotStatus::Fired && slot.node_id == "editor")
+            );
+            assert_eq!(
+                store.schedule_active_jobs(&s.id).await.unwrap(),
+                slots.len() as i64,
+                "one job per slot"
+            );
+            assert_eq!(
+                edited.last_slot, edited.updated_at,
+                "the new expression starts after the edit"
+            );
+            // A scheduler pass that read the schedule before the edit fires nothing more
+            // of the old expression, neither a settled slot nor a later one.
+            for slot in [
+                old[0].slot_time,
+                edited.last_slot + chrono::Duration::seconds(1),
+            ] {
+                assert!(
+                    store
+                        .decide_slot(&s, slot, ON_TIME, "stale")
+                        .await
+                        .unwrap()
+                        .is_none(),
+                    "stale decision of {slot}"
+                );
+            }
+            assert_eq!(
+                store.list_slots(&s.id, 100).await.unwrap().len(),
+                slots.len()
+            );
+            let next = edited
+                .times()
+                .unwrap()
+                .next_after(edited.last_slot)
+                .unwrap();
+            assert_eq!(
+                next.to_rfc3339(),
+                format!("{}-01-01T00:00:00+00:00", next.format("%Y"))
+            );
+            let decided = store
+                .decide_slot(&edited, next, ON_TIME, "n")
+                .await
+                .unwrap()
+                .expect("the new expression's slot");
+            assert_eq!(decided.status, SlotStatus::Fired);
+
+            // An edit that keeps the timing keeps the cursor.
+            let cursor = store.find_schedule(&s.id).await.unwrap().last_slot;
+            let kept = store
+                .update_schedule(
+                    &s.id,
+                    ScheduleUpdate {
+                        params: Some(serde_json::json!({"k": "w"})),
+                        ..Default::default()
+                    },
+                    "n",
+                )
+                .await
+                .unwrap();
+            assert_eq!(kept.last_slot, cursor);
+            assert_eq!(kept.params, serde_json::json!({"k": "w"}));
+        }
+    );
+
+    crate::both_dialects!(
+        leaving_overlap_queue_records_waiting_slots_skipped_so_the_schedule_is_not_stuck,
+        |store| async move {
+            let t = |i: i64| Utc.timestamp_opt(1_900_000_000 + i, 0).unwrap();
+            let q = schedule(&store, "q", OverlapPolicy::Queue, MisfirePolicy::Skip).await;
+            store.decide_slot(&q, t(1), ON_TIME, "n").await.unwrap();
+            let waiting = store
+                .decide_slot(&q, t(2), ON_TIME, "n")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(waiting.status, SlotStatus::Waiting);
+            let allow = store
+                .update_schedule(
+                    "q",
+                    ScheduleUpdate {
+                        overlap: Some(OverlapPolicy::Allow),
+                        ..Default::default()
+                    },
+                    "n",
+                )
+                .await
+                .unwrap();
+            let slots = store.list_slots(&q.id, 10).await.unwrap();
+            let second = slots.iter().find(|s| s.slot_time == t(2)).unwrap();
+            assert_eq!(second.status, SlotStatus::Skipped);
+            assert!(
+                second
+                    .detail
+                    .as_deref()
+                    .unwrap()
+                    .contains("from queue to allow")
+            );
+            let third = store
+                .decide_slot(&allow, t(3), ON_TIME, "n")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                third.status,
+                SlotStatus::Fired,
+                "not stuck behind a waiting slot"
+            );
         }
     );
 

@@ -167,6 +167,61 @@ impl Store {
         }
     }
 
+    /// Enable or disable a watcher job. Disabling asks its current run to halt (its node
+    /// sees the request within a second, wherever it runs) and no node starts another;
+    /// enabling lets the next supervisor pass of any node start a fresh run at once, with
+    /// the failure count and backoff reset. Returns the watcher and, when disabling, the
+    /// run asked to halt (to raise its halt flag at once if it runs on this node).
+    pub async fn set_watcher_enabled(
+        &self,
+        id_or_name: &str,
+        enabled: bool,
+    ) -> StoreResult<(WatcherJob, Option<String>)> {
+        let watcher = self.find_watcher_job(id_or_name).await?;
+        let now = now_text();
+        if enabled {
+            // A run that already ended (the halted one) is history, not a failure: forget
+            // it, so the next run starts without backoff. One still stopping is kept, so
+            // no second run starts beside it.
+            let ended = match &watcher.current_job_id {
+                Some(job_id) => match self.get_job(job_id).await {
+                    Ok(job) => job.status.is_final(),
+                    Err(StoreError::NotFound { .. }) => true,
+                    Err(e) => return Err(e),
+                },
+                None => false,
+            };
+            sqlx::query(
+                "UPDATE watcher_jobs SET enabled = 1, failures = 0, next_start_at = $1, \
+                 updated_at = $2, current_job_id = CASE WHEN $3 = 1 AND current_job_id = $4 \
+                 THEN NULL ELSE current_job_id END WHERE id = $5",
+            )
+            .bind(&now)
+            .bind(&now)
+            .bind(i64::from(ended))
+            .bind(watcher.current_job_id.clone().unwrap_or_default())
+            .bind(&watcher.id)
+            .execute(self.pool())
+            .await?;
+            return Ok((self.find_watcher_job(&watcher.id).await?, None));
+        }
+        sqlx::query("UPDATE watcher_jobs SET enabled = 0, updated_at = $1 WHERE id = $2")
+            .bind(&now)
+            .bind(&watcher.id)
+            .execute(self.pool())
+            .await?;
+        // Read the current run after the flag is down: a run started just before is seen.
+        let watcher = self.find_watcher_job(&watcher.id).await?;
+        let halted = match &watcher.current_job_id {
+            Some(job_id) => {
+                let job = self.request_halt(job_id).await?;
+                (!job.status.is_final()).then(|| job_id.clone())
+            }
+            None => None,
+        };
+        Ok((watcher, halted))
+    }
+
     /// Start watcher `id`'s next run, if it should run and none
     /// is active: accounts for how the previous run ended (a failure adds backoff, a run cut
     /// short by a stopping or dying node restarts at once) and queues a new job. Returns the
@@ -282,6 +337,82 @@ mod tests {
 
     use super::{NewWatcherJob, watcher_backoff};
     use crate::{JobStatus, NewScript};
+
+    crate::both_dialects!(
+        disabled_watcher_halts_its_run_starts_none_and_restarts_at_once_when_enabled,
+        |store| async move {
+            store
+                .create_script(NewScript {
+                    name: "w".into(),
+                    description: String::new(),
+                    body: "WaitForHaltSignal();".into(),
+                    retry_safe: false,
+                })
+                .await
+                .unwrap();
+            let w = store
+                .create_watcher_job(NewWatcherJob {
+                    name: "Inbox".into(),
+                    script_name: "w".into(),
+                    params: serde_json::json!({}),
+                })
+                .await
+                .unwrap();
+            assert!(w.enabled);
+            let first = store.start_watcher_run(&w.id).await.unwrap().unwrap();
+            store
+                .claim_job("n1", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap();
+
+            let (off, halted) = store.set_watcher_enabled("INBOX", false).await.unwrap();
+            assert!(!off.enabled);
+            assert_eq!(halted.as_deref(), Some(first.as_str()));
+            assert_eq!(
+                store.halt_requests("n1").await.unwrap(),
+                vec![first.clone()],
+                "the node running it sees the halt request"
+            );
+            store
+                .finish_job(&first, "n1", JobStatus::Halted, None, Some("halted"))
+                .await
+                .unwrap();
+            assert!(
+                store.start_watcher_run(&w.id).await.unwrap().is_none(),
+                "no run while disabled"
+            );
+            let (again, none) = store.set_watcher_enabled("inbox", false).await.unwrap();
+            assert!(
+                !again.enabled && none.is_none(),
+                "disabling twice is harmless"
+            );
+
+            let (on, nothing) = store.set_watcher_enabled(&w.id, true).await.unwrap();
+            assert!(on.enabled && nothing.is_none());
+            assert_eq!(on.failures, 0);
+            assert_eq!(on.current_job_id, None, "the halted run is not a failure");
+            let second = store
+                .start_watcher_run(&w.id)
+                .await
+                .unwrap()
+                .expect("a fresh run at once, no backoff");
+            assert_ne!(second, first);
+            assert_eq!(store.find_watcher_job(&w.id).await.unwrap().failures, 0);
+
+            // Disabling while the run is still queued halts it before it starts.
+            let (_, queued) = store.set_watcher_enabled("inbox", false).await.unwrap();
+            assert_eq!(queued.as_deref(), None, "a queued run is halted at once");
+            assert_eq!(
+                store.get_job(&second).await.unwrap().status,
+                JobStatus::Halted
+            );
+            assert!(matches!(
+                store.set_watcher_enabled("nope", true).await.unwrap_err(),
+                crate::StoreError::NotFound { .. }
+            ));
+        }
+    );
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {

@@ -680,3 +680,552 @@ async fn two_nodes_sharing_postgres_fire_each_slot_once() {
     assert_eq!(fired.len(), slots.len());
     assert_eq!(queued, fired, "two racing nodes queue one job per slot");
 }
+
+/// An HTTPS client that trusts the service's certificate, the base URL and its local token.
+fn local_client(data: &Path, svc: &Service) -> (reqwest::Client, String, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(data.join("service.json")).unwrap()).unwrap();
+    let token = info["token"].as_str().unwrap().to_string();
+    (http, format!("https://127.0.0.1:{}", svc.port), token)
+}
+
+/// Send `body` with `method` to `path`; the status and the JSON answer (Null if none).
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let answer = http
+        .request(method, format!("{base}{path}"))
+        .header("X-Aft-Local-Token", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let text = answer.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_schedule_takes_its_new_timing_without_a_restart_and_decides_each_slot_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    push_script(data, "tick", r#"Log("tick");"#);
+    let svc = Service::start(data);
+    let (http, base, token) = local_client(data, &svc);
+    let put = reqwest::Method::PUT;
+    let (status, created) = call(
+        &http,
+        &base,
+        &token,
+        reqwest::Method::POST,
+        "/v1/schedules",
+        serde_json::json!({"name": "fast", "script": "tick", "cron": "* * * * * *", "overlap": "allow"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    sleep(3.2);
+
+    // Rejected edits change nothing and say why.
+    let (status, bad) = call(
+        &http,
+        &base,
+        &token,
+        put.clone(),
+        "/v1/schedules/fast",
+        serde_json::json!({"cron": "61 * * * *"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad.to_string().contains("invalid cron expression"), "{bad}");
+    let (status, bad) = call(
+        &http,
+        &base,
+        &token,
+        put.clone(),
+        "/v1/schedules/fast",
+        serde_json::json!({"timezone": "UTC"}),
+    )
+    .await;
+    assert_eq!(status, 400, "an unknown field is refused: {bad}");
+    let (status, _) = call(
+        &http,
+        &base,
+        &token,
+        put.clone(),
+        "/v1/schedules/nope",
+        serde_json::json!({"cron": "@daily"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Yearly from now on: the every-second slots stop at the edit.
+    let (status, yearly) = call(
+        &http,
+        &base,
+        &token,
+        put.clone(),
+        "/v1/schedules/FAST",
+        serde_json::json!({"cron": "0 0 1 1 *", "timeZone": "Europe/Rome"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{yearly}");
+    assert_eq!(yearly["cron"], "0 0 1 1 *");
+    assert_eq!(yearly["timeZone"], "Europe/Rome");
+    assert_eq!(yearly["overlap"], "allow", "fields left out are kept");
+    let first_edit: chrono::DateTime<chrono::Utc> =
+        yearly["updatedAt"].as_str().unwrap().parse().unwrap();
+    sleep(2.5);
+    let before = slots(data, "fast").await;
+    assert!(before.len() >= 3, "{before:?}");
+    assert!(
+        before.iter().all(|s| s.slot_time <= first_edit),
+        "no every-second slot after the edit: {before:?}"
+    );
+    let gaps: Vec<i64> = before
+        .windows(2)
+        .map(|p| (p[1].slot_time - p[0].slot_time).num_seconds())
+        .collect();
+    assert!(gaps.iter().all(|g| *g == 1), "no slot lost: {gaps:?}");
+    assert!(
+        first_edit - before.last().unwrap().slot_time < chrono::Duration::seconds(1),
+        "the last second before the edit was decided too: {before:?} edit {first_edit}"
+    );
+
+    // Every other second, without a restart.
+    let (status, even) = call(
+        &http,
+        &base,
+        &token,
+        put.clone(),
+        "/v1/schedules/fast",
+        serde_json::json!({"cron": "*/2 * * * * *", "timeZone": "UTC"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{even}");
+    let second_edit: chrono::DateTime<chrono::Utc> =
+        even["updatedAt"].as_str().unwrap().parse().unwrap();
+    sleep(4.5);
+    let all = slots(data, "fast").await;
+    let after: Vec<_> = all.iter().filter(|s| s.slot_time > second_edit).collect();
+    assert!(after.len() >= 2, "the new timing fires: {all:?}");
+    assert!(
+        after.iter().all(|s| s.slot_time.timestamp() % 2 == 0),
+        "on even seconds only: {after:?}"
+    );
+    assert!(
+        all.iter()
+            .all(|s| s.slot_time <= first_edit || s.slot_time > second_edit),
+        "nothing between the two edits: {all:?}"
+    );
+    let unique: HashSet<_> = all.iter().map(|s| s.slot_time).collect();
+    assert_eq!(unique.len(), all.len());
+    assert!(all.iter().all(|s| s.status == SlotStatus::Fired));
+    assert_eq!(
+        jobs_of(data, "tick").await.len(),
+        all.len(),
+        "one job per slot"
+    );
+
+    // The CLI edits the same store while the service runs.
+    ok(aft(
+        data,
+        &[
+            "schedule",
+            "update",
+            "fast",
+            "--cron",
+            "@daily",
+            "--tz",
+            "America/New_York",
+            "--params",
+            r#"{"a":1}"#,
+            "--overlap",
+            "queue",
+            "--misfire",
+            "run-once",
+            "--disable",
+        ],
+    ));
+    let listed = ok(aft(data, &["schedule", "list"]));
+    assert!(
+        listed.contains("@daily")
+            && listed.contains("America/New_York")
+            && listed.contains("queue")
+            && listed.contains("run-once")
+            && listed.contains("disabled"),
+        "{listed}"
+    );
+    let bad = aft(
+        data,
+        &["schedule", "update", "fast", "--cron", "99 * * * *"],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid cron expression"));
+    let enabled = ok(aft(data, &["schedule", "update", "fast", "--enable"]));
+    assert!(enabled.contains("enabled"), "{enabled}");
+    let (_, fetched) = call(
+        &http,
+        &base,
+        &token,
+        reqwest::Method::GET,
+        "/v1/schedules/fast",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(fetched["params"], serde_json::json!({"a": 1}));
+    assert_eq!(fetched["enabled"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_watcher_halts_its_run_starts_no_job_and_its_remote_watcher_catches_up_on_enable()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let inbox = tempfile::tempdir().unwrap();
+    ok(aft(
+        data,
+        &[
+            "vfs",
+            "add",
+            "inbox",
+            "--type",
+            "disk",
+            "--set",
+            &format!("Root={}", inbox.path().display()),
+        ],
+    ));
+    push_script(
+        data,
+        "pickup",
+        r#"var w = new RemoteWatcher("inbox");
+w.PollSeconds = 1;
+w.WatchDir("/", false);
+w.Start(function (evt) { if (evt.Event == EVT_CREATE) Log("got " + evt.Object); });
+WaitForHaltSignal();
+w.Stop();"#,
+    );
+    let svc = Service::start(data);
+    let (http, base, token) = local_client(data, &svc);
+    let put = reqwest::Method::PUT;
+    let (status, created) = call(
+        &http,
+        &base,
+        &token,
+        reqwest::Method::POST,
+        "/v1/watchers",
+        serde_json::json!({"name": "in", "script": "pickup"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["enabled"], true);
+
+    let logs = |job_id: String| async move {
+        let store = Store::open_in_dir(data).await.unwrap();
+        let lines = store.read_job_logs(&job_id, 0, 1000).await.unwrap();
+        store.close().await;
+        lines.into_iter().map(|l| l.message).collect::<Vec<_>>()
+    };
+    let first = poll(|| async {
+        let jobs = jobs_of(data, "pickup").await;
+        (jobs.len() == 1 && jobs[0].status == JobStatus::Running).then(|| jobs[0].id.clone())
+    })
+    .await
+    .expect("the watcher's run starts");
+    std::fs::write(inbox.path().join("a.csv"), b"a").unwrap();
+    poll(|| async {
+        logs(first.clone())
+            .await
+            .contains(&"got /a.csv".to_string())
+            .then_some(())
+    })
+    .await
+    .expect("the running watcher reports a.csv");
+
+    let (status, off) = call(
+        &http,
+        &base,
+        &token,
+        put.clone(),
+        "/v1/watchers/IN/enabled",
+        serde_json::json!({"enabled": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{off}");
+    assert_eq!(off["enabled"], false);
+    poll(|| async {
+        let jobs = jobs_of(data, "pickup").await;
+        (jobs[0].status == JobStatus::Halted).then_some(())
+    })
+    .await
+    .expect("disabling halts the run");
+    std::fs::write(inbox.path().join("b.csv"), b"b").unwrap();
+    sleep(3.0);
+    let jobs = jobs_of(data, "pickup").await;
+    assert_eq!(jobs.len(), 1, "no run while disabled: {jobs:?}");
+    assert!(
+        !logs(first.clone())
+            .await
+            .contains(&"got /b.csv".to_string()),
+        "nothing reported while disabled"
+    );
+    let listed = ok(aft(data, &["watcher", "list"]));
+    assert!(
+        listed.contains("ENABLED") && listed.contains(" no "),
+        "{listed}"
+    );
+
+    let (status, on) = call(
+        &http,
+        &base,
+        &token,
+        put.clone(),
+        "/v1/watchers/in/enabled",
+        serde_json::json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{on}");
+    assert_eq!(on["enabled"], true);
+    let second = poll(|| async {
+        let jobs = jobs_of(data, "pickup").await;
+        (jobs.len() == 2 && jobs[0].status == JobStatus::Running).then(|| jobs[0].id.clone())
+    })
+    .await
+    .expect("enabling starts a fresh run at once");
+    poll(|| async {
+        logs(second.clone())
+            .await
+            .contains(&"got /b.csv".to_string())
+            .then_some(())
+    })
+    .await
+    .expect("the file that landed while disabled is picked up on enable");
+    assert!(
+        !logs(second.clone())
+            .await
+            .contains(&"got /a.csv".to_string()),
+        "a.csv was already reported"
+    );
+
+    // The CLI works from another process: the service sees the halt request.
+    let out = ok(aft(data, &["watcher", "disable", "in"]));
+    assert!(out.contains("asked to halt"), "{out}");
+    poll(|| async {
+        let jobs = jobs_of(data, "pickup").await;
+        (jobs[0].status == JobStatus::Halted).then_some(())
+    })
+    .await
+    .expect("a CLI disable halts the service's run");
+    ok(aft(data, &["watcher", "enable", "in"]));
+    poll(|| async {
+        let jobs = jobs_of(data, "pickup").await;
+        (jobs.len() == 3 && jobs[0].status == JobStatus::Running).then_some(())
+    })
+    .await
+    .expect("a CLI enable starts a run");
+    let (status, _) = call(
+        &http,
+        &base,
+        &token,
+        put,
+        "/v1/watchers/nope/enabled",
+        serde_json::json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, openapi) = call(
+        &http,
+        &base,
+        &token,
+        reqwest::Method::GET,
+        "/v1/openapi.json",
+        Value::Null,
+    )
+    .await;
+    assert!(openapi["paths"]["/v1/watchers/{name}/enabled"]["put"].is_object());
+    assert!(openapi["paths"]["/v1/schedules/{name}"]["put"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_see_a_schedule_edit_and_a_watcher_disabled_on_the_other_node() {
+    let db = aft_store::testing::TempPostgres::create().await;
+    let url = db.url.clone();
+    let dir1 = tempfile::tempdir().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let on_db = ["--database", url.as_str()];
+    let tick = dir1.path().join("tick.syncjs");
+    std::fs::write(&tick, r#"Log("tick");"#).unwrap();
+    let keeper = dir1.path().join("keeper.syncjs");
+    std::fs::write(&keeper, r#"WaitForHaltSignal();"#).unwrap();
+    let cli = |args: &[&str]| ok(aft(dir1.path(), &[&on_db[..], args].concat()));
+    cli(&["script", "push", "tick", tick.to_str().unwrap()]);
+    cli(&["script", "push", "keeper", keeper.to_str().unwrap()]);
+    cli(&["watcher", "add", "keep", "--script", "keeper"]);
+    cli(&[
+        "schedule",
+        "add",
+        "tick",
+        "--script",
+        "tick",
+        "--cron",
+        "* * * * * *",
+        "--overlap",
+        "allow",
+    ]);
+    let node1 = Service::start_with(dir1.path(), &on_db);
+    let node2 = Service::start_with(dir2.path(), &on_db);
+    let clients = [
+        local_client(dir1.path(), &node1),
+        local_client(dir2.path(), &node2),
+    ];
+    let node_ids: Vec<String> = [dir1.path(), dir2.path()]
+        .iter()
+        .map(|d| {
+            let info: Value =
+                serde_json::from_slice(&std::fs::read(d.join("service.json")).unwrap()).unwrap();
+            info["node_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let store = Store::open(&url).await.unwrap();
+
+    // The watcher runs on one node; the other node's API disables it.
+    let running = poll(|| async {
+        let w = store.find_watcher_job("keep").await.ok()?;
+        let job = store.get_job(w.current_job_id.as_ref()?).await.ok()?;
+        (job.status == JobStatus::Running).then_some(job)
+    })
+    .await
+    .expect("the watcher runs on a node");
+    let runner = node_ids
+        .iter()
+        .position(|id| Some(id) == running.node_id.as_ref())
+        .expect("one of the two nodes runs it");
+    let (http, base, token) = &clients[1 - runner];
+    let (status, off) = call(
+        http,
+        base,
+        token,
+        reqwest::Method::PUT,
+        "/v1/watchers/keep/enabled",
+        serde_json::json!({"enabled": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{off}");
+    poll(|| async {
+        (store.get_job(&running.id).await.ok()?.status == JobStatus::Halted).then_some(())
+    })
+    .await
+    .expect("the node running the watcher halts it when the other node disables it");
+    sleep(1.5);
+    let runs = |store: Store| async move {
+        store
+            .list_jobs(&JobFilter {
+                script: Some("keeper".into()),
+                limit: Some(100),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        runs(store.clone()).await.len(),
+        1,
+        "no node starts it while disabled"
+    );
+
+    // The schedule, edited through the other node, is retimed on both.
+    let (http, base, token) = &clients[runner];
+    let (status, edited) = call(
+        http,
+        base,
+        token,
+        reqwest::Method::PUT,
+        "/v1/schedules/tick",
+        serde_json::json!({"cron": "*/2 * * * * *"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited}");
+    let edit: chrono::DateTime<chrono::Utc> =
+        edited["updatedAt"].as_str().unwrap().parse().unwrap();
+    let (status, on) = call(
+        http,
+        base,
+        token,
+        reqwest::Method::PUT,
+        "/v1/watchers/keep/enabled",
+        serde_json::json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{on}");
+    poll(|| async {
+        let jobs = runs(store.clone()).await;
+        (jobs.len() == 2 && jobs[0].status == JobStatus::Running).then_some(())
+    })
+    .await
+    .expect("enabled again, one node runs it");
+    sleep(4.5);
+    let schedule = store.find_schedule("tick").await.unwrap();
+    let mut slots = store.list_slots(&schedule.id, 1000).await.unwrap();
+    slots.reverse();
+    let jobs = store
+        .list_jobs(&JobFilter {
+            script: Some("tick".into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        runs(store.clone()).await.len(),
+        2,
+        "one run after enabling, not two"
+    );
+    store.close().await;
+    drop(node1);
+    drop(node2);
+    db.drop_database().await;
+
+    let before: Vec<i64> = slots
+        .iter()
+        .filter(|s| s.slot_time <= edit)
+        .map(|s| s.slot_time.timestamp())
+        .collect();
+    let after: Vec<i64> = slots
+        .iter()
+        .filter(|s| s.slot_time > edit)
+        .map(|s| s.slot_time.timestamp())
+        .collect();
+    assert!(before.len() >= 2 && after.len() >= 2, "{slots:?}");
+    assert!(
+        before.windows(2).all(|p| p[1] - p[0] == 1),
+        "each second once before: {before:?}"
+    );
+    assert!(
+        after.windows(2).all(|p| p[1] - p[0] == 2),
+        "every other second after: {after:?}"
+    );
+    assert!(after.iter().all(|t| t % 2 == 0), "{after:?}");
+    assert!(
+        edit.timestamp() - before.last().unwrap() <= 1,
+        "the last second before the edit is not lost"
+    );
+    assert!(
+        slots.iter().all(|s| s.status == SlotStatus::Fired),
+        "{slots:?}"
+    );
+    assert_eq!(
+        jobs.len(),
+        slots.len(),
+        "one job per slot across both nodes"
+    );
+}

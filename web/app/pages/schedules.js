@@ -30,16 +30,23 @@ export function missingApi(what, path) {
   return emptyState(`${what} are not available`, `This service does not answer ${path} yet. Update aft and reload.`);
 }
 
-function scheduleForm(scripts) {
-  return dialog('New schedule', (close) => {
-    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
-    const name = h('input', { type: 'text', name: 'schedule-name', required: true, autocomplete: 'off', placeholder: 'nightly' });
-    const script = h('select', { name: 'schedule-script', required: true }, scripts.map((s) => h('option', { value: s.name }, s.name)));
-    const cron = h('input', { type: 'text', name: 'cron', required: true, value: '0 2 * * *', class: 'mono', autocomplete: 'off' });
+/**
+ * The schedule dialog: empty to create one, or prefilled from `existing` to edit it (the
+ * name stays; everything else can change, saved with `PUT /v1/schedules/{name}`).
+ */
+function scheduleForm(scripts, existing = null) {
+  return dialog(existing ? `Edit schedule ${existing.name}` : 'New schedule', (close) => {
+    const zone = existing?.timeZone || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+    const name = h('input', { type: 'text', name: 'schedule-name', required: true, autocomplete: 'off', placeholder: 'nightly', value: existing?.name ?? '', readonly: !!existing });
+    // An edited schedule's script may have been deleted since: keep it selectable.
+    const scriptNames = scripts.map((s) => s.name);
+    if (existing && !scriptNames.includes(scriptOf(existing))) scriptNames.unshift(scriptOf(existing));
+    const script = h('select', { name: 'schedule-script', required: true }, scriptNames.map((n) => h('option', { value: n, selected: existing ? n === scriptOf(existing) : false }, n)));
+    const cron = h('input', { type: 'text', name: 'cron', required: true, value: existing?.cron ?? '0 2 * * *', class: 'mono', autocomplete: 'off' });
     const tz = h('input', { type: 'text', name: 'timezone', value: zone, autocomplete: 'off' });
-    const params = h('textarea', { class: 'plain', name: 'params', rows: '3' }, '{}');
-    const overlap = h('select', { name: 'overlap' }, ['skip', 'queue', 'allow'].map((o) => h('option', { value: o }, o)));
-    const misfire = h('select', { name: 'misfire' }, ['skip', 'run-once'].map((o) => h('option', { value: o }, o)));
+    const params = h('textarea', { class: 'plain', name: 'params', rows: '3' }, existing ? JSON.stringify(existing.params ?? {}, null, 2) : '{}');
+    const overlap = h('select', { name: 'overlap' }, ['skip', 'queue', 'allow'].map((o) => h('option', { value: o, selected: existing?.overlap === o }, o)));
+    const misfire = h('select', { name: 'misfire' }, ['skip', 'run-once'].map((o) => h('option', { value: o, selected: existing?.misfire === o }, o)));
     const message = h('div');
     const form = h('form', { class: 'form', id: 'schedule-form' },
       h('div', { class: 'form-row' }, field('Name', name), field('Script', script)),
@@ -60,19 +67,21 @@ function scheduleForm(scripts) {
         mount(message, errorBox(`Parameters are not valid JSON: ${err.message}`));
         return;
       }
-      const body = { name: name.value.trim(), script: script.value, cron: cron.value.trim(), timeZone: tz.value.trim(), params: parsed, overlap: overlap.value, misfire: misfire.value };
+      const body = { script: script.value, cron: cron.value.trim(), timeZone: tz.value.trim(), params: parsed, overlap: overlap.value, misfire: misfire.value };
       try {
-        close(await api.post('/v1/schedules', body));
+        close(existing
+          ? await api.put(`/v1/schedules/${seg(existing.name)}`, body)
+          : await api.post('/v1/schedules', { name: name.value.trim(), ...body }));
       } catch (err) {
         mount(message, errorBox(err.message));
       }
     });
-    setTimeout(() => name.focus(), 0);
+    setTimeout(() => (existing ? cron : name).focus(), 0);
     return {
       body: form,
       foot: [
         h('button', { class: 'btn', type: 'button', onclick: () => close() }, 'Cancel'),
-        h('button', { class: 'btn primary', type: 'submit', form: 'schedule-form', disabled: !scripts.length }, 'Add schedule'),
+        h('button', { class: 'btn primary', type: 'submit', form: 'schedule-form', disabled: !scriptNames.length }, existing ? 'Save changes' : 'Add schedule'),
       ],
     };
   });
@@ -96,6 +105,12 @@ export default async function schedulesPage(ctx) {
   const add = async () => {
     if (await scheduleForm(scripts)) {
       toast('Schedule added.');
+      reload();
+    }
+  };
+  const edit = async (s) => {
+    if (await scheduleForm(scripts, s)) {
+      toast(`${s.name} saved.`);
       reload();
     }
   };
@@ -125,7 +140,9 @@ export default async function schedulesPage(ctx) {
             : h('span', { class: 'muted' }, '—')),
           h('td', { class: 'small' }, `overlap: ${s.overlap || '—'}`, h('span', { class: 'sub' }, `misfire: ${s.misfire || '—'}`)),
           h('td', {}, badge(s.enabled ? 'enabled' : 'disabled')),
-          h('td', { class: 'cell-actions' }, toggleButton,
+          h('td', { class: 'cell-actions' },
+            h('button', { class: 'btn small', type: 'button', 'aria-label': `Edit schedule ${s.name}`, onclick: () => edit(s) }, 'Edit'),
+            toggleButton,
             h('button', {
               class: 'btn small danger', type: 'button', 'aria-label': `Delete schedule ${s.name}`,
               onclick: async () => {

@@ -2,7 +2,7 @@
 // FsWatcher or RemoteWatcher loop), restarted with backoff when they fail.
 
 import { api, ApiError, seg } from '../api.js';
-import { badge, confirmDialog, dialog, emptyState, errorBox, field, h, icon, mount, pageHead, shortId, timeEl, toast } from '../dom.js';
+import { badge, busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, mount, pageHead, shortId, timeEl, toast } from '../dom.js';
 import { missingApi, scriptOf } from './schedules.js';
 
 function watcherForm(scripts) {
@@ -67,6 +67,15 @@ export default async function watchersPage(ctx) {
       reload();
     }
   };
+  const toggle = (w, button) => busy(button, async () => {
+    try {
+      await api.put(`/v1/watchers/${seg(w.name)}/enabled`, { enabled: !w.enabled });
+      toast(w.enabled ? `${w.name} disabled; its job is halted.` : `${w.name} enabled; it starts at once.`);
+      reload();
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  });
   const newButton = () => h('button', { class: 'btn primary', type: 'button', onclick: add, disabled: !scripts.length }, icon('plus', 'btn-icon'), 'New watcher');
   const body = watchers.length
     ? h('div', { class: 'table-wrap' }, h('table', {},
@@ -81,6 +90,8 @@ export default async function watchersPage(ctx) {
           state = 'restarting';
           detail = h('span', { class: 'sub' }, ['after a failure; next start ', timeEl(w.nextStartAt)]);
         }
+        const toggleButton = h('button', { class: 'btn small', type: 'button' }, w.enabled ? 'Disable' : 'Enable');
+        toggleButton.addEventListener('click', () => toggle(w, toggleButton));
         return h('tr', { 'data-watcher': w.name },
           h('td', {}, h('strong', {}, w.name)),
           h('td', {}, h('a', { href: `#/scripts/${encodeURIComponent(scriptOf(w))}` }, scriptOf(w))),
@@ -88,7 +99,7 @@ export default async function watchersPage(ctx) {
           h('td', {}, w.currentJobId ? h('a', { class: 'mono', href: `#/jobs/${encodeURIComponent(w.currentJobId)}` }, shortId(w.currentJobId)) : h('span', { class: 'muted' }, '—'),
             job?.startedAt ? h('span', { class: 'sub' }, ['since ', timeEl(job.startedAt)]) : null),
           h('td', { class: 'num' }, w.failures ?? 0),
-          h('td', { class: 'cell-actions' }, h('button', {
+          h('td', { class: 'cell-actions' }, toggleButton, h('button', {
             class: 'btn small danger', type: 'button', 'aria-label': `Delete watcher ${w.name}`,
             onclick: async () => {
               if (!await confirmDialog(`Delete watcher ${w.name}?`, 'Its job is halted and it is not started again.')) return;

@@ -83,12 +83,17 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             schedules::list_schedules,
             schedules::create_schedule
         ))
-        .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::update_schedule,
+            schedules::delete_schedule
+        ))
         .routes(routes!(schedules::set_schedule_enabled))
         .routes(routes!(schedules::next_fires))
         .routes(routes!(schedules::list_slots))
         .routes(routes!(watchers::list_watchers, watchers::create_watcher))
         .routes(routes!(watchers::get_watcher, watchers::delete_watcher))
+        .routes(routes!(watchers::set_watcher_enabled))
         .routes(routes!(metrics))
 }
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use aft_store::{MisfirePolicy, NewSchedule, OverlapPolicy};
+use aft_store::{MisfirePolicy, NewSchedule, OverlapPolicy, ScheduleUpdate};
 
 use crate::auth::AdminCaller;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
@@ -33,6 +33,26 @@ pub struct ScheduleBody {
     /// `skip` (default) or `run-once`.
     pub misfire: Option<String>,
     /// Whether it fires (default true).
+    pub enabled: Option<bool>,
+}
+
+/// What to change in a schedule; a field left out keeps its value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScheduleEditBody {
+    /// The stored script to queue.
+    pub script: Option<String>,
+    /// Cron expression: 5 fields, 6 with seconds first, or `@daily`, `@hourly`, ...
+    pub cron: Option<String>,
+    /// IANA time zone the expression is read in.
+    pub time_zone: Option<String>,
+    /// Parameters of each job (a flat JSON object).
+    pub params: Option<serde_json::Value>,
+    /// `skip`, `queue` or `allow`.
+    pub overlap: Option<String>,
+    /// `skip` or `run-once`.
+    pub misfire: Option<String>,
+    /// Whether it fires.
     pub enabled: Option<bool>,
 }
 
@@ -119,6 +139,36 @@ pub async fn get_schedule(
     Ok(Json(
         serde_json::to_value(state.store.find_schedule(&name).await?).unwrap_or_default(),
     ))
+}
+
+/// Change a schedule's script, cron expression, time zone, params, policies or `enabled`
+/// (fields left out keep their value). A new cron expression or time zone starts from its
+/// first slot after the edit; slots of the old one that came due before are decided once.
+#[utoipa::path(put, path = "/v1/schedules/{name}", tag = "schedules", request_body = ScheduleEditBody,
+    params(("name" = String, Path, description = "schedule name or id")),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_schedule(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<ScheduleEditBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let update = ScheduleUpdate {
+        script_name: b.script,
+        cron: b.cron,
+        time_zone: b.time_zone,
+        params: b.params,
+        overlap: b.overlap.as_deref().map(OverlapPolicy::parse).transpose()?,
+        misfire: b.misfire.as_deref().map(MisfirePolicy::parse).transpose()?,
+        enabled: b.enabled,
+    };
+    let schedule = state
+        .store
+        .update_schedule(&name, update, state.runner.node_id())
+        .await?;
+    // The edit may have fired the old expression's last due slots.
+    state.runner.wake();
+    Ok(Json(serde_json::to_value(schedule).unwrap_or_default()))
 }
 
 /// Delete a schedule and its slot history (its jobs stay).

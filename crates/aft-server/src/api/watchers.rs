@@ -67,6 +67,32 @@ pub async fn get_watcher(
     ))
 }
 
+/// `enabled` to set.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WatcherEnabledBody {
+    /// Whether the watcher job runs.
+    pub enabled: bool,
+}
+
+/// Enable or disable a watcher job. Disabling halts its current run (on whichever node it
+/// runs) and starts no other; enabling starts a fresh run within a second.
+#[utoipa::path(put, path = "/v1/watchers/{name}/enabled", tag = "watchers", request_body = WatcherEnabledBody,
+    params(("name" = String, Path, description = "watcher name or id")),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+pub async fn set_watcher_enabled(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<WatcherEnabledBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (watcher, halted) = state.store.set_watcher_enabled(&name, b.enabled).await?;
+    if let Some(job_id) = halted {
+        // At once if it runs here; another node sees the stored request within a second.
+        state.runner.halt_local(&job_id);
+    }
+    Ok(Json(serde_json::to_value(watcher).unwrap_or_default()))
+}
+
 /// Delete a watcher job; its current run is asked to halt.
 #[utoipa::path(delete, path = "/v1/watchers/{name}", tag = "watchers", params(("name" = String, Path, description = "watcher name or id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]

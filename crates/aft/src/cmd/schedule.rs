@@ -1,8 +1,8 @@
-//! `aft schedule add|list|next|history|enable|disable|delete`: cron schedules.
+//! `aft schedule add|update|list|next|history|enable|disable|delete`: cron schedules.
 
 use std::process::ExitCode;
 
-use aft_store::{MisfirePolicy, NewSchedule, OverlapPolicy};
+use aft_store::{MisfirePolicy, NewSchedule, OverlapPolicy, ScheduleUpdate};
 use clap::Subcommand;
 
 use super::{UsageError, print_json, print_table, show_time, with_store};
@@ -42,6 +42,36 @@ enum ScheduleCommand {
         /// Create it disabled
         #[arg(long)]
         disabled: bool,
+    },
+    /// Change schedule NAME; options left out keep their value. A new --cron or --tz starts
+    /// from its first fire time after the edit
+    Update {
+        /// Schedule name or id
+        name: String,
+        /// The stored script to queue
+        #[arg(long, short = 's')]
+        script: Option<String>,
+        /// Cron expression: 5 fields, 6 with seconds first, or @daily, @hourly, ...
+        #[arg(long)]
+        cron: Option<String>,
+        /// IANA time zone the expression is read in
+        #[arg(long)]
+        tz: Option<String>,
+        /// Job parameters as a JSON object (replaces the old ones)
+        #[arg(long)]
+        params: Option<String>,
+        /// While the previous job still runs: skip the slot, queue it, or allow both
+        #[arg(long, value_parser = ["skip", "queue", "allow"])]
+        overlap: Option<String>,
+        /// Slots missed while no service ran: skip them, or run the newest once
+        #[arg(long, value_parser = ["skip", "run-once"])]
+        misfire: Option<String>,
+        /// Let it fire (from now on)
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Stop it from firing
+        #[arg(long)]
+        disable: bool,
     },
     /// List schedules with their next fire time
     List {
@@ -117,6 +147,48 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     })
                     .await?;
                 println!("schedule {} created ({})", schedule.name, schedule.id);
+            }
+            ScheduleCommand::Update {
+                name,
+                script,
+                cron,
+                tz,
+                params,
+                overlap,
+                misfire,
+                enable,
+                disable,
+            } => {
+                let params = params
+                    .map(|text| {
+                        serde_json::from_str::<serde_json::Value>(&text)
+                            .map_err(|e| UsageError(format!("--params is not JSON: {e}")))
+                    })
+                    .transpose()?;
+                let update = ScheduleUpdate {
+                    script_name: script,
+                    cron,
+                    time_zone: tz,
+                    params,
+                    overlap: overlap.as_deref().map(OverlapPolicy::parse).transpose()?,
+                    misfire: misfire.as_deref().map(MisfirePolicy::parse).transpose()?,
+                    enabled: match (enable, disable) {
+                        (true, _) => Some(true),
+                        (_, true) => Some(false),
+                        _ => None,
+                    },
+                };
+                // Slots of the old expression this edit decides are recorded as decided by
+                // the CLI (their jobs run on whichever node claims them).
+                let s = store.update_schedule(&name, update, "cli").await?;
+                println!(
+                    "schedule {} updated: {} {} ({}), {}",
+                    s.name,
+                    s.cron,
+                    s.time_zone,
+                    s.script_name,
+                    if s.enabled { "enabled" } else { "disabled" }
+                );
             }
             ScheduleCommand::List { json } => {
                 let schedules = store.list_schedules().await?;

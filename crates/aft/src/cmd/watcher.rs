@@ -1,4 +1,5 @@
-//! `aft watcher add|list|delete`: watcher jobs, scripts that run as long as the service.
+//! `aft watcher add|list|enable|disable|delete`: watcher jobs, scripts that run as long as
+//! the service.
 
 use std::process::ExitCode;
 
@@ -33,6 +34,16 @@ enum WatcherCommand {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Let watcher NAME run again: a fresh run starts within a second
+    Enable {
+        /// Watcher name or id
+        name: String,
+    },
+    /// Stop watcher NAME: its current run is asked to halt and no other starts
+    Disable {
+        /// Watcher name or id
+        name: String,
     },
     /// Delete watcher NAME and halt its current run
     Delete {
@@ -78,6 +89,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     };
                     rows.push(vec![
                         w.name.clone(),
+                        if w.enabled { "yes" } else { "no" }.to_string(),
                         w.script_name.clone(),
                         w.current_job_id.clone().unwrap_or_default(),
                         status,
@@ -88,6 +100,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 print_table(
                     &[
                         "NAME",
+                        "ENABLED",
                         "SCRIPT",
                         "JOB",
                         "STATUS",
@@ -96,6 +109,21 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     ],
                     &rows,
                 );
+            }
+            WatcherCommand::Enable { name } => {
+                let (w, _) = store.set_watcher_enabled(&name, true).await?;
+                println!("watcher {} enabled", w.name);
+            }
+            WatcherCommand::Disable { name } => {
+                match store.set_watcher_enabled(&name, false).await? {
+                    (w, Some(job)) => {
+                        println!(
+                            "watcher {} disabled; its run {job} was asked to halt",
+                            w.name
+                        )
+                    }
+                    (w, None) => println!("watcher {} disabled", w.name),
+                }
             }
             WatcherCommand::Delete { name } => match store.delete_watcher_job(&name).await? {
                 Some(job) => println!("watcher {name} deleted; its run {job} was asked to halt"),
