@@ -4,8 +4,10 @@
 //!
 //! Start the server first (`mkdir -p /tmp/st && bash ci/peers/sshd.sh /tmp/st > /tmp/st/env
 //! && source /tmp/st/env`), then:
-//! `cargo run --release -p aft-bench --bin sftp -- [--size MIB] [--files N] [--list N] [--no-delay]`
-//! (defaults: 1024 MiB, 5000 files of 8 KiB, 100,000 entries).
+//! `cargo run --release -p aft-bench --bin sftp -- [--size MIB] [--files N] [--list N]
+//! [--reps N] [--no-delay] [--big-only]` (defaults: 1024 MiB, 5000 files of 8 KiB, 100,000
+//! entries, 3 runs). Each big-file figure is the median of `--reps` runs, the three tools
+//! taking turns, so a busy moment of the machine does not decide a comparison.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +29,8 @@ struct Args {
     list: usize,
     delay: bool,
     list_only: Option<String>,
+    reps: usize,
+    big_only: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -36,6 +40,8 @@ fn args() -> anyhow::Result<Args> {
         list: 100_000,
         delay: true,
         list_only: None,
+        reps: 3,
+        big_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -51,6 +57,8 @@ fn args() -> anyhow::Result<Args> {
             "--list" => a.list = num("--list")? as usize,
             "--no-delay" => a.delay = false,
             "--list-only" => a.list_only = it.next(),
+            "--reps" => a.reps = (num("--reps")? as usize).max(1),
+            "--big-only" => a.big_only = true,
             other => bail!("unknown argument {other}; see the file's doc comment"),
         }
     }
@@ -191,6 +199,12 @@ fn mib_s(bytes: u64, d: Duration) -> String {
     format!("{:.1} MiB/s", bytes as f64 / 1048576.0 / d.as_secs_f64())
 }
 
+/// The middle of several timings of the same thing.
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -246,9 +260,13 @@ async fn scenario(
         std::os::unix::fs::chown(rdir(d), Some(uid_of(&srv.home)?), None)?;
     }
 
-    let up_aft = timed(aft_copy(&fs, &big_s, &aft, "/bench-aft", 1)).await?;
-    let up_ssh = srv.sftp_batch(addr, &format!("put {big_s} {}/\n", rdir("ssh")))?;
-    let up_rcl = srv.rclone(addr, &big_s, &format!("remote:{}", rdir("rcl")))?;
+    let (mut up_aft, mut up_ssh, mut up_rcl) = (vec![], vec![], vec![]);
+    for _ in 0..a.reps {
+        up_aft.push(timed(aft_copy(&fs, &big_s, &aft, "/bench-aft", 1)).await?);
+        up_ssh.push(srv.sftp_batch(addr, &format!("put {big_s} {}/\n", rdir("ssh")))?);
+        up_rcl.push(srv.rclone(addr, &big_s, &format!("remote:{}", rdir("rcl")))?);
+    }
+    let (up_aft, up_ssh, up_rcl) = (median(up_aft), median(up_ssh), median(up_rcl));
     row(
         &format!("upload {} MiB", a.size_mib),
         &mib_s(size, up_aft),
@@ -257,13 +275,17 @@ async fn scenario(
     );
     row("", "-", "rclone", &mib_s(size, up_rcl));
 
-    let _ = std::fs::remove_dir_all(&out);
-    let down_aft = timed(aft_copy(&aft, "/bench-aft/big.bin", &fs, &out_s, 1)).await?;
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
-    let down_ssh = srv.sftp_batch(addr, &format!("get {}/big.bin {out_s}/\n", rdir("ssh")))?;
-    let _ = std::fs::remove_dir_all(&out);
-    let down_rcl = srv.rclone(addr, &format!("remote:{}/big.bin", rdir("rcl")), &out_s)?;
+    let (mut down_aft, mut down_ssh, mut down_rcl) = (vec![], vec![], vec![]);
+    for _ in 0..a.reps {
+        let _ = std::fs::remove_dir_all(&out);
+        down_aft.push(timed(aft_copy(&aft, "/bench-aft/big.bin", &fs, &out_s, 1)).await?);
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out)?;
+        down_ssh.push(srv.sftp_batch(addr, &format!("get {}/big.bin {out_s}/\n", rdir("ssh")))?);
+        let _ = std::fs::remove_dir_all(&out);
+        down_rcl.push(srv.rclone(addr, &format!("remote:{}/big.bin", rdir("rcl")), &out_s)?);
+    }
+    let (down_aft, down_ssh, down_rcl) = (median(down_aft), median(down_ssh), median(down_rcl));
     row(
         &format!("download {} MiB", a.size_mib),
         &mib_s(size, down_aft),
@@ -271,6 +293,11 @@ async fn scenario(
         &mib_s(size, down_ssh),
     );
     row("", "-", "rclone", &mib_s(size, down_rcl));
+    if a.big_only {
+        let _ = std::fs::remove_dir_all(&out);
+        aft.close().await?;
+        return Ok(());
+    }
 
     let up_aft = timed(aft_copy(
         &fs,

@@ -165,6 +165,34 @@ impl SftpConfig {
     }
 }
 
+/// russh's algorithm preferences, with AES-256-GCM first on CPUs with AES and carry-less
+/// multiply instructions: there it encrypts well over twice as fast as ChaCha20-Poly1305
+/// (russh's first choice), which decides big-file throughput. Elsewhere ChaCha20 stays first.
+fn preferred_algorithms() -> russh::Preferred {
+    #[cfg(target_arch = "x86_64")]
+    let fast_aes = std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq");
+    #[cfg(target_arch = "aarch64")]
+    let fast_aes = std::arch::is_aarch64_feature_detected!("aes")
+        && std::arch::is_aarch64_feature_detected!("pmull");
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let fast_aes = false;
+    if !fast_aes {
+        return russh::Preferred::DEFAULT;
+    }
+    const AES_FIRST: &[russh::cipher::Name] = &[
+        russh::cipher::AES_256_GCM,
+        russh::cipher::CHACHA20_POLY1305,
+        russh::cipher::AES_256_CTR,
+        russh::cipher::AES_192_CTR,
+        russh::cipher::AES_128_CTR,
+    ];
+    russh::Preferred {
+        cipher: std::borrow::Cow::Borrowed(AES_FIRST),
+        ..russh::Preferred::DEFAULT
+    }
+}
+
 /// `KeyFile` holds a path or, when it starts like a key, the key itself: the key's text,
 /// and the path it came from.
 fn load_key_text(key: &str) -> VfsResult<(String, Option<String>)> {
@@ -437,6 +465,7 @@ impl SftpFs {
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(15)),
             nodelay: true,
+            preferred: preferred_algorithms(),
             ..Default::default()
         });
         let seen = Arc::new(StdMutex::new(SeenKey::default()));
@@ -1176,6 +1205,26 @@ impl Vfs for SftpFs {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn aes_gcm_comes_first_only_where_the_cpu_accelerates_it() {
+        let preferred = super::preferred_algorithms();
+        #[cfg(target_arch = "x86_64")]
+        let fast_aes = std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq");
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast_aes = preferred.cipher[0] == russh::cipher::AES_256_GCM;
+        let first = preferred.cipher[0];
+        if fast_aes {
+            assert_eq!(first, russh::cipher::AES_256_GCM);
+        } else {
+            assert_eq!(first, russh::Preferred::DEFAULT.cipher[0]);
+        }
+        assert!(
+            preferred.cipher.contains(&russh::cipher::CHACHA20_POLY1305),
+            "servers without AES-GCM still get ChaCha20"
+        );
+    }
+
     use super::*;
 
     /// An ed25519 public key blob and its fingerprints as `ssh-keygen -l -E ...` printed them.
