@@ -132,8 +132,10 @@ impl Server {
                 .map(|r| format!("{remote}{r}"))
                 .unwrap_or(p.to_string())
         };
+        // --ignore-times: copy even what is already there, as the other tools do on each run.
         let stats = measure(Command::new("rclone").args([
             "copy",
+            "--ignore-times",
             "--config",
             "/dev/null",
             &fix(from),
