@@ -360,6 +360,72 @@ fn pgp_wrong_passphrase_wrong_key_and_tampering_give_false_with_reasons() {
 }
 
 #[test]
+fn pgp_refuses_to_encrypt_to_expired_or_revoked_keys() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let p = |n: &str| root.join(n).to_string_lossy().into_owned();
+    std::fs::write(p("doc.txt"), "quarterly report\n").unwrap();
+
+    // Expired: the primary key and its encryption subkey get a one-second lifetime.
+    let old = Gpg::new("Old <old@example.com>", "old-pass", "ed25519");
+    let fpr = old.fingerprint("old@example.com");
+    for target in [vec![], vec!["*"]] {
+        let mut args = vec![
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "old-pass",
+            "--quick-set-expire",
+            &fpr,
+            "seconds=1",
+        ];
+        args.extend(target);
+        old.ok(&args);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (old_pub, _) = old.export("old@example.com", "old-pass", root, "old");
+
+    // Revoked: import the revocation certificate GnuPG made with the key.
+    let gone = Gpg::new("Gone <gone@example.com>", "gone-pass", "ed25519");
+    let fpr = gone.fingerprint("gone@example.com");
+    let rev = std::fs::read_to_string(gone.home().join(format!("openpgp-revocs.d/{fpr}.rev")))
+        .unwrap()
+        .replace(
+            ":-----BEGIN PGP PUBLIC KEY BLOCK-----",
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----",
+        );
+    std::fs::write(p("gone.rev"), rev).unwrap();
+    gone.ok(&["--batch", "--import", &p("gone.rev")]);
+    let (gone_pub, _) = gone.export("gone@example.com", "gone-pass", root, "gone");
+
+    let fresh = Gpg::new("Fresh <fresh@example.com>", "fresh-pass", "ed25519");
+    let (fresh_pub, _) = fresh.export("fresh@example.com", "fresh-pass", root, "fresh");
+
+    let ran = run(
+        &format!(
+            r#"
+            check(PgpEncryptFile({doc}, {enc}, {old_pub}) === false, 'expired key refused');
+            check(PgpEncryptFile({doc}, {enc}, {gone_pub}) === false, 'revoked key refused');
+            check(PgpEncryptFile({doc}, {enc}, [{fresh_pub}, {gone_pub}]) === false, 'one revoked key among several refuses all');
+            check(!FileExists({enc}), 'nothing written');
+            check(PgpEncryptFile({doc}, {enc}, {fresh_pub}), 'a valid key still works');
+            "#,
+            doc = js(&p("doc.txt")),
+            enc = js(&p("doc.txt.gpg")),
+            old_pub = js(&old_pub),
+            gone_pub = js(&gone_pub),
+            fresh_pub = js(&fresh_pub),
+        ),
+        MemoryHost::new(),
+    );
+    ran.assert_ok();
+    let w = ran.warnings().join("\n");
+    assert!(w.contains("expired on"), "{w}");
+    assert!(w.contains("revoked"), "{w}");
+}
+
+#[test]
 fn local_files_hashes_and_text_helpers_from_a_script() {
     let d = tempfile::tempdir().unwrap();
     let dir = js(&d.path().to_string_lossy());

@@ -62,6 +62,76 @@ pub fn parse_secret_key(bytes: &[u8], label: &str) -> Result<SignedSecretKey, St
         .map_err(|e| format!("{label} is not an OpenPGP private key (export it with gpg --export-secret-keys): {e}"))
 }
 
+/// When a key made at `created` with a self-signature `sig` stops being valid; `None` when
+/// the signature sets no expiry.
+fn expiry_of(created: pgp::types::Timestamp, sig: &pgp::packet::Signature) -> Option<u64> {
+    sig.key_expiration_time()
+        .map(|d| u64::from(d.as_secs()))
+        .filter(|&d| d > 0)
+        .map(|d| u64::from(created.as_secs()) + d)
+}
+
+/// Seconds since the epoch, for comparing with key expiry times.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A date for messages: `2026-11-28`.
+fn day(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .map_or_else(|| secs.to_string(), |t| t.format("%Y-%m-%d").to_string())
+}
+
+/// Why `key` (its primary key) may not be used now: revoked by its owner, or expired.
+/// The newest self-signature decides the expiry, as in GnuPG.
+fn primary_key_unusable(key: &SignedPublicKey) -> Option<String> {
+    let id = hex::encode(key.primary_key.fingerprint().as_bytes());
+    if key
+        .details
+        .revocation_signatures
+        .iter()
+        .any(|sig| sig.verify_key(&key.primary_key).is_ok())
+    {
+        return Some(format!(
+            "key {id} has been revoked by its owner; ask them for their current key"
+        ));
+    }
+    let newest = key
+        .details
+        .users
+        .iter()
+        .flat_map(|u| u.signatures.iter())
+        .chain(key.details.direct_signatures.iter())
+        .max_by_key(|sig| sig.created().map_or(0, |t| t.as_secs()))?;
+    let expires = expiry_of(key.primary_key.created_at(), newest)?;
+    (expires <= now_secs()).then(|| {
+        format!(
+            "key {id} expired on {}; ask its owner to extend it or for a new key",
+            day(expires)
+        )
+    })
+}
+
+/// Whether a subkey is revoked, or expired by its newest binding signature.
+fn subkey_unusable(sk: &pgp::composed::SignedPublicSubKey) -> bool {
+    use pgp::packet::SignatureType;
+    if sk
+        .signatures
+        .iter()
+        .any(|sig| sig.typ() == Some(SignatureType::SubkeyRevocation))
+    {
+        return true;
+    }
+    sk.signatures
+        .iter()
+        .filter(|sig| sig.typ() == Some(SignatureType::SubkeyBinding))
+        .max_by_key(|sig| sig.created().map_or(0, |t| t.as_secs()))
+        .and_then(|sig| expiry_of(sk.key.created_at(), sig))
+        .is_some_and(|expires| expires <= now_secs())
+}
+
 fn is_encryption_subkey(sk: &pgp::composed::SignedPublicSubKey) -> bool {
     sk.key.algorithm().can_encrypt()
         && sk.signatures.iter().any(|s| {
@@ -89,18 +159,31 @@ pub fn encrypt_file(
     builder.compression(CompressionAlgorithm::ZLIB);
     for key in keys {
         let id = hex::encode(key.primary_key.fingerprint().as_bytes());
+        if let Some(why) = primary_key_unusable(key) {
+            return Err(why);
+        }
         let mut used = false;
+        let mut stale_subkey = false;
         for sk in key
             .public_subkeys
             .iter()
             .filter(|sk| is_encryption_subkey(sk))
         {
+            if subkey_unusable(sk) {
+                stale_subkey = true;
+                continue;
+            }
             builder
                 .encrypt_to_key(&mut rng, sk)
                 .map_err(|e| format!("cannot encrypt to subkey of {id}: {e}"))?;
             used = true;
         }
         if !used {
+            if stale_subkey {
+                return Err(format!(
+                    "every encryption subkey of key {id} is expired or revoked; ask its owner for their current key"
+                ));
+            }
             if key.primary_key.algorithm().can_encrypt() {
                 builder
                     .encrypt_to_key(&mut rng, &key.primary_key)

@@ -291,6 +291,11 @@ impl Gpg {
         g
     }
 
+    /// This key ring's folder (`GNUPGHOME`).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// Run gpg in this home.
     pub fn run(&self, args: &[&str]) -> std::process::Output {
         Command::new("gpg")
