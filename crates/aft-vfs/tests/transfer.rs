@@ -176,6 +176,22 @@ async fn always_overwrite_replaces_and_reports_sha256() {
 }
 
 #[tokio::test]
+async fn big_file_is_hashed_beside_the_copy_and_reports_its_sha256() {
+    // 9 MiB: over the size from which the hash is computed on a thread of its own.
+    let (_t, fs, root) = tmp();
+    let (src, dst) = (format!("{root}/big.bin"), format!("{root}/copy.bin"));
+    let big = data(9 * 1024 * 1024 + 17, 5);
+    std::fs::write(&src, &big).unwrap();
+    let o = copy_file(&fs, &src, &fs, &dst, &TransferOptions::default(), &no_sink).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert_eq!(
+        o.sha256.as_deref(),
+        Some(hex::encode(Sha256::digest(&big)).as_str())
+    );
+    assert!(std::fs::read(&dst).unwrap() == big);
+}
+
+#[tokio::test]
 async fn overwrite_if_diff_size_only_replaces_a_different_size() {
     let (_t, fs, root) = tmp();
     let (src, dst) = (format!("{root}/s"), format!("{root}/d"));
