@@ -335,29 +335,34 @@ impl Store {
 mod tests {
     use std::time::Duration;
 
-    use super::{NewWatcherJob, watcher_backoff};
-    use crate::{JobStatus, NewScript};
+    use super::{NewWatcherJob, WatcherJob, watcher_backoff};
+    use crate::{JobStatus, NewScript, Store};
+
+    /// A script `w` that waits to be halted, and a watcher job `name` that runs it.
+    async fn waiting_watcher(store: &Store, name: &str) -> WatcherJob {
+        store
+            .create_script(NewScript {
+                name: "w".into(),
+                description: String::new(),
+                body: "WaitForHaltSignal();".into(),
+                retry_safe: false,
+            })
+            .await
+            .unwrap();
+        store
+            .create_watcher_job(NewWatcherJob {
+                name: name.into(),
+                script_name: "w".into(),
+                params: serde_json::json!({}),
+            })
+            .await
+            .unwrap()
+    }
 
     crate::both_dialects!(
         disabled_watcher_halts_its_run_starts_none_and_restarts_at_once_when_enabled,
         |store| async move {
-            store
-                .create_script(NewScript {
-                    name: "w".into(),
-                    description: String::new(),
-                    body: "WaitForHaltSignal();".into(),
-                    retry_safe: false,
-                })
-                .await
-                .unwrap();
-            let w = store
-                .create_watcher_job(NewWatcherJob {
-                    name: "Inbox".into(),
-                    script_name: "w".into(),
-                    params: serde_json::json!({}),
-                })
-                .await
-                .unwrap();
+            let w = waiting_watcher(&store, "Inbox").await;
             assert!(w.enabled);
             let first = store.start_watcher_run(&w.id).await.unwrap().unwrap();
             store
@@ -423,23 +428,7 @@ mod tests {
     crate::both_dialects!(
         watcher_runs_once_backs_off_after_failure_and_restarts_after_interruption,
         |store| async move {
-            store
-                .create_script(NewScript {
-                    name: "w".into(),
-                    description: String::new(),
-                    body: "WaitForHaltSignal();".into(),
-                    retry_safe: false,
-                })
-                .await
-                .unwrap();
-            let w = store
-                .create_watcher_job(NewWatcherJob {
-                    name: "Mon".into(),
-                    script_name: "w".into(),
-                    params: serde_json::json!({}),
-                })
-                .await
-                .unwrap();
+            let w = waiting_watcher(&store, "Mon").await;
             let mut started = Vec::new();
             for _ in 0..4 {
                 let store = store.clone();

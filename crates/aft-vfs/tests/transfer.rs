@@ -54,6 +54,17 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// The test sshd behind a proxy that cuts each connection after `after` bytes from the
+/// client, and an SFTP backend through it (keep the proxy alive while it is used).
+async fn cut_sftp(after: u64) -> (support::CutProxy, SftpFs) {
+    let proxy =
+        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), after, usize::MAX).await;
+    let mut cfg = support::sftp_config();
+    cfg.host = proxy.addr.clone();
+    cfg.timeout_secs = 5;
+    (proxy, SftpFs::new(cfg))
+}
+
 fn fast_retry() -> TransferOptions {
     TransferOptions {
         retry_backoff: Duration::from_millis(50),
@@ -521,12 +532,7 @@ async fn cut_connection_is_retried_to_success_without_partial_file() {
 async fn interrupted_upload_leaves_only_a_temp_and_the_next_run_resumes_it() {
     let base = support::sftp();
     let dir = remote_dir(&base).await;
-    let proxy =
-        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), 4_000_000, usize::MAX).await;
-    let mut cfg = support::sftp_config();
-    cfg.host = proxy.addr.clone();
-    cfg.timeout_secs = 5;
-    let cut = SftpFs::new(cfg);
+    let (_proxy, cut) = cut_sftp(4_000_000).await;
     let (_t, fs, root) = tmp();
     let big = data(6 * 1024 * 1024, 11);
     let (src, dst) = (format!("{root}/big.bin"), format!("{dir}/big.bin"));
@@ -578,12 +584,7 @@ async fn interrupted_upload_leaves_only_a_temp_and_the_next_run_resumes_it() {
 async fn resume_starts_again_when_the_kept_partial_does_not_match_the_source() {
     let base = support::sftp();
     let dir = remote_dir(&base).await;
-    let proxy =
-        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), 3_000_000, usize::MAX).await;
-    let mut cfg = support::sftp_config();
-    cfg.host = proxy.addr.clone();
-    cfg.timeout_secs = 5;
-    let cut = SftpFs::new(cfg);
+    let (_proxy, cut) = cut_sftp(3_000_000).await;
     let (_t, fs, root) = tmp();
     let big = data(5 * 1024 * 1024, 23);
     let (src, dst) = (format!("{root}/big.bin"), format!("{dir}/big.bin"));
@@ -626,12 +627,7 @@ async fn resume_starts_again_when_the_kept_partial_does_not_match_the_source() {
 async fn failed_upload_without_temp_name_removes_the_partial_file() {
     let base = support::sftp();
     let dir = remote_dir(&base).await;
-    let proxy =
-        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), 1_000_000, usize::MAX).await;
-    let mut cfg = support::sftp_config();
-    cfg.host = proxy.addr.clone();
-    cfg.timeout_secs = 5;
-    let cut = SftpFs::new(cfg);
+    let (_proxy, cut) = cut_sftp(1_000_000).await;
     let (_t, fs, root) = tmp();
     std::fs::write(format!("{root}/f.bin"), data(3 * 1024 * 1024, 1)).unwrap();
     let opts = TransferOptions {
