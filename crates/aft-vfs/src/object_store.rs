@@ -560,12 +560,16 @@ impl Vfs for ObjectStoreVfs {
         if let Some(streamed) = &self.streamed {
             if self.kind.has_real_directories() {
                 // A PUT into a missing collection fails (409): make the parents first, as
-                // opendal's own WebDAV writer does.
+                // opendal's own WebDAV writer does. The look at the parent also surfaces a
+                // refused login before the body streams: a server that answers 401 early
+                // and closes would otherwise show up as a broken pipe mid-upload.
                 let parent = crate::parent(&path);
-                if parent != "/"
-                    && !matches!(self.op.stat(&dir_key(&parent)).await, Ok(m) if m.is_dir())
-                {
-                    self.mkdir_all(&parent).await?;
+                match self.op.stat(&dir_key(&parent)).await {
+                    Ok(m) if m.is_dir() => {}
+                    Err(e) if e.kind() != opendal::ErrorKind::NotFound => {
+                        return Err(self.err("write", &path, e));
+                    }
+                    _ => self.mkdir_all(&parent).await?,
                 }
             }
             return Ok(Box::pin(streamed.start(&key, target)?));

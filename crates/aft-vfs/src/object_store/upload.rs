@@ -322,6 +322,18 @@ impl StreamedUploads {
             finished: finished.clone(),
             ended: false,
         };
+        // A server may answer a refused login (401) as soon as the headers arrive and close
+        // the connection while the body is still streaming; the client then sees only a
+        // broken pipe. A bodiless PROPFIND with the same credentials tells the two apart.
+        let probe = matches!(self.target, StreamedTarget::WebDavPut { .. }).then(|| {
+            self.client
+                .request(
+                    Method::from_bytes(b"PROPFIND").expect("a valid method"),
+                    url.clone(),
+                )
+                .headers(headers.clone())
+                .header("Depth", "0")
+        });
         let request = self
             .client
             .request(method, url)
@@ -329,10 +341,21 @@ impl StreamedUploads {
             .body(reqwest::Body::wrap_stream(body));
         let task_target = target.clone();
         let response = tokio::spawn(async move {
-            let resp = request
-                .send()
-                .await
-                .map_err(|e| transport_error(&task_target, e))?;
+            let resp = match request.send().await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    if let Some(probe) = probe
+                        && let Ok(answer) = probe.send().await
+                        && matches!(
+                            answer.status(),
+                            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                        )
+                    {
+                        return Err(status_error(&task_target, answer.status(), ""));
+                    }
+                    return Err(transport_error(&task_target, e));
+                }
+            };
             let status = resp.status();
             if status.is_success() {
                 return Ok(());
