@@ -19,9 +19,6 @@ pub const TICK: Duration = Duration::from_millis(200);
 /// A slot older than this when a node first sees it, and due before that node's scheduler
 /// started, came due while no service ran: the misfire policy decides it.
 pub const MISFIRE_GRACE: Duration = aft_store::SCHEDULE_MISFIRE_GRACE;
-/// At most this many slots of one schedule are decided per pass; a longer backlog (a
-/// every-second schedule after a day down) keeps only its newest slots.
-pub const MAX_SLOTS_PER_PASS: usize = 1000;
 
 /// A running scheduler loop; [`SchedulerHandle::stop`] ends it.
 pub struct SchedulerHandle {
@@ -66,25 +63,6 @@ async fn pass(store: &Store, runner: &Runner, started: DateTime<Utc>) -> StoreRe
     Ok(())
 }
 
-/// The slots of `schedule` after its cursor and not after `now`, oldest first, at most
-/// [`MAX_SLOTS_PER_PASS`] (the newest ones).
-pub fn due_slots(schedule: &Schedule, now: DateTime<Utc>) -> StoreResult<Vec<DateTime<Utc>>> {
-    let times = schedule.times()?;
-    let mut due = std::collections::VecDeque::new();
-    let mut cursor = schedule.last_slot;
-    while let Some(next) = times.next_after(cursor) {
-        if next > now || next <= cursor {
-            break;
-        }
-        if due.len() == MAX_SLOTS_PER_PASS {
-            due.pop_front();
-        }
-        due.push_back(next);
-        cursor = next;
-    }
-    Ok(due.into())
-}
-
 async fn decide_due_slots(
     store: &Store,
     runner: &Runner,
@@ -99,7 +77,7 @@ async fn decide_due_slots(
     }
     let now = Utc::now();
     let grace = chrono::Duration::from_std(MISFIRE_GRACE).unwrap_or_default();
-    let due = due_slots(schedule, now)?;
+    let due = schedule.due_slots(now)?;
     let missed: Vec<bool> = due
         .iter()
         .map(|slot| *slot < started && now - *slot > grace)

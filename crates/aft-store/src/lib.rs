@@ -50,8 +50,8 @@ pub use logs::LogLine;
 pub use nodes::Node;
 pub use remote_watch::RemoteSeen;
 pub use schedules::{
-    CronTimes, MisfirePolicy, NewSchedule, OverlapPolicy, SCHEDULE_MISFIRE_GRACE, Schedule,
-    ScheduleSlot, ScheduleUpdate, SlotStatus, SlotTiming,
+    CronTimes, MAX_SLOTS_PER_PASS, MisfirePolicy, NewSchedule, OverlapPolicy,
+    SCHEDULE_MISFIRE_GRACE, Schedule, ScheduleSlot, ScheduleUpdate, SlotStatus, SlotTiming,
 };
 pub use scripts::{NewScript, Script, ScriptUpdate};
 pub use secrets::{Secret, SecretInfo, SecretsKey};

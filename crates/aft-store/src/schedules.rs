@@ -247,6 +247,10 @@ pub struct ScheduleUpdate {
 /// grace, also used when an edit settles the old expression's due slots.
 pub const SCHEDULE_MISFIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// At most this many slots of one schedule are decided at once; a longer backlog (an
+/// every-second schedule after a day down) keeps only its newest slots.
+pub const MAX_SLOTS_PER_PASS: usize = 1000;
+
 /// How often an edit retries settling the old expression's slots before giving up (each
 /// retry means a slot of the old expression came due while the edit ran).
 const UPDATE_ATTEMPTS: usize = 20;
@@ -285,6 +289,25 @@ impl Schedule {
     /// Its cron expression, parsed in its time zone.
     pub fn times(&self) -> StoreResult<CronTimes> {
         CronTimes::parse(&self.cron, &self.time_zone)
+    }
+
+    /// Its slots after its cursor and not after `now`, oldest first, at most
+    /// [`MAX_SLOTS_PER_PASS`] (the newest ones).
+    pub fn due_slots(&self, now: DateTime<Utc>) -> StoreResult<Vec<DateTime<Utc>>> {
+        let times = self.times()?;
+        let mut due = std::collections::VecDeque::new();
+        let mut cursor = self.last_slot;
+        while let Some(next) = times.next_after(cursor) {
+            if next > now || next <= cursor {
+                break;
+            }
+            if due.len() == MAX_SLOTS_PER_PASS {
+                due.pop_front();
+            }
+            due.push_back(next);
+            cursor = next;
+        }
+        Ok(due.into())
     }
 }
 
@@ -607,21 +630,9 @@ impl Store {
     /// (those older than [`SCHEDULE_MISFIRE_GRACE`] as missed, the newest of them by the
     /// misfire policy).
     async fn settle_due_slots(&self, schedule: &Schedule, node_id: &str) -> StoreResult<()> {
-        let times = schedule.times()?;
         let now = Utc::now();
         let grace = chrono::Duration::from_std(SCHEDULE_MISFIRE_GRACE).unwrap_or_default();
-        let mut due = Vec::new();
-        let mut cursor = schedule.last_slot;
-        while let Some(next) = times.next_after(cursor) {
-            if next > now || next <= cursor {
-                break;
-            }
-            due.push(next);
-            cursor = next;
-        }
-        // A long backlog keeps its newest slots, as the scheduler's pass does.
-        let skip = due.len().saturating_sub(1000);
-        let due = &due[skip..];
+        let due = schedule.due_slots(now)?;
         let newest_missed = due.iter().rposition(|slot| now - *slot > grace);
         for (i, slot) in due.iter().enumerate() {
             let timing = match newest_missed {
