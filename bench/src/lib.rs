@@ -1,6 +1,7 @@
 //! Shared helpers for aft's benchmarks: timing, peak memory of a child process, and one
 //! table format so every benchmark prints our figure beside the peer's.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -49,4 +50,30 @@ pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
 /// Print one row: what was measured, our figure, the peer's figure.
 pub fn row(what: &str, ours: &str, peer_name: &str, peer: &str) {
     println!("{what:<44} aft {ours:>14}   {peer_name} {peer:>14}");
+}
+
+/// The workspace folder (where `target/` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ lives in the workspace")
+        .to_path_buf()
+}
+
+/// The release `aft` binary: `AFT_BIN`, or `target/release/aft`, built if missing.
+pub fn aft_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(bin) = std::env::var("AFT_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let root = workspace_root();
+    let bin = root.join("target/release/aft");
+    if !bin.exists() {
+        eprintln!("building target/release/aft (cargo build --release -p aft) ...");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "aft"])
+            .current_dir(&root)
+            .status()?;
+        anyhow::ensure!(status.success(), "cargo build --release -p aft failed");
+    }
+    Ok(bin)
 }

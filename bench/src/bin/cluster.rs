@@ -12,40 +12,16 @@
 //! machine, so more nodes share the same cores: the figures show the cost of coordination
 //! through PostgreSQL, not the gain of adding machines.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aft_bench::row;
+use aft_bench::{aft_binary, row};
 
 /// Every node must decrypt the same secrets (32 bytes, base64).
 const SECRET_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 /// HTTP requests in flight at once, spread over the nodes.
 const SUBMITTERS: u64 = 32;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench/ is inside the workspace")
-        .to_path_buf()
-}
-
-fn aft_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(bin) = std::env::var("AFT_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let root = workspace_root();
-    let bin = root.join("target/release/aft");
-    if !bin.exists() {
-        eprintln!("building target/release/aft (cargo build --release -p aft) ...");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "aft"])
-            .current_dir(&root)
-            .status()?;
-        anyhow::ensure!(status.success(), "cargo build --release -p aft failed");
-    }
-    Ok(bin)
-}
 
 /// Where a configuration keeps its jobs.
 enum Database {

@@ -8,35 +8,11 @@
 //! `AFT_BIN`). There is no AFT! here to run beside it, so the peer column shows the goal
 //! from the service issue.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aft_bench::{percentiles, row};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench/ is inside the workspace")
-        .to_path_buf()
-}
-
-fn aft_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(bin) = std::env::var("AFT_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let root = workspace_root();
-    let bin = root.join("target/release/aft");
-    if !bin.exists() {
-        eprintln!("building target/release/aft (cargo build --release -p aft) ...");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "aft"])
-            .current_dir(&root)
-            .status()?;
-        anyhow::ensure!(status.success(), "cargo build --release -p aft failed");
-    }
-    Ok(bin)
-}
+use aft_bench::{aft_binary, percentiles, row};
 
 fn aft(bin: &Path, data: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(bin)

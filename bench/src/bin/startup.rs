@@ -8,11 +8,11 @@
 //! `python3 -c`; then the wall time of a CPU-bound script (recursion, strings, JSON,
 //! regex) in aft and in node.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aft_bench::row;
+use aft_bench::{aft_binary, row};
 
 /// The one-liner every contender runs: print parameter `x`.
 const ONE_LINER: &str = r#"Log(Param("x"))"#;
@@ -88,31 +88,6 @@ fn ms(d: Duration) -> String {
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench/ lives in the workspace")
-        .to_path_buf()
-}
-
-/// The release `aft` binary: `AFT_BIN`, or `target/release/aft`, built if missing.
-fn aft_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(bin) = std::env::var("AFT_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let root = workspace_root();
-    let bin = root.join("target/release/aft");
-    if !bin.exists() {
-        eprintln!("building target/release/aft (cargo build --release -p aft) ...");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "aft"])
-            .current_dir(&root)
-            .status()?;
-        anyhow::ensure!(status.success(), "cargo build --release -p aft failed");
-    }
-    Ok(bin)
 }
 
 /// The python3 interpreter itself: `python3` on PATH may be a version-manager shim (a
