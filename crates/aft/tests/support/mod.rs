@@ -1,0 +1,341 @@
+//! What the binary-driving tests share: a fresh data directory with the real `aft` binary
+//! run against it, a running `aft serve`, HTTPS calls to it, and the peers' addresses.
+//!
+//! Each test file is its own crate and uses a different part of this module.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `aft` binary cargo built for these tests.
+pub const AFT: &str = env!("CARGO_BIN_EXE_aft");
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer's setting exported by `ci/test.sh` (`AFT_TEST_SFTP_ADDR`, ...). A missing one
+/// fails the test: the test command starts every peer, so absence is a broken set-up.
+pub fn peer(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests through ci/test.sh, which starts the peers")
+    })
+}
+
+/// Stdout of a command that must have succeeded; the failure shows both streams.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Stdout and stderr of a command, together, for messages and assertions.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A clean data directory and the `aft` binary run against it.
+pub struct Aft {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Aft {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Aft {
+    /// A new, empty data directory.
+    pub fn new() -> Aft {
+        Aft {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A data directory where `aft run` is allowed.
+    pub fn allowing_cli_run() -> Aft {
+        let aft = Aft::new();
+        aft.ok(&["settings", "set", "allow-cli-run", "true"]);
+        aft
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the data directory's parent scratch space (a file a test writes).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `aft --data DIR ARGS...`, with the environment that could point it elsewhere removed.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(AFT);
+        cmd.arg("--data")
+            .arg(self.data())
+            .args(args)
+            .env_remove("AFT_DATABASE")
+            .env_remove("AFT_API_KEY")
+            .env_remove("AFT_SECRET_KEY")
+            .env("AFT_LOG", "warn");
+        cmd
+    }
+
+    /// Run `aft ARGS...` with `stdin` as its input.
+    pub fn run_with_input(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Run `aft ARGS...` with empty input.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_input(args, "")
+    }
+
+    /// Run `aft ARGS...`; it must succeed. Returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(self.run(args))
+    }
+
+    /// Run `aft ARGS...`; it must exit with `code`. Returns stdout and stderr together.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "expected exit {code} from aft {args:?}:\n{}",
+            text(&out)
+        );
+        text(&out)
+    }
+
+    /// Write `body` to `name` in the data directory and return its path as text.
+    pub fn write(&self, name: &str, body: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, body).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    /// Store a secret (the value goes through stdin, as users do).
+    pub fn secret(&self, name: &str, value: &str) {
+        ok(self.run_with_input(&["secret", "set", name], value));
+    }
+
+    /// Store a script under `name`.
+    pub fn push_script(&self, name: &str, body: &str) {
+        let file = self.write(&format!("{}.syncjs", name.replace(' ', "_")), body);
+        self.ok(&["script", "push", name, &file]);
+    }
+
+    /// Create an API key allowed from `allow`; returns the key.
+    pub fn create_key(&self, name: &str, allow: &str) -> String {
+        self.ok(&["apikey", "create", "--name", name, "--allow", allow])
+            .trim()
+            .to_string()
+    }
+
+    /// Start `aft serve` on a free loopback port.
+    pub fn serve(&self) -> Service {
+        Service::start(self.data(), &[], &[])
+    }
+}
+
+/// A running `aft serve`, killed when dropped.
+pub struct Service {
+    pub child: Child,
+    pub data: PathBuf,
+    pub port: u16,
+}
+
+impl Service {
+    /// Start `aft [GLOBAL...] serve --listen 127.0.0.1:PORT [EXTRA...]` over `data` and wait
+    /// until it listens.
+    pub fn start(data: &Path, global: &[&str], extra: &[&str]) -> Service {
+        let port = free_port();
+        let mut child = Command::new(AFT)
+            .arg("--data")
+            .arg(data)
+            .args(global)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env_remove("AFT_DATABASE")
+            .env_remove("AFT_SECRET_KEY")
+            .env("AFT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("aft serve did not start listening within 60 s");
+        Service {
+            child,
+            data: data.to_path_buf(),
+            port,
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT`, for `aft start --host`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The service's certificate file, for `--cacert` and curl.
+    pub fn cert(&self) -> PathBuf {
+        self.data.join("tls/cert.pem")
+    }
+
+    /// The token a local CLI uses (`X-Local-Token`), from `service.json`.
+    pub fn local_token(&self) -> String {
+        let info: Value =
+            serde_json::from_slice(&std::fs::read(self.data.join("service.json")).unwrap())
+                .unwrap();
+        info["token"].as_str().unwrap().to_string()
+    }
+
+    /// An HTTPS client trusting the service's certificate, calling from address `from`.
+    pub fn client_from(&self, from: &str) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let pem = std::fs::read(self.cert()).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .local_address(from.parse::<IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// An HTTPS client from 127.0.0.1.
+    pub fn client(&self) -> reqwest::Client {
+        self.client_from("127.0.0.1")
+    }
+
+    /// Kill the service with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stop it with SIGTERM and wait for it to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        signal(self.child.id(), "TERM");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send `SIG` (`INT`, `TERM`, `HUP`, ...) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+/// Call the service: `(status, JSON body or the text as a JSON string)`.
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut req = client.request(method, url);
+    if let Some((header, value)) = auth {
+        req = req.header(header, value);
+    }
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Poll `GET /v1/jobs/{id}` until the job has ended (60 s at most); returns its JSON.
+pub async fn wait_job(client: &reqwest::Client, base: &str, auth: (&str, &str), id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, job) = call(
+            client,
+            reqwest::Method::GET,
+            &format!("{base}/v1/jobs/{id}"),
+            Some(auth),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{job}");
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not end: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Poll `check` every 50 ms until it gives `Some`, for at most `limit`.
+pub fn poll<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
