@@ -64,7 +64,7 @@ pub struct LiveTail {
 }
 
 /// Makes the [`JobHost`] of one job.
-type HostFactory = Box<dyn Fn(&Job) -> Arc<dyn JobHost> + Send + Sync>;
+type HostFactory = Box<dyn Fn(&Job, LogSink) -> Arc<dyn JobHost> + Send + Sync>;
 
 /// One running job on this node.
 struct RunningJob {
@@ -102,8 +102,8 @@ impl Runner {
         let runner = Arc::new(Runner {
             store,
             node_id,
-            host_factory: Box::new(move |job: &Job| {
-                Arc::new(host.for_job(&job.id)) as Arc<dyn JobHost>
+            host_factory: Box::new(move |job: &Job, log: LogSink| {
+                Arc::new(host.for_job(&job.id, log)) as Arc<dyn JobHost>
             }),
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
@@ -245,6 +245,9 @@ impl Runner {
                 if let Err(e) = self.purge_old_jobs().await {
                     tracing::warn!("cannot purge old jobs: {e}");
                 }
+                if let Err(e) = self.store.purge_expired_sessions().await {
+                    tracing::warn!("cannot purge expired admin sessions: {e}");
+                }
             }
         }
     }
@@ -311,7 +314,7 @@ impl Runner {
         }
         let sink = self.clone().log_sink(job.id.clone());
         let scope = JobScope {
-            host: (self.host_factory)(&job),
+            host: (self.host_factory)(&job, sink.clone()),
             log: sink,
             halt: halt.clone(),
             tokio: tokio::runtime::Handle::current(),
