@@ -96,7 +96,7 @@ pub async fn follow_log(
     mut on_event: impl FnMut(&LogEvent),
 ) -> anyhow::Result<serde_json::Value> {
     let url = format!("{base}/v1/jobs/{id}/log?follow=true");
-    let mut resp = http
+    let resp = http
         .get(&url)
         .header(auth.0, auth.1)
         .header("Accept", "text/event-stream")
@@ -106,6 +106,34 @@ pub async fn follow_log(
     if !resp.status().is_success() {
         bail!("cannot follow job {id}: {}", error_text(resp).await);
     }
+    let end = read_events(resp, |name, data| {
+        if name == "end" {
+            on_event(&LogEvent::End);
+            return Some(data);
+        }
+        if name == "line" {
+            on_event(&line_event(&data));
+        }
+        None
+    })
+    .await?;
+    end.ok_or_else(|| anyhow!("the service closed the log stream of job {id} before the job ended"))
+}
+
+/// The [`LogEvent::Line`] of a `line` event's data.
+pub fn line_event(data: &serde_json::Value) -> LogEvent {
+    LogEvent::Line {
+        level: data["level"].as_str().unwrap_or("info").to_string(),
+        message: data["message"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// Read the server-sent events of `resp`, calling `on_event(name, data as JSON)` for each
+/// until it returns `Some`, which is returned; `None` when the stream ends first.
+pub async fn read_events<T>(
+    mut resp: reqwest::Response,
+    mut on_event: impl FnMut(&str, serde_json::Value) -> Option<T>,
+) -> anyhow::Result<Option<T>> {
     let mut buffer = String::new();
     let mut event_name = String::new();
     let mut data = String::new();
@@ -117,15 +145,14 @@ pub async fn follow_log(
             if line.is_empty() {
                 if !data.is_empty() {
                     let value: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
-                    if event_name == "end" {
-                        on_event(&LogEvent::End);
-                        return Ok(value);
-                    }
-                    let event = LogEvent::Line {
-                        level: value["level"].as_str().unwrap_or("info").to_string(),
-                        message: value["message"].as_str().unwrap_or_default().to_string(),
+                    let name = if event_name.is_empty() {
+                        "message"
+                    } else {
+                        &event_name
                     };
-                    on_event(&event);
+                    if let Some(done) = on_event(name, value) {
+                        return Ok(Some(done));
+                    }
                 }
                 event_name.clear();
                 data.clear();
@@ -139,7 +166,7 @@ pub async fn follow_log(
             }
         }
     }
-    bail!("the service closed the log stream of job {id} before the job ended")
+    Ok(None)
 }
 
 /// Print a followed log line the way `aft run` prints locally.

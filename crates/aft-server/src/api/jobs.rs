@@ -93,7 +93,7 @@ impl From<Job> for JobView {
             script_id: j.script_id,
             script_name: j.script_name,
             file_path: j.file_path,
-            params: j.params,
+            params: j.params.to_json(),
             origin: j.origin,
             node_id: j.node_id,
             halt_requested: j.halt_requested,
@@ -219,46 +219,6 @@ impl From<Transfer> for TransferView {
     }
 }
 
-/// Check that params are a flat JSON object: values are strings, numbers, booleans or null.
-pub fn check_params(params: &serde_json::Value) -> Result<(), String> {
-    let Some(map) = params.as_object() else {
-        return Err(
-            "params must be a flat JSON object like {\"destination\": \"/archive\"}".into(),
-        );
-    };
-    for (key, value) in map {
-        if value.is_object() || value.is_array() {
-            return Err(format!(
-                "params must be a flat JSON object: {key:?} holds an object or array"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Turn a v3 params array (`[{"name": .., "value": ..}]`) into a flat object; objects pass.
-pub fn normalize_params(params: serde_json::Value) -> Result<serde_json::Value, String> {
-    match params {
-        serde_json::Value::Array(items) => {
-            let mut map = serde_json::Map::new();
-            for item in items {
-                let name = item.get("name").and_then(|n| n.as_str()).ok_or_else(|| {
-                    "params array items must look like {\"name\": \"...\", \"value\": \"...\"}"
-                        .to_string()
-                })?;
-                let value = item
-                    .get("value")
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null);
-                map.insert(name.to_string(), value);
-            }
-            Ok(serde_json::Value::Object(map))
-        }
-        serde_json::Value::Null => Ok(serde_json::Value::Object(Default::default())),
-        other => Ok(other),
-    }
-}
-
 /// Queue a stored script (by name or id) or a `.syncjs` file on the service's disk.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = StartJob,
     security(("apiKey" = []), ("session" = [])),
@@ -301,13 +261,7 @@ pub async fn create_job(
             "give exactly one of scriptName, scriptId, filePath (got {given})"
         )));
     }
-    let params = normalize_params(
-        obj.get("params")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null),
-    )
-    .map_err(ApiError::bad_request)?;
-    check_params(&params).map_err(ApiError::bad_request)?;
+    let params = super::schedules::job_params(obj.get("params").cloned())?;
 
     let mut job = NewJob {
         params,
@@ -469,11 +423,7 @@ pub async fn job_log(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let job = visible_job(&state, &caller, &id).await?;
-    let wants_stream = q.follow.unwrap_or(false)
-        || headers
-            .get(axum::http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/event-stream"));
+    let wants_stream = q.follow.unwrap_or(false) || accepts_event_stream(&headers);
     let after = q.after.unwrap_or(0);
     if !wants_stream {
         let mut lines = Vec::new();
@@ -493,14 +443,28 @@ pub async fn job_log(
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     tokio::spawn(follow_log(state.clone(), id, after, tx));
+    Ok(event_stream(rx))
+}
+
+/// Whether the request asks for server-sent events.
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// The events `rx` receives, as a server-sent event answer. When the client goes away the
+/// answer is dropped, and with it `rx`: the sender sees it in `closed()`.
+fn event_stream(rx: tokio::sync::mpsc::Receiver<Event>) -> Response {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|event| (Ok::<Event, Infallible>(event), rx))
     });
-    Ok(Sse::new(stream)
+    Sse::new(stream)
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response()
 }
 
 fn line_event(line: LogLine) -> Event {
@@ -511,27 +475,48 @@ fn line_event(line: LogLine) -> Event {
         .unwrap_or_else(|_| Event::default().event("line"))
 }
 
-/// Send every line after `after` and then the job's end. While the job runs on this node
-/// its lines come from memory as they are written; otherwise (queued, or running on another
-/// node) the store is polled, quickly at first.
-async fn follow_log(state: AppState, id: String, after: i64, tx: tokio::sync::mpsc::Sender<Event>) {
+/// Send every line after `after` and then the job's end; true once the `end` event was
+/// sent, false when the client went away first (or the store failed). The client leaving
+/// is noticed at once, even while the job writes nothing.
+async fn follow_log(
+    state: AppState,
+    id: String,
+    after: i64,
+    tx: tokio::sync::mpsc::Sender<Event>,
+) -> bool {
+    let gone = tx.clone();
+    tokio::select! {
+        ended = send_log(state, id, after, tx) => ended,
+        () = gone.closed() => false,
+    }
+}
+
+/// [`follow_log`]'s work. While the job runs on this node its lines come from memory as
+/// they are written; otherwise (queued, or running on another node) the store is polled,
+/// quickly at first.
+async fn send_log(
+    state: AppState,
+    id: String,
+    after: i64,
+    tx: tokio::sync::mpsc::Sender<Event>,
+) -> bool {
     let mut last = after;
     let mut pause = Duration::from_millis(2);
     loop {
         // Subscribe before reading the store so that no line falls between the two.
         let live = state.runner.live_tail(&id);
         let Ok(job) = state.store.get_job(&id).await else {
-            return;
+            return false;
         };
         let mut got = false;
         loop {
             let Ok(stored) = state.store.read_job_logs(&id, last, 10_000).await else {
-                return;
+                return false;
             };
             let full_page = stored.len() == 10_000;
             got |= !stored.is_empty();
             if !send_lines(&tx, stored, &mut last).await {
-                return;
+                return false;
             }
             if !full_page {
                 break;
@@ -540,13 +525,13 @@ async fn follow_log(state: AppState, id: String, after: i64, tx: tokio::sync::mp
         if let Some(mut live) = live {
             live.pending.sort_by_key(|l| l.line);
             if !send_lines(&tx, live.pending, &mut last).await {
-                return;
+                return false;
             }
             loop {
                 match live.rx.recv().await {
                     Ok(line) => {
                         if !send_lines(&tx, vec![line], &mut last).await {
-                            return;
+                            return false;
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -557,7 +542,7 @@ async fn follow_log(state: AppState, id: String, after: i64, tx: tokio::sync::mp
                             .await
                             .unwrap_or_default();
                         if !send_lines(&tx, lines, &mut last).await {
-                            return;
+                            return false;
                         }
                     }
                     // The job ended here and all its lines are stored: the next round
@@ -572,8 +557,7 @@ async fn follow_log(state: AppState, id: String, after: i64, tx: tokio::sync::mp
                 .event("end")
                 .json_data(JobView::from(job))
                 .unwrap_or_else(|_| Event::default().event("end"));
-            let _ = tx.send(end).await;
-            return;
+            return tx.send(end).await.is_ok();
         }
         if got {
             pause = Duration::from_millis(2);
@@ -601,21 +585,6 @@ async fn send_lines(
     true
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn params_must_be_flat_and_v3_arrays_become_objects() {
-        assert!(check_params(&serde_json::json!({"a": "b", "n": 1})).is_ok());
-        assert!(check_params(&serde_json::json!({"a": {"b": 1}})).is_err());
-        assert!(check_params(&serde_json::json!("x")).is_err());
-        let v3 = normalize_params(serde_json::json!([{"name": "dest", "value": "/x"}])).unwrap();
-        assert_eq!(v3, serde_json::json!({"dest": "/x"}));
-        assert!(normalize_params(serde_json::json!([1])).is_err());
-    }
-}
-
 /// The body of `POST /v1/jobs/run` (`aft run` delegation).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RunSource {
@@ -630,11 +599,20 @@ pub struct RunSource {
 
 /// Run a script handed over by `aft run` on this machine (local token only). Refused
 /// unless the setting `allow-cli-run` is on; the job runs on this node.
+///
+/// With `Accept: text/event-stream` the answer is the job's log as server-sent events: a
+/// `queued` event with a [`JobQueued`], then `line` events and the `end` event as in
+/// `GET /v1/jobs/{id}/log`. The job is then tied to that answer: if it closes before the
+/// job ended (the `aft run` that delegated it died or was killed), the job is halted, so
+/// it neither runs on unwatched nor keeps a `max-concurrent-jobs` slot.
 #[utoipa::path(post, path = "/v1/jobs/run", tag = "jobs", request_body = RunSource,
-    responses((status = 202, body = JobQueued), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 202, description = "queued (JSON answer)", body = JobQueued),
+        (status = 200, description = "with Accept: text/event-stream: queued, then the log as server-sent events; closing it halts the job"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn run_source(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(b): ApiJson<RunSource>,
 ) -> ApiResult<Response> {
     if !matches!(caller, Caller::Local) {
@@ -647,9 +625,7 @@ pub async fn run_source(
             "aft run is disabled: an administrator can enable it with 'aft settings set allow-cli-run true' (or in the web UI under Settings)",
         ));
     }
-    let params = normalize_params(b.params.unwrap_or(serde_json::Value::Null))
-        .map_err(ApiError::bad_request)?;
-    check_params(&params).map_err(ApiError::bad_request)?;
+    let params = super::schedules::job_params(b.params)?;
     let job = NewJob {
         file_path: Some(b.name),
         source: b.source,
@@ -660,12 +636,34 @@ pub async fn run_source(
     };
     let queued = state.store.enqueue_job(&job).await?;
     state.runner.wake();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(JobQueued {
-            job_id: queued.id,
-            status: "queued".into(),
-        }),
-    )
-        .into_response())
+    let answer = JobQueued {
+        job_id: queued.id,
+        status: "queued".into(),
+    };
+    if !accepts_event_stream(&headers) {
+        return Ok((StatusCode::ACCEPTED, Json(answer)).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
+    let first = Event::default()
+        .event("queued")
+        .data(serde_json::json!({"jobId": answer.job_id, "status": answer.status}).to_string());
+    // The channel is new and empty: this cannot fail for want of room.
+    let _ = tx.try_send(first);
+    tokio::spawn(follow_attached(state, answer.job_id, tx));
+    Ok(event_stream(rx))
+}
+
+/// Follow a delegated job's log for the client that delegated it, and halt the job when
+/// that client leaves before the job ended.
+async fn follow_attached(state: AppState, id: String, tx: tokio::sync::mpsc::Sender<Event>) {
+    if follow_log(state.clone(), id.clone(), 0, tx).await {
+        return;
+    }
+    tracing::warn!(job = %id, "the aft run that delegated this job is gone: halting the job");
+    // A queued job is halted at once; a running one gets the halt signal (here, or through
+    // the store should it be between claim and start).
+    if let Err(e) = state.store.request_halt(&id).await {
+        tracing::error!(job = %id, "cannot halt the job of a departed aft run: {e}");
+    }
+    state.runner.halt_local(&id);
 }

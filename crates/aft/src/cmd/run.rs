@@ -9,17 +9,18 @@ use std::time::Duration;
 
 use aft_engine::{HaltFlag, JobScope, JobSpec, Limits, LogLevel, LogSink, Outcome, run_job};
 use aft_store::Store;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::fail;
 use crate::global::{self, GlobalArgs};
-use crate::local_host::LocalHost;
+use aft_server::host::StoreJobHost;
 
 /// The message `aft run` gives when the administrator has not allowed it.
 pub const REFUSED: &str = "aft run is disabled: an administrator can enable it with 'aft settings set allow-cli-run true' (or in the web UI under Settings)";
 
 /// How long a halted job may take to stop before `aft run` exits anyway (a host call that
 /// ignores the halt must not keep Ctrl-C from working).
-const HALT_EXIT_WAIT: Duration = Duration::from_millis(900);
+pub const HALT_EXIT_WAIT: Duration = Duration::from_millis(900);
 
 /// Run a .syncjs script to completion; exit 0 on success, 1 if it fails, throws or is halted.
 #[derive(clap::Args, Debug)]
@@ -54,13 +55,6 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         params,
     };
 
-    // Delegation to a service running on this machine (spec §2), before the local store is
-    // opened: the service runs the job with its VFS Library and secrets, and this command
-    // streams the log and returns the job's exit code.
-    if let Some(code) = crate::delegate::delegate(global, &spec.name, &spec.source, &spec.params) {
-        return code;
-    }
-
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,30 +62,72 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(run_locally(global, spec))
+    runtime.block_on(async {
+        // Listen before anything starts, so an early signal halts instead of killing.
+        let mut signals = match HaltSignals::listen() {
+            Ok(signals) => signals,
+            Err(e) => return fail(format!("cannot listen for signals: {e}")),
+        };
+        // Delegation to a service running on this machine (spec §2), before the local
+        // store is opened: the service runs the job with its VFS Library and secrets, and
+        // this command streams the log and returns the job's exit code.
+        if let Some(code) = crate::delegate::delegate(global, &spec, &mut signals).await {
+            return code;
+        }
+        run_locally(global, spec, signals).await
+    })
+}
+
+/// The signals that halt the job of `aft run`: SIGINT (Ctrl-C), SIGTERM and SIGHUP (the
+/// terminal went away). Once listened for, they no longer end the process by themselves.
+pub struct HaltSignals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl HaltSignals {
+    /// Start listening (inside a tokio runtime).
+    pub fn listen() -> std::io::Result<HaltSignals> {
+        Ok(HaltSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Wait for the next of them; its name (`SIGINT`, ...).
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
 }
 
 /// Run the job in this process against the store named by the global options.
-async fn run_locally(global: &GlobalArgs, spec: JobSpec) -> ExitCode {
-    if global.database.is_none() {
-        let dir = global.data_dir();
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            return fail(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ));
-        }
+async fn run_locally(global: &GlobalArgs, spec: JobSpec, signals: HaltSignals) -> ExitCode {
+    if global.database.is_none()
+        && let Err(e) = aft_store::create_data_dir(&global.data_dir())
+    {
+        return fail(e);
     }
     let store = match Store::open(&global.database_url()).await {
         Ok(store) => store,
         Err(e) => return fail(e),
     };
-    let code = run_with_store(global, &store, spec).await;
+    let code = run_with_store(global, &store, spec, signals).await;
     store.close().await;
     code
 }
 
-async fn run_with_store(global: &GlobalArgs, store: &Store, spec: JobSpec) -> ExitCode {
+async fn run_with_store(
+    global: &GlobalArgs,
+    store: &Store,
+    spec: JobSpec,
+    mut signals: HaltSignals,
+) -> ExitCode {
     let settings: HashMap<String, String> = match store.list_settings().await {
         Ok(list) => list
             .into_iter()
@@ -109,28 +145,17 @@ async fn run_with_store(global: &GlobalArgs, store: &Store, spec: JobSpec) -> Ex
 
     let log = terminal_log();
     let halt = HaltFlag::new();
-    let host = LocalHost::new(
+    let host = StoreJobHost::loading_key_from(
         store.clone(),
-        tokio::runtime::Handle::current(),
         global.data_dir(),
-        settings,
-        log.clone(),
-    );
+        tokio::runtime::Handle::current(),
+    )
+    .logging_to(log.clone());
     let scope = JobScope {
         host: Arc::new(host),
         log: log.clone(),
         halt: halt.clone(),
         tokio: tokio::runtime::Handle::current(),
-    };
-
-    // Listen before the job starts, so an early Ctrl-C is not lost.
-    use tokio::signal::unix::{SignalKind, signal};
-    let (mut sigint, mut sigterm) = match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(i), Ok(t)) => (i, t),
-        (Err(e), _) | (_, Err(e)) => return fail(format!("cannot listen for signals: {e}")),
     };
 
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<Outcome>();
@@ -145,8 +170,7 @@ async fn run_with_store(global: &GlobalArgs, store: &Store, spec: JobSpec) -> Ex
 
     let signal_name = tokio::select! {
         outcome = &mut done_rx => return exit_for(outcome.ok()),
-        _ = sigint.recv() => "SIGINT",
-        _ = sigterm.recv() => "SIGTERM",
+        name = signals.recv() => name,
     };
     log(
         LogLevel::Warn,
@@ -195,77 +219,9 @@ fn terminal_log() -> LogSink {
     })
 }
 
-/// Parse `-p`: a flat JSON object of strings, numbers and booleans, or AFT! v3's array of
-/// `{"name": .., "value": ..}`; numbers and booleans become their JSON text.
+/// Parse `-p` with the parser every entry point shares; the error names the option.
 pub fn parse_params(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        format!("--params is not valid JSON ({e}): expected '{{\"name\":\"value\"}}'")
-    })?;
-    let scalar = |name: &str, v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => Ok(s.clone()),
-        serde_json::Value::Number(n) => Ok(n.to_string()),
-        serde_json::Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(format!(
-            "--params: the value of {name:?} must be a string, number or true/false (parameters are a flat JSON object)"
-        )),
-    };
-    let mut params = BTreeMap::new();
-    match value {
-        serde_json::Value::Object(map) => {
-            for (name, v) in &map {
-                params.insert(name.clone(), scalar(name, v)?);
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for item in &items {
-                let pair = item.as_object().filter(|o| o.len() == 2);
-                let name = pair.and_then(|o| o.get("name")).and_then(|n| n.as_str());
-                let value = pair.and_then(|o| o.get("value"));
-                let (Some(name), Some(value)) = (name, value) else {
-                    return Err(format!(
-                        "--params: array items must be {{\"name\": \"...\", \"value\": ...}}, got {item}"
-                    ));
-                };
-                params.insert(name.to_string(), scalar(name, value)?);
-            }
-        }
-        _ => {
-            return Err(
-                "--params must be a flat JSON object such as '{\"dest\":\"/archive\"}'".to_string(),
-            );
-        }
-    }
-    Ok(params)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_params;
-
-    #[test]
-    fn params_accept_flat_object_and_v3_array() {
-        let p = parse_params(r#"{"dest":"/a","n":3,"on":true}"#).unwrap();
-        assert_eq!(p["dest"], "/a");
-        assert_eq!(p["n"], "3");
-        assert_eq!(p["on"], "true");
-        let p = parse_params(r#"[{"name":"dest","value":"/b"},{"name":"n","value":1.5}]"#).unwrap();
-        assert_eq!(p["dest"], "/b");
-        assert_eq!(p["n"], "1.5");
-    }
-
-    #[test]
-    fn params_reject_nesting_null_and_non_objects() {
-        for bad in [
-            r#"{"a":{"b":1}}"#,
-            r#"{"a":null}"#,
-            r#"{"a":[1]}"#,
-            "42",
-            "\"x\"",
-            "{",
-            r#"[{"name":"a"}]"#,
-        ] {
-            let e = parse_params(bad).unwrap_err();
-            assert!(e.starts_with("--params"), "{bad}: {e}");
-        }
-    }
+    super::params_arg(text)
+        .map(aft_store::JobParams::into_map)
+        .map_err(|e| e.to_string())
 }

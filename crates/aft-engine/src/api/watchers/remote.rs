@@ -35,9 +35,6 @@ pub(crate) struct RemoteConfig {
 /// Why a remote watcher could not start or save its memory.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteWatchError {
-    /// `Start` was called before any `WatchDir`.
-    #[error("RemoteWatcher.Start: no folder to watch; call WatchDir(path, recursive) first")]
-    NoFolder,
     /// The VFS Library entry is missing or unusable.
     #[error("RemoteWatcher.Start: VFS Library entry {name:?}: {reason}")]
     Entry {
@@ -107,8 +104,14 @@ impl RunningRemote {
         script: &str,
         scope: &JobScope,
     ) -> Result<RunningRemote, RemoteWatchError> {
+        let mut config = config;
         if config.dirs.is_empty() {
-            return Err(RemoteWatchError::NoFolder);
+            // AFT!'s own examples call Start with no WatchDir: that watches the entry's
+            // root (its BaseDir, or the bucket root), not recursively.
+            config.dirs.push(super::DirConfig {
+                path: "/".into(),
+                recursive: false,
+            });
         }
         let filter = Filter::new(&config.include, &config.exclude)?;
         let entry_err = |reason: String| RemoteWatchError::Entry {
