@@ -54,6 +54,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The message put in `{"error": ...}`.
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -62,6 +64,15 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: too many failed attempts; retry after `seconds`.
+    pub fn too_many(message: impl Into<String>, seconds: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
         }
     }
 
@@ -90,7 +101,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let status = match &e {
             StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
-            StoreError::Conflict { .. } => StatusCode::CONFLICT,
+            StoreError::Conflict { .. } | StoreError::Refused(_) => StatusCode::CONFLICT,
             StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -103,21 +114,29 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 error: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
 /// Result of a REST handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON request body whose rejection is an [`ApiError`] (400 with `{"error": ...}`),
-/// like every other error of the API.
+/// A JSON request body whose rejection is an [`ApiError`] with `{"error": ...}`, like
+/// every other error of the API: 415 without a JSON content type, 413 above the body
+/// limit, 400 for the rest (axum's 422 for well-formed JSON of the wrong shape is 400 here,
+/// as documented).
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
@@ -130,7 +149,13 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+            Err(rejection) => {
+                let status = match rejection.status() {
+                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                    status => status,
+                };
+                Err(ApiError::new(status, rejection.body_text()))
+            }
         }
     }
 }

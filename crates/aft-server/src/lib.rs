@@ -12,11 +12,13 @@ pub mod error;
 pub mod execute;
 pub mod host;
 pub mod metrics;
+pub mod refusals;
 pub mod runner;
 pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod vfs_library;
 pub mod watcher_jobs;
 pub mod web_assets;
 

@@ -1,16 +1,18 @@
 //! The REST API (spec §3): routes, and the OpenAPI document generated from them.
 
 pub mod admin;
+pub mod admins;
 pub mod jobs;
 pub mod schedules;
 pub mod vfs_test;
+pub mod vfs_types;
 pub mod watchers;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -53,6 +55,9 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::job_transfers))
         .routes(routes!(admin::health))
         .routes(routes!(admin::setup_state, admin::setup))
+        .routes(routes!(admins::list_admins))
+        .routes(routes!(admins::delete_admin))
+        .routes(routes!(admins::set_admin_password))
         .routes(routes!(
             admin::current_session,
             admin::sign_in,
@@ -78,6 +83,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             admin::delete_vfs
         ))
         .routes(routes!(vfs_test::test_vfs))
+        .routes(routes!(vfs_types::list_vfs_types))
         .routes(routes!(admin::list_nodes))
         .routes(routes!(
             schedules::list_schedules,
@@ -116,7 +122,30 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(crate::web_assets::serve_asset)
+        // After the routes and the fallback, so both are covered; the drain is outermost
+        // so it also holds back answers the JSON layer rewrote.
+        .layer(axum::middleware::from_fn(crate::refusals::json_errors))
+        .layer(axum::middleware::from_fn(api_headers))
+        .layer(axum::middleware::from_fn(
+            crate::refusals::drain_request_body,
+        ))
         .with_state(state)
+}
+
+/// Headers of every REST answer, refusals included: no content sniffing, and no caching
+/// (answers carry job logs, new API keys, session tokens).
+async fn api_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = crate::refusals::is_api(request.uri().path());
+    let mut response = next.run(request).await;
+    if api {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// Prometheus metrics: jobs by status, queue depth, run times (no authentication: counts
