@@ -220,6 +220,37 @@ describe('web UI', () => {
     assert.ok(!listed.includes(SECRET_VALUE), 'GET /v1/secrets must not return the value');
   });
 
+  test('the VFS form is built from GET /v1/vfs/types: secret fields only, advanced ones under More fields', async () => {
+    const { page } = browser;
+    await page.goto(`${aft.url}/#/vfs`);
+    await page.getByTestId('new-vfs').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('partner-key');
+    await dialog.getByLabel('Type').selectOption('sftp');
+    await dialog.getByLabel('Host', { exact: true }).fill('sftp.example.com:22');
+    await dialog.getByLabel('User', { exact: true }).fill('partner');
+    // The key is a secret's name, picked from the secrets; no clear-text password or key input exists.
+    await dialog.getByLabel('Private key secret').selectOption('partner-pass');
+    assert.equal(await dialog.locator('[name="Pass"], [name="KeyFilePass"]').count(), 0);
+    assert.equal(await dialog.getByRole('button', { name: 'Add field' }).count(), 0, 'no free-form fields');
+    // Rarely needed fields sit under "More fields", as typed controls.
+    await dialog.getByText('More fields').click();
+    await dialog.getByLabel('Timeout (seconds)').fill('20');
+    await page.getByRole('button', { name: 'Add entry' }).click();
+    await page.locator('tr[data-vfs="partner-key"]').waitFor();
+    const saved = await page.evaluate(async () => (await fetch('/v1/vfs/partner-key')).json());
+    assert.deepEqual(saved.settings, { Host: 'sftp.example.com:22', User: 'partner', KeyFileFromSecret: 'partner-pass', Timeout: 20 });
+    // The service refuses what the form would never send (the security issue's "Password" field).
+    const refused = await page.evaluate(async () => {
+      const { csrfToken } = await (await fetch('/v1/session')).json();
+      const r = await fetch('/v1/vfs/partner-key', { method: 'PUT', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken }, body: JSON.stringify({ type: 'sftp', settings: { Host: 'h', User: 'u', Password: 'hunter2' } }) });
+      return { status: r.status, body: await r.text() };
+    });
+    assert.equal(refused.status, 400, JSON.stringify(refused));
+    assert.match(refused.body, /Password.*PassFromSecret/, refused.body);
+    assert.ok(!refused.body.includes('hunter2'), refused.body);
+  });
+
   test('every page is served under a strict CSP and violates none of it', async () => {
     const { page } = browser;
     const response = await page.goto(`${aft.url}/`);

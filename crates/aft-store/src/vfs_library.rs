@@ -1,12 +1,11 @@
 //! The VFS Library: named connection definitions (type + SyncJS client fields) that scripts
-//! open with `GetVFS(name)` and watchers use by name. Credentials are only references to
-//! secrets (`PassFromSecret`, ...): clear-text credential fields are refused.
-
-use std::fmt;
-use std::str::FromStr;
+//! open with `GetVFS(name)` and watchers use by name. The store keeps the type as text and
+//! the fields as given; which types and fields exist, and the refusal of clear-text
+//! credentials, belong to `aft_vfs::registry`, which every caller checks first (the server's
+//! `save_vfs_entry`).
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -14,101 +13,21 @@ use sqlx::any::AnyRow;
 use crate::util::{conflict_or_db, name_key, new_id, parse_time, validate_name};
 use crate::{Store, StoreError, StoreResult, now_text};
 
-/// The kind of storage a VFS entry connects to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VfsKind {
-    /// A local directory.
-    Disk,
-    /// SFTP over SSH.
-    Sftp,
-    /// Plain FTP.
-    Ftp,
-    /// FTP over TLS.
-    Ftps,
-    /// Amazon S3 or an S3-compatible server.
-    S3,
-    /// Azure Blob Storage.
-    Azure,
-    /// Google Cloud Storage.
-    Gcs,
-    /// WebDAV.
-    Webdav,
-}
-
-/// Every kind, in display order.
-pub const VFS_KINDS: &[VfsKind] = &[
-    VfsKind::Disk,
-    VfsKind::Sftp,
-    VfsKind::Ftp,
-    VfsKind::Ftps,
-    VfsKind::S3,
-    VfsKind::Azure,
-    VfsKind::Gcs,
-    VfsKind::Webdav,
-];
-
-impl VfsKind {
-    /// The lower-case name (`sftp`), as stored and as typed on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VfsKind::Disk => "disk",
-            VfsKind::Sftp => "sftp",
-            VfsKind::Ftp => "ftp",
-            VfsKind::Ftps => "ftps",
-            VfsKind::S3 => "s3",
-            VfsKind::Azure => "azure",
-            VfsKind::Gcs => "gcs",
-            VfsKind::Webdav => "webdav",
-        }
+/// Check what the store itself guarantees of an entry: a type name (lower-case letters and
+/// digits; which types exist is `aft_vfs::registry`'s business, checked by the callers) and
+/// settings whose field names are non-empty and whose values are scalars.
+pub fn validate_vfs_settings(kind: &str, settings: &Map<String, Value>) -> StoreResult<()> {
+    if kind.is_empty()
+        || kind.len() > 32
+        || !kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        return Err(StoreError::Invalid(format!(
+            "VFS type {kind:?} is not a type name (lower-case letters and digits)"
+        )));
     }
-}
-
-impl fmt::Display for VfsKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for VfsKind {
-    type Err = StoreError;
-    fn from_str(s: &str) -> StoreResult<VfsKind> {
-        let lower = s.trim().to_ascii_lowercase();
-        VFS_KINDS
-            .iter()
-            .copied()
-            .find(|k| k.as_str() == lower)
-            .ok_or_else(|| {
-                let known: Vec<&str> = VFS_KINDS.iter().map(|k| k.as_str()).collect();
-                StoreError::Invalid(format!(
-                    "unknown VFS type {s:?}; use one of {}",
-                    known.join(", ")
-                ))
-            })
-    }
-}
-
-/// Clear-text credential fields and the secret-reference field to use instead.
-pub const CLEAR_TEXT_FIELDS: &[(&str, &str)] = &[
-    ("Pass", "PassFromSecret"),
-    ("KeyFilePass", "KeyFileSecret"),
-    ("APIKeySecret", "APIKeySecretFromSecret"),
-    ("AccountKey", "AccountKeyFromSecret"),
-    ("OTFEKey", "OTFEKeyFromSecret"),
-];
-
-/// Check VFS settings: field names non-empty, values scalars, no clear-text credentials.
-pub fn validate_vfs_settings(settings: &Map<String, Value>) -> StoreResult<()> {
     for (field, value) in settings {
-        if let Some((_, instead)) = CLEAR_TEXT_FIELDS
-            .iter()
-            .find(|(f, _)| f.eq_ignore_ascii_case(field))
-        {
-            return Err(StoreError::Invalid(format!(
-                "VFS field {field} would store a credential in clear text; store it with \
-                 `aft secret set NAME` and set {instead} to the secret's name instead"
-            )));
-        }
         if field.is_empty() || field.chars().any(char::is_control) {
             return Err(StoreError::Invalid(format!(
                 "VFS field name {field:?} is not valid"
@@ -131,9 +50,9 @@ pub struct VfsEntry {
     pub id: String,
     /// Name, unique case-insensitively.
     pub name: String,
-    /// What it connects to.
+    /// What it connects to: a type name of `aft_vfs::registry` (`sftp`, `s3`, ...).
     #[serde(rename = "type")]
-    pub kind: VfsKind,
+    pub kind: String,
     /// SyncJS client fields (`Host`, `User`, `PassFromSecret`, `Bucket`, ...).
     pub settings: Map<String, Value>,
     /// When it was created.
@@ -150,7 +69,7 @@ fn entry_from_row(row: &AnyRow) -> StoreResult<VfsEntry> {
     Ok(VfsEntry {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        kind: kind.parse()?,
+        kind,
         settings: serde_json::from_str(&settings).map_err(|e| {
             StoreError::Invalid(format!("stored VFS settings are not a JSON object: {e}"))
         })?,
@@ -164,11 +83,11 @@ impl Store {
     pub async fn create_vfs_entry(
         &self,
         name: &str,
-        kind: VfsKind,
+        kind: &str,
         settings: Map<String, Value>,
     ) -> StoreResult<VfsEntry> {
         validate_name("VFS", name)?;
-        validate_vfs_settings(&settings)?;
+        validate_vfs_settings(kind, &settings)?;
         let id = new_id();
         sqlx::query(
             "INSERT INTO vfs_entries (id, name, name_key, kind, settings, created_at, updated_at) \
@@ -177,7 +96,7 @@ impl Store {
         .bind(&id)
         .bind(name)
         .bind(name_key(name))
-        .bind(kind.as_str())
+        .bind(kind)
         .bind(Value::Object(settings).to_string())
         .bind(now_text())
         .execute(self.pool())
@@ -190,15 +109,15 @@ impl Store {
     pub async fn update_vfs_entry(
         &self,
         id_or_name: &str,
-        kind: VfsKind,
+        kind: &str,
         settings: Map<String, Value>,
     ) -> StoreResult<VfsEntry> {
-        validate_vfs_settings(&settings)?;
+        validate_vfs_settings(kind, &settings)?;
         let entry = self.find_vfs_entry(id_or_name).await?;
         sqlx::query(
             "UPDATE vfs_entries SET kind = $1, settings = $2, updated_at = $3 WHERE id = $4",
         )
-        .bind(kind.as_str())
+        .bind(kind)
         .bind(Value::Object(settings).to_string())
         .bind(now_text())
         .bind(&entry.id)

@@ -9,7 +9,29 @@ use opendal::services::Azblob;
 
 use crate::config::Fields;
 use crate::object_store::{ObjectStoreVfs, StoreKind};
+use crate::registry::{BackendInfo, FieldInfo, TypeInfo};
 use crate::{VfsError, VfsResult};
+
+/// The Azure Blob backend in the registry.
+pub const BACKEND: BackendInfo = BackendInfo {
+    types: &[TypeInfo {
+        name: "azure",
+        aliases: &[],
+        label: "Azure Blob",
+        client: "AzureClient",
+        defaults: &[],
+    }],
+    fields: &[
+        FieldInfo::text("AccountName", "Account name").required(),
+        FieldInfo::text("Container", "Container").required(),
+        FieldInfo::credential("AccountKey", "Account key"),
+        FieldInfo::secret("AccountKeyFromSecret", "Account key secret", "AccountKey"),
+        FieldInfo::url("Endpoint", "Endpoint (Azurite, sovereign clouds)")
+            .placeholder("https://ACCOUNT.blob.core.windows.net"),
+    ],
+    one_of: &[],
+    open: |f| Ok(std::sync::Arc::new(from_fields(f)?)),
+};
 
 /// Build an Azure Blob backend from its connection fields.
 pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {

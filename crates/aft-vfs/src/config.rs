@@ -8,36 +8,124 @@
 
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use serde_json::Value;
 
-use crate::{Vfs, VfsError, VfsResult};
+use crate::{Vfs, VfsError, VfsResult, registry};
 
-/// The backend kinds `open_backend` knows, for error messages.
-pub const KNOWN_KINDS: &[&str] = &[
-    "disk", "local", "sftp", "ftp", "ftps", "s3", "azure", "gcs", "webdav",
-];
-
-/// Build a backend of `kind` (`disk`/`local`, `sftp`, ...) from its fields; `secrets` resolves
-/// `...FromSecret` names.
+/// Build a backend of `kind` (`disk`/`local`, `sftp`, ... as the [`registry`] declares them)
+/// from its fields; `secrets` resolves `...FromSecret` names.
 pub fn open_backend(
     kind: &str,
     fields: &Value,
     secrets: &dyn Fn(&str) -> Option<String>,
 ) -> VfsResult<Arc<dyn Vfs>> {
-    let f = Fields::new(kind, fields, secrets);
-    match kind.to_ascii_lowercase().as_str() {
-        "disk" | "local" => Ok(Arc::new(crate::local::LocalFs::from_fields(&f)?)),
-        "sftp" => Ok(Arc::new(crate::sftp::SftpFs::from_fields(&f)?)),
-        "ftp" | "ftps" => Ok(Arc::new(crate::ftp::from_fields(&f)?)),
-        "s3" => Ok(Arc::new(crate::s3::from_fields(&f)?)),
-        "azure" => Ok(Arc::new(crate::azure::from_fields(&f)?)),
-        "gcs" => Ok(Arc::new(crate::gcs::from_fields(&f)?)),
-        "webdav" => Ok(Arc::new(crate::webdav::from_fields(&f)?)),
-        other => Err(VfsError::Other(format!(
-            "unknown VFS type {other:?}; use one of: {}",
-            KNOWN_KINDS.join(", ")
-        ))),
+    let ty = registry::lookup(kind).ok_or_else(|| {
+        VfsError::Other(format!(
+            "unknown VFS type {kind:?}; use one of: {}",
+            registry::type_names().join(", ")
+        ))
+    })?;
+    let fields = with_type_defaults(ty, fields);
+    let f = Fields::new(ty.name(), &fields, secrets);
+    (ty.backend.open)(&f)
+}
+
+/// `fields` with the type's own defaults (`ftps`: `TLSMode` 1) filled in where unset.
+fn with_type_defaults(ty: registry::VfsType, fields: &Value) -> Value {
+    let mut fields = fields.clone();
+    if let Some(map) = fields.as_object_mut() {
+        for (name, value) in ty.info.defaults {
+            let unset = !map.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case(name) && !v.is_null() && v.as_str() != Some("")
+            });
+            if unset {
+                map.retain(|k, _| !k.eq_ignore_ascii_case(name));
+                map.insert((*name).to_string(), value.to_json());
+            }
+        }
     }
+    fields
+}
+
+/// What a connection test found (`aft vfs test`, `POST /v1/vfs/{name}/test`).
+#[derive(Debug, Clone)]
+pub struct ConnectionReport {
+    /// The backend's own label (`sftp://user@host:22`, an endpoint and bucket).
+    pub target: String,
+    /// How many entries the root folder holds (counted up to 1000).
+    pub root_entries: usize,
+    /// Whether it holds more than were counted.
+    pub more: bool,
+    /// The first few of their names (folders end with `/`).
+    pub sample: Vec<String>,
+}
+
+/// Why a connection test failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionTestError {
+    /// The SFTP server's host key is not pinned, or does not match a pin.
+    #[error("host key of {host} is not trusted; its fingerprint is {fingerprint}")]
+    UnknownHostKey {
+        /// The server, as `host:port`.
+        host: String,
+        /// Its fingerprint as OpenSSH prints it.
+        fingerprint: String,
+        /// Which pins it failed (see [`VfsError::HostKey`]); `None` when none is set.
+        mismatch: Option<String>,
+    },
+    /// Anything else.
+    #[error(transparent)]
+    Failed(VfsError),
+}
+
+/// Connect with `kind` and `fields`, list the root folder and close: what `aft vfs test`
+/// and the web UI's Test button do. `secrets` resolves `...FromSecret` names.
+pub async fn test_connection(
+    kind: &str,
+    fields: &Value,
+    secrets: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+) -> Result<ConnectionReport, ConnectionTestError> {
+    let failed = |e: VfsError| match e {
+        VfsError::HostKey {
+            host,
+            fingerprint,
+            mismatch,
+        } => ConnectionTestError::UnknownHostKey {
+            host,
+            fingerprint,
+            mismatch,
+        },
+        other => ConnectionTestError::Failed(other),
+    };
+    let vfs = open_backend(kind, fields, secrets).map_err(failed)?;
+    // Count at most this many: a bucket's root may hold millions of objects.
+    const COUNT_LIMIT: usize = 1000;
+    let mut listing = vfs.list("/").await.map_err(failed)?;
+    let (mut count, mut sample) = (0usize, Vec::new());
+    while let Some(e) = listing.try_next().await.map_err(failed)? {
+        count += 1;
+        sample.push(if e.is_dir {
+            format!("{}/", e.name)
+        } else {
+            e.name
+        });
+        if count == COUNT_LIMIT {
+            break;
+        }
+    }
+    let more = count == COUNT_LIMIT && listing.try_next().await.map_err(failed)?.is_some();
+    drop(listing);
+    sample.sort();
+    sample.truncate(20);
+    let report = ConnectionReport {
+        target: vfs.describe(),
+        root_entries: count,
+        more,
+        sample,
+    };
+    let _ = vfs.close().await;
+    Ok(report)
 }
 
 /// Typed access to a backend's fields, with secrets resolved and errors naming the field.

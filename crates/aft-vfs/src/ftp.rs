@@ -36,6 +36,7 @@ mod flushing_tls;
 use flushing_tls::{FlushingTlsConnector, FlushingTlsStream};
 
 use crate::config::Fields;
+use crate::registry::{BackendInfo, DefaultValue, FieldInfo, TypeInfo};
 use crate::{
     Capabilities, Entry, EntryStream, Vfs, VfsError, VfsReader, VfsResult, VfsWriter, WriteMode,
     file_name, normalize,
@@ -65,15 +66,58 @@ impl TlsMode {
     /// Parse the `TLSMode` field; empty means plain FTP.
     pub fn parse(value: Option<&str>) -> VfsResult<Self> {
         match value.map(|v| v.trim().to_ascii_uppercase()).as_deref() {
-            None | Some("") | Some("TLS_MODE_NONE") | Some("NONE") => Ok(TlsMode::None),
-            Some("TLS_MODE_EXPLICIT") | Some("EXPLICIT") => Ok(TlsMode::Explicit),
-            Some("TLS_MODE_IMPLICIT") | Some("IMPLICIT") => Ok(TlsMode::Implicit),
+            None | Some("") | Some("TLS_MODE_NONE") | Some("NONE") | Some("0") => Ok(TlsMode::None),
+            Some("TLS_MODE_EXPLICIT") | Some("EXPLICIT") | Some("1") => Ok(TlsMode::Explicit),
+            Some("TLS_MODE_IMPLICIT") | Some("IMPLICIT") | Some("2") => Ok(TlsMode::Implicit),
             Some(other) => Err(VfsError::Other(format!(
                 "FTP: TLSMode {other} is not one of TLS_MODE_NONE, TLS_MODE_EXPLICIT, TLS_MODE_IMPLICIT"
             ))),
         }
     }
 }
+
+/// The FTP/FTPS backend in the registry: `ftps` is `ftp` with explicit TLS by default.
+pub const BACKEND: BackendInfo = BackendInfo {
+    types: &[
+        TypeInfo {
+            name: "ftp",
+            aliases: &[],
+            label: "FTP",
+            client: "FtpClient",
+            defaults: &[],
+        },
+        TypeInfo {
+            name: "ftps",
+            aliases: &[],
+            label: "FTPS",
+            client: "FtpsClient",
+            defaults: &[("TLSMode", DefaultValue::Number(1))],
+        },
+    ],
+    fields: &[
+        FieldInfo::address("Host", "Host")
+            .required()
+            .placeholder("ftp.example.com:21"),
+        FieldInfo::number("Port", "Port")
+            .placeholder("21")
+            .help("Overrides the port in Host.")
+            .advanced(),
+        FieldInfo::text("User", "User").help("anonymous when empty."),
+        FieldInfo::credential("Pass", "Password"),
+        FieldInfo::secret("PassFromSecret", "Password secret", "Pass"),
+        FieldInfo::choice("TLSMode", "TLS mode", TLS_MODES).with_default(DefaultValue::Number(0)),
+        FieldInfo::file("TLSCAFile", "CA certificate file").placeholder("/etc/ssl/my-ca.pem"),
+        FieldInfo::bool("TLSInsecure", "Skip certificate checks (testing only)"),
+        FieldInfo::number("MaxConnections", "Connections at once")
+            .placeholder("8")
+            .advanced(),
+    ],
+    one_of: &[],
+    open: |f| Ok(Arc::new(from_fields(f)?)),
+};
+
+/// The `TLSMode` values, in the order of their numbers (`TLS_MODE_EXPLICIT` is 1).
+pub const TLS_MODES: &[&str] = &["TLS_MODE_NONE", "TLS_MODE_EXPLICIT", "TLS_MODE_IMPLICIT"];
 
 /// Everything needed to reach and log in to one FTP server.
 #[derive(Clone)]
@@ -112,13 +156,10 @@ impl std::fmt::Debug for FtpConfig {
 }
 
 impl FtpConfig {
-    /// Read the connection fields of an FTP/FTPS client or VFS Library entry.
-    /// Fields of kind `ftps` default to explicit TLS, `ftp` to none.
+    /// Read the connection fields of an FTP/FTPS client or VFS Library entry (`TLSMode`
+    /// defaults to none; [`crate::open_backend`] fills in `ftps`'s explicit TLS).
     pub fn from_fields(fields: &Fields<'_>) -> VfsResult<Self> {
-        let tls_mode = match fields.str("TLSMode") {
-            None if fields.kind().eq_ignore_ascii_case("ftps") => TlsMode::Explicit,
-            mode => TlsMode::parse(mode.as_deref())?,
-        };
+        let tls_mode = TlsMode::parse(fields.str("TLSMode").as_deref())?;
         let host_field = fields.required("Host")?;
         let default_port = if tls_mode == TlsMode::Implicit {
             990

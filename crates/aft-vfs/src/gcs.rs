@@ -13,7 +13,28 @@ use opendal::services::Gcs;
 
 use crate::config::Fields;
 use crate::object_store::{ObjectStoreVfs, StoreKind, StreamedTarget};
+use crate::registry::{BackendInfo, FieldInfo, TypeInfo};
 use crate::{VfsError, VfsResult};
+
+/// The Google Cloud Storage backend in the registry.
+pub const BACKEND: BackendInfo = BackendInfo {
+    types: &[TypeInfo {
+        name: "gcs",
+        aliases: &[],
+        label: "Google Cloud Storage",
+        client: "GCSClient",
+        defaults: &[],
+    }],
+    fields: &[
+        FieldInfo::text("Bucket", "Bucket").required(),
+        FieldInfo::file("CredentialsFile", "Credentials file")
+            .placeholder("/etc/aft/gcs.json")
+            .help("A service-account JSON key file on the aft machine."),
+        FieldInfo::url("Endpoint", "Endpoint (emulators)"),
+    ],
+    one_of: &[],
+    open: |f| Ok(std::sync::Arc::new(from_fields(f)?)),
+};
 
 /// Build a GCS backend from its connection fields.
 pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {

@@ -13,6 +13,7 @@ pub mod local;
 mod ops;
 pub mod otfe;
 mod path;
+pub mod registry;
 pub mod sftp;
 pub mod transfer;
 mod types;
@@ -26,7 +27,7 @@ pub mod s3;
 pub mod tls;
 pub mod webdav;
 
-pub use config::open_backend;
+pub use config::{ConnectionReport, ConnectionTestError, open_backend, test_connection};
 pub use error::VfsError;
 pub use ops::{exists, read_all, remove_tree, walk, write_all};
 pub use path::{file_name, join, normalize, parent};

@@ -14,9 +14,31 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::config::Fields;
+use crate::registry::{BackendInfo, FieldInfo, TypeInfo};
 use crate::{
     Capabilities, Entry, EntryStream, Vfs, VfsError, VfsReader, VfsResult, VfsWriter, WriteMode,
     file_name, join, normalize,
+};
+
+/// The local-disk backend in the registry.
+pub const BACKEND: BackendInfo = BackendInfo {
+    types: &[TypeInfo {
+        name: "disk",
+        aliases: &["local"],
+        label: "Local disk",
+        client: "LocalClient",
+        defaults: &[],
+    }],
+    fields: &[
+        FieldInfo::text("Root", "Root folder")
+            .placeholder("/srv/outbox")
+            .help("VFS path / is this folder; / when empty."),
+        FieldInfo::text("Path", "Path (older name of Root)")
+            .help("Same as Root, which wins when both are set.")
+            .advanced(),
+    ],
+    one_of: &[],
+    open: |f| Ok(std::sync::Arc::new(LocalFs::from_fields(f)?)),
 };
 
 /// A folder of the local file system seen as a [`Vfs`].

@@ -9,7 +9,35 @@ use opendal::services::S3;
 
 use crate::config::Fields;
 use crate::object_store::{ObjectStoreVfs, StoreKind};
+use crate::registry::{BackendInfo, FieldInfo, TypeInfo};
 use crate::{VfsError, VfsResult};
+
+/// The S3 backend in the registry.
+pub const BACKEND: BackendInfo = BackendInfo {
+    types: &[TypeInfo {
+        name: "s3",
+        aliases: &[],
+        label: "Amazon S3 / compatible",
+        client: "S3Client",
+        defaults: &[],
+    }],
+    fields: &[
+        FieldInfo::text("Bucket", "Bucket").required(),
+        FieldInfo::text("Region", "Region").placeholder(DEFAULT_REGION),
+        FieldInfo::text("APIKeyID", "Access key id"),
+        FieldInfo::credential("APIKeySecret", "Secret key"),
+        FieldInfo::secret(
+            "APIKeySecretFromSecret",
+            "Secret key secret",
+            "APIKeySecret",
+        ),
+        FieldInfo::url("Endpoint", "Endpoint (S3-compatible servers)")
+            .placeholder("https://s3.example.com"),
+        FieldInfo::bool("UseMetadataWhenListing", "Use metadata when listing"),
+    ],
+    one_of: &[],
+    open: |f| Ok(std::sync::Arc::new(from_fields(f)?)),
+};
 
 /// Region used when the `Region` field is empty (also what most S3-compatible servers expect).
 pub const DEFAULT_REGION: &str = "us-east-1";

@@ -40,9 +40,61 @@ use tokio::io::AsyncWrite;
 use tokio::sync::Mutex;
 
 use crate::config::Fields;
+use crate::registry::{BackendInfo, FieldInfo, TypeInfo};
 use crate::{
     Capabilities, Entry, EntryStream, Vfs, VfsError, VfsReader, VfsResult, VfsWriter, WriteMode,
     file_name, join, normalize,
+};
+
+/// The SFTP backend in the registry.
+pub const BACKEND: BackendInfo = BackendInfo {
+    types: &[TypeInfo {
+        name: "sftp",
+        aliases: &[],
+        label: "SFTP",
+        client: "SftpClient",
+        defaults: &[],
+    }],
+    fields: &[
+        FieldInfo::address("Host", "Host")
+            .required()
+            .placeholder("sftp.example.com:22"),
+        FieldInfo::text("User", "User").required(),
+        FieldInfo::credential("Pass", "Password"),
+        FieldInfo::secret("PassFromSecret", "Password secret", "Pass"),
+        FieldInfo::file("KeyFile", "Private key file")
+            .placeholder("/home/aft/.ssh/id_ed25519")
+            .help("Path of an OpenSSH, PEM or PuTTY .ppk key on the aft machine."),
+        FieldInfo::secret("KeyFileFromSecret", "Private key secret", "KeyFile")
+            .help("The name of a secret holding the private key's text (OpenSSH, PEM or PuTTY .ppk); wins over KeyFile."),
+        FieldInfo::credential("KeyFilePass", "Key passphrase"),
+        FieldInfo::secret("KeyFileSecret", "Key passphrase secret", "KeyFilePass"),
+        FieldInfo::text("BaseDir", "Base folder")
+            .placeholder("/upload")
+            .help("Server folder that VFS path / maps to."),
+        FieldInfo::text("HostKeySHA256", "Pinned host key (SHA-256)")
+            .placeholder("SHA256:…")
+            .help("Leave empty and press Test: the fingerprint the server shows can be pinned then."),
+        FieldInfo::text("HostKeyMD5", "Pinned host key (MD5)")
+            .placeholder("MD5:aa:bb:…")
+            .advanced(),
+        FieldInfo::text("HostKeySHA1", "Pinned host key (SHA-1)")
+            .placeholder("SHA1:…")
+            .advanced(),
+        FieldInfo::bool("AcceptAnyHostKey", "Accept any host key (unsafe: testing only)"),
+        FieldInfo::number("ChunkSize", "Bytes per request")
+            .placeholder("65536")
+            .help("4096 to 1048576, capped by the server's limits.")
+            .advanced(),
+        FieldInfo::number("MaxInFlight", "Requests in flight per file")
+            .placeholder("64")
+            .advanced(),
+        FieldInfo::number("Timeout", "Timeout (seconds)")
+            .placeholder("30")
+            .advanced(),
+    ],
+    one_of: &[],
+    open: |f| Ok(Arc::new(SftpFs::from_fields(f)?)),
 };
 
 /// How to reach and log in to one SFTP server.
@@ -58,6 +110,8 @@ pub struct SftpConfig {
     pub private_key: Option<String>,
     /// The file the private key was read from, named in errors (`None`: given as text).
     pub key_file: Option<String>,
+    /// The secret the private key's text came from (`KeyFileFromSecret`), named in errors.
+    pub key_secret: Option<String>,
     /// The passphrase of an encrypted private key.
     pub key_passphrase: Option<String>,
     /// The pinned host key SHA-256 fingerprint (`SHA256:` + base64, prefix optional).
@@ -90,6 +144,7 @@ impl std::fmt::Debug for SftpConfig {
                 &self.private_key.as_ref().map(|_| "<redacted>"),
             )
             .field("key_file", &self.key_file)
+            .field("key_secret", &self.key_secret)
             .field("host_key_sha256", &self.host_key_sha256)
             .field("host_key_md5", &self.host_key_md5)
             .field("host_key_sha1", &self.host_key_sha1)
@@ -108,6 +163,7 @@ impl SftpConfig {
             password: None,
             private_key: None,
             key_file: None,
+            key_secret: None,
             key_passphrase: None,
             host_key_sha256: None,
             host_key_md5: None,
@@ -121,13 +177,27 @@ impl SftpConfig {
     }
 
     /// Build from client fields: `Host`, `User`, `Pass`/`PassFromSecret`, `KeyFile` (a path
-    /// or the key text), `KeyFilePass`/`KeyFileSecret`, `HostKeySHA256`, `HostKeyMD5`,
+    /// or the key text) or `KeyFileFromSecret` (a secret holding the key text, which wins),
+    /// `KeyFilePass`/`KeyFileSecret`, `HostKeySHA256`, `HostKeyMD5`,
     /// `HostKeySHA1`, `AcceptAnyHostKey`, `BaseDir`, `ChunkSize`, `MaxInFlight`, `Timeout`.
     /// A pin that is not a fingerprint of its kind is refused here.
     pub fn from_fields(fields: &Fields<'_>) -> VfsResult<Self> {
         let mut cfg = Self::new(fields.required("Host")?, fields.required("User")?);
         cfg.password = fields.secret("Pass", "PassFromSecret")?;
-        if let Some(key) = fields.str("KeyFile") {
+        if let Some(secret) = fields.str("KeyFileFromSecret") {
+            let text = fields
+                .secret("KeyFile", "KeyFileFromSecret")?
+                .unwrap_or_default();
+            if !crate::registry::holds_private_key(&text) {
+                return Err(VfsError::Auth(format!(
+                    "sftp client: the secret {secret:?} named by KeyFileFromSecret does not hold a \
+                     private key's text (it must start with -----BEGIN or PuTTY-User-Key-File-); \
+                     store the key file's content: aft secret set {secret} < KEYFILE"
+                )));
+            }
+            cfg.private_key = Some(text);
+            cfg.key_secret = Some(secret);
+        } else if let Some(key) = fields.str("KeyFile") {
             let (text, file) = load_key_text(&key)?;
             cfg.private_key = Some(text);
             cfg.key_file = file;
@@ -196,8 +266,7 @@ fn preferred_algorithms() -> russh::Preferred {
 /// `KeyFile` holds a path or, when it starts like a key, the key itself: the key's text,
 /// and the path it came from.
 fn load_key_text(key: &str) -> VfsResult<(String, Option<String>)> {
-    let t = key.trim_start();
-    if t.starts_with("-----BEGIN") || t.starts_with("PuTTY-User-Key-File-") {
+    if crate::registry::holds_private_key(key) {
         return Ok((key.to_string(), None));
     }
     let text = std::fs::read_to_string(key)
@@ -536,9 +605,12 @@ impl SftpFs {
         if let Some(text) = &cfg.private_key {
             let key = russh::keys::decode_secret_key(text, cfg.key_passphrase.as_deref()).map_err(
                 |e| {
-                    let source = match &cfg.key_file {
-                        Some(path) => format!("KeyFile {path}"),
-                        None => "private key given in KeyFile".to_string(),
+                    let source = match (&cfg.key_file, &cfg.key_secret) {
+                        (Some(path), _) => format!("KeyFile {path}"),
+                        (None, Some(secret)) => {
+                            format!("private key in the secret {secret:?} (KeyFileFromSecret)")
+                        }
+                        (None, None) => "private key given in KeyFile".to_string(),
                     };
                     let hint = if cfg.key_passphrase.is_some() {
                         "wrong passphrase? check KeyFilePass or KeyFileSecret"

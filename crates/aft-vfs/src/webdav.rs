@@ -13,7 +13,31 @@ use reqwest::header::HeaderValue;
 
 use crate::config::Fields;
 use crate::object_store::{ObjectStoreVfs, StoreKind, StreamedTarget};
+use crate::registry::{BackendInfo, FieldInfo, TypeInfo};
 use crate::{VfsError, VfsResult};
+
+/// The WebDAV backend in the registry.
+pub const BACKEND: BackendInfo = BackendInfo {
+    types: &[TypeInfo {
+        name: "webdav",
+        aliases: &[],
+        label: "WebDAV",
+        client: "WebDAVClient",
+        defaults: &[],
+    }],
+    fields: &[
+        FieldInfo::url("Endpoint", "URL").placeholder("https://dav.example.com/remote.php/webdav"),
+        FieldInfo::address("Host", "Host")
+            .placeholder("dav.example.com:443")
+            .help("host[:port], reached over https; Endpoint wins when both are set.")
+            .advanced(),
+        FieldInfo::text("User", "User"),
+        FieldInfo::credential("Pass", "Password"),
+        FieldInfo::secret("PassFromSecret", "Password secret", "Pass"),
+    ],
+    one_of: &["Endpoint", "Host"],
+    open: |f| Ok(std::sync::Arc::new(from_fields(f)?)),
+};
 
 /// Build a WebDAV backend from its connection fields.
 pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {

@@ -6,80 +6,15 @@
 import { api, seg } from '../api.js';
 import { busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, mount, pageHead, timeEl, toast } from '../dom.js';
 
-const secretHelp = 'The name of a secret (see Secrets); clear-text credentials are refused.';
-
-/** The fields each type offers, by their SyncJS names. */
-export const VFS_TYPES = {
-  disk: { label: 'Local disk', fields: [{ key: 'Root', label: 'Root folder', placeholder: '/srv/outbox' }] },
-  sftp: {
-    label: 'SFTP',
-    fields: [
-      { key: 'Host', label: 'Host', placeholder: 'sftp.example.com:22', required: true },
-      { key: 'User', label: 'User', required: true },
-      { key: 'PassFromSecret', label: 'Password secret', kind: 'secret', help: secretHelp },
-      { key: 'KeyFile', label: 'Private key file', placeholder: '/home/aft/.ssh/id_ed25519' },
-      { key: 'KeyFileSecret', label: 'Key passphrase secret', kind: 'secret' },
-      { key: 'BaseDir', label: 'Base folder', placeholder: '/upload' },
-      { key: 'HostKeySHA256', label: 'Pinned host key (SHA-256)', placeholder: 'SHA256:…', help: 'Leave empty and press Test: the fingerprint the server shows can be pinned then.' },
-      { key: 'AcceptAnyHostKey', label: 'Accept any host key (unsafe: testing only)', kind: 'bool' },
-    ],
-  },
-  ftp: {
-    label: 'FTP',
-    fields: [
-      { key: 'Host', label: 'Host', placeholder: 'ftp.example.com:21', required: true },
-      { key: 'User', label: 'User' },
-      { key: 'PassFromSecret', label: 'Password secret', kind: 'secret', help: secretHelp },
-    ],
-  },
-  ftps: {
-    label: 'FTPS',
-    fields: [
-      { key: 'Host', label: 'Host', placeholder: 'ftp.example.com:21', required: true },
-      { key: 'User', label: 'User' },
-      { key: 'PassFromSecret', label: 'Password secret', kind: 'secret', help: secretHelp },
-      { key: 'TLSMode', label: 'TLS mode', kind: 'select', options: ['TLS_MODE_EXPLICIT', 'TLS_MODE_IMPLICIT', 'TLS_MODE_NONE'] },
-      { key: 'TLSCAFile', label: 'CA certificate file', placeholder: '/etc/ssl/my-ca.pem' },
-      { key: 'TLSInsecure', label: 'Skip certificate checks (testing only)', kind: 'bool' },
-    ],
-  },
-  s3: {
-    label: 'Amazon S3 / compatible',
-    fields: [
-      { key: 'Bucket', label: 'Bucket', required: true },
-      { key: 'Region', label: 'Region', placeholder: 'us-east-1' },
-      { key: 'APIKeyID', label: 'Access key id' },
-      { key: 'APIKeySecretFromSecret', label: 'Secret key secret', kind: 'secret', help: secretHelp },
-      { key: 'Endpoint', label: 'Endpoint (S3-compatible servers)', placeholder: 'https://s3.example.com' },
-      { key: 'UseMetadataWhenListing', label: 'Use metadata when listing', kind: 'bool' },
-    ],
-  },
-  azure: {
-    label: 'Azure Blob',
-    fields: [
-      { key: 'AccountName', label: 'Account name', required: true },
-      { key: 'Container', label: 'Container', required: true },
-      { key: 'AccountKeyFromSecret', label: 'Account key secret', kind: 'secret', help: secretHelp },
-      { key: 'Endpoint', label: 'Endpoint (Azurite, sovereign clouds)' },
-    ],
-  },
-  gcs: {
-    label: 'Google Cloud Storage',
-    fields: [
-      { key: 'Bucket', label: 'Bucket', required: true },
-      { key: 'CredentialsFile', label: 'Credentials file', placeholder: '/etc/aft/gcs.json' },
-      { key: 'Endpoint', label: 'Endpoint (emulators)' },
-    ],
-  },
-  webdav: {
-    label: 'WebDAV',
-    fields: [
-      { key: 'Endpoint', label: 'URL', placeholder: 'https://dav.example.com/remote.php/webdav', required: true },
-      { key: 'User', label: 'User' },
-      { key: 'PassFromSecret', label: 'Password secret', kind: 'secret', help: secretHelp },
-    ],
-  },
-};
+/**
+ * The types and their fields come from the service (GET /v1/vfs/types: aft-vfs's backend
+ * registry), so the form offers exactly the fields the service accepts. Clear-text
+ * credential fields (kind "credential") are never offered; rarely needed fields sit under
+ * "More fields".
+ */
+export function formFields(type) {
+  return (type?.fields || []).filter((f) => f.kind !== 'credential');
+}
 
 const FINGERPRINT = /SHA256:[A-Za-z0-9+/]{20,}=*/;
 
@@ -95,53 +30,57 @@ export function fingerprintOf(answer) {
   return m ? m[0] : null;
 }
 
-function entryForm(secrets, entry) {
+function entryForm(types, secrets, entry) {
   const editing = Boolean(entry);
+  const byName = Object.fromEntries(types.map((t) => [t.type, t]));
   return dialog(editing ? `Edit ${entry.name}` : 'New VFS entry', (close) => {
     const name = h('input', { type: 'text', name: 'vfs-name', value: entry?.name || '', required: true, autocomplete: 'off', readonly: editing, placeholder: 'partner-sftp' });
-    const type = h('select', { name: 'vfs-type' }, Object.entries(VFS_TYPES).map(([k, t]) => h('option', { value: k, selected: (entry?.type || 'sftp') === k }, t.label)));
+    const type = h('select', { name: 'vfs-type' }, types.map((t) => h('option', { value: t.type, selected: (entry?.type || 'sftp') === t.type }, t.label)));
     const fieldsArea = h('div', { class: 'form' });
-    const extraRows = h('div', { class: 'kv-rows' });
+    const moreArea = h('div', { class: 'form' });
+    const more = h('details', { 'data-testid': 'vfs-more-fields' }, h('summary', {}, 'More fields'), moreArea);
     const message = h('div');
     let controls = {};
     const settings = { ...(entry?.settings || {}) };
 
-    const addExtra = (key = '', value = '') => {
-      const k = h('input', { type: 'text', value: key, placeholder: 'Field', 'aria-label': 'Field name' });
-      const v = h('input', { type: 'text', value: String(value), placeholder: 'Value', 'aria-label': 'Field value' });
-      const row = h('div', { class: 'kv-row' }, k, v, h('button', { class: 'btn ghost small', type: 'button', 'aria-label': 'Remove field', onclick: () => row.remove() }, '✕'));
-      extraRows.appendChild(row);
-      return k;
+    const control = (f) => {
+      const current = settings[f.name];
+      let c;
+      if (f.kind === 'bool') {
+        c = h('input', { type: 'checkbox', name: f.name, checked: current === true || current === 'true' });
+        controls[f.name] = c;
+        return h('label', { class: 'field inline' }, c, f.label);
+      }
+      if (f.kind === 'choice') {
+        // A stored position (TLSMode 1) shows as its name.
+        const chosen = typeof current === 'number' || /^\d+$/.test(String(current ?? '')) ? f.options[Number(current)] : current;
+        c = h('select', { name: f.name }, h('option', { value: '' }, '(default)'), f.options.map((o) => h('option', { value: o, selected: chosen === o }, o)));
+      } else if (f.kind === 'secret') {
+        const names = secrets.map((s) => s.name);
+        if (current && !names.includes(current)) names.push(current);
+        c = h('select', { name: f.name }, h('option', { value: '' }, '(none)'), names.map((n) => h('option', { value: n, selected: current === n }, n)));
+      } else {
+        c = h('input', { type: f.kind === 'number' ? 'number' : 'text', name: f.name, value: current ?? '', placeholder: f.placeholder || '', required: Boolean(f.required), autocomplete: 'off' });
+      }
+      controls[f.name] = c;
+      return field(f.label, c, f.help || null);
     };
 
     const renderFields = () => {
-      const def = VFS_TYPES[type.value];
+      const def = byName[type.value];
       controls = {};
-      const known = new Set(def.fields.map((f) => f.key));
-      const els = def.fields.map((f) => {
-        const current = settings[f.key];
-        let control;
-        if (f.kind === 'bool') {
-          control = h('input', { type: 'checkbox', name: f.key, checked: current === true || current === 'true' });
-          controls[f.key] = control;
-          return h('label', { class: 'field inline' }, control, f.label);
-        }
-        if (f.kind === 'select') {
-          control = h('select', { name: f.key }, h('option', { value: '' }, '(default)'), f.options.map((o) => h('option', { value: o, selected: current === o }, o)));
-        } else if (f.kind === 'secret') {
-          const names = secrets.map((s) => s.name);
-          if (current && !names.includes(current)) names.push(current);
-          control = h('select', { name: f.key }, h('option', { value: '' }, '(none)'), names.map((n) => h('option', { value: n, selected: current === n }, n)));
-        } else {
-          control = h('input', { type: 'text', name: f.key, value: current ?? '', placeholder: f.placeholder || '', required: Boolean(f.required), autocomplete: 'off' });
-        }
-        controls[f.key] = control;
-        return field(f.label, control, f.help);
-      });
-      mount(extraRows);
-      for (const [k, v] of Object.entries(settings)) if (!known.has(k)) addExtra(k, v);
-      mount(fieldsArea, h('div', { class: 'form-row' }, els));
-      if (!secrets.length && def.fields.some((f) => f.kind === 'secret')) {
+      const fields = formFields(def);
+      const main = fields.filter((f) => !f.advanced).map(control);
+      const advanced = fields.filter((f) => f.advanced);
+      mount(fieldsArea, h('div', { class: 'form-row' }, main));
+      mount(moreArea, advanced.length ? h('div', { class: 'form-row' }, advanced.map(control)) : h('p', { class: 'muted small' }, 'No other fields.'));
+      // An entry saved before with a field this type does not have: say so rather than drop it silently.
+      const known = new Set(fields.map((f) => f.name));
+      const unknown = Object.keys(settings).filter((k) => !known.has(k) && settings[k] !== '' && settings[k] !== false);
+      if (editing && unknown.length && type.value === entry.type) {
+        fieldsArea.appendChild(h('div', { class: 'alert warn' }, h('div', { class: 'grow' }, `Not ${def.label} fields, dropped on save: ${unknown.join(', ')}.`)));
+      }
+      if (!secrets.length && fields.some((f) => f.kind === 'secret')) {
         fieldsArea.appendChild(h('div', { class: 'alert info' }, h('div', { class: 'grow' }, 'No secrets yet: store passwords and keys under Secrets first, then pick them here.')));
       }
     };
@@ -156,13 +95,7 @@ function entryForm(secrets, entry) {
       for (const [k, c] of Object.entries(controls)) {
         if (c.type === 'checkbox') {
           if (c.checked) out[k] = true;
-        } else if (c.value.trim()) out[k] = c.value.trim();
-      }
-      for (const row of extraRows.children) {
-        const [k, v] = row.querySelectorAll('input');
-        if (!k.value.trim()) continue;
-        const text = v.value.trim();
-        out[k.value.trim()] = text === 'true' ? true : text === 'false' ? false : /^-?\d+$/.test(text) ? Number(text) : text;
+        } else if (c.value.trim()) out[k] = c.type === 'number' ? Number(c.value) : c.value.trim();
       }
       return out;
     };
@@ -170,9 +103,7 @@ function entryForm(secrets, entry) {
     const form = h('form', { class: 'form', id: 'vfs-form' },
       h('div', { class: 'form-row' }, field('Name', name, 'Scripts open it with GetVFS("name").'), field('Type', type)),
       fieldsArea,
-      h('details', {}, h('summary', {}, 'More fields'),
-        h('div', { class: 'form' }, h('p', { class: 'muted small' }, 'Any other client field by its SyncJS name (e.g. Port, Root, AcceptAnyHostKey).'),
-          extraRows, h('div', {}, h('button', { class: 'btn small', type: 'button', onclick: () => addExtra().focus() }, icon('plus', 'btn-icon'), 'Add field')))),
+      more,
       message);
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -203,7 +134,7 @@ function summary(entry) {
 }
 
 export default async function vfsPage(ctx) {
-  const [entries, secrets] = await Promise.all([api.get('/v1/vfs'), api.get('/v1/secrets').catch(() => [])]);
+  const [entries, secrets, types] = await Promise.all([api.get('/v1/vfs'), api.get('/v1/secrets').catch(() => []), api.get('/v1/vfs/types')]);
   if (!ctx.alive()) return;
   const reload = () => ctx.navigate('#/vfs', { replace: true });
   const resultArea = h('div', { 'data-testid': 'vfs-test-result' });
@@ -254,7 +185,7 @@ export default async function vfsPage(ctx) {
   };
 
   const add = async () => {
-    const saved = await entryForm(secrets);
+    const saved = await entryForm(types, secrets);
     if (saved) {
       toast(`Added ${saved.name}.`);
       reload();
@@ -278,7 +209,7 @@ export default async function vfsPage(ctx) {
             h('button', {
               class: 'btn small', type: 'button',
               onclick: async () => {
-                if (await entryForm(secrets, entry)) {
+                if (await entryForm(types, secrets, entry)) {
                   toast(`Saved ${entry.name}.`);
                   reload();
                 }

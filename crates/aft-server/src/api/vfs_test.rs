@@ -1,23 +1,18 @@
 //! `POST /v1/vfs/{name}/test`: connect with a VFS Library entry and list its root folder,
 //! as `aft vfs test` does, for the web UI's "Test connection" button.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use aft_engine::api::clients::{ConnectionTestError, test_connection};
+use aft_vfs::{ConnectionTestError, test_connection};
 
 use crate::auth::AdminCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
-
-/// Whether a settings field names a secret rather than holding a value.
-fn names_secret(field: &str) -> bool {
-    field.ends_with("FromSecret") || field == "KeyFileSecret"
-}
+use crate::vfs_library::entry_secrets;
 
 /// Test a VFS Library entry: connect and list its root folder. A failed connection is
 /// still a 200 answer with `ok: false` (the request itself worked); an unknown SFTP host
@@ -33,22 +28,11 @@ pub async fn test_vfs(
 ) -> ApiResult<Json<Value>> {
     let entry = state.store.find_vfs_entry(&name).await?;
     // Read only the secrets the entry names, before connecting: the lookup is synchronous.
-    let mut secrets = BTreeMap::new();
-    for (field, value) in &entry.settings {
-        if names_secret(field)
-            && let Some(secret_name) = value.as_str()
-            && let Some(secret) = state
-                .store
-                .get_secret(&state.secrets_key, secret_name)
-                .await?
-        {
-            secrets.insert(secret_name.to_string(), secret.expose().to_string());
-        }
-    }
+    let secrets = entry_secrets(&state.store, &state.secrets_key, &entry).await?;
     let lookup = move |name: &str| secrets.get(name).cloned();
     let fields = Value::Object(entry.settings.clone());
     let started = Instant::now();
-    let outcome = test_connection(entry.kind.as_str(), &fields, &lookup).await;
+    let outcome = test_connection(&entry.kind, &fields, &lookup).await;
     let millis = started.elapsed().as_millis() as u64;
     let answer = match outcome {
         Ok(report) => {

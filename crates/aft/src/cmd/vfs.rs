@@ -1,10 +1,15 @@
-//! `aft vfs add|list|show|delete|test`: the VFS Library, named connection definitions that
-//! scripts open with `GetVFS("name")`. Credentials are only ever references to secrets
-//! (`PassFromSecret`, ...), so nothing shown here can leak one.
+//! `aft vfs add|list|show|delete|test|types`: the VFS Library, named connection definitions
+//! that scripts open with `GetVFS("name")`. Types and fields come from aft-vfs's backend
+//! registry; credentials are only ever references to secrets (`PassFromSecret`, ...), so
+//! nothing shown here can leak one.
 
 use std::process::ExitCode;
 
-use aft_store::{SecretsKey, VfsKind};
+use aft_server::vfs_library::{
+    SaveMode, VfsSaveError, entry_secrets, save_vfs_entry, secret_names,
+};
+use aft_store::SecretsKey;
+use aft_vfs::registry::{self, FieldKind};
 use clap::Subcommand;
 use serde_json::{Map, Value};
 
@@ -22,13 +27,14 @@ pub struct Args {
 enum VfsCommand {
     /// Add entry NAME: `aft vfs add backup --type sftp --set Host=host:22 --set User=u
     /// --set PassFromSecret=backup-pass` (store the password with `aft secret set`)
+    #[command(after_long_help = types_help())]
     Add {
         /// Entry name (unique, case-insensitive), as used by GetVFS("NAME")
         name: String,
-        /// What it connects to: disk, sftp, ftp, ftps, s3, azure, gcs or webdav
+        /// What it connects to (see the types below, or `aft vfs types`)
         #[arg(long = "type", short = 't', value_name = "TYPE")]
         kind: String,
-        /// A SyncJS client field, `Field=Value` (repeatable): Host, User, PassFromSecret,
+        /// A field of the type, `Field=Value` (repeatable): Host, User, PassFromSecret,
         /// HostKeySHA256, Bucket, Region, Endpoint, APIKeyID, APIKeySecretFromSecret, ...
         #[arg(long = "set", short = 's', value_name = "FIELD=VALUE")]
         set: Vec<String>,
@@ -64,6 +70,63 @@ enum VfsCommand {
         /// Entry name or id
         name: String,
     },
+    /// List the VFS types and their fields (or one type's)
+    Types {
+        /// Only this type
+        kind: Option<String>,
+    },
+}
+
+/// One type's fields as text: `  Host (required) — Host, e.g. sftp.example.com:22`.
+fn type_help(ty: registry::VfsType) -> String {
+    let mut out = format!(
+        "{} — {} (SyncJS: new {}())\n",
+        ty.name(),
+        ty.info.label,
+        ty.info.client
+    );
+    for f in ty.fields() {
+        if f.is_clear_text_credential() {
+            continue;
+        }
+        let mut line = format!("  {:<24}{}", f.name, f.label);
+        let kind = match f.kind {
+            FieldKind::Choice(options) => format!("one of {}", options.join(", ")),
+            FieldKind::Secret => "a secret's name".into(),
+            other => other.name().into(),
+        };
+        line.push_str(&format!(" [{kind}]"));
+        if f.required {
+            line.push_str(" (required)");
+        }
+        if !f.placeholder.is_empty() {
+            line.push_str(&format!(", e.g. {}", f.placeholder));
+        }
+        if !f.help.is_empty() {
+            line.push_str(&format!(". {}", f.help));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if !ty.backend.one_of.is_empty() {
+        out.push_str(&format!(
+            "  (set one of {})\n",
+            ty.backend.one_of.join(" or ")
+        ));
+    }
+    out
+}
+
+/// The `aft vfs add --help` epilogue: every type and its fields, from the registry.
+fn types_help() -> String {
+    let mut out = String::from(
+        "Types and their fields (credentials only as secret names: `aft secret set NAME` first):\n\n",
+    );
+    for ty in registry::types() {
+        out.push_str(&type_help(ty));
+        out.push('\n');
+    }
+    out
 }
 
 /// Parse `--set Field=Value` pairs over the `--json` object into one field map.
@@ -107,6 +170,22 @@ fn show_value(value: &Value) -> String {
 
 /// Run `aft vfs ...`.
 pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
+    // The types are the registry's: no store needed.
+    if let VfsCommand::Types { kind } = &args.command {
+        match kind {
+            None => print!("{}", types_help()),
+            Some(kind) => match registry::lookup(kind) {
+                Some(ty) => print!("{}", type_help(ty)),
+                None => {
+                    return crate::global::usage_failure(UsageError(format!(
+                        "unknown VFS type {kind:?}; use one of: {}",
+                        registry::type_names().join(", ")
+                    )));
+                }
+            },
+        }
+        return ExitCode::SUCCESS;
+    }
     let data_dir = global.data_dir();
     with_store(global, |store| async move {
         match args.command {
@@ -117,13 +196,10 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 json,
                 replace,
             } => {
-                let kind: VfsKind = kind
-                    .parse()
-                    .map_err(|e| UsageError(format!("--type: {e}")))?;
                 let fields = collect_fields(&set, json.as_deref())?;
                 let exists = store.vfs_entry_by_name(&name).await?;
-                let entry = match exists {
-                    Some(old) if replace => store.update_vfs_entry(&old.id, kind, fields).await?,
+                let (target, mode) = match exists {
+                    Some(old) if replace => (old.id, SaveMode::Replace),
                     Some(old) => {
                         return Err(UsageError(format!(
                             "VFS entry {} already exists; add --replace to overwrite it",
@@ -131,7 +207,13 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                         ))
                         .into());
                     }
-                    None => store.create_vfs_entry(&name, kind, fields).await?,
+                    None => (name, SaveMode::Create),
+                };
+                let entry = match save_vfs_entry(&store, &target, &kind, fields, mode).await {
+                    Ok(entry) => entry,
+                    // A refused type or field is a usage error (exit 2), like a bad option.
+                    Err(VfsSaveError::Refused(e)) => return Err(UsageError(e.to_string()).into()),
+                    Err(VfsSaveError::Store(e)) => return Err(e.into()),
                 };
                 println!("vfs {} ({}) saved ({})", entry.name, entry.kind, entry.id);
             }
@@ -187,30 +269,15 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 let entry = store.find_vfs_entry(&name).await?;
                 // Secrets are read only when the entry names some, so a data dir without a
                 // key file is not given one just to test an anonymous connection.
-                let needs_secrets = entry
-                    .settings
-                    .keys()
-                    .any(|k| k.ends_with("FromSecret") || k == "KeyFileSecret");
-                let mut secrets = std::collections::BTreeMap::new();
-                if needs_secrets {
+                let secrets = if secret_names(&entry).is_empty() {
+                    Default::default()
+                } else {
                     let key = SecretsKey::load_or_create(&data_dir)?;
-                    for (field, value) in &entry.settings {
-                        if (field.ends_with("FromSecret") || field == "KeyFileSecret")
-                            && let Some(secret_name) = value.as_str()
-                            && let Some(secret) = store.get_secret(&key, secret_name).await?
-                        {
-                            secrets.insert(secret_name.to_string(), secret.expose().to_string());
-                        }
-                    }
-                }
+                    entry_secrets(&store, &key, &entry).await?
+                };
                 let lookup = move |name: &str| secrets.get(name).cloned();
                 let fields = Value::Object(entry.settings.clone());
-                let outcome = aft_engine::api::clients::test_connection(
-                    entry.kind.as_str(),
-                    &fields,
-                    &lookup,
-                )
-                .await;
+                let outcome = aft_vfs::test_connection(&entry.kind, &fields, &lookup).await;
                 match outcome {
                     Ok(report) => {
                         println!(
@@ -223,7 +290,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                             println!("  {name}");
                         }
                     }
-                    Err(aft_engine::api::clients::ConnectionTestError::UnknownHostKey {
+                    Err(aft_vfs::ConnectionTestError::UnknownHostKey {
                         host,
                         fingerprint,
                         mismatch,
@@ -248,6 +315,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     Err(e) => anyhow::bail!("vfs {} ({}): {e}", entry.name, entry.kind),
                 }
             }
+            VfsCommand::Types { .. } => unreachable!("answered before opening the store"),
         }
         Ok(())
     })

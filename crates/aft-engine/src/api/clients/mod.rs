@@ -48,110 +48,34 @@ pub fn open_vfs(
     fields: &Json,
     secrets: SecretLookup<'_>,
 ) -> Result<Arc<dyn Vfs>, VfsError> {
-    let fields = tls_mode_as_name(kind, fields);
-    aft_vfs::open_backend(kind, &fields, secrets)
+    aft_vfs::open_backend(kind, fields, secrets)
 }
 
-/// Scripts set `TLSMode` to the numeric constants (`TLS_MODE_EXPLICIT` is 1); the FTP
-/// backend takes the constants' names.
-fn tls_mode_as_name(kind: &str, fields: &Json) -> Json {
-    let mut fields = fields.clone();
-    if matches!(kind, "ftp" | "ftps")
-        && let Some(map) = fields.as_object_mut()
-        && let Some(mode) = map.get("TLSMode").and_then(|v| match v {
-            Json::Number(n) => n.as_i64(),
-            Json::String(s) => s.trim().parse().ok(),
-            _ => None,
-        })
-    {
-        let name = match mode {
-            0 => "TLS_MODE_NONE",
-            1 => "TLS_MODE_EXPLICIT",
-            2 => "TLS_MODE_IMPLICIT",
-            _ => return fields,
-        };
-        map.insert("TLSMode".into(), Json::String(name.into()));
+/// Each client class's starting fields, from the backend registry: `{"sftp": {"Host": "",
+/// ...}, "ftps": {"TLSMode": 1, ...}}` (no default means "", which is "not set").
+fn client_fields() -> Json {
+    let mut all = Map::new();
+    for ty in aft_vfs::registry::types() {
+        let fields: Map<String, Json> = ty
+            .fields()
+            .iter()
+            .map(|f| {
+                let value = ty
+                    .default_of(f)
+                    .map_or(Json::String(String::new()), |d| d.to_json());
+                (f.name.to_string(), value)
+            })
+            .collect();
+        all.insert(ty.name().to_string(), Json::Object(fields));
     }
-    fields
+    Json::Object(all)
 }
 
-/// What `aft vfs test` reports about a successful connection.
-#[derive(Debug, Clone)]
-pub struct ConnectionReport {
-    /// The backend's own label (`sftp://user@host:22`, an endpoint and bucket).
-    pub target: String,
-    /// How many entries the root folder holds (counted up to 1000).
-    pub root_entries: usize,
-    /// Whether it holds more than were counted.
-    pub more: bool,
-    /// The first few of their names (folders end with `/`).
-    pub sample: Vec<String>,
-}
-
-/// Why `aft vfs test` could not connect.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectionTestError {
-    /// The SFTP server's host key is not pinned, or does not match a pin.
-    #[error("host key of {host} is not trusted; its fingerprint is {fingerprint}")]
-    UnknownHostKey {
-        /// The server, as `host:port`.
-        host: String,
-        /// Its fingerprint as OpenSSH prints it.
-        fingerprint: String,
-        /// Which pins it failed (see [`VfsError::HostKey`]); `None` when none is set.
-        mismatch: Option<String>,
-    },
-    /// Anything else.
-    #[error(transparent)]
-    Failed(VfsError),
-}
-
-/// Connect with `kind` and `fields` and list the root folder (what `aft vfs test` does).
-pub async fn test_connection(
-    kind: &str,
-    fields: &Json,
-    secrets: SecretLookup<'_>,
-) -> Result<ConnectionReport, ConnectionTestError> {
-    let failed = |e: VfsError| match e {
-        VfsError::HostKey {
-            host,
-            fingerprint,
-            mismatch,
-        } => ConnectionTestError::UnknownHostKey {
-            host,
-            fingerprint,
-            mismatch,
-        },
-        other => ConnectionTestError::Failed(other),
-    };
-    let vfs = open_vfs(kind, fields, secrets).map_err(failed)?;
-    // Count at most this many: a bucket's root may hold millions of objects.
-    const COUNT_LIMIT: usize = 1000;
-    let mut listing = vfs.list("/").await.map_err(failed)?;
-    let (mut count, mut sample) = (0usize, Vec::new());
-    while let Some(e) = listing.try_next().await.map_err(failed)? {
-        count += 1;
-        sample.push(if e.is_dir {
-            format!("{}/", e.name)
-        } else {
-            e.name
-        });
-        if count == COUNT_LIMIT {
-            break;
-        }
-    }
-    let more = count == COUNT_LIMIT && listing.try_next().await.map_err(failed)?.is_some();
-    drop(listing);
-    sample.sort();
-    sample.truncate(20);
-    let report = ConnectionReport {
-        target: vfs.describe(),
-        root_entries: count,
-        more,
-        sample,
-    };
-    let _ = vfs.close().await;
-    Ok(report)
+/// Each client class's name and type (`[["SftpClient", "sftp"], ...]`), from the registry.
+fn client_classes() -> Json {
+    aft_vfs::registry::types()
+        .map(|ty| json!([ty.info.client, ty.name()]))
+        .collect()
 }
 
 /// One client object's state on the Rust side.
@@ -747,8 +671,10 @@ fn connect(scope: &JobScope, slots: &Slots, id: usize, fields_json: &str) -> Res
         serde_json::from_str(fields_json).map_err(|e| format!("bad client fields: {e}"))?;
     let host = scope.host.clone();
     let lookup = move |name: &str| host.secret(name);
+    // Built on the job's thread, outside the runtime: resolving `...FromSecret` fields is a
+    // host call, and host calls block.
+    let vfs = open_vfs(&kind, &fields, &lookup).map_err(|e| e.to_string())?;
     let vfs = block(scope, async {
-        let vfs = open_vfs(&kind, &fields, &lookup)?;
         // Object stores connect lazily: list the root once so a wrong endpoint, bucket or
         // key fails here rather than at the first transfer.
         let mut listing = vfs.list("/").await?;
@@ -934,12 +860,18 @@ pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
         })?,
     )?;
 
+    static REGISTRY: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (fields, classes) =
+        REGISTRY.get_or_init(|| (client_fields().to_string(), client_classes().to_string()));
+    native.set("fields", fields.as_str())?;
+    native.set("classes", classes.as_str())?;
+
     ctx.globals().set("__aft_clients", native)?;
     ctx.eval::<(), _>(PRELUDE)
 }
 
-/// The client's backend, connecting it first when it came from `GetVFS` (`auto` holds its
-/// fields then).
+/// The client's backend, connecting it first if it is not connected yet (`auto` holds the
+/// client's fields: every client connects on first use).
 fn ensure_connected(
     scope: &JobScope,
     slots: &Slots,

@@ -5,7 +5,6 @@
     const N = g.__aft_clients;
     delete g.__aft_clients;
     const H = Symbol('aft client handle');
-    const AUTO = Symbol('aft client connects on first use');
 
     const constants = {
         LIST_ALL: 0, LIST_FILES: 1, LIST_DIRS: 2,
@@ -29,18 +28,8 @@
         };
     }
 
-    const FIELDS = {
-        sftp: { Host: '', User: '', Pass: '', PassFromSecret: '', KeyFile: '', KeyFilePass: '',
-                KeyFileSecret: '', HostKeySHA256: '', HostKeyMD5: '', HostKeySHA1: '', BaseDir: '' },
-        ftp: { Host: '', User: '', Pass: '', PassFromSecret: '', TLSMode: 0, TLSInsecure: false },
-        ftps: { Host: '', User: '', Pass: '', PassFromSecret: '', TLSMode: 1, TLSInsecure: false },
-        s3: { Region: '', Bucket: '', APIKeyID: '', APIKeySecret: '', APIKeySecretFromSecret: '',
-              Endpoint: '', UseMetadataWhenListing: false },
-        azure: { Container: '', AccountName: '', AccountKey: '', AccountKeyFromSecret: '', Endpoint: '' },
-        gcs: { Bucket: '', CredentialsFile: '', Endpoint: '' },
-        webdav: { Endpoint: '', Host: '', User: '', Pass: '', PassFromSecret: '' },
-        disk: { Root: '' },
-    };
+    // Each type's fields and defaults, from aft-vfs's backend registry (declared once there).
+    const FIELDS = JSON.parse(N.fields);
 
     // The fields as sent to Rust: every own scalar property but Options; empty strings
     // mean "not set".
@@ -57,7 +46,8 @@
         const o = c.Options;
         return JSON.stringify(Object.assign(defaultOptions(), (o && typeof o === 'object') ? o : {}));
     }
-    function auto(c) { return c[AUTO] ? fields(c) : null; }
+    // Every client connects on first use (and again after Close()), so Connect() is optional.
+    function auto(c) { return fields(c); }
     function item(e) {
         if (e) e.ModTime = e.ModTime == null ? null : new Date(e.ModTime);
         return e;
@@ -104,14 +94,8 @@
         g[name] = C;
         byType[kind] = C;
     }
-    define('SftpClient', 'sftp');
-    define('FtpClient', 'ftp');
-    define('FtpsClient', 'ftps');
-    define('S3Client', 's3');
-    define('AzureClient', 'azure');
-    define('GCSClient', 'gcs');
-    define('WebDAVClient', 'webdav');
-    define('LocalClient', 'disk');
+    // One class per registry type: [["SftpClient", "sftp"], ...].
+    for (const [name, kind] of JSON.parse(N.classes)) define(name, kind);
 
     g.GetVFS = function GetVFS(name) {
         const entry = N.entry(String(name));
@@ -121,7 +105,6 @@
         const c = new C();
         delete entry.type;
         Object.assign(c, entry);
-        c[AUTO] = true;
         return c;
     };
 })(globalThis);
