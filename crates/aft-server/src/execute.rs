@@ -1,7 +1,5 @@
 //! Running one claimed job through the engine and turning its outcome into a job status.
 
-use std::collections::BTreeMap;
-
 use aft_engine::{JobScope, Limits, Outcome, run_job};
 use aft_store::{Job, JobStatus};
 
@@ -25,26 +23,6 @@ impl Ended {
             error: Some(error),
         }
     }
-}
-
-/// The params of a job as the engine takes them: strings stay as they are, other JSON
-/// values become their JSON text (`5`, `true`).
-pub fn params_as_strings(params: &serde_json::Value) -> BTreeMap<String, String> {
-    params
-        .as_object()
-        .map(|map| {
-            map.iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        serde_json::Value::String(s) => s.clone(),
-                        serde_json::Value::Null => String::new(),
-                        other => other.to_string(),
-                    };
-                    (k.clone(), text)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A display name for the job's script (used in error positions and stack traces).
@@ -73,7 +51,7 @@ pub fn run(job: &Job, scope: JobScope) -> Ended {
     let spec = aft_engine::JobSpec {
         name: script_file_name(job),
         source: job.source.clone(),
-        params: params_as_strings(&job.params),
+        params: job.params.clone().into_map(),
     };
     let outcome = run_job(spec, scope, limits);
     let status = match outcome {
@@ -89,20 +67,5 @@ pub fn run(job: &Job, scope: JobScope) -> Ended {
         status,
         exit_code: Some(i64::from(outcome.exit_code())),
         error,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn params_keep_strings_and_render_other_values_as_json() {
-        let params = serde_json::json!({"a": "x", "n": 5, "b": true, "z": null});
-        let map = params_as_strings(&params);
-        assert_eq!(map["a"], "x");
-        assert_eq!(map["n"], "5");
-        assert_eq!(map["b"], "true");
-        assert_eq!(map["z"], "");
     }
 }

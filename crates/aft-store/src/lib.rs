@@ -26,6 +26,7 @@ mod vfs_library;
 mod jobs;
 mod logs;
 mod nodes;
+mod params;
 mod transfers;
 
 // Schedules and watchers (migrations 0020).
@@ -43,11 +44,12 @@ mod tests;
 
 pub use admins::{Admin, AdminSession, MIN_PASSWORD_CHARS};
 pub use apikeys::{API_KEY_PREFIX, ApiKey, ApiKeyAllowList, ApiKeyCheck, NewApiKey};
-pub use db::{Dialect, Store, now_text};
+pub use db::{Dialect, Store, create_data_dir, now_text};
 pub use error::StoreError;
 pub use jobs::{Job, JobFilter, JobStatus, NewJob, time_after, time_before};
 pub use logs::LogLine;
 pub use nodes::Node;
+pub use params::{JobParams, ParamsError};
 pub use remote_watch::RemoteSeen;
 pub use schedules::{
     CronTimes, MAX_SLOTS_PER_PASS, MisfirePolicy, NewSchedule, OverlapPolicy,
@@ -60,7 +62,7 @@ pub use settings::{
     setting_def,
 };
 pub use transfers::{NewTransfer, Transfer};
-pub use vfs_library::{CLEAR_TEXT_FIELDS, VFS_KINDS, VfsEntry, VfsKind, validate_vfs_settings};
+pub use vfs_library::{VfsEntry, validate_vfs_settings};
 pub use watcher_jobs::{
     NewWatcherJob, WATCHER_MAX_BACKOFF, WATCHER_STABLE_AFTER, WatcherJob, watcher_backoff,
 };

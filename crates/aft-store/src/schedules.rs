@@ -19,7 +19,7 @@ use crate::util::{
     conflict_or_db, int_bool, is_unique_violation, name_key, new_id, parse_time, time_text,
     validate_name,
 };
-use crate::{Store, StoreError, StoreResult, now_text};
+use crate::{JobParams, Store, StoreError, StoreResult, now_text};
 
 /// What happens to a slot while a job of the same schedule is still queued or running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -214,7 +214,7 @@ pub struct NewSchedule {
     /// The IANA time zone the expression is read in.
     pub time_zone: String,
     /// Parameters of each job: a flat JSON object.
-    pub params: serde_json::Value,
+    pub params: JobParams,
     /// The overlap policy.
     pub overlap: OverlapPolicy,
     /// The misfire policy.
@@ -233,7 +233,7 @@ pub struct ScheduleUpdate {
     /// The IANA time zone the expression is read in.
     pub time_zone: Option<String>,
     /// Parameters of each job: a flat JSON object.
-    pub params: Option<serde_json::Value>,
+    pub params: Option<JobParams>,
     /// The overlap policy.
     pub overlap: Option<OverlapPolicy>,
     /// The misfire policy.
@@ -270,7 +270,7 @@ pub struct Schedule {
     /// The IANA time zone.
     pub time_zone: String,
     /// Parameters of each job.
-    pub params: serde_json::Value,
+    pub params: JobParams,
     /// The overlap policy.
     pub overlap: OverlapPolicy,
     /// The misfire policy.
@@ -342,8 +342,8 @@ fn schedule_from_row(row: &AnyRow) -> StoreResult<Schedule> {
         script_name: row.try_get("script_name")?,
         cron: row.try_get("cron")?,
         time_zone: row.try_get("time_zone")?,
-        params: serde_json::from_str(&params)
-            .map_err(|e| StoreError::Invalid(format!("schedule params are not JSON: {e}")))?,
+        params: JobParams::parse(&params)
+            .map_err(|e| StoreError::Invalid(format!("stored schedule params: {e}")))?,
         overlap: OverlapPolicy::parse(&row.try_get::<String, _>("overlap")?)?,
         misfire: MisfirePolicy::parse(&row.try_get::<String, _>("misfire")?)?,
         enabled: int_bool(row.try_get("enabled")?),
@@ -378,11 +378,6 @@ impl Store {
     pub async fn create_schedule(&self, new: NewSchedule) -> StoreResult<Schedule> {
         validate_name("schedule", &new.name)?;
         CronTimes::parse(&new.cron, &new.time_zone)?;
-        if !new.params.is_object() {
-            return Err(StoreError::Invalid(
-                "schedule params must be a JSON object, such as {\"day\": \"mon\"}".into(),
-            ));
-        }
         let script = self
             .script_by_name(&new.script_name)
             .await?
@@ -404,7 +399,7 @@ impl Store {
             .bind(&script.name)
             .bind(new.cron.trim())
             .bind(&new.time_zone)
-            .bind(new.params.to_string())
+            .bind(new.params.to_json().to_string())
             .bind(new.overlap.as_str())
             .bind(new.misfire.as_str())
             .bind(i64::from(new.enabled))
@@ -515,11 +510,6 @@ impl Store {
             .unwrap_or_else(|| current.time_zone.clone());
         CronTimes::parse(&cron, &time_zone)?;
         let params = update.params.clone().unwrap_or(current.params.clone());
-        if !params.is_object() {
-            return Err(StoreError::Invalid(
-                "schedule params must be a JSON object, such as {\"day\": \"mon\"}".into(),
-            ));
-        }
         let script_name = match &update.script_name {
             Some(name) => {
                 self.script_by_name(name)
@@ -591,7 +581,7 @@ impl Store {
                 .bind(&script_name)
                 .bind(&cron)
                 .bind(&time_zone)
-                .bind(params.to_string())
+                .bind(params.to_json().to_string())
                 .bind(update.overlap.unwrap_or(locked.overlap).as_str())
                 .bind(update.misfire.unwrap_or(locked.misfire).as_str())
                 .bind(i64::from(enabled))
@@ -907,7 +897,7 @@ async fn insert_slot_job(
     .bind(&job.script_id)
     .bind(&job.script_name)
     .bind(&job.source)
-    .bind(schedule.params.to_string())
+    .bind(schedule.params.to_json().to_string())
     .bind(i64::from(job.retry_safe))
     .bind(now_text())
     .bind(&schedule.id)
@@ -1071,7 +1061,7 @@ mod tests {
                 script_name: "S".into(),
                 cron: "* * * * * *".into(),
                 time_zone: "UTC".into(),
-                params: serde_json::json!({"k": "v"}),
+                params: crate::JobParams::from_json(serde_json::json!({"k": "v"})).unwrap(),
                 overlap,
                 misfire,
                 enabled: true,
@@ -1165,21 +1155,6 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(bad_tz.to_string().contains("unknown time zone"), "{bad_tz}");
-            let bad_params = store
-                .update_schedule(
-                    "edit",
-                    ScheduleUpdate {
-                        params: Some(serde_json::json!([1])),
-                        ..Default::default()
-                    },
-                    "n",
-                )
-                .await
-                .unwrap_err();
-            assert!(
-                bad_params.to_string().contains("JSON object"),
-                "{bad_params}"
-            );
             let bad_script = store
                 .update_schedule(
                     "edit",
@@ -1213,7 +1188,9 @@ mod tests {
                         script_name: Some("OTHER".into()),
                         cron: Some(" 30 9 * * MON-FRI ".into()),
                         time_zone: Some("Europe/Rome".into()),
-                        params: Some(serde_json::json!({"day": "mon"})),
+                        params: Some(
+                            crate::JobParams::from_json(serde_json::json!({"day": "mon"})).unwrap(),
+                        ),
                         overlap: Some(OverlapPolicy::Queue),
                         misfire: Some(MisfirePolicy::RunOnce),
                         enabled: Some(false),
@@ -1227,7 +1204,7 @@ mod tests {
             assert_eq!(edited.script_name, "other");
             assert_eq!(edited.cron, "30 9 * * MON-FRI");
             assert_eq!(edited.time_zone, "Europe/Rome");
-            assert_eq!(edited.params, serde_json::json!({"day": "mon"}));
+            assert_eq!(edited.params.to_json(), serde_json::json!({"day": "mon"}));
             assert_eq!(edited.overlap, OverlapPolicy::Queue);
             assert_eq!(edited.misfire, MisfirePolicy::RunOnce);
             assert!(!edited.enabled);
@@ -1342,7 +1319,9 @@ mod tests {
                 .update_schedule(
                     &s.id,
                     ScheduleUpdate {
-                        params: Some(serde_json::json!({"k": "w"})),
+                        params: Some(
+                            crate::JobParams::from_json(serde_json::json!({"k": "w"})).unwrap(),
+                        ),
                         ..Default::default()
                     },
                     "n",
@@ -1350,7 +1329,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(kept.last_slot, cursor);
-            assert_eq!(kept.params, serde_json::json!({"k": "w"}));
+            assert_eq!(kept.params.to_json(), serde_json::json!({"k": "w"}));
         }
     );
 
@@ -1464,7 +1443,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(job.origin, "schedule");
-            assert_eq!(job.params, serde_json::json!({"k": "v"}));
+            assert_eq!(job.params.to_json(), serde_json::json!({"k": "v"}));
         }
     );
 

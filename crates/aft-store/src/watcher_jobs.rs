@@ -16,7 +16,7 @@ use crate::util::{
     conflict_or_db, int_bool, name_key, new_id, parse_opt_time, parse_time, time_text,
     validate_name,
 };
-use crate::{Store, StoreError, StoreResult, now_text};
+use crate::{JobParams, Store, StoreError, StoreResult, now_text};
 
 /// A run that lasted at least this long resets the failure count (backoff starts over).
 pub const WATCHER_STABLE_AFTER: Duration = Duration::from_secs(60);
@@ -31,7 +31,7 @@ pub struct NewWatcherJob {
     /// The stored script to run (by name, resolved at each start).
     pub script_name: String,
     /// Parameters: a flat JSON object.
-    pub params: serde_json::Value,
+    pub params: JobParams,
 }
 
 /// A watcher job as stored.
@@ -45,7 +45,7 @@ pub struct WatcherJob {
     /// The stored script it runs.
     pub script_name: String,
     /// Parameters of each run.
-    pub params: serde_json::Value,
+    pub params: JobParams,
     /// Whether it should run.
     pub enabled: bool,
     /// The job of its current (or last) run.
@@ -69,8 +69,8 @@ fn watcher_from_row(row: &AnyRow) -> StoreResult<WatcherJob> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         script_name: row.try_get("script_name")?,
-        params: serde_json::from_str(&params)
-            .map_err(|e| StoreError::Invalid(format!("watcher params are not JSON: {e}")))?,
+        params: JobParams::parse(&params)
+            .map_err(|e| StoreError::Invalid(format!("stored watcher params: {e}")))?,
         enabled: int_bool(row.try_get("enabled")?),
         current_job_id: row.try_get("current_job_id")?,
         failures: row.try_get("failures")?,
@@ -94,11 +94,6 @@ impl Store {
     /// Register a watcher job; it starts at the next supervisor pass of any node.
     pub async fn create_watcher_job(&self, new: NewWatcherJob) -> StoreResult<WatcherJob> {
         validate_name("watcher", &new.name)?;
-        if !new.params.is_object() {
-            return Err(StoreError::Invalid(
-                "watcher params must be a JSON object".into(),
-            ));
-        }
         let script = self
             .script_by_name(&new.script_name)
             .await?
@@ -117,7 +112,7 @@ impl Store {
             .bind(&new.name)
             .bind(name_key(&new.name))
             .bind(&script.name)
-            .bind(new.params.to_string())
+            .bind(new.params.to_json().to_string())
             .bind(&now)
             .bind(&now)
             .bind(&now)
@@ -315,7 +310,7 @@ impl Store {
         .bind(&script.id)
         .bind(&script.name)
         .bind(&script.body)
-        .bind(watcher.params.to_string())
+        .bind(watcher.params.to_json().to_string())
         .bind(now_text())
         .bind(id)
         .execute(&mut *tx)
@@ -353,7 +348,7 @@ mod tests {
             .create_watcher_job(NewWatcherJob {
                 name: name.into(),
                 script_name: "w".into(),
-                params: serde_json::json!({}),
+                params: crate::JobParams::default(),
             })
             .await
             .unwrap()

@@ -192,13 +192,7 @@ fn missing_script_file_is_a_usage_error_with_one_line() {
 #[test]
 fn params_that_are_not_a_flat_object_are_a_usage_error() {
     let env = Env::allowed();
-    for bad in [
-        r#"{"a":{"b":1}}"#,
-        "[1,2]",
-        "not json",
-        r#""text""#,
-        r#"{"a":null}"#,
-    ] {
+    for bad in [r#"{"a":{"b":1}}"#, "[1,2]", "not json", r#""text""#] {
         let out = env.run_script("Log('must not run')", &["-p", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
         assert!(!stdout(&out).contains("must not run"));

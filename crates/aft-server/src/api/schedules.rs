@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use aft_store::{MisfirePolicy, NewSchedule, OverlapPolicy, ScheduleUpdate};
+use aft_store::{JobParams, MisfirePolicy, NewSchedule, OverlapPolicy, ScheduleUpdate};
 
 use crate::auth::AdminCaller;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
@@ -119,7 +119,7 @@ pub async fn create_schedule(
             script_name: b.script,
             cron: b.cron,
             time_zone: b.time_zone.unwrap_or_else(|| "UTC".into()),
-            params: b.params.unwrap_or_else(|| serde_json::json!({})),
+            params: job_params(b.params)?,
             overlap,
             misfire,
             enabled: b.enabled.unwrap_or(true),
@@ -157,7 +157,7 @@ pub async fn update_schedule(
         script_name: b.script,
         cron: b.cron,
         time_zone: b.time_zone,
-        params: b.params,
+        params: b.params.map(|p| job_params(Some(p))).transpose()?,
         overlap: b.overlap.as_deref().map(OverlapPolicy::parse).transpose()?,
         misfire: b.misfire.as_deref().map(MisfirePolicy::parse).transpose()?,
         enabled: b.enabled,
@@ -250,4 +250,11 @@ pub async fn list_slots(
         .list_slots(&schedule.id, q.limit.unwrap_or(100))
         .await?;
     Ok(Json(serde_json::to_value(slots).unwrap_or_default()))
+}
+
+/// A request's `params` as [`JobParams`]: the one parser every way of starting a job uses;
+/// absent is none.
+pub(crate) fn job_params(params: Option<serde_json::Value>) -> ApiResult<JobParams> {
+    JobParams::from_json(params.unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }

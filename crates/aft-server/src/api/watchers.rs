@@ -48,7 +48,7 @@ pub async fn create_watcher(
         .create_watcher_job(NewWatcherJob {
             name: b.name,
             script_name: b.script,
-            params: b.params.unwrap_or_else(|| serde_json::json!({})),
+            params: super::schedules::job_params(b.params)?,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(watcher)).into_response())

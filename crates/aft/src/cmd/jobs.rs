@@ -115,7 +115,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                         .or(job.file_path.clone())
                         .unwrap_or_default()
                 );
-                println!("params:    {}", job.params);
+                println!("params:    {}", job.params.to_json());
                 println!("origin:    {}", job.origin);
                 println!("node:      {}", job.node_id.clone().unwrap_or_default());
                 println!("queued:    {}", job.created_at);

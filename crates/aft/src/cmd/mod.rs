@@ -38,6 +38,12 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// `--params` text as job parameters, with the parser every entry point shares (a flat
+/// JSON object or AFT! v3's name/value list); a bad value is a usage error naming the option.
+pub fn params_arg(text: &str) -> Result<aft_store::JobParams, UsageError> {
+    aft_store::JobParams::parse(text).map_err(|e| UsageError(format!("--params: {e}")))
+}
+
 /// Run `work` on a small current-thread runtime and turn its outcome into an exit code:
 /// a [`UsageError`] exits 2, any other error prints one line and exits 1.
 pub fn run_async<Fut>(work: Fut) -> ExitCode
@@ -72,9 +78,7 @@ where
     let needs_dir = global.database.is_none();
     run_async(async move {
         if needs_dir {
-            std::fs::create_dir_all(&data_dir).map_err(|e| {
-                anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
-            })?;
+            aft_store::create_data_dir(&data_dir)?;
         }
         let store = Store::open(&url).await?;
         let outcome = work(store.clone()).await;

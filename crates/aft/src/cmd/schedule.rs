@@ -132,8 +132,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 misfire,
                 disabled,
             } => {
-                let params: serde_json::Value = serde_json::from_str(&params)
-                    .map_err(|e| UsageError(format!("--params is not JSON: {e}")))?;
+                let params = super::params_arg(&params)?;
                 let schedule = store
                     .create_schedule(NewSchedule {
                         name,
@@ -159,12 +158,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 enable,
                 disable,
             } => {
-                let params = params
-                    .map(|text| {
-                        serde_json::from_str::<serde_json::Value>(&text)
-                            .map_err(|e| UsageError(format!("--params is not JSON: {e}")))
-                    })
-                    .transpose()?;
+                let params = params.as_deref().map(super::params_arg).transpose()?;
                 let update = ScheduleUpdate {
                     script_name: script,
                     cron,

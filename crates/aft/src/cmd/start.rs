@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use super::{UsageError, run_async};
+use super::run_async;
 use crate::client::{self, Trust};
 use crate::global::GlobalArgs;
 
@@ -47,25 +47,11 @@ pub struct Args {
     insecure: bool,
 }
 
-/// Turn `--params` text into the JSON the API takes (flat object; a v3 array passes as is,
-/// the service converts it).
-fn parse_params(text: &str) -> Result<serde_json::Value, UsageError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| UsageError(format!("--params is not JSON: {e}")))?;
-    match &value {
-        serde_json::Value::Object(map) if map.values().all(|v| !v.is_object() && !v.is_array()) => Ok(value),
-        serde_json::Value::Array(items) if items.iter().all(|i| i.get("name").is_some_and(|n| n.is_string())) => Ok(value),
-        _ => Err(UsageError(
-            "--params must be a flat JSON object like '{\"dest\":\"/archive\"}' (or '[{\"name\":\"dest\",\"value\":\"/archive\"}]')".into(),
-        )),
-    }
-}
-
 /// Run `aft start ...`.
 pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
     let data_dir = global.data_dir();
     run_async(async move {
-        let params = args.params.as_deref().map(parse_params).transpose()?;
+        let params = args.params.as_deref().map(super::params_arg).transpose()?;
         let host = args
             .host
             .trim_start_matches("https://")
@@ -91,7 +77,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             body.insert("scriptId".into(), id.clone().into());
         }
         if let Some(params) = params {
-            body.insert("params".into(), params);
+            body.insert("params".into(), params.to_json());
         }
         let resp = http
             .post(format!("{base}/v1/jobs"))

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use aft_store::NewWatcherJob;
 use clap::Subcommand;
 
-use super::{UsageError, print_json, print_table, show_time, with_store};
+use super::{print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
 /// Manage watcher jobs: stored scripts kept running by the service.
@@ -61,8 +61,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 script,
                 params,
             } => {
-                let params: serde_json::Value = serde_json::from_str(&params)
-                    .map_err(|e| UsageError(format!("--params is not JSON: {e}")))?;
+                let params = super::params_arg(&params)?;
                 let w = store
                     .create_watcher_job(NewWatcherJob {
                         name,
