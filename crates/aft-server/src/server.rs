@@ -72,10 +72,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let data_dir = &options.data_dir;
-    std::fs::create_dir_all(data_dir).map_err(|source| ServeError::Io {
-        path: data_dir.display().to_string(),
-        source,
-    })?;
+    aft_store::create_data_dir(data_dir)?;
     let store = Store::open(&options.database_url).await?;
     let secrets_key = Arc::new(SecretsKey::load_or_create(data_dir)?);
     let tls = match &options.tls {

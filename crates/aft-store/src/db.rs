@@ -40,6 +40,7 @@ impl Store {
         let (dialect, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Dialect::Postgres, url.to_string())
         } else if let Some(rest) = url.strip_prefix("sqlite://") {
+            make_database_private(rest)?;
             // WAL lets the service and CLI commands read while another writes; a busy
             // timeout makes concurrent writers wait instead of failing at once.
             let sep = if rest.contains('?') { '&' } else { '?' };
@@ -81,10 +82,7 @@ impl Store {
 
     /// Open the embedded default: `aft.db` in `data_dir` (created if missing).
     pub async fn open_in_dir(data_dir: &Path) -> StoreResult<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
+        create_data_dir(data_dir)?;
         let file = data_dir.join("aft.db");
         Store::open(&format!("sqlite://{}", file.display())).await
     }
@@ -128,6 +126,61 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Create aft's data directory (and its parents) if missing, and make it private to this
+/// user (0700): it holds the database, the secrets key and the TLS key.
+pub fn create_data_dir(dir: &Path) -> StoreResult<()> {
+    let io_err = |source| StoreError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// Make the SQLite file of `url_rest` (the part of a `sqlite://` URL after the scheme) and
+/// its WAL and shared-memory files readable by this user only (0600), creating the database
+/// file so. SQLite gives the WAL and shared-memory files the database file's mode.
+fn make_database_private(url_rest: &str) -> StoreResult<()> {
+    let path = url_rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io_err = |path: &str| {
+            let path = path.to_string();
+            move |source| StoreError::Io { path, source }
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err(path))?;
+        for file in [
+            path.to_string(),
+            format!("{path}-wal"),
+            format!("{path}-shm"),
+        ] {
+            match std::fs::metadata(&file) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                        .map_err(io_err(&file))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -115,10 +115,7 @@ impl SecretsKey {
                     .map_err(|e| StoreError::Crypto(format!("{}: {e}", path.display())))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
-                    path: data_dir.display().to_string(),
-                    source,
-                })?;
+                crate::create_data_dir(data_dir)?;
                 let key = Self::generate();
                 // Write a private temp file, then hard-link it into place: the link fails if
                 // another process created the key first, and then its key wins.
@@ -247,6 +244,7 @@ fn wrong_key() -> StoreError {
 
 /// A stored secret's name and timestamps; never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SecretInfo {
     /// The secret's name (case-sensitive).
     pub name: String,
