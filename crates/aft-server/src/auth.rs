@@ -66,30 +66,82 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct AdminCaller(pub Caller);
 
-/// Counts failed authentications per address; blocks an address after too many.
+/// What a failed authentication is counted against, beside the caller's address: a flood
+/// of one kind (bad API keys) must not lock out another (the local token, sign-in), and a
+/// flood against one admin must not lock out the others.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AuthBucket {
+    /// Sign-ins as this user (case-folded name).
+    SignIn(String),
+    /// Sign-ins as anyone: a cap on user-name spraying from one address.
+    AnySignIn,
+    /// API keys.
+    ApiKey,
+    /// The local CLI token.
+    LocalToken,
+    /// Session cookies.
+    Session,
+}
+
+impl AuthBucket {
+    /// Failures (or, for sign-ins, attempts) allowed per address in [`FAILURE_WINDOW`].
+    fn limit(&self) -> u32 {
+        match self {
+            AuthBucket::AnySignIn => MAX_FAILURES * 5,
+            _ => MAX_FAILURES,
+        }
+    }
+}
+
+/// Counts failed authentications per address and [`AuthBucket`]; refuses a bucket after
+/// too many, for the rest of its window.
 #[derive(Default)]
 pub struct FailedAuthLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<HashMap<(IpAddr, AuthBucket), (u32, Instant)>>,
 }
 
 impl FailedAuthLimiter {
-    /// Whether `ip` is blocked now.
-    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+    /// Seconds until `bucket` of `ip` takes attempts again, if it is refusing now.
+    pub fn blocked_for(&self, ip: IpAddr, bucket: &AuthBucket) -> Option<u64> {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        matches!(failures.get(&ip), Some((n, since)) if *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
+        match failures.get(&(ip, bucket.clone())) {
+            Some((n, since)) if *n >= bucket.limit() && since.elapsed() < FAILURE_WINDOW => {
+                Some((FAILURE_WINDOW - since.elapsed()).as_secs() + 1)
+            }
+            _ => None,
+        }
     }
 
-    /// Count one failure from `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
+    /// Count one failure of `bucket` from `ip`.
+    pub fn record_failure(&self, ip: IpAddr, bucket: AuthBucket) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() > 100_000 {
             failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
         }
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        let entry = failures.entry((ip, bucket)).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= FAILURE_WINDOW {
             *entry = (0, Instant::now());
         }
         entry.0 += 1;
+    }
+
+    /// Count an attempt *before* checking it (a password check costs argon2's CPU and
+    /// memory, so concurrent guesses must not all get one): `Err(seconds)` when `bucket` is
+    /// used up. Undo it with [`release`](Self::release) when the attempt succeeds.
+    pub fn reserve(&self, ip: IpAddr, bucket: AuthBucket) -> Result<(), u64> {
+        if let Some(wait) = self.blocked_for(ip, &bucket) {
+            return Err(wait);
+        }
+        self.record_failure(ip, bucket);
+        Ok(())
+    }
+
+    /// Take back one reserved attempt of `bucket` (it succeeded).
+    pub fn release(&self, ip: IpAddr, bucket: AuthBucket) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = failures.get_mut(&(ip, bucket)) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
     }
 }
 
@@ -113,11 +165,21 @@ pub fn session_cookie(parts: &Parts) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
-fn too_many() -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too many failed authentication attempts from this address; wait a minute",
+/// 429 for a credential kind that failed too often from this address.
+pub fn too_many(seconds: u64) -> ApiError {
+    ApiError::too_many(
+        format!("too many failed authentication attempts from this address; retry in {seconds} s"),
+        seconds,
     )
+}
+
+/// Count a failure of `bucket`, or answer 429 when the bucket is already used up.
+fn failed(state: &AppState, ip: IpAddr, bucket: AuthBucket, error: ApiError) -> ApiError {
+    if let Some(wait) = state.limiter.blocked_for(ip, &bucket) {
+        return too_many(wait);
+    }
+    state.limiter.record_failure(ip, bucket);
+    error
 }
 
 /// The caller's address as the connection shows it.
@@ -133,54 +195,49 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        // Valid credentials are checked first, so a flood of bad ones from this address
+        // never locks them out; bad ones count per kind and are refused with 429 when
+        // there were too many.
         let ip = peer_ip(parts)?;
-        if state.limiter.is_blocked(ip) {
-            return Err(too_many());
-        }
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(token) = header(LOCAL_TOKEN_HEADER) {
             if bool::from(token.as_bytes().ct_eq(state.local_token.as_bytes())) {
                 return Ok(Caller::Local);
             }
-            state.limiter.record_failure(ip);
-            return Err(ApiError::unauthorized("invalid local token"));
+            return Err(failed(
+                state,
+                ip,
+                AuthBucket::LocalToken,
+                ApiError::unauthorized("invalid local token"),
+            ));
         }
         if let Some(key) = header(API_KEY_HEADER) {
             let check = state.store.authenticate_api_key(key).await?;
-            return match check {
-                ApiKeyCheck::Valid(key) if key.allow_list.allows(ip) => Ok(Caller::ApiKey(key)),
-                ApiKeyCheck::Valid(key) => {
-                    state.limiter.record_failure(ip);
-                    Err(ApiError::forbidden(format!(
-                        "API key {:?} is not allowed from {ip}; add the address with 'aft apikey' or the web UI",
-                        key.name
-                    )))
+            let error = match check {
+                ApiKeyCheck::Valid(key) if key.allow_list.allows(ip) => {
+                    return Ok(Caller::ApiKey(key));
                 }
+                ApiKeyCheck::Valid(key) => ApiError::forbidden(format!(
+                    "API key {:?} is not allowed from {ip}; add the address with 'aft apikey' or the web UI",
+                    key.name
+                )),
                 ApiKeyCheck::Revoked(key) => {
-                    state.limiter.record_failure(ip);
-                    Err(ApiError::unauthorized(format!(
-                        "API key {:?} was revoked",
-                        key.name
-                    )))
+                    ApiError::unauthorized(format!("API key {:?} was revoked", key.name))
                 }
                 ApiKeyCheck::Expired(key) => {
-                    state.limiter.record_failure(ip);
-                    Err(ApiError::unauthorized(format!(
-                        "API key {:?} has expired",
-                        key.name
-                    )))
+                    ApiError::unauthorized(format!("API key {:?} has expired", key.name))
                 }
-                ApiKeyCheck::Unknown => {
-                    state.limiter.record_failure(ip);
-                    Err(ApiError::unauthorized("invalid API key"))
-                }
+                ApiKeyCheck::Unknown => ApiError::unauthorized("invalid API key"),
             };
+            return Err(failed(state, ip, AuthBucket::ApiKey, error));
         }
         if let Some(token) = session_cookie(parts) {
             let Some(session) = state.store.session(&token).await? else {
-                state.limiter.record_failure(ip);
-                return Err(ApiError::unauthorized(
-                    "session expired or unknown; sign in again",
+                return Err(failed(
+                    state,
+                    ip,
+                    AuthBucket::Session,
+                    ApiError::unauthorized("session expired or unknown; sign in again"),
                 ));
             };
             let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -225,16 +282,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limiter_blocks_an_address_after_repeated_failures_only() {
+    fn limiter_refuses_one_address_and_kind_after_repeated_failures_only() {
         let limiter = FailedAuthLimiter::default();
         let bad: IpAddr = "127.0.0.9".parse().unwrap();
         let good: IpAddr = "127.0.0.8".parse().unwrap();
         for _ in 0..MAX_FAILURES - 1 {
-            limiter.record_failure(bad);
+            limiter.record_failure(bad, AuthBucket::ApiKey);
         }
-        assert!(!limiter.is_blocked(bad));
-        limiter.record_failure(bad);
-        assert!(limiter.is_blocked(bad));
-        assert!(!limiter.is_blocked(good));
+        assert!(limiter.blocked_for(bad, &AuthBucket::ApiKey).is_none());
+        limiter.record_failure(bad, AuthBucket::ApiKey);
+        let wait = limiter.blocked_for(bad, &AuthBucket::ApiKey).unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(limiter.blocked_for(good, &AuthBucket::ApiKey).is_none());
+        assert!(limiter.blocked_for(bad, &AuthBucket::LocalToken).is_none());
+        let alice = AuthBucket::SignIn("alice".into());
+        for _ in 0..MAX_FAILURES {
+            assert!(limiter.reserve(bad, alice.clone()).is_ok());
+        }
+        assert!(limiter.reserve(bad, alice.clone()).is_err());
+        limiter.release(bad, alice.clone());
+        assert!(limiter.reserve(bad, alice).is_ok());
     }
 }

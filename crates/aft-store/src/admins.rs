@@ -57,11 +57,52 @@ fn password_matches(password: &str, phc: &str) -> bool {
     })
 }
 
-/// Run argon2 off the async threads: one hash takes tens of milliseconds of CPU.
+/// How many argon2 hashes run at once. Each takes ~19 MiB and tens of milliseconds of CPU;
+/// they run on this many threads of their own, so a burst of sign-ins waits its turn, and
+/// the allocator keeps at most this many 19 MiB blocks (on the blocking pool every thread
+/// that ever hashed kept one: 200 bad sign-ins grew the service by hundreds of MiB).
+const ARGON2_THREADS: usize = 2;
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// The queue of the argon2 threads, started at the first hash.
+fn argon2_queue() -> &'static std::sync::mpsc::Sender<HashJob> {
+    static QUEUE: std::sync::OnceLock<std::sync::mpsc::Sender<HashJob>> =
+        std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..ARGON2_THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("aft-argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a password hashing thread: {e}");
+            }
+        }
+        tx
+    })
+}
+
+/// Run argon2 work `f` on the argon2 threads and wait for it without blocking async code.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Crypto(format!("password hashing task failed: {e}")))
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    argon2_queue()
+        .send(Box::new(move || {
+            let _ = tx.send(f());
+        }))
+        .map_err(|_| StoreError::Crypto("the password hashing threads are gone".into()))?;
+    rx.await
+        .map_err(|_| StoreError::Crypto("password hashing failed".into()))
 }
 
 fn check_password(password: &Secret) -> StoreResult<()> {
@@ -98,18 +139,65 @@ impl Store {
         })
     }
 
-    /// Replace the password of `username`; `NotFound` if there is no such admin.
+    /// Create the first admin of a new install, atomically: `Conflict` once any admin
+    /// exists, however many setups race (only one of them creates an admin).
+    pub async fn create_first_admin(
+        &self,
+        username: &str,
+        password: &Secret,
+    ) -> StoreResult<Admin> {
+        validate_name("user", username)?;
+        check_password(password)?;
+        let plain = password.expose().to_string();
+        let phc = blocking(move || hash_password(&plain)).await??;
+        let now = now_text();
+        let mut tx = self.pool().begin().await?;
+        if self.dialect() == crate::Dialect::Postgres {
+            // Under READ COMMITTED two `INSERT ... WHERE NOT EXISTS` can both see no admin;
+            // the lock makes the second wait for the first. SQLite runs one writer at a time.
+            sqlx::query("LOCK TABLE admins IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO admins (username, username_key, password_hash, created_at, updated_at) \
+             SELECT $1, $2, $3, $4, $4 WHERE NOT EXISTS (SELECT 1 FROM admins)",
+        )
+        .bind(username)
+        .bind(name_key(username))
+        .bind(phc)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_or_db("admin user", username))?
+        .rows_affected();
+        tx.commit().await?;
+        if inserted == 0 {
+            return Err(StoreError::Refused(
+                "an admin already exists; sign in instead".into(),
+            ));
+        }
+        Ok(Admin {
+            username: username.to_string(),
+            created_at: parse_time("created_at", &now)?,
+        })
+    }
+
+    /// Replace the password of `username` and end their sessions (a password is changed
+    /// because it may be known to someone else); `NotFound` if there is no such admin.
     pub async fn set_admin_password(&self, username: &str, password: &Secret) -> StoreResult<()> {
         check_password(password)?;
         let plain = password.expose().to_string();
         let phc = blocking(move || hash_password(&plain)).await??;
+        let key = name_key(username);
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE admins SET password_hash = $1, updated_at = $2 WHERE username_key = $3",
         )
         .bind(phc)
         .bind(now_text())
-        .bind(name_key(username))
-        .execute(self.pool())
+        .bind(&key)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
@@ -117,6 +205,11 @@ impl Store {
                 name: username.to_string(),
             });
         }
+        sqlx::query("DELETE FROM admin_sessions WHERE username_key = $1")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -167,23 +260,44 @@ impl Store {
             .await?)
     }
 
-    /// Delete one admin and their sessions; `NotFound` if none.
+    /// Delete one admin and their sessions; `NotFound` if none, `Conflict` for the last
+    /// admin (that would lock everyone out of the web UI; `aft reinit` is for a reset).
     pub async fn delete_admin(&self, username: &str) -> StoreResult<()> {
         let key = name_key(username);
-        sqlx::query("DELETE FROM admin_sessions WHERE username_key = $1")
+        let mut tx = self.pool().begin().await?;
+        if self.dialect() == crate::Dialect::Postgres {
+            // Two admins deleting each other at once must not leave none.
+            sqlx::query("LOCK TABLE admins IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins WHERE username_key = $1")
             .bind(&key)
-            .execute(self.pool())
+            .fetch_one(&mut *tx)
             .await?;
-        let done = sqlx::query("DELETE FROM admins WHERE username_key = $1")
-            .bind(&key)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
+        if exists == 0 {
             return Err(StoreError::NotFound {
                 kind: "admin user",
                 name: username.to_string(),
             });
         }
+        let done = sqlx::query(
+            "DELETE FROM admins WHERE username_key = $1 AND (SELECT COUNT(*) FROM admins) > 1",
+        )
+        .bind(&key)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Refused(format!(
+                "{username} is the last admin and cannot be deleted; create another admin first \
+                 (or reset with 'aft reinit')"
+            )));
+        }
+        sqlx::query("DELETE FROM admin_sessions WHERE username_key = $1")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

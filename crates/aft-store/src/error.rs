@@ -34,6 +34,10 @@ pub enum StoreError {
         /// Its name.
         name: String,
     },
+    /// The change conflicts with the current state (deleting the last admin, a second
+    /// first-admin setup); the text says why.
+    #[error("{0}")]
+    Refused(String),
     /// The input is not acceptable (bad name, bad value).
     #[error("{0}")]
     Invalid(String),

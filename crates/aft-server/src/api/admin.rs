@@ -10,11 +10,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use aft_store::{ApiKeyAllowList, NewApiKey, NewScript, ScriptUpdate, Secret, VfsKind};
+use aft_store::{ApiKeyAllowList, NewApiKey, NewScript, ScriptUpdate, Secret};
 
-use crate::auth::{AdminCaller, Caller, SESSION_COOKIE, csrf_token, peer_ip, session_cookie};
+use crate::auth::{
+    AdminCaller, AuthBucket, Caller, SESSION_COOKIE, csrf_token, peer_ip, session_cookie,
+};
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
+use crate::vfs_library::{SaveMode, save_vfs_entry};
 
 /// `GET /v1/setup`: whether the first admin still has to be created.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,6 +88,7 @@ pub async fn setup(
     State(state): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
+    // Cheap refusal first, so a flood of setups on a configured service costs no argon2.
     if state.store.count_admins().await? > 0 {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -93,7 +97,7 @@ pub async fn setup(
     }
     state
         .store
-        .create_admin(&c.username, &Secret::new(c.password))
+        .create_first_admin(&c.username, &Secret::new(c.password))
         .await?;
     Ok((StatusCode::CREATED, Json(SetupState { admin_exists: true })).into_response())
 }
@@ -107,17 +111,23 @@ pub async fn sign_in(
     parts: axum::http::request::Parts,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
+    // Each attempt is counted before argon2 runs, per address and user and per address:
+    // concurrent guesses past the limit are refused without costing a password check.
     let ip = peer_ip(&parts)?;
-    if state.limiter.is_blocked(ip) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed sign-ins from this address; wait a minute",
-        ));
+    let user = AuthBucket::SignIn(c.username.to_lowercase());
+    state
+        .limiter
+        .reserve(ip, AuthBucket::AnySignIn)
+        .map_err(crate::auth::too_many)?;
+    if let Err(wait) = state.limiter.reserve(ip, user.clone()) {
+        state.limiter.release(ip, AuthBucket::AnySignIn);
+        return Err(crate::auth::too_many(wait));
     }
     let Some(admin) = state.store.verify_admin(&c.username, &c.password).await? else {
-        state.limiter.record_failure(ip);
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
+    state.limiter.release(ip, user);
+    state.limiter.release(ip, AuthBucket::AnySignIn);
     let minutes = state.store.settings().await?.session_lifetime_minutes;
     let (token, expires_at) = state
         .store
@@ -483,11 +493,11 @@ pub async fn revoke_api_key(
 pub struct VfsBody {
     /// Name (for create; unique, case-insensitive).
     pub name: Option<String>,
-    /// disk, sftp, ftp, ftps, s3, azure, gcs or webdav.
+    /// A type of `GET /v1/vfs/types`: disk, sftp, ftp, ftps, s3, azure, gcs or webdav.
     #[serde(rename = "type")]
     pub kind: String,
-    /// SyncJS client fields (`Host`, `User`, `PassFromSecret`, ...); credentials only as
-    /// secret references.
+    /// The type's fields (`Host`, `User`, `PassFromSecret`, ...) as `GET /v1/vfs/types`
+    /// lists them; unknown fields and clear-text credentials are refused.
     #[schema(value_type = Object)]
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
@@ -503,7 +513,8 @@ pub async fn list_vfs(
     ))
 }
 
-/// Add a VFS Library entry.
+/// Add a VFS Library entry (checked against the backend registry: 400 names the refused
+/// field and what to use instead).
 #[utoipa::path(post, path = "/v1/vfs", tag = "vfs", request_body = VfsBody,
     responses((status = 201, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_vfs(
@@ -511,14 +522,10 @@ pub async fn create_vfs(
     _a: AdminCaller,
     ApiJson(b): ApiJson<VfsBody>,
 ) -> ApiResult<Response> {
-    let kind: VfsKind = b.kind.parse()?;
     let name = b
         .name
         .ok_or_else(|| ApiError::bad_request("name is required"))?;
-    let entry = state
-        .store
-        .create_vfs_entry(&name, kind, b.settings)
-        .await?;
+    let entry = save_vfs_entry(&state.store, &name, &b.kind, b.settings, SaveMode::Create).await?;
     Ok((StatusCode::CREATED, Json(entry)).into_response())
 }
 
@@ -535,25 +542,17 @@ pub async fn get_vfs(
     ))
 }
 
-/// Replace a VFS Library entry's type and settings.
+/// Replace a VFS Library entry's type and settings (checked as for `POST /v1/vfs`).
 #[utoipa::path(put, path = "/v1/vfs/{name}", tag = "vfs", params(("name" = String, Path, description = "entry id or name")), request_body = VfsBody,
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_vfs(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<VfsBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let kind: VfsKind = b.kind.parse()?;
-    Ok(Json(
-        serde_json::to_value(
-            state
-                .store
-                .update_vfs_entry(&name, kind, b.settings)
-                .await?,
-        )
-        .unwrap_or_default(),
-    ))
+    let entry = save_vfs_entry(&state.store, &name, &b.kind, b.settings, SaveMode::Replace).await?;
+    Ok(Json(serde_json::to_value(entry).unwrap_or_default()))
 }
 
 /// Delete a VFS Library entry.

@@ -1,4 +1,5 @@
-//! `aft admin create USER` (password from standard input) and `aft admin list`.
+//! `aft admin create|passwd USER` (password from standard input), `aft admin list` and
+//! `aft admin delete USER`.
 
 use std::process::ExitCode;
 
@@ -23,6 +24,17 @@ enum AdminCommand {
         /// User name (case-insensitive at sign-in)
         user: String,
     },
+    /// Set the password of admin USER, read from standard input (one trailing newline is
+    /// dropped); their web UI sessions end
+    Passwd {
+        /// User name (case-insensitive)
+        user: String,
+    },
+    /// Delete admin USER and end their sessions (the last admin cannot be deleted)
+    Delete {
+        /// User name (case-insensitive)
+        user: String,
+    },
     /// List admin users
     List {
         /// Print JSON
@@ -39,6 +51,17 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 let password = read_stdin_value(&format!("Password for {user}"))?;
                 let admin = store.create_admin(&user, &Secret::new(password)).await?;
                 println!("admin {} created", admin.username);
+            }
+            AdminCommand::Passwd { user } => {
+                let password = read_stdin_value(&format!("New password for {user}"))?;
+                store
+                    .set_admin_password(&user, &Secret::new(password))
+                    .await?;
+                println!("password of {user} changed; their sessions have ended");
+            }
+            AdminCommand::Delete { user } => {
+                store.delete_admin(&user).await?;
+                println!("admin {user} deleted");
             }
             AdminCommand::List { json } => {
                 let admins = store.list_admins().await?;
