@@ -164,6 +164,12 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "sender address of mail from scripts",
     },
     SettingDef {
+        key: "smtp-ca-file",
+        default: "",
+        kind: SettingKind::Text,
+        description: "PEM file of extra CA certificates to trust for the SMTP server, besides the public roots",
+    },
+    SettingDef {
         key: "cors-origins",
         default: "",
         kind: SettingKind::OriginList,

@@ -57,7 +57,7 @@ export default async function secretsPage(ctx) {
       h('tbody', {}, secrets.map((s) => h('tr', { 'data-secret': s.name },
         h('td', { class: 'mono' }, s.name),
         h('td', { class: 'muted' }, '•••••••• (write-only)'),
-        h('td', {}, timeEl(s.updatedAt || s.updated_at)),
+        h('td', {}, timeEl(s.updatedAt)),
         h('td', { class: 'cell-actions' },
           h('button', {
             class: 'btn small', type: 'button',

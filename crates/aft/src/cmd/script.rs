@@ -27,9 +27,18 @@ enum ScriptCommand {
         /// Description [default: unchanged, or empty for a new script]
         #[arg(long, short = 'd')]
         description: Option<String>,
-        /// Whether a job interrupted by a node failure may be queued again
+        /// Whether a job interrupted by a node failure may be queued again: `--retry-safe`
+        /// or `--retry-safe=true` marks it, `--retry-safe=false` unmarks it
         /// [default: unchanged, or false for a new script]
-        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        // `require_equals`: the optional value must be attached with `=`, so the flag never
+        // swallows the NAME that follows it (`aft script push --retry-safe NAME FILE`).
+        #[arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true"
+        )]
         retry_safe: Option<bool>,
     },
     /// List stored scripts
