@@ -57,7 +57,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    pin_malloc_mmap_threshold();
     global::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -79,17 +78,5 @@ fn main() -> ExitCode {
         Command::Nodes(args) => cmd::nodes::execute(&cli.global, args),
         Command::Schedule(args) => cmd::schedule::execute(&cli.global, args),
         Command::Watcher(args) => cmd::watcher::execute(&cli.global, args),
-    }
-}
-
-/// Keep glibc from raising its mmap threshold. By default, freeing one large block (an
-/// argon2 password check takes 19 MiB) raises the threshold to that size, after which such
-/// blocks come from the heap and were never handed back: every sign-in grew the service by
-/// 19 MiB. Pinned at 1 MiB, large blocks are mapped and unmapped as they come and go.
-fn pin_malloc_mmap_threshold() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
