@@ -125,6 +125,8 @@ pub struct ApiKey {
     pub allow_list: ApiKeyAllowList,
     /// Script names it may start (case-insensitive); `None` = any script.
     pub scripts: Option<Vec<String>>,
+    /// Whether it may run `.syncjs` files of the script folders (`filePath`).
+    pub file_runs: bool,
     /// When it stops working, if ever.
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
@@ -163,6 +165,8 @@ pub struct NewApiKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// Script names it may start; `None` = any.
     pub scripts: Option<Vec<String>>,
+    /// Whether it may run `.syncjs` files of the script folders (`filePath`).
+    pub file_runs: bool,
 }
 
 /// The outcome of checking a presented key.
@@ -185,7 +189,7 @@ fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-const COLUMNS: &str = "id, name, prefix, allow_list, scripts, expires_at, revoked_at, last_used_at, created_at, key_hash";
+const COLUMNS: &str = "id, name, prefix, allow_list, scripts, file_runs, expires_at, revoked_at, last_used_at, created_at, key_hash";
 
 fn api_key_from_row(row: &AnyRow) -> StoreResult<ApiKey> {
     let allow_list: String = row.try_get("allow_list")?;
@@ -202,6 +206,7 @@ fn api_key_from_row(row: &AnyRow) -> StoreResult<ApiKey> {
         prefix: row.try_get("prefix")?,
         allow_list: allow_list.parse()?,
         scripts,
+        file_runs: row.try_get::<i64, _>("file_runs")? != 0,
         expires_at: parse_opt_time("expires_at", row.try_get("expires_at")?)?,
         revoked_at: parse_opt_time("revoked_at", row.try_get("revoked_at")?)?,
         last_used_at: parse_opt_time("last_used_at", row.try_get("last_used_at")?)?,
@@ -227,8 +232,8 @@ impl Store {
             .as_ref()
             .map(|s| serde_json::to_string(s).expect("strings serialize"));
         sqlx::query(
-            "INSERT INTO api_keys (id, name, name_key, key_hash, prefix, allow_list, scripts, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO api_keys (id, name, name_key, key_hash, prefix, allow_list, scripts, file_runs, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(&new.name)
@@ -237,6 +242,7 @@ impl Store {
         .bind(&key[..API_KEY_PREFIX.len() + 6])
         .bind(new.allow_list.to_string())
         .bind(scripts)
+        .bind(i64::from(new.file_runs))
         .bind(new.expires_at.map(time_text))
         .bind(now_text())
         .execute(self.pool())

@@ -64,6 +64,8 @@ pub enum SettingKind {
     SmtpTls,
     /// Comma-separated list of origins (`https://host[:port]`), empty for none.
     OriginList,
+    /// `;`-separated list of absolute folders, empty for none.
+    FolderList,
 }
 
 /// One known setting: its key, default text and what it is for.
@@ -175,6 +177,12 @@ pub const SETTINGS: &[SettingDef] = &[
         kind: SettingKind::OriginList,
         description: "comma-separated origins allowed to call the REST API from a browser; empty = none",
     },
+    SettingDef {
+        key: "script-folders",
+        default: "",
+        kind: SettingKind::FolderList,
+        description: "absolute folders (separated by ;) whose .syncjs files POST /v1/jobs may run by filePath; empty = filePath is refused",
+    },
 ];
 
 /// The definition of setting `key`, or an `Invalid` error listing the known keys.
@@ -241,6 +249,18 @@ pub fn normalize_setting(key: &str, value: &str) -> StoreResult<String> {
             }
             Ok(origins.join(","))
         }
+        SettingKind::FolderList => {
+            let mut folders = Vec::new();
+            for folder in value.split(';').map(str::trim).filter(|f| !f.is_empty()) {
+                if !std::path::Path::new(folder).is_absolute()
+                    || folder.chars().any(char::is_control)
+                {
+                    return Err(invalid(key, folder, "absolute folders separated by ;"));
+                }
+                folders.push(folder.to_string());
+            }
+            Ok(folders.join(";"))
+        }
     }
 }
 
@@ -287,6 +307,8 @@ pub struct Settings {
     pub smtp_from: String,
     /// Origins allowed by CORS; empty = none.
     pub cors_origins: Vec<String>,
+    /// Folders whose `.syncjs` files `filePath` may name; empty = `filePath` is refused.
+    pub script_folders: Vec<String>,
 }
 
 impl Default for Settings {
@@ -327,6 +349,11 @@ impl Settings {
             cors_origins: get("cors-origins")?
                 .split(',')
                 .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect(),
+            script_folders: get("script-folders")?
+                .split(';')
+                .filter(|f| !f.is_empty())
                 .map(str::to_string)
                 .collect(),
         })

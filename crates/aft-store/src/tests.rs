@@ -29,6 +29,7 @@ fn new_key(name: &str) -> NewApiKey {
         allow_list: "127.0.0.1, ::1".parse().unwrap(),
         expires_at: None,
         scripts: None,
+        file_runs: false,
     }
 }
 

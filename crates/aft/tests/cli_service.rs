@@ -234,6 +234,7 @@ async fn post_jobs_answers_every_status_code_of_the_contract() {
             allow_list: "127.0.0.1".parse().unwrap(),
             expires_at: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
             scripts: None,
+            file_runs: false,
         };
         let (_, key) = store.create_api_key(new).await.unwrap();
         store.close().await;

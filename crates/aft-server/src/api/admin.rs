@@ -429,6 +429,9 @@ pub struct ApiKeyBody {
     pub expires_at: Option<String>,
     /// Script names it may start; absent = all.
     pub scripts: Option<Vec<String>>,
+    /// Whether it may run `.syncjs` files of the script folders (`filePath`); default false.
+    #[serde(default)]
+    pub allow_file_runs: bool,
 }
 
 /// All API keys (never the keys themselves).
@@ -461,6 +464,9 @@ pub async fn create_api_key(
         .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&chrono::Utc)))
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("expiresAt must be an RFC 3339 time: {e}")))?;
+    if expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+        return Err(ApiError::bad_request("expiresAt is in the past"));
+    }
     let (key, secret) = state
         .store
         .create_api_key(NewApiKey {
@@ -468,6 +474,7 @@ pub async fn create_api_key(
             allow_list,
             expires_at,
             scripts: b.scripts,
+            file_runs: b.allow_file_runs,
         })
         .await?;
     let mut body = serde_json::to_value(key).unwrap_or_default();

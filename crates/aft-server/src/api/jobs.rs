@@ -219,6 +219,38 @@ impl From<Transfer> for TransferView {
     }
 }
 
+/// The one answer to a `filePath` that cannot run, whatever the reason (outside the script
+/// folders, missing, not a `.syncjs` file, unreadable), so a caller learns nothing about
+/// which files exist.
+const NOT_RUNNABLE: &str = "filePath must name a readable .syncjs file inside one of the script folders (setting script-folders)";
+
+/// The `.syncjs` file at absolute `path` and its text, if it lies inside one of `folders`
+/// once symlinks and `..` are resolved on both sides; `None` for any other path.
+async fn read_script_file(path: &str, folders: &[String]) -> Option<(std::path::PathBuf, String)> {
+    let path = std::path::Path::new(path);
+    if !path.is_absolute() {
+        return None;
+    }
+    let real = tokio::fs::canonicalize(path).await.ok()?;
+    if real.extension().and_then(|e| e.to_str()) != Some("syncjs") {
+        return None;
+    }
+    let mut inside = false;
+    for folder in folders {
+        if let Ok(root) = tokio::fs::canonicalize(folder).await
+            && real.starts_with(&root)
+        {
+            inside = true;
+            break;
+        }
+    }
+    if !inside {
+        return None;
+    }
+    let source = tokio::fs::read_to_string(&real).await.ok()?;
+    Some((real, source))
+}
+
 /// Queue a stored script (by name or id) or a `.syncjs` file on the service's disk.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = StartJob,
     security(("apiKey" = []), ("session" = [])),
@@ -271,29 +303,53 @@ pub async fn create_job(
     };
     if let Some(path) = file_path {
         if let Caller::ApiKey(key) = &caller
-            && key.scripts.is_some()
+            && !key.file_runs
         {
             return Err(ApiError::forbidden(format!(
-                "API key {:?} may only start its named scripts, not files",
+                "API key {:?} may not run files; an administrator grants that with 'aft apikey create --allow-file-runs'",
                 key.name
             )));
         }
-        if !path.ends_with(".syncjs") {
-            return Err(ApiError::bad_request(format!(
-                "filePath {path:?} must name a .syncjs file"
-            )));
+        let folders = state.store.settings().await?.script_folders;
+        if folders.is_empty() {
+            return Err(ApiError::forbidden(
+                "filePath is disabled: an administrator lists the folders it may run from in the setting script-folders",
+            ));
         }
-        let source = tokio::fs::read_to_string(&path)
-            .await
-            .map_err(|e| ApiError::not_found(format!("cannot read {path}: {e}")))?;
+        let Some((real, source)) = read_script_file(&path, &folders).await else {
+            return Err(ApiError::forbidden(NOT_RUNNABLE));
+        };
         job.source = source;
-        job.file_path = Some(path);
+        job.file_path = Some(real.display().to_string());
     } else {
+        // A key limited to named scripts learns nothing about the others: every script
+        // outside its list, existing or not, gets the same 403.
+        let scoped = match &caller {
+            Caller::ApiKey(key) if key.scripts.is_some() => Some(key),
+            _ => None,
+        };
+        let out_of_scope = |key: &aft_store::ApiKey| {
+            ApiError::forbidden(format!(
+                "API key {:?} may only start the scripts it names",
+                key.name
+            ))
+        };
+        if let (Some(key), Some(name)) = (scoped, &script_name)
+            && !key.may_start(name)
+        {
+            return Err(out_of_scope(key));
+        }
         let script = match (&script_name, &script_id) {
             (Some(name), _) => state.store.script_by_name(name).await?,
             (_, Some(id)) => state.store.get_script(id).await?,
             _ => None,
         };
+        if let Some(key) = scoped
+            && script_id.is_some()
+            && !script.as_ref().is_some_and(|s| key.may_start(&s.name))
+        {
+            return Err(out_of_scope(key));
+        }
         let Some(script) = script else {
             let what = script_name
                 .map(|n| format!("named {n:?}"))

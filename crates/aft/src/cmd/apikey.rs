@@ -34,6 +34,10 @@ enum ApiKeyCommand {
         /// Only these scripts may be started with the key (comma-separated) [default: any]
         #[arg(long, value_name = "NAME[,NAME...]")]
         scripts: Option<String>,
+        /// Let the key run .syncjs files of the script folders (POST /v1/jobs filePath;
+        /// the setting script-folders)
+        #[arg(long, conflicts_with = "scripts")]
+        allow_file_runs: bool,
         /// Print JSON (the key in field "key")
         #[arg(long)]
         json: bool,
@@ -107,6 +111,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 allow,
                 expires,
                 scripts,
+                allow_file_runs,
                 json,
             } => {
                 let allow_list: ApiKeyAllowList = allow
@@ -139,6 +144,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                         allow_list,
                         expires_at,
                         scripts,
+                        file_runs: allow_file_runs,
                     })
                     .await?;
                 if json {
