@@ -31,8 +31,10 @@ pub struct ProgramSpec {
     pub dir: Option<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
-    /// Start from an empty environment instead of aft's.
+    /// Start from an empty environment (not even the variables kept by default).
     pub clear_env: bool,
+    /// Hand the program the job's whole environment, not only [`KEPT_VARIABLES`].
+    pub inherit_env: bool,
     /// Run `program` through `/bin/sh -c` (args become `$1`, `$2`, ...).
     pub shell: bool,
     /// Bytes written to the program's standard input (then closed).
@@ -95,6 +97,9 @@ fn kill_group(pid: u32) {
     }
 }
 
+/// The variables a program gets from the job's environment by default.
+pub const KEPT_VARIABLES: &[&str] = &["PATH", "HOME", "LANG"];
+
 /// Run a program to its end, its timeout or the job's halt, whichever comes first.
 pub fn run_program(spec: &ProgramSpec, halt: &HaltFlag) -> ProgramResult {
     let mut cmd = if spec.shell {
@@ -106,8 +111,17 @@ pub fn run_program(spec: &ProgramSpec, halt: &HaltFlag) -> ProgramResult {
         c.args(&spec.args);
         c
     };
-    if spec.clear_env {
+    // The service's environment may hold AFT_SECRET_KEY or a database URL with its
+    // password: a program gets only what it needs unless the script asks for more.
+    if !spec.inherit_env {
         cmd.env_clear();
+        if !spec.clear_env {
+            for name in KEPT_VARIABLES {
+                if let Some(value) = std::env::var_os(name) {
+                    cmd.env(name, value);
+                }
+            }
+        }
     }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     if let Some(dir) = &spec.dir {
@@ -245,6 +259,7 @@ fn spec_from_js<'js>(
         dir: opt_str(&o, "Dir").map(str::to_string),
         env,
         clear_env: opt_bool(&o, "ClearEnv"),
+        inherit_env: opt_bool(&o, "InheritEnv"),
         shell: opt_bool(&o, "Shell"),
         input: opt_str(&o, "Input").map(|s| s.as_bytes().to_vec()),
         timeout,
