@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod connections;
 pub mod discovery;
 pub mod error;
 pub mod execute;

@@ -40,7 +40,19 @@ pub struct ServeOptions {
     /// How long running jobs get to end after a shutdown signal before they are marked
     /// `interrupted`.
     pub grace: Duration,
+    /// Connections kept open at once; more are closed at once
+    /// ([`crate::connections::DEFAULT_MAX_CONNECTIONS`] by default).
+    pub max_connections: usize,
 }
+
+/// How long a client has to send a request's headers (HTTP/1), counted from the first byte
+/// of a request or an idle kept-alive connection's next one.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/2 connections are pinged this often and closed when a ping is not answered in
+/// [`HTTP2_PING_TIMEOUT`].
+const HTTP2_PING_EVERY: Duration = Duration::from_secs(30);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The node id of a data directory: made once, kept in `DATA/node-id`.
 fn node_id(data_dir: &Path) -> Result<String, ServeError> {
@@ -169,10 +181,21 @@ pub async fn serve(
     // delayed ACK: 40 ms on every small answer.
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
         .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    let server = axum_server::from_tcp(listener)
+    let acceptor = crate::connections::CappedAcceptor::new(acceptor, options.max_connections);
+    let mut server = axum_server::from_tcp(listener)
         .acceptor(acceptor)
-        .handle(handle.clone())
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>());
+        .handle(handle.clone());
+    // Slow clients: a connection that never completes its headers (or goes silent over
+    // HTTP/2) is closed instead of holding a slot. The TLS handshake has its own 10 s limit.
+    let http = server.http_builder();
+    http.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    http.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(HTTP2_PING_EVERY)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
+    let server = server.serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let server_task = tokio::spawn(server);
     shutdown.await;
     tracing::info!("shutting down: no new requests, halting running jobs");

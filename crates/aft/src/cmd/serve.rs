@@ -26,6 +26,10 @@ pub struct Args {
     /// Seconds running jobs get to end after SIGTERM/SIGINT before they are marked interrupted
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     grace: u64,
+    /// Connections kept open at once; more are closed at once (slow or idle clients
+    /// cannot take the service's sockets)
+    #[arg(long, default_value_t = aft_server::connections::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    max_connections: usize,
     /// Service log lines on standard error: text, or one JSON object a line for log shippers
     #[arg(long, default_value = "text", value_parser = ["text", "json"], env = "AFT_LOG_FORMAT")]
     log_format: String,
@@ -43,6 +47,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             _ => None,
         },
         grace: Duration::from_secs(args.grace),
+        max_connections: args.max_connections,
     };
     limit_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
