@@ -104,6 +104,18 @@ impl Store {
             .collect()
     }
 
+    /// Nodes that have not stopped and heart-beat within `timeout`: services using this
+    /// store now, on any machine.
+    pub async fn live_nodes(&self, timeout: Duration) -> StoreResult<Vec<Node>> {
+        let since = time_before(timeout);
+        Ok(self
+            .list_nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.stopped_at.is_none() && n.heartbeat_at >= since)
+            .collect())
+    }
+
     /// Ids of nodes that have not heart-beaten for `timeout` and did not stop cleanly.
     pub async fn dead_nodes(&self, timeout: Duration) -> StoreResult<Vec<String>> {
         let rows =

@@ -205,3 +205,23 @@ async fn admins_are_listed_deleted_and_get_new_passwords_from_cli_and_api() {
 fn ok_with_input(aft: &Aft, args: &[&str], input: &str) -> String {
     support::ok(aft.run_with_input(args, input))
 }
+
+#[test]
+fn reinit_refuses_while_a_service_on_another_data_directory_uses_the_same_database() {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", shared.path().join("shared.db").display());
+    let node_a = Aft::new();
+    let node_b = Aft::new();
+    let svc = support::Service::start(node_a.data(), &["--database", &url], &[]);
+    let out = node_b
+        .command(&["--database", &url, "reinit", "--yes"])
+        .output()
+        .unwrap();
+    let text = support::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("running on this database") && text.contains(&svc.child.id().to_string()),
+        "{text}"
+    );
+    drop(svc);
+}

@@ -481,7 +481,11 @@ async fn reinit_refuses_while_a_service_runs_and_resets_otherwise() {
     assert_eq!(aft.ok(&["settings", "get", "allow-cli-run"], ""), "true\n");
 
     fake_service_file(aft.data(), u32::MAX - 1);
-    aft.ok(&["reinit"], "");
+    // Without a terminal to ask on, it needs --yes; nothing changes without it.
+    let err = aft.fails(&["reinit"], "yes\n", 2);
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(aft.ok(&["settings", "get", "allow-cli-run"], ""), "true\n");
+    aft.ok(&["reinit", "--yes"], "");
     assert_eq!(aft.ok(&["settings", "get", "allow-cli-run"], ""), "false\n");
     let store = aft.store().await;
     assert_eq!(store.count_admins().await.unwrap(), 0);
