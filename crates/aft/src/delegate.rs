@@ -36,7 +36,7 @@ pub async fn delegate(
         insecure: false,
     }) {
         Ok(http) => http,
-        Err(e) => return failure(format!("{e:#}")),
+        Err(e) => return failure(crate::cmd::error_line(&e)),
     };
     let body = serde_json::json!({"name": spec.name, "source": spec.source, "params": spec.params});
     let resp = match http
@@ -135,7 +135,7 @@ pub async fn delegate(
         Ok(job) if client::succeeded(&job) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(EXIT_FAILURE),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::cmd::error_line(&e));
             ExitCode::from(EXIT_FAILURE)
         }
     })

@@ -61,7 +61,7 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<UsageError>() {
             Some(usage) => global::usage_failure(usage),
-            None => fail(format!("{e:#}")),
+            None => fail(error_line(&e)),
         },
     }
 }
@@ -85,6 +85,23 @@ where
         store.close().await;
         outcome
     })
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the line already
+/// holds (many errors repeat their source's message in their own).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Print `message` as one error line and return exit code 1.
