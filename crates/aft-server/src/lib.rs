@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod connections;
+pub mod cors;
 pub mod discovery;
 pub mod error;
 pub mod execute;

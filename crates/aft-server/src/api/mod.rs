@@ -129,6 +129,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::refusals::drain_request_body,
         ))
+        // Outermost: preflights are answered before anything else, and refusals carry the
+        // CORS headers too, so a browser app can read why it was refused.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::cors,
+        ))
         .with_state(state)
 }
 
