@@ -154,6 +154,7 @@ const DOCS: &[&str] = &[
     "docs/cluster.md",
     "docs/operations.md",
     "docs/schedules.md",
+    "docs/security.md",
     "docs/store.md",
     "docs/syncjs-library.md",
     "docs/syncjs-transfers.md",
@@ -183,6 +184,11 @@ fn api() {
 #[test]
 fn architecture() {
     run_doc("docs/architecture.md", &[]);
+}
+
+#[test]
+fn security() {
+    run_doc("docs/security.md", &[]);
 }
 #[test]
 fn benchmarks() {
