@@ -54,6 +54,10 @@ enum Command {
     Schedule(cmd::schedule::Args),
     /// Manage watcher jobs: stored scripts the service keeps running
     Watcher(cmd::watcher::Args),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(cmd::completions::CompletionsArgs),
+    /// Write man pages for aft and every subcommand
+    Man(cmd::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,5 +82,7 @@ fn main() -> ExitCode {
         Command::Nodes(args) => cmd::nodes::execute(&cli.global, args),
         Command::Schedule(args) => cmd::schedule::execute(&cli.global, args),
         Command::Watcher(args) => cmd::watcher::execute(&cli.global, args),
+        Command::Completions(args) => cmd::completions::completions::<Cli>(args),
+        Command::Man(args) => cmd::completions::man::<Cli>(args),
     }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod apikey;
 pub mod check;
+pub mod completions;
 pub mod jobs;
 pub mod nodes;
 pub mod reinit;
