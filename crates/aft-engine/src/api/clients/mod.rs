@@ -231,6 +231,15 @@ fn name_glob(mask: &str) -> Result<GlobMatcher, String> {
         .map_err(|e| format!("bad file mask {mask:?}: {e}"))
 }
 
+/// A glob whose last part is `*.*` selects every file of its folder, names without a dot
+/// included, as on Windows, in AFT!'s examples and in `ListFiles`.
+fn all_files_mask(pattern: &str) -> String {
+    match pattern.strip_suffix("*.*") {
+        Some(head) if head.is_empty() || head.ends_with('/') => format!("{head}*"),
+        _ => pattern.to_string(),
+    }
+}
+
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '[', '{'])
 }
@@ -411,6 +420,7 @@ impl Call<'_> {
         dir: &str,
         direction: Direction,
     ) -> Reply {
+        let pattern = &all_files_mask(pattern);
         let opts = TransferOptions {
             recursive: !has_wildcard(pattern),
             ..transfer_options(self.scope, &self.options, direction)?
@@ -565,7 +575,29 @@ fn dispatch(call: &Call<'_>, args: &CallArgs, other: Option<Arc<dyn Vfs>>) -> Re
         }
         "DelDir" => {
             let dir = args.str(0, "the folder")?;
-            done(call.run(async move { vfs.remove_dir(&dir).await }))
+            done(call.run(async move {
+                match vfs.remove_dir(&dir).await {
+                    Err(e)
+                        if !matches!(e, VfsError::NotFound(_))
+                            && !e.to_string().contains("not empty") =>
+                    {
+                        // Some servers refuse a folder with content vaguely (SFTP says only
+                        // "Failure"): name the reason when that is it.
+                        let first = match vfs.list(&dir).await {
+                            Ok(mut entries) => entries.try_next().await.ok().flatten(),
+                            Err(_) => None,
+                        };
+                        match first {
+                            Some(child) => Err(VfsError::Other(format!(
+                                "{dir} is not empty (it holds {}): DelDir deletes only empty folders; use DelTree",
+                                child.name
+                            ))),
+                            None => Err(e),
+                        }
+                    }
+                    r => r,
+                }
+            }))
         }
         "DelTree" => {
             let dir = args.str(0, "the folder")?;
