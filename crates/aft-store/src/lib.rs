@@ -17,6 +17,7 @@ mod util;
 // Foundation, auth and VFS Library (migrations 0001-0003).
 mod admins;
 mod apikeys;
+mod backup;
 mod scripts;
 mod secrets;
 mod settings;

@@ -116,6 +116,16 @@ impl Store {
             .collect())
     }
 
+    /// Mark every node stopped (a restored store runs on none of the nodes it recorded);
+    /// returns how many were still marked running.
+    pub async fn mark_all_nodes_stopped(&self) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE nodes SET stopped_at = $1 WHERE stopped_at IS NULL")
+            .bind(crate::now_text())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ids of nodes that have not heart-beaten for `timeout` and did not stop cleanly.
     pub async fn dead_nodes(&self, timeout: Duration) -> StoreResult<Vec<String>> {
         let rows =

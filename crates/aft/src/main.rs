@@ -54,6 +54,10 @@ enum Command {
     Schedule(cmd::schedule::Args),
     /// Manage watcher jobs: stored scripts the service keeps running
     Watcher(cmd::watcher::Args),
+    /// Copy the store to FILE while the service may run (SQLite; see docs for PostgreSQL)
+    Backup(cmd::backup::BackupArgs),
+    /// Replace the store with a backup (the service must be stopped)
+    Restore(cmd::backup::RestoreArgs),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(cmd::completions::CompletionsArgs),
     /// Write man pages for aft and every subcommand
@@ -82,6 +86,8 @@ fn main() -> ExitCode {
         Command::Nodes(args) => cmd::nodes::execute(&cli.global, args),
         Command::Schedule(args) => cmd::schedule::execute(&cli.global, args),
         Command::Watcher(args) => cmd::watcher::execute(&cli.global, args),
+        Command::Backup(args) => cmd::backup::backup(&cli.global, args),
+        Command::Restore(args) => cmd::backup::restore(&cli.global, args),
         Command::Completions(args) => cmd::completions::completions::<Cli>(args),
         Command::Man(args) => cmd::completions::man::<Cli>(args),
     }

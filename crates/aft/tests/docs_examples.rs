@@ -214,7 +214,7 @@ fn schedules() {
 }
 #[test]
 fn store() {
-    run_doc("docs/store.md", &[]);
+    run_doc("docs/store.md", &["backup-restore"]);
 }
 #[test]
 fn syncjs_library() {
@@ -690,6 +690,43 @@ fn prepare(
     let sftp_pass = peer("AFT_TEST_SFTP_PASS");
     let fingerprint = peer("AFT_TEST_SFTP_HOSTKEY_SHA256");
     match (doc, recipe) {
+        // ---------------------------------------------------------------- store.md
+        ("docs/store.md", Some("backup-restore")) => {
+            // A store with a secret and a script, backed up while its service runs.
+            ctx.aft.ok(&["settings", "set", "allow-cli-run", "true"]);
+            ctx.aft.secret("token", "restored-value");
+            ctx.aft.push_script("Nightly", "Log(\"nightly\");");
+            ctx.serve();
+            let backups = ctx.work("backups");
+            std::fs::create_dir_all(&backups).unwrap();
+            let restored = ctx.work("aft-new");
+            Plan::new()
+                .sub("/backups", backups.to_string_lossy())
+                .sub("/srv/aft-new", restored.to_string_lossy())
+                .check(move |ctx, _| {
+                    let script = ctx.work("check.syncjs");
+                    put(
+                        &script,
+                        "if (GetSecret(\"token\") != \"restored-value\") throw new Error(\"lost\"); Log(\"kept\");",
+                    );
+                    let in_restored = |args: &[&str]| {
+                        support::ok(
+                            std::process::Command::new(support::AFT)
+                                .arg("--data")
+                                .arg(&restored)
+                                .args(args)
+                                .env_remove("AFT_DATABASE")
+                                .env_remove("AFT_SECRET_KEY")
+                                .output()
+                                .unwrap(),
+                        )
+                    };
+                    let out = in_restored(&["run", "-f", &script.to_string_lossy()]);
+                    assert!(out.contains("kept"), "{out}");
+                    let scripts = in_restored(&["script", "list"]);
+                    assert!(scripts.contains("Nightly"), "{scripts}");
+                })
+        }
         // ---------------------------------------------------------------- README.md
         ("README.md", Some("first-job")) => {
             let remote = ctx.remote();

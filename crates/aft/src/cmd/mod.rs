@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod apikey;
+pub mod backup;
 pub mod check;
 pub mod completions;
 pub mod jobs;
