@@ -51,24 +51,26 @@ impl Store {
             )));
         };
         let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
+        // One connection first, set up as the pool's will be: a file that is not a
+        // database, a read-only directory or a refused login fails here at once with its
+        // cause, where the pool would retry until its acquire timeout and then say only
+        // "pool timed out".
+        {
+            use sqlx::Connection;
+            let mut probe = sqlx::AnyConnection::connect_with(&options)
+                .await
+                .map_err(open_err)?;
+            prepare_connection(&mut probe, dialect)
+                .await
+                .map_err(open_err)?;
+            let _ = probe.close().await;
+        }
         let max = if dialect == Dialect::Sqlite { 4 } else { 16 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        use sqlx::Executor;
-                        conn.execute(
-                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
-                             PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
+            .after_connect(move |conn, _meta| Box::pin(prepare_connection(conn, dialect)))
             .connect_with(options)
             .await
             .map_err(open_err)?;
@@ -126,6 +128,24 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Set up a new connection: for SQLite, WAL (the service and CLI commands read while
+/// another writes), a busy timeout (concurrent writers wait instead of failing) and
+/// foreign keys.
+async fn prepare_connection(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+) -> Result<(), sqlx::Error> {
+    if dialect == Dialect::Sqlite {
+        use sqlx::Executor;
+        conn.execute(
+            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+             PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Create aft's data directory (and its parents) if missing, and make it private to this

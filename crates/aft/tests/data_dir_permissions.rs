@@ -78,3 +78,31 @@ fn an_existing_database_readable_by_others_is_tightened_when_opened() {
     aft(&data, &["settings", "get", "allow-cli-run"]);
     assert_private(&data);
 }
+
+#[test]
+fn a_file_that_is_not_a_database_fails_at_once_with_its_cause() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("aft.db"),
+        "this is not a database, it is a text file",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(AFT)
+        .arg("--data")
+        .arg(&data)
+        .args(["settings", "get", "allow-cli-run"])
+        .env_remove("AFT_DATABASE")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let text = support::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("file is not a database"), "{text}");
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "took {took:?}: {text}"
+    );
+}
