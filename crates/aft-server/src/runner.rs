@@ -126,17 +126,18 @@ impl Runner {
 
     /// Start the claim loop and the housekeeping loop.
     pub async fn start(self: &Arc<Self>) -> Result<(), aft_store::StoreError> {
-        let interrupted = self
+        let (requeued, interrupted) = self
             .store
-            .interrupt_node_jobs(
+            .recover_node_jobs(
                 &self.node_id,
                 "the service stopped while it ran (crash or kill)",
             )
             .await?;
-        if !interrupted.is_empty() {
+        if !requeued.is_empty() || !interrupted.is_empty() {
             tracing::warn!(
-                count = interrupted.len(),
-                "jobs left running by a previous run are now interrupted"
+                ?requeued,
+                ?interrupted,
+                "jobs left running by a previous run: retry-safe ones queued again, the rest interrupted"
             );
         }
         self.refresh_settings().await;
@@ -205,7 +206,22 @@ impl Runner {
                 && !self.stopping.load(Ordering::SeqCst)
             {
                 match self.store.claim_job(&self.node_id, self.lease()).await {
-                    Ok(Some(job)) => self.clone().launch(job),
+                    Ok(Some(job)) => {
+                        // A job queued again after its node stopped keeps its first
+                        // attempt's log; this attempt's lines follow it.
+                        let first_line = if job.attempts > 1 {
+                            self.store
+                                .last_job_log_line(&job.id)
+                                .await
+                                .unwrap_or_else(|e| {
+                                    tracing::warn!("cannot read the log of job {}: {e}", job.id);
+                                    0
+                                })
+                        } else {
+                            0
+                        };
+                        self.clone().launch(job, first_line)
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         tracing::error!("cannot claim a job: {e}");
@@ -286,7 +302,7 @@ impl Runner {
 
     /// Run one claimed job on its own thread; its end goes through the log writer so the
     /// status changes only after every line is stored.
-    fn launch(self: Arc<Self>, job: Job) {
+    fn launch(self: Arc<Self>, job: Job, first_line: i64) {
         let halt = HaltFlag::new();
         let halt_by_user = Arc::new(AtomicBool::new(false));
         self.running_count.fetch_add(1, Ordering::SeqCst);
@@ -312,7 +328,16 @@ impl Runner {
             halt_by_user.store(true, Ordering::SeqCst);
             halt.raise();
         }
-        let sink = self.clone().log_sink(job.id.clone());
+        let sink = self.clone().log_sink(job.id.clone(), first_line);
+        if job.attempts > 1 {
+            sink(
+                LogLevel::Info,
+                &format!(
+                    "attempt {}: the job was queued again after the node running it stopped",
+                    job.attempts
+                ),
+            );
+        }
         let scope = JobScope {
             host: (self.host_factory)(&job, sink.clone()),
             log: sink,
@@ -364,8 +389,8 @@ impl Runner {
 
     /// The log sink of one job: numbers lines, keeps them for live followers until stored,
     /// and hands them to the batch writer.
-    fn log_sink(self: Arc<Self>, job_id: String) -> LogSink {
-        let counter = AtomicI64::new(0);
+    fn log_sink(self: Arc<Self>, job_id: String, after_line: i64) -> LogSink {
+        let counter = AtomicI64::new(after_line);
         Arc::new(move |level: LogLevel, message: &str| {
             let line = LogLine {
                 line: counter.fetch_add(1, Ordering::SeqCst) + 1,
@@ -405,15 +430,17 @@ impl Runner {
         }
         match self
             .store
-            .interrupt_node_jobs(
+            .recover_node_jobs(
                 &self.node_id,
                 "the service stopped before the job ended its halt",
             )
             .await
         {
-            Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "jobs interrupted at shutdown"),
+            Ok((requeued, interrupted)) if !requeued.is_empty() || !interrupted.is_empty() => {
+                tracing::warn!(?requeued, ?interrupted, "jobs still running at shutdown")
+            }
             Ok(_) => {}
-            Err(e) => tracing::error!("cannot mark jobs interrupted at shutdown: {e}"),
+            Err(e) => tracing::error!("cannot record the jobs still running at shutdown: {e}"),
         }
         if let Err(e) = self.store.stop_node(&self.node_id).await {
             tracing::warn!("cannot record the node's stop: {e}");

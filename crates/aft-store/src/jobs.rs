@@ -427,15 +427,40 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 
+    /// Deal with the jobs `node_id` left `running` (it starts again after a crash, or stops
+    /// with jobs that did not end): those of retry-safe scripts are queued again (their
+    /// next claim counts the attempt), unless somebody asked to halt them or they belong to
+    /// an `aft run` on this node (pinned); the others are interrupted with `reason`.
+    /// Returns (re-queued, interrupted) ids.
+    pub async fn recover_node_jobs(
+        &self,
+        node_id: &str,
+        reason: &str,
+    ) -> StoreResult<(Vec<String>, Vec<String>)> {
+        let requeued = sqlx::query(
+            "UPDATE jobs SET status = 'queued', node_id = NULL, lease_until = NULL \
+             WHERE node_id = $1 AND status = 'running' AND retry_safe = 1 \
+             AND halt_requested = 0 AND pinned_node IS NULL RETURNING id",
+        )
+        .bind(node_id)
+        .fetch_all(self.pool())
+        .await?;
+        let requeued = requeued
+            .iter()
+            .map(|r| Ok(r.try_get("id")?))
+            .collect::<StoreResult<Vec<String>>>()?;
+        let interrupted = self.interrupt_node_jobs(node_id, reason).await?;
+        Ok((requeued, interrupted))
+    }
+
     /// Deal with running jobs whose lease ran out (their node stopped renewing): re-queue
     /// those marked safe to retry, interrupt the rest. Returns (re-queued, interrupted) ids.
     pub async fn reap_expired_leases(&self) -> StoreResult<(Vec<String>, Vec<String>)> {
         let now = now_text();
         let requeued = sqlx::query(
-            "UPDATE jobs SET status = 'queued', node_id = NULL, lease_until = NULL, \
-             halt_requested = 0 \
+            "UPDATE jobs SET status = 'queued', node_id = NULL, lease_until = NULL \
              WHERE status = 'running' AND lease_until < $1 AND retry_safe = 1 \
-             AND pinned_node IS NULL RETURNING id",
+             AND halt_requested = 0 AND pinned_node IS NULL RETURNING id",
         )
         .bind(&now)
         .fetch_all(self.pool())

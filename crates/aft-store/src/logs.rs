@@ -21,6 +21,17 @@ pub struct LogLine {
 }
 
 impl Store {
+    /// The number of the last stored log line of a job (0 when none): a job run again after
+    /// its node stopped continues its log after it.
+    pub async fn last_job_log_line(&self, job_id: &str) -> StoreResult<i64> {
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(line) FROM job_logs WHERE job_id = $1")
+                .bind(job_id)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(last.unwrap_or(0))
+    }
+
     /// Append lines of one job in one transaction (the batch a log writer collected).
     pub async fn append_job_logs(&self, job_id: &str, lines: &[LogLine]) -> StoreResult<()> {
         if lines.is_empty() {
