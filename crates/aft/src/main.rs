@@ -54,6 +54,8 @@ enum Command {
     Schedule(cmd::schedule::Args),
     /// Manage watcher jobs: stored scripts the service keeps running
     Watcher(cmd::watcher::Args),
+    /// Run aft as a system service: install, uninstall, start, stop, restart, status
+    Svc(cmd::svc::Args),
     /// Copy the store to FILE while the service may run (SQLite; see docs for PostgreSQL)
     Backup(cmd::backup::BackupArgs),
     /// Replace the store with a backup (the service must be stopped)
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Nodes(args) => cmd::nodes::execute(&cli.global, args),
         Command::Schedule(args) => cmd::schedule::execute(&cli.global, args),
         Command::Watcher(args) => cmd::watcher::execute(&cli.global, args),
+        Command::Svc(args) => cmd::svc::execute(&cli.global, args),
         Command::Backup(args) => cmd::backup::backup(&cli.global, args),
         Command::Restore(args) => cmd::backup::restore(&cli.global, args),
         Command::Completions(args) => cmd::completions::completions::<Cli>(args),

@@ -16,6 +16,7 @@ pub mod secret;
 pub mod serve;
 pub mod settings;
 pub mod start;
+pub mod svc;
 pub mod vfs;
 pub mod watcher;
 

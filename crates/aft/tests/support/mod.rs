@@ -339,3 +339,16 @@ pub fn poll<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Run `aft --data DATA ARGS...` for a data directory a test made itself (not an [`Aft`]'s).
+pub fn aft_at(data: &Path, args: &[&str]) -> Output {
+    Command::new(AFT)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("AFT_DATABASE")
+        .env_remove("AFT_SECRET_KEY")
+        .env("AFT_LOG", "warn")
+        .output()
+        .unwrap()
+}
