@@ -49,6 +49,9 @@ enum JobsCommand {
         /// Keep printing new lines until the job ends; exit 0 if it succeeded, 1 if not
         #[arg(long, short = 'f')]
         follow: bool,
+        /// Print each line as a JSON object (line, at, level, message), one a line
+        #[arg(long)]
+        json: bool,
     },
     /// Send the halt signal to a job (the node running it halts it)
     Halt {
@@ -129,7 +132,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 }
                 Ok(())
             }
-            JobsCommand::Log { id, follow } => print_log(&store, &id, follow).await,
+            JobsCommand::Log { id, follow, json } => print_log(&store, &id, follow, json).await,
             JobsCommand::Halt { id } => {
                 let job = store.request_halt(&id).await?;
                 match job.status {
@@ -143,15 +146,19 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
 }
 
 /// Print the log; with `follow`, poll for new lines until the job ends.
-async fn print_log(store: &Store, id: &str, follow: bool) -> anyhow::Result<()> {
+async fn print_log(store: &Store, id: &str, follow: bool, json: bool) -> anyhow::Result<()> {
     let mut last = 0;
     loop {
         let job = store.get_job(id).await?;
         let lines = store.read_job_logs(id, last, 10_000).await?;
         for line in &lines {
-            match line.level.as_str() {
-                "error" | "warn" => eprintln!("{}", line.message),
-                _ => println!("{}", line.message),
+            if json {
+                println!("{}", serde_json::to_string(line)?);
+            } else {
+                match line.level.as_str() {
+                    "error" | "warn" => eprintln!("{}", line.message),
+                    _ => println!("{}", line.message),
+                }
             }
             last = line.line;
         }

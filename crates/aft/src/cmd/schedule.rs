@@ -89,6 +89,9 @@ enum ScheduleCommand {
         /// Start from this RFC 3339 time instead of now (e.g. to preview a DST change)
         #[arg(long, value_name = "TIME")]
         from: Option<String>,
+        /// Print JSON: [{"at": UTC time, "local": time in the schedule's zone}]
+        #[arg(long)]
+        json: bool,
     },
     /// Show the decided slots of schedule NAME, newest first
     History {
@@ -225,7 +228,12 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     &rows,
                 );
             }
-            ScheduleCommand::Next { name, count, from } => {
+            ScheduleCommand::Next {
+                name,
+                count,
+                from,
+                json,
+            } => {
                 let from = match from {
                     Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
                         .map_err(|e| {
@@ -239,6 +247,20 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 }
                 let schedule = store.find_schedule(&name).await?;
                 let times = schedule.times()?;
+                if json {
+                    let fires: Vec<serde_json::Value> = times
+                        .next_n(from, count)
+                        .into_iter()
+                        .map(|t| {
+                            serde_json::json!({
+                                "at": t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                                "local": t.with_timezone(&times.time_zone()).to_rfc3339(),
+                            })
+                        })
+                        .collect();
+                    print_json(&fires)?;
+                    return Ok(());
+                }
                 for t in times.next_n(from, count) {
                     println!(
                         "{}  ({})",

@@ -54,7 +54,11 @@ enum SvcCommand {
     /// Restart the service (systemctl restart)
     Restart,
     /// Whether the service runs, and its URL
-    Status,
+    Status {
+        /// Print JSON: {"running", "pid", "url", "nodeId", "unit"}
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Run `aft svc ...`.
@@ -70,8 +74,8 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         SvcCommand::Start => systemctl(&["start", UNIT]),
         SvcCommand::Stop => systemctl(&["stop", UNIT]),
         SvcCommand::Restart => systemctl(&["restart", UNIT]),
-        SvcCommand::Status => {
-            status(global);
+        SvcCommand::Status { json } => {
+            status(global, json);
             Ok(())
         }
     };
@@ -265,20 +269,34 @@ fn uninstall(unit_dir: &Path) -> Result<(), String> {
 
 /// What runs: the service of this data directory (from its service.json) and, under
 /// systemd, the unit's state.
-fn status(global: &GlobalArgs) {
-    match ServiceInfo::find_live(&global.data_dir()) {
+fn status(global: &GlobalArgs, json: bool) {
+    let info = ServiceInfo::find_live(&global.data_dir());
+    let unit = systemd_running().then(|| {
+        Command::new("systemctl")
+            .args(["is-active", UNIT])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|e| format!("unknown ({e})"))
+    });
+    if json {
+        let value = serde_json::json!({
+            "running": info.is_some(),
+            "pid": info.as_ref().map(|i| i.pid),
+            "url": info.as_ref().map(|i| i.url.clone()),
+            "nodeId": info.as_ref().map(|i| i.node_id.clone()),
+            "unit": unit,
+        });
+        println!("{value}");
+        return;
+    }
+    match info {
         Some(info) => println!(
             "running: pid {}, {} (node {})",
             info.pid, info.url, info.node_id
         ),
         None => println!("not running on {}", global.data_dir().display()),
     }
-    if systemd_running() {
-        let state = Command::new("systemctl")
-            .args(["is-active", UNIT])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_else(|e| format!("unknown ({e})"));
+    if let Some(state) = unit {
         println!("{UNIT}: {state}");
     }
 }

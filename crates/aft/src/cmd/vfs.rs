@@ -74,6 +74,9 @@ enum VfsCommand {
     Types {
         /// Only this type
         kind: Option<String>,
+        /// Print JSON (what GET /v1/vfs/types answers)
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -171,7 +174,30 @@ fn show_value(value: &Value) -> String {
 /// Run `aft vfs ...`.
 pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
     // The types are the registry's: no store needed.
-    if let VfsCommand::Types { kind } = &args.command {
+    if let VfsCommand::Types { kind, json } = &args.command {
+        if *json {
+            let views: Vec<aft_server::api::vfs_types::VfsTypeView> = registry::types()
+                .filter(|t| {
+                    kind.as_deref()
+                        .is_none_or(|k| t.name().eq_ignore_ascii_case(k))
+                })
+                .map(Into::into)
+                .collect();
+            if views.is_empty() {
+                return crate::global::usage_failure(UsageError(format!(
+                    "unknown VFS type {:?}; use one of: {}",
+                    kind.as_deref().unwrap_or_default(),
+                    registry::type_names().join(", ")
+                )));
+            }
+            return match serde_json::to_string_pretty(&views) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => super::fail(e),
+            };
+        }
         match kind {
             None => print!("{}", types_help()),
             Some(kind) => match registry::lookup(kind) {
