@@ -86,6 +86,8 @@ pub struct Runner {
     max_concurrent: AtomicUsize,
     /// The `job-lease-seconds` setting, re-read with the other settings.
     lease_secs: AtomicU64,
+    /// The `job-log-max-lines` setting.
+    log_max_lines: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -113,6 +115,7 @@ impl Runner {
             stopping: AtomicBool::new(false),
             max_concurrent: AtomicUsize::new(4),
             lease_secs: AtomicU64::new(DEFAULT_LEASE.as_secs()),
+            log_max_lines: AtomicU64::new(100_000),
             metrics,
         });
         tokio::spawn(log_writer(runner.clone(), writer_rx));
@@ -190,6 +193,8 @@ impl Runner {
                     u64::from(settings.job_lease_seconds.max(1)),
                     Ordering::SeqCst,
                 );
+                self.log_max_lines
+                    .store(settings.job_log_max_lines, Ordering::SeqCst);
             }
             Err(e) => tracing::warn!("cannot read settings, keeping the previous ones: {e}"),
         }
@@ -201,7 +206,14 @@ impl Runner {
     }
 
     async fn claim_loop(self: Arc<Self>) {
+        let mut settings_read = Instant::now();
         while !self.stopping.load(Ordering::SeqCst) {
+            // A changed max-concurrent-jobs (or log cap) applies to the next claims, not
+            // only after the next housekeeping pass.
+            if settings_read.elapsed() >= Duration::from_secs(1) {
+                self.refresh_settings().await;
+                settings_read = Instant::now();
+            }
             while self.running_count() < self.max_concurrent.load(Ordering::SeqCst)
                 && !self.stopping.load(Ordering::SeqCst)
             {
@@ -391,12 +403,28 @@ impl Runner {
     /// and hands them to the batch writer.
     fn log_sink(self: Arc<Self>, job_id: String, after_line: i64) -> LogSink {
         let counter = AtomicI64::new(after_line);
+        // Past the cap one line says so and the rest is dropped: a script logging in a
+        // loop must not fill the memory or the database.
+        let cap = after_line
+            + i64::try_from(self.log_max_lines.load(Ordering::SeqCst)).unwrap_or(i64::MAX);
         Arc::new(move |level: LogLevel, message: &str| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let (level, message) = match n.cmp(&(cap + 1)) {
+                std::cmp::Ordering::Less => (level, clip(message)),
+                std::cmp::Ordering::Equal => (
+                    LogLevel::Warn,
+                    format!(
+                        "log truncated: this job wrote more than {} lines (the setting job-log-max-lines); the rest is not kept",
+                        cap - after_line
+                    ),
+                ),
+                std::cmp::Ordering::Greater => return,
+            };
             let line = LogLine {
-                line: counter.fetch_add(1, Ordering::SeqCst) + 1,
+                line: n,
                 at: now_text(),
                 level: level_name(level).to_string(),
-                message: message.to_string(),
+                message,
             };
             if let Some(live) = self
                 .live
@@ -469,6 +497,25 @@ impl Runner {
             live.pending.retain(|l| l.line > stored);
         }
     }
+}
+
+/// Longest log line kept, in bytes; longer ones are cut at a character boundary.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// `message`, cut to [`MAX_LINE_BYTES`] with a note of how much was left out.
+fn clip(message: &str) -> String {
+    if message.len() <= MAX_LINE_BYTES {
+        return message.to_string();
+    }
+    let mut end = MAX_LINE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} more bytes not kept)",
+        &message[..end],
+        message.len() - end
+    )
 }
 
 fn level_name(level: LogLevel) -> &'static str {

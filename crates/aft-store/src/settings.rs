@@ -118,6 +118,12 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "how long a node's claim on a running job lasts without renewal; a dead node's jobs are taken over after it",
     },
     SettingDef {
+        key: "job-log-max-lines",
+        default: "100000",
+        kind: int(100, 100_000_000),
+        description: "log lines kept per job; past them one line says the log was cut, and the rest is dropped",
+    },
+    SettingDef {
         key: "job-retention-days",
         default: "30",
         kind: int(1, 36_500),
@@ -289,6 +295,8 @@ pub struct Settings {
     pub job_timeout_seconds: u64,
     /// Seconds a claim on a running job holds without renewal (renewed every third of it).
     pub job_lease_seconds: u32,
+    /// Log lines kept per job.
+    pub job_log_max_lines: u64,
     /// Days job records and logs are kept.
     pub job_retention_days: u32,
     /// Web UI session lifetime in minutes.
@@ -338,6 +346,7 @@ impl Settings {
             job_memory_limit_mb: num("job-memory-limit-mb")? as u32,
             job_timeout_seconds: num("job-timeout-seconds")? as u64,
             job_lease_seconds: num("job-lease-seconds")? as u32,
+            job_log_max_lines: num("job-log-max-lines")? as u64,
             job_retention_days: num("job-retention-days")? as u32,
             session_lifetime_minutes: num("session-lifetime-minutes")? as u32,
             smtp_host: get("smtp-host")?,
