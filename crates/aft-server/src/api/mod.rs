@@ -1,9 +1,15 @@
 //! The REST API (spec §3): routes, and the OpenAPI document generated from them.
 
-pub mod admin;
 pub mod admins;
+pub mod apikeys;
 pub mod jobs;
+pub mod nodes;
 pub mod schedules;
+pub mod scripts;
+pub mod secrets;
+pub mod session;
+pub mod settings;
+pub mod vfs;
 pub mod vfs_test;
 pub mod vfs_types;
 pub mod watchers;
@@ -53,38 +59,34 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::run_source))
         .routes(routes!(jobs::job_log))
         .routes(routes!(jobs::job_transfers))
-        .routes(routes!(admin::health))
-        .routes(routes!(admin::setup_state, admin::setup))
+        .routes(routes!(session::health))
+        .routes(routes!(session::setup_state, session::setup))
         .routes(routes!(admins::list_admins))
         .routes(routes!(admins::delete_admin))
         .routes(routes!(admins::set_admin_password))
         .routes(routes!(
-            admin::current_session,
-            admin::sign_in,
-            admin::sign_out
+            session::current_session,
+            session::sign_in,
+            session::sign_out
         ))
-        .routes(routes!(admin::list_scripts, admin::create_script))
-        .routes(routes!(admin::check_script))
+        .routes(routes!(scripts::list_scripts, scripts::create_script))
+        .routes(routes!(scripts::check_script))
         .routes(routes!(
-            admin::get_script,
-            admin::update_script,
-            admin::delete_script
+            scripts::get_script,
+            scripts::update_script,
+            scripts::delete_script
         ))
-        .routes(routes!(admin::list_settings))
-        .routes(routes!(admin::set_setting))
-        .routes(routes!(admin::list_secrets))
-        .routes(routes!(admin::set_secret, admin::delete_secret))
-        .routes(routes!(admin::list_api_keys, admin::create_api_key))
-        .routes(routes!(admin::revoke_api_key))
-        .routes(routes!(admin::list_vfs, admin::create_vfs))
-        .routes(routes!(
-            admin::get_vfs,
-            admin::update_vfs,
-            admin::delete_vfs
-        ))
+        .routes(routes!(settings::list_settings))
+        .routes(routes!(settings::set_setting))
+        .routes(routes!(secrets::list_secrets))
+        .routes(routes!(secrets::set_secret, secrets::delete_secret))
+        .routes(routes!(apikeys::list_api_keys, apikeys::create_api_key))
+        .routes(routes!(apikeys::revoke_api_key))
+        .routes(routes!(vfs::list_vfs, vfs::create_vfs))
+        .routes(routes!(vfs::get_vfs, vfs::update_vfs, vfs::delete_vfs))
         .routes(routes!(vfs_test::test_vfs))
         .routes(routes!(vfs_types::list_vfs_types))
-        .routes(routes!(admin::list_nodes))
+        .routes(routes!(nodes::list_nodes))
         .routes(routes!(
             schedules::list_schedules,
             schedules::create_schedule
@@ -156,7 +158,7 @@ async fn api_headers(request: axum::extract::Request, next: axum::middleware::Ne
 
 /// Prometheus metrics: jobs by status, queue depth, run times (no authentication: counts
 /// only, nothing secret).
-#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let text = state
         .metrics

@@ -8,11 +8,100 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use aft_store::{JobParams, MisfirePolicy, NewSchedule, OverlapPolicy, ScheduleUpdate};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use aft_store::{
+    JobParams, MisfirePolicy, NewSchedule, OverlapPolicy, Schedule, ScheduleSlot, ScheduleUpdate,
+};
 
 use crate::auth::AdminCaller;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
+
+/// A schedule as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleView {
+    /// Id (UUIDv7).
+    pub id: String,
+    /// Name (unique, case-insensitive).
+    pub name: String,
+    /// The stored script it queues.
+    pub script_name: String,
+    /// The cron expression.
+    pub cron: String,
+    /// The IANA time zone the expression is read in.
+    pub time_zone: String,
+    /// Parameters of each job (a flat object of strings).
+    pub params: BTreeMap<String, String>,
+    /// The overlap policy: `skip`, `queue` or `allow`.
+    pub overlap: String,
+    /// The misfire policy: `skip` or `run-once`.
+    pub misfire: String,
+    /// Whether it fires.
+    pub enabled: bool,
+    /// The newest slot decided (or when it was created or enabled): slots after it are due.
+    pub last_slot: DateTime<Utc>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Schedule> for ScheduleView {
+    fn from(s: Schedule) -> ScheduleView {
+        ScheduleView {
+            id: s.id,
+            name: s.name,
+            script_name: s.script_name,
+            cron: s.cron,
+            time_zone: s.time_zone,
+            params: s.params.into_map(),
+            overlap: s.overlap.as_str().to_string(),
+            misfire: s.misfire.as_str().to_string(),
+            enabled: s.enabled,
+            last_slot: s.last_slot,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// One decided slot of a schedule.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSlotView {
+    /// The schedule's id.
+    pub schedule_id: String,
+    /// The fire time.
+    pub slot_time: DateTime<Utc>,
+    /// How it was decided: `fired`, `waiting`, `skipped`, `missed` or `failed`.
+    pub status: String,
+    /// The job it queued, if it fired.
+    pub job_id: Option<String>,
+    /// The node that decided it.
+    pub node_id: String,
+    /// Why it failed, or what else happened.
+    pub detail: Option<String>,
+    /// When it was decided.
+    pub decided_at: DateTime<Utc>,
+}
+
+impl From<ScheduleSlot> for ScheduleSlotView {
+    fn from(s: ScheduleSlot) -> ScheduleSlotView {
+        ScheduleSlotView {
+            schedule_id: s.schedule_id,
+            slot_time: s.slot_time,
+            status: s.status.as_str().to_string(),
+            job_id: s.job_id,
+            node_id: s.node_id,
+            detail: s.detail,
+            decided_at: s.decided_at,
+        }
+    }
+}
 
 /// A schedule to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -92,19 +181,20 @@ pub struct NextFires {
 }
 
 /// All schedules.
-#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", responses((status = 200, body = serde_json::Value)))]
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", responses((status = 200, body = Vec<ScheduleView>)))]
 pub async fn list_schedules(
     State(state): State<AppState>,
     _a: AdminCaller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Vec<ScheduleView>>> {
+    let schedules = state.store.list_schedules().await?;
     Ok(Json(
-        serde_json::to_value(state.store.list_schedules().await?).unwrap_or_default(),
+        schedules.into_iter().map(ScheduleView::from).collect(),
     ))
 }
 
 /// Create a schedule.
 #[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = ScheduleBody,
-    responses((status = 201, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = ScheduleView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_schedule(
     State(state): State<AppState>,
     _a: AdminCaller,
@@ -125,20 +215,18 @@ pub async fn create_schedule(
             enabled: b.enabled.unwrap_or(true),
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(schedule)).into_response())
+    Ok((StatusCode::CREATED, Json(ScheduleView::from(schedule))).into_response())
 }
 
 /// One schedule by id or name.
 #[utoipa::path(get, path = "/v1/schedules/{name}", tag = "schedules", params(("name" = String, Path, description = "schedule name or id")),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn get_schedule(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(
-        serde_json::to_value(state.store.find_schedule(&name).await?).unwrap_or_default(),
-    ))
+) -> ApiResult<Json<ScheduleView>> {
+    Ok(Json(state.store.find_schedule(&name).await?.into()))
 }
 
 /// Change a schedule's script, cron expression, time zone, params, policies or `enabled`
@@ -146,13 +234,13 @@ pub async fn get_schedule(
 /// first slot after the edit; slots of the old one that came due before are decided once.
 #[utoipa::path(put, path = "/v1/schedules/{name}", tag = "schedules", request_body = ScheduleEditBody,
     params(("name" = String, Path, description = "schedule name or id")),
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ScheduleView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_schedule(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<ScheduleEditBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ScheduleView>> {
     let update = ScheduleUpdate {
         script_name: b.script,
         cron: b.cron,
@@ -168,7 +256,7 @@ pub async fn update_schedule(
         .await?;
     // The edit may have fired the old expression's last due slots.
     state.runner.wake();
-    Ok(Json(serde_json::to_value(schedule).unwrap_or_default()))
+    Ok(Json(schedule.into()))
 }
 
 /// Delete a schedule and its slot history (its jobs stay).
@@ -186,15 +274,15 @@ pub async fn delete_schedule(
 /// Enable or disable a schedule (enabling does not run the slots passed while disabled).
 #[utoipa::path(put, path = "/v1/schedules/{name}/enabled", tag = "schedules", request_body = EnabledBody,
     params(("name" = String, Path, description = "schedule name or id")),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn set_schedule_enabled(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<EnabledBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ScheduleView>> {
     let schedule = state.store.set_schedule_enabled(&name, b.enabled).await?;
-    Ok(Json(serde_json::to_value(schedule).unwrap_or_default()))
+    Ok(Json(schedule.into()))
 }
 
 /// The next N fire times of a schedule, after now or `from`.
@@ -237,19 +325,21 @@ pub async fn next_fires(
 /// A schedule's decided slots, newest first: fired (with the job id), waiting, skipped,
 /// missed, failed.
 #[utoipa::path(get, path = "/v1/schedules/{name}/slots", tag = "schedules", params(("name" = String, Path, description = "schedule name or id"), SlotsQuery),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<ScheduleSlotView>), (status = 404, body = ErrorBody)))]
 pub async fn list_slots(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
     Query(q): Query<SlotsQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Vec<ScheduleSlotView>>> {
     let schedule = state.store.find_schedule(&name).await?;
     let slots = state
         .store
         .list_slots(&schedule.id, q.limit.unwrap_or(100))
         .await?;
-    Ok(Json(serde_json::to_value(slots).unwrap_or_default()))
+    Ok(Json(
+        slots.into_iter().map(ScheduleSlotView::from).collect(),
+    ))
 }
 
 /// A request's `params` as [`JobParams`]: the one parser every way of starting a job uses;
@@ -257,4 +347,73 @@ pub async fn list_slots(
 pub(crate) fn job_params(params: Option<serde_json::Value>) -> ApiResult<JobParams> {
     JobParams::from_json(params.unwrap_or_default())
         .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use aft_store::SlotStatus;
+
+    #[test]
+    fn schedule_view_serializes_as_the_store_schedule_did() {
+        let mut params = JobParams::default();
+        params.insert("region", "eu");
+        let schedule = Schedule {
+            id: "0190-schedule".into(),
+            name: "nightly".into(),
+            script_name: "Nightly".into(),
+            cron: "0 2 * * *".into(),
+            time_zone: "Europe/Berlin".into(),
+            params,
+            overlap: OverlapPolicy::Queue,
+            misfire: MisfirePolicy::RunOnce,
+            enabled: true,
+            last_slot: Utc::now(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let other = Schedule {
+            params: JobParams::default(),
+            overlap: OverlapPolicy::Allow,
+            misfire: MisfirePolicy::Skip,
+            enabled: false,
+            ..schedule.clone()
+        };
+        let third = Schedule {
+            overlap: OverlapPolicy::Skip,
+            ..schedule.clone()
+        };
+        for s in [schedule, other, third] {
+            assert_eq!(
+                serde_json::to_value(ScheduleView::from(s.clone())).unwrap(),
+                serde_json::to_value(s).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn slot_view_serializes_as_the_store_slot_did() {
+        for status in [
+            SlotStatus::Fired,
+            SlotStatus::Waiting,
+            SlotStatus::Skipped,
+            SlotStatus::Missed,
+            SlotStatus::Failed,
+        ] {
+            let slot = ScheduleSlot {
+                schedule_id: "0190-schedule".into(),
+                slot_time: Utc::now(),
+                status,
+                job_id: (status == SlotStatus::Fired).then(|| "0190-job".into()),
+                node_id: "node-1".into(),
+                detail: (status == SlotStatus::Failed).then(|| "script deleted".into()),
+                decided_at: Utc::now(),
+            };
+            assert_eq!(
+                serde_json::to_value(ScheduleSlotView::from(slot.clone())).unwrap(),
+                serde_json::to_value(slot).unwrap()
+            );
+        }
+    }
 }

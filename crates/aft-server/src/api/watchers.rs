@@ -4,14 +4,60 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use aft_store::NewWatcherJob;
+use aft_store::{NewWatcherJob, WatcherJob};
 
 use crate::auth::AdminCaller;
 use crate::error::{ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
+
+/// A watcher job as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WatcherJobView {
+    /// Id (UUIDv7).
+    pub id: String,
+    /// Name (unique, case-insensitive).
+    pub name: String,
+    /// The stored script it keeps running.
+    pub script_name: String,
+    /// Parameters of each run (a flat object of strings).
+    pub params: BTreeMap<String, String>,
+    /// Whether it should run.
+    pub enabled: bool,
+    /// The job of its current (or last) run.
+    pub current_job_id: Option<String>,
+    /// Failed runs in a row (drives the backoff).
+    pub failures: i64,
+    /// Not started again before this time (backoff after a failure).
+    pub next_start_at: DateTime<Utc>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<WatcherJob> for WatcherJobView {
+    fn from(w: WatcherJob) -> WatcherJobView {
+        WatcherJobView {
+            id: w.id,
+            name: w.name,
+            script_name: w.script_name,
+            params: w.params.into_map(),
+            enabled: w.enabled,
+            current_job_id: w.current_job_id,
+            failures: w.failures,
+            next_start_at: w.next_start_at,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
 
 /// A watcher job to register.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -25,19 +71,20 @@ pub struct WatcherBody {
 }
 
 /// All watcher jobs.
-#[utoipa::path(get, path = "/v1/watchers", tag = "watchers", responses((status = 200, body = serde_json::Value)))]
+#[utoipa::path(get, path = "/v1/watchers", tag = "watchers", responses((status = 200, body = Vec<WatcherJobView>)))]
 pub async fn list_watchers(
     State(state): State<AppState>,
     _a: AdminCaller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Vec<WatcherJobView>>> {
+    let watchers = state.store.list_watcher_jobs().await?;
     Ok(Json(
-        serde_json::to_value(state.store.list_watcher_jobs().await?).unwrap_or_default(),
+        watchers.into_iter().map(WatcherJobView::from).collect(),
     ))
 }
 
 /// Register a watcher job; a node starts it within a second.
 #[utoipa::path(post, path = "/v1/watchers", tag = "watchers", request_body = WatcherBody,
-    responses((status = 201, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = WatcherJobView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_watcher(
     State(state): State<AppState>,
     _a: AdminCaller,
@@ -51,20 +98,18 @@ pub async fn create_watcher(
             params: super::schedules::job_params(b.params)?,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(watcher)).into_response())
+    Ok((StatusCode::CREATED, Json(WatcherJobView::from(watcher))).into_response())
 }
 
 /// One watcher job by id or name.
 #[utoipa::path(get, path = "/v1/watchers/{name}", tag = "watchers", params(("name" = String, Path, description = "watcher name or id")),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WatcherJobView), (status = 404, body = ErrorBody)))]
 pub async fn get_watcher(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(
-        serde_json::to_value(state.store.find_watcher_job(&name).await?).unwrap_or_default(),
-    ))
+) -> ApiResult<Json<WatcherJobView>> {
+    Ok(Json(state.store.find_watcher_job(&name).await?.into()))
 }
 
 /// `enabled` to set.
@@ -78,19 +123,19 @@ pub struct WatcherEnabledBody {
 /// runs) and starts no other; enabling starts a fresh run within a second.
 #[utoipa::path(put, path = "/v1/watchers/{name}/enabled", tag = "watchers", request_body = WatcherEnabledBody,
     params(("name" = String, Path, description = "watcher name or id")),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WatcherJobView), (status = 404, body = ErrorBody)))]
 pub async fn set_watcher_enabled(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<WatcherEnabledBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<WatcherJobView>> {
     let (watcher, halted) = state.store.set_watcher_enabled(&name, b.enabled).await?;
     if let Some(job_id) = halted {
         // At once if it runs here; another node sees the stored request within a second.
         state.runner.halt_local(&job_id);
     }
-    Ok(Json(serde_json::to_value(watcher).unwrap_or_default()))
+    Ok(Json(watcher.into()))
 }
 
 /// Delete a watcher job; its current run is asked to halt.
@@ -105,4 +150,38 @@ pub async fn delete_watcher(
         state.runner.halt_local(&job_id);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watcher_job_view_serializes_as_the_store_watcher_job_did() {
+        let mut params = aft_store::JobParams::default();
+        params.insert("folder", "/in");
+        let watcher = WatcherJob {
+            id: "0190-watcher".into(),
+            name: "inbox".into(),
+            script_name: "Inbox".into(),
+            params,
+            enabled: true,
+            current_job_id: Some("0190-job".into()),
+            failures: 2,
+            next_start_at: Utc::now(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let idle = WatcherJob {
+            current_job_id: None,
+            params: Default::default(),
+            ..watcher.clone()
+        };
+        for w in [watcher, idle] {
+            assert_eq!(
+                serde_json::to_value(WatcherJobView::from(w.clone())).unwrap(),
+                serde_json::to_value(w).unwrap()
+            );
+        }
+    }
 }
