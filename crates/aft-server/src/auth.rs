@@ -66,6 +66,11 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct AdminCaller(pub Caller);
 
+/// The local CLI of this machine (the token of `service.json`); any other caller gets 403,
+/// before the request's body is read.
+#[derive(Debug, Clone)]
+pub struct LocalCaller;
+
 /// What a failed authentication is counted against, beside the caller's address: a flood
 /// of one kind (bad API keys) must not lock out another (the local token, sign-in), and a
 /// flood against one admin must not lock out the others.
@@ -257,6 +262,22 @@ impl FromRequestParts<AppState> for Caller {
         Err(ApiError::unauthorized(format!(
             "authentication required: send an {API_KEY_HEADER} header, or sign in"
         )))
+    }
+}
+
+impl FromRequestParts<AppState> for LocalCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<LocalCaller, ApiError> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Local => Ok(LocalCaller),
+            _ => Err(ApiError::forbidden(
+                "only aft run on the service's own machine may hand over scripts",
+            )),
+        }
     }
 }
 

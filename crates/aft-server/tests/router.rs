@@ -146,71 +146,14 @@ type Seen = BTreeMap<(String, String), BTreeSet<u16>>;
 /// with the whole answer for the message.
 type Misanswers = BTreeMap<String, String>;
 
-/// Misanswers the matrix finds today, pinned so that fixing one fails the test until it is
-/// taken off this list (and a new one fails it at once).
-///
-/// `run_source` (`api/jobs.rs`) reads its JSON body before it checks that the caller holds
-/// the local token, so an API key or an admin session with a malformed body gets 400 where
-/// every other refused caller gets 403 (with a well-formed body they do get 403: see
-/// `only_the_local_token_may_hand_over_scripts`). Fix: check the caller before parsing,
-/// e.g. take the body as `Bytes` and parse it after the check.
-const KNOWN_MISANSWERS: &[&str] = &[
-    "API key: POST /v1/jobs/run -> 400",
-    "admin session: POST /v1/jobs/run -> 400",
-];
+/// Misanswers the matrix finds, pinned so that fixing one fails the test until it is taken
+/// off this list (and a new one fails it at once); none are left.
+const KNOWN_MISANSWERS: &[&str] = &[];
 
 /// Statuses routes answer that their OpenAPI responses do not describe, pinned like
-/// [`KNOWN_MISANSWERS`]. Almost every authenticated route leaves out its 401 (no or bad
-/// credentials) and 403 (API key on an admin route; session without `X-CSRF-Token`), and a
-/// few JSON routes their 400. One fix for the first kind: a `utoipa::Modify` in
-/// `api/mod.rs` adding `401`/`403` with `ErrorBody` to every operation outside the public
-/// list.
-const KNOWN_UNDOCUMENTED: &[(&str, &[u16])] = &[
-    ("GET /v1/admins", &[403]),
-    ("DELETE /v1/admins/{name}", &[403]),
-    ("PUT /v1/admins/{name}/password", &[403]),
-    ("GET /v1/apikeys", &[401, 403]),
-    ("POST /v1/apikeys", &[401, 403]),
-    ("DELETE /v1/apikeys/{id}", &[401, 403]),
-    ("DELETE /v1/jobs/{id}", &[403]),
-    ("GET /v1/jobs/{id}/log", &[401]),
-    ("GET /v1/jobs/{id}/transfers", &[401]),
-    ("GET /v1/nodes", &[401, 403]),
-    ("GET /v1/schedules", &[401, 403]),
-    ("POST /v1/schedules", &[401, 403]),
-    ("GET /v1/schedules/{name}", &[401, 403]),
-    ("PUT /v1/schedules/{name}", &[401, 403]),
-    ("DELETE /v1/schedules/{name}", &[401, 403]),
-    ("PUT /v1/schedules/{name}/enabled", &[400, 401, 403]),
-    ("GET /v1/schedules/{name}/next", &[401, 403]),
-    ("GET /v1/schedules/{name}/slots", &[401, 403]),
-    ("GET /v1/scripts", &[401, 403]),
-    ("POST /v1/scripts", &[401, 403]),
-    ("POST /v1/scripts/check", &[400, 401, 403]),
-    ("GET /v1/scripts/{id}", &[401, 403]),
-    ("PUT /v1/scripts/{id}", &[401, 403]),
-    ("DELETE /v1/scripts/{id}", &[401, 403]),
-    ("GET /v1/secrets", &[401, 403]),
-    ("PUT /v1/secrets/{name}", &[401, 403]),
-    ("DELETE /v1/secrets/{name}", &[401, 403]),
-    ("GET /v1/session", &[403]),
-    ("POST /v1/session", &[400]),
-    ("DELETE /v1/session", &[403]),
-    ("GET /v1/settings", &[401, 403]),
-    ("PUT /v1/settings/{key}", &[401, 403]),
-    ("GET /v1/vfs", &[401, 403]),
-    ("POST /v1/vfs", &[401, 403]),
-    ("GET /v1/vfs/types", &[403]),
-    ("GET /v1/vfs/{name}", &[401, 403]),
-    ("PUT /v1/vfs/{name}", &[401, 403]),
-    ("DELETE /v1/vfs/{name}", &[401, 403]),
-    ("POST /v1/vfs/{name}/test", &[401, 403]),
-    ("GET /v1/watchers", &[401, 403]),
-    ("POST /v1/watchers", &[401, 403]),
-    ("GET /v1/watchers/{name}", &[401, 403]),
-    ("DELETE /v1/watchers/{name}", &[401, 403]),
-    ("PUT /v1/watchers/{name}/enabled", &[400, 401, 403]),
-];
+/// [`KNOWN_MISANSWERS`]; none are left (`describe_auth` in `api/mod.rs` documents the
+/// refusals every authenticated route shares).
+const KNOWN_UNDOCUMENTED: &[(&str, &[u16])] = &[];
 
 /// Panics unless `found` holds exactly the keys of `known`: listing what is new, and what
 /// is known but no longer happens (to take off the list).

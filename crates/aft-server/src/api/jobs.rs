@@ -667,15 +667,11 @@ pub struct RunSource {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn run_source(
     State(state): State<AppState>,
-    caller: Caller,
+    // Before the body: another caller is refused (403) whatever it sends.
+    _local: crate::auth::LocalCaller,
     headers: HeaderMap,
     ApiJson(b): ApiJson<RunSource>,
 ) -> ApiResult<Response> {
-    if !matches!(caller, Caller::Local) {
-        return Err(ApiError::forbidden(
-            "only aft run on the service's own machine may hand over scripts",
-        ));
-    }
     if !state.store.settings().await?.allow_cli_run {
         return Err(ApiError::forbidden(
             "aft run is disabled: an administrator can enable it with 'aft settings set allow-cli-run true' (or in the web UI under Settings)",

@@ -48,6 +48,117 @@ impl utoipa::Modify for SecuritySchemes {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("aft_session"))),
         );
+        components.add_security_scheme(
+            "localToken",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                crate::discovery::LOCAL_TOKEN_HEADER,
+            ))),
+        );
+    }
+}
+
+/// Operations anyone may call, without a credential.
+const PUBLIC_OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/v1/health"),
+    ("get", "/v1/setup"),
+    ("post", "/v1/setup"),
+    ("post", "/v1/session"),
+    ("get", "/metrics"),
+];
+
+/// Operations an API key may call (the job routes); the other authenticated ones are an
+/// admin's (a session or the local CLI token).
+const API_KEY_OPERATIONS: &[(&str, &str)] = &[
+    ("post", "/v1/jobs"),
+    ("get", "/v1/jobs"),
+    ("get", "/v1/jobs/{id}"),
+    ("delete", "/v1/jobs/{id}"),
+    ("get", "/v1/jobs/{id}/log"),
+    ("get", "/v1/jobs/{id}/transfers"),
+];
+
+/// Describe in the document what every route shares instead of repeating it on each: the
+/// credentials an operation takes (`security`), the refusals of authentication (401, 403,
+/// 429 with `Retry-After`) and of a malformed request (400; 413 and 415 for a body), each
+/// with the `ErrorBody` every error answer has. A status a route documents itself is kept.
+fn describe_auth(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        let shared_parameters = item.parameters.clone().unwrap_or_default();
+        for (method, operation) in [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            let Some(operation) = operation.as_mut() else {
+                continue;
+            };
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description));
+            };
+            let parameters = operation
+                .parameters
+                .iter()
+                .flatten()
+                .chain(&shared_parameters);
+            let mut has_parameters = false;
+            for p in parameters {
+                if matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query) {
+                    has_parameters = true;
+                }
+            }
+            if operation.request_body.is_some() {
+                add("400", "the body is not the JSON this operation takes");
+                add("413", "the body is larger than the limit");
+                add("415", "the body is not sent as application/json");
+            } else if has_parameters {
+                add("400", "a path segment or query value cannot be read");
+            }
+            if PUBLIC_OPERATIONS.contains(&(method, path.as_str())) {
+                continue;
+            }
+            add("401", "no credentials, or unknown, expired or revoked ones");
+            add(
+                "403",
+                "the credentials may not do this (an API key on an admin route, an address outside the key's allow-list, a session without X-CSRF-Token)",
+            );
+            add(
+                "429",
+                "too many failed authentications of this kind from this address (see Retry-After)",
+            );
+            let schemes: &[&str] = if API_KEY_OPERATIONS.contains(&(method, path.as_str())) {
+                &["apiKey", "session", "localToken"]
+            } else {
+                &["session", "localToken"]
+            };
+            operation.security = Some(
+                schemes
+                    .iter()
+                    .map(|scheme| SecurityRequirement::new(*scheme, Vec::<String>::new()))
+                    .collect(),
+            );
+        }
     }
 }
 
@@ -107,13 +218,15 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route (what `GET /v1/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = documented_routes().split_for_parts();
+    let (_, mut api) = documented_routes().split_for_parts();
+    describe_auth(&mut api);
     api
 }
 
 /// The whole REST API bound to `state`.
 pub fn router(state: AppState) -> Router {
-    let (router, api) = documented_routes().split_for_parts();
+    let (router, mut api) = documented_routes().split_for_parts();
+    describe_auth(&mut api);
     let api = std::sync::Arc::new(api);
     router
         .route(
