@@ -43,8 +43,8 @@ pub struct VfsFieldView {
     pub options: Vec<String>,
     /// Whether an entry must set it.
     pub required: bool,
-    /// What a new SyncJS client starts with, if anything.
-    #[schema(value_type = Option<Object>)]
+    /// What a new SyncJS client starts with, if anything: text, a number or true/false.
+    #[schema(schema_with = any_value)]
     pub default: Option<serde_json::Value>,
     /// One line of help ("" if none).
     pub help: String,
@@ -94,4 +94,11 @@ impl From<VfsType> for VfsTypeView {
     responses((status = 200, body = Vec<VfsTypeView>), (status = 401, body = ErrorBody)))]
 pub async fn list_vfs_types(_a: AdminCaller) -> ApiResult<Json<Vec<VfsTypeView>>> {
     Ok(Json(registry::types().map(VfsTypeView::from).collect()))
+}
+
+/// The schema of a value of any JSON type (or null).
+fn any_value() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+        .build()
 }
