@@ -23,7 +23,9 @@ fn fuzz(svc: &support::Service, who: &str, headers: &[String]) {
             "-c",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // Its cache (.schemathesis/) goes to the service's scratch folder, not the checkout.
+        .current_dir(&svc.data);
     for h in headers {
         cmd.args(["-H", h]);
     }
@@ -35,7 +37,10 @@ fn fuzz(svc: &support::Service, who: &str, headers: &[String]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "schemathesis as {who} found failures:\n{report}");
+    assert!(
+        out.status.success(),
+        "schemathesis as {who} found failures:\n{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,14 +64,26 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_its_schema() {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.split(';').next().filter(|c| c.starts_with("aft_session=")))
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("aft_session="))
+        })
         .unwrap()
         .to_string();
     let session: serde_json::Value = resp.json().await.unwrap();
     let csrf = session["csrfToken"].as_str().unwrap().to_string();
 
     let token = svc.local_token();
-    fuzz(&svc, "the local token", &[format!("X-Aft-Local-Token: {token}")]);
-    fuzz(&svc, "an admin session", &[format!("Cookie: {cookie}"), format!("X-CSRF-Token: {csrf}")]);
+    fuzz(
+        &svc,
+        "the local token",
+        &[format!("X-Aft-Local-Token: {token}")],
+    );
+    fuzz(
+        &svc,
+        "an admin session",
+        &[format!("Cookie: {cookie}"), format!("X-CSRF-Token: {csrf}")],
+    );
     fuzz(&svc, "an API key", &[format!("X-API-Key: {key}")]);
 }
