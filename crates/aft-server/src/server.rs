@@ -212,20 +212,26 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves when the process gets SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+/// Listen for SIGTERM and SIGINT (Ctrl-C) from now on, and resolve when one arrives. Call it
+/// before the service starts: until a signal is listened for, its default action kills the
+/// process without a clean stop (`service.json` left behind, jobs not marked).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -57,7 +57,8 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(aft_server::serve(options, server::shutdown_signal())) {
+    // The signals are listened for inside the runtime, before the service starts.
+    match runtime.block_on(async { aft_server::serve(options, server::shutdown_signal()).await }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
