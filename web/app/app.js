@@ -16,6 +16,7 @@ const ROUTES = [
   { pattern: /^schedules$/, page: 'schedules', nav: 'schedules' },
   { pattern: /^watchers$/, page: 'watchers', nav: 'watchers' },
   { pattern: /^settings$/, page: 'settings', nav: 'settings' },
+  { pattern: /^admins$/, page: 'admins', nav: 'admins' },
 ];
 
 const NAV = [
@@ -32,6 +33,7 @@ const NAV = [
   { id: 'apikeys', href: '#/apikeys', label: 'API keys' },
   { section: 'Service' },
   { id: 'settings', href: '#/settings', label: 'Settings' },
+  { id: 'admins', href: '#/admins', label: 'Admins' },
 ];
 
 const root = document.getElementById('app');

@@ -251,6 +251,43 @@ describe('web UI', () => {
     assert.ok(!refused.body.includes('hunter2'), refused.body);
   });
 
+  test('admins: another is created, gets a new password and is deleted; the last cannot be', async () => {
+    const { page } = browser;
+    await page.goto(`${aft.url}/#/admins`);
+    await page.locator('tr[data-admin="admin"]').getByText('(you)').waitFor();
+    await page.getByTestId('new-admin').click();
+    let dialog = page.getByRole('dialog');
+    await dialog.getByLabel('User name').fill('operator');
+    await dialog.getByLabel('Password', { exact: true }).fill('operator-pass-1');
+    await dialog.getByLabel('Password again').fill('operator-pass-1');
+    await dialog.getByRole('button', { name: 'Create admin' }).click();
+    await page.locator('tr[data-admin="operator"]').waitFor();
+
+    // Mismatched passwords never reach the service.
+    await page.getByRole('button', { name: 'Set a new password for operator' }).click();
+    dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Password', { exact: true }).fill('operator-pass-2');
+    await dialog.getByLabel('Password again').fill('something else');
+    await dialog.getByRole('button', { name: 'Set password' }).click();
+    await dialog.getByText('The two passwords differ.').waitFor();
+    await dialog.getByLabel('Password again').fill('operator-pass-2');
+    await dialog.getByRole('button', { name: 'Set password' }).click();
+    await page.getByText('Password of operator changed').waitFor();
+
+    await page.getByRole('button', { name: 'Delete admin operator' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.locator('tr[data-admin="operator"]').waitFor({ state: 'detached' });
+    // One admin left: its Delete is disabled, and the service would refuse it anyway.
+    assert.ok(await page.getByRole('button', { name: 'Delete admin admin' }).isDisabled());
+    const refused = await page.evaluate(async () => {
+      const { csrfToken } = await (await fetch('/v1/session')).json();
+      const r = await fetch('/v1/admins/admin', { method: 'DELETE', headers: { 'X-CSRF-Token': csrfToken } });
+      return { status: r.status, body: await r.text() };
+    });
+    assert.equal(refused.status, 409, JSON.stringify(refused));
+    assert.match(refused.body, /last admin/);
+  });
+
   test('every page is served under a strict CSP and violates none of it', async () => {
     const { page } = browser;
     const response = await page.goto(`${aft.url}/`);

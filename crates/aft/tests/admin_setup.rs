@@ -154,6 +154,40 @@ async fn admins_are_listed_deleted_and_get_new_passwords_from_cli_and_api() {
         200
     );
 
+    // Another admin from the API (the web UI's "New admin"); a taken name is 409.
+    let (status, created) = call(
+        &http,
+        Method::POST,
+        &format!("{base}/v1/admins"),
+        Some(local),
+        Some(&json!({"username": "carol", "password": "carol-password"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["username"], "carol");
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        &format!("{base}/v1/admins"),
+        Some(local),
+        Some(&json!({"username": "CAROL", "password": "carol-password"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        sign_in(&http, &base, "carol", "carol-password").await.0,
+        200
+    );
+    let (status, _) = call(
+        &http,
+        Method::DELETE,
+        &format!("{base}/v1/admins/carol"),
+        Some(local),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+
     // Delete: unknown is 404, bob goes, alice is the last one and stays.
     let (status, body) = call(
         &http,

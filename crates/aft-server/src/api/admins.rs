@@ -81,3 +81,27 @@ pub async fn delete_admin(
     state.store.delete_admin(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A new admin user.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewAdminBody {
+    /// User name (sign-in matches it ignoring case).
+    pub username: String,
+    /// At least 8 characters.
+    pub password: String,
+}
+
+/// Create another admin (the first one comes from `POST /v1/setup`).
+#[utoipa::path(post, path = "/v1/admins", tag = "admins", request_body = NewAdminBody,
+    responses((status = 201, body = AdminView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_admin(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    ApiJson(b): ApiJson<NewAdminBody>,
+) -> ApiResult<(StatusCode, Json<AdminView>)> {
+    let admin = state
+        .store
+        .create_admin(&b.username, &Secret::new(b.password))
+        .await?;
+    Ok((StatusCode::CREATED, Json(admin.into())))
+}

@@ -172,7 +172,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::job_transfers))
         .routes(routes!(session::health))
         .routes(routes!(session::setup_state, session::setup))
-        .routes(routes!(admins::list_admins))
+        .routes(routes!(admins::list_admins, admins::create_admin))
         .routes(routes!(admins::delete_admin))
         .routes(routes!(admins::set_admin_password))
         .routes(routes!(
