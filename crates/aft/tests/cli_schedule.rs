@@ -2,24 +2,16 @@
 //! (6-field, every-second cron), its SQLite store read back to check every slot.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use aft_store::{JobFilter, JobStatus, ScheduleSlot, SlotStatus, Store};
 use serde_json::Value;
 
-const AFT: &str = env!("CARGO_BIN_EXE_aft");
+mod support;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{AFT, Service};
 
 fn aft(data: &Path, args: &[&str]) -> Output {
     Command::new(AFT)
@@ -47,67 +39,6 @@ fn push_script(data: &Path, name: &str, body: &str) {
     let file = data.join(format!("{name}.syncjs"));
     std::fs::write(&file, body).unwrap();
     ok(aft(data, &["script", "push", name, file.to_str().unwrap()]));
-}
-
-/// A running `aft serve` on a free port.
-struct Service {
-    child: Child,
-    port: u16,
-}
-
-impl Service {
-    fn start(data: &Path) -> Service {
-        Service::start_with(data, &[])
-    }
-
-    /// Start with extra global options (such as `--database URL`).
-    fn start_with(data: &Path, global: &[&str]) -> Service {
-        let port = free_port();
-        let mut child = Command::new(AFT)
-            .arg("--data")
-            .arg(data)
-            .args(global)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env_remove("AFT_DATABASE")
-            .env("AFT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("aft serve did not start listening within 60 s");
-        Service { child, port }
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(
-            self.child.wait().unwrap().success(),
-            "aft serve exits 0 on SIGTERM"
-        );
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn slots(data: &Path, schedule: &str) -> Vec<ScheduleSlot> {
@@ -158,7 +89,7 @@ async fn every_second_schedule_fires_each_slot_once_across_a_crash_and_restart()
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     push_script(data, "tick", r#"Log("tick");"#);
-    let mut svc = Service::start(data);
+    let mut svc = Service::start(data, &[], &[]);
     // Added while the service runs (the CLI writes the store), so no slot predates it.
     ok(aft(
         data,
@@ -179,9 +110,9 @@ async fn every_second_schedule_fires_each_slot_once_across_a_crash_and_restart()
     sleep(4.0);
     svc.kill9(); // a crash: no clean shutdown
     sleep(5.0); // slots come due while no service runs
-    let mut svc = Service::start(data);
+    let mut svc = Service::start(data, &[], &[]);
     sleep(4.0);
-    svc.terminate();
+    assert!(svc.terminate().success(), "aft serve exits 0 on SIGTERM");
 
     let slots = slots(data, "every-second").await;
     assert!(
@@ -277,9 +208,9 @@ async fn overlap_policies_skip_queue_and_allow_with_a_real_clock() {
             ],
         ));
     }
-    let mut svc = Service::start(data);
+    let mut svc = Service::start(data, &[], &[]);
     sleep(6.5);
-    svc.terminate();
+    assert!(svc.terminate().success(), "aft serve exits 0 on SIGTERM");
 
     let skip = slots(data, "slow-skip").await;
     let fired = skip
@@ -446,7 +377,7 @@ async fn schedule_cli_and_rest_preview_dst_days_and_manage_schedules() {
         "{list}"
     );
 
-    let mut svc = Service::start(data);
+    let mut svc = Service::start(data, &[], &[]);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
     let http = reqwest::Client::builder()
@@ -534,7 +465,7 @@ async fn schedule_cli_and_rest_preview_dst_days_and_manage_schedules() {
         .await
         .unwrap();
     assert_eq!(deleted.status().as_u16(), 204);
-    svc.terminate();
+    assert!(svc.terminate().success(), "aft serve exits 0 on SIGTERM");
     ok(aft(data, &["schedule", "delete", "rome"]));
     assert!(!ok(aft(data, &["schedule", "list"])).contains("rome"));
 }
@@ -555,14 +486,14 @@ async fn watcher_job_starts_with_the_service_backs_off_after_throwing_and_halts_
         &["watcher", "add", "crash", "--script", "crasher"],
     ));
 
-    let mut svc = Service::start(data);
+    let mut svc = Service::start(data, &[], &[]);
     sleep(5.5);
     let listed = ok(aft(data, &["watcher", "list"]));
     assert!(
         listed.contains("keep") && listed.contains("running"),
         "{listed}"
     );
-    svc.terminate();
+    assert!(svc.terminate().success(), "aft serve exits 0 on SIGTERM");
 
     let keeper = jobs_of(data, "keeper").await;
     assert_eq!(keeper.len(), 1, "one run while the service ran: {keeper:?}");
@@ -601,7 +532,7 @@ async fn watcher_job_starts_with_the_service_backs_off_after_throwing_and_halts_
     assert!(crash.failures >= 2);
     store.close().await;
 
-    let mut svc = Service::start(data);
+    let mut svc = Service::start(data, &[], &[]);
     let again = poll(|| async {
         let jobs = jobs_of(data, "keeper").await;
         (jobs.len() == 2 && jobs[0].status == JobStatus::Running).then_some(jobs)
@@ -620,7 +551,7 @@ async fn watcher_job_starts_with_the_service_backs_off_after_throwing_and_halts_
         "deleting a watcher halts its run: {:?}",
         jobs_of(data, "keeper").await
     );
-    svc.terminate();
+    assert!(svc.terminate().success(), "aft serve exits 0 on SIGTERM");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -634,8 +565,8 @@ async fn two_nodes_sharing_postgres_fire_each_slot_once() {
     std::fs::write(&file, r#"Log("tick");"#).unwrap();
     let cli = |args: &[&str]| ok(aft(dir1.path(), &[&on_db[..], args].concat()));
     cli(&["script", "push", "tick", file.to_str().unwrap()]);
-    let mut node1 = Service::start_with(dir1.path(), &on_db);
-    let mut node2 = Service::start_with(dir2.path(), &on_db);
+    let mut node1 = Service::start(dir1.path(), &on_db, &[]);
+    let mut node2 = Service::start(dir2.path(), &on_db, &[]);
     cli(&[
         "schedule",
         "add",
@@ -648,8 +579,8 @@ async fn two_nodes_sharing_postgres_fire_each_slot_once() {
         "allow",
     ]);
     sleep(5.0);
-    node1.terminate();
-    node2.terminate();
+    assert!(node1.terminate().success(), "aft serve exits 0 on SIGTERM");
+    assert!(node2.terminate().success(), "aft serve exits 0 on SIGTERM");
 
     let store = Store::open(&url).await.unwrap();
     let schedule = store.find_schedule("tick").await.unwrap();
@@ -721,7 +652,7 @@ async fn edited_schedule_takes_its_new_timing_without_a_restart_and_decides_each
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     push_script(data, "tick", r#"Log("tick");"#);
-    let svc = Service::start(data);
+    let svc = Service::start(data, &[], &[]);
     let (http, base, token) = local_client(data, &svc);
     let put = reqwest::Method::PUT;
     let (status, created) = call(
@@ -916,7 +847,7 @@ w.Start(function (evt) { if (evt.Event == EVT_CREATE) Log("got " + evt.Object); 
 WaitForHaltSignal();
 w.Stop();"#,
     );
-    let svc = Service::start(data);
+    let svc = Service::start(data, &[], &[]);
     let (http, base, token) = local_client(data, &svc);
     let put = reqwest::Method::PUT;
     let (status, created) = call(
@@ -1083,8 +1014,8 @@ async fn two_nodes_see_a_schedule_edit_and_a_watcher_disabled_on_the_other_node(
         "--overlap",
         "allow",
     ]);
-    let node1 = Service::start_with(dir1.path(), &on_db);
-    let node2 = Service::start_with(dir2.path(), &on_db);
+    let node1 = Service::start(dir1.path(), &on_db, &[]);
+    let node2 = Service::start(dir2.path(), &on_db, &[]);
     let clients = [
         local_client(dir1.path(), &node1),
         local_client(dir2.path(), &node2),

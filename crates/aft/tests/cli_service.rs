@@ -1,23 +1,15 @@
 //! End-to-end tests of the service: the real `aft serve` binary on a free loopback port
 //! with a temp data directory, called over real HTTPS with reqwest and with `aft start`.
 
-use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const AFT: &str = env!("CARGO_BIN_EXE_aft");
+mod support;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{AFT, Service, free_port, ok, wait_job};
 
 /// Run an `aft` command against `data`, with `stdin` as its input.
 fn aft(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
@@ -39,109 +31,6 @@ fn aft(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     }
     drop(input);
     child.wait_with_output().unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A running `aft serve`.
-struct Service {
-    child: Child,
-    data: PathBuf,
-    port: u16,
-}
-
-impl Service {
-    fn start(data: &Path) -> Service {
-        Service::start_with(data, free_port(), &[])
-    }
-
-    fn start_with(data: &Path, port: u16, extra: &[&str]) -> Service {
-        let mut child = Command::new(AFT)
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env_remove("AFT_DATABASE")
-            .env("AFT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("aft serve did not start listening within 60 s");
-        Service {
-            child,
-            data: data.to_path_buf(),
-            port,
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// A client trusting the service's self-signed certificate, calling from `from`.
-    fn client_from(&self, from: &str) -> reqwest::Client {
-        // Two rustls crypto providers are compiled in; pick one as the binary does.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let pem = std::fs::read(self.data.join("tls/cert.pem")).unwrap();
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .local_address(from.parse::<IpAddr>().unwrap())
-            .build()
-            .unwrap()
-    }
-
-    fn client(&self) -> reqwest::Client {
-        self.client_from("127.0.0.1")
-    }
-
-    fn local_token(&self) -> String {
-        let info: Value =
-            serde_json::from_slice(&std::fs::read(self.data.join("service.json")).unwrap())
-                .unwrap();
-        info["token"].as_str().unwrap().to_string()
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -202,20 +91,6 @@ async fn get_json(client: &reqwest::Client, url: &str, auth: (&str, &str)) -> (u
     )
 }
 
-/// Poll a job until it has ended; returns its final JSON.
-async fn wait_job(client: &reqwest::Client, base: &str, auth: (&str, &str), id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, job, _) = get_json(client, &format!("{base}/v1/jobs/{id}"), auth).await;
-        assert_eq!(status, 200, "{job}");
-        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job {id} did not end: {job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_jobs_answers_every_status_code_of_the_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,7 +131,7 @@ async fn post_jobs_answers_every_status_code_of_the_contract() {
     ))
     .trim()
     .to_string();
-    let svc = Service::start(data);
+    let svc = Service::start(data, &[], &[]);
     let http = svc.client();
     let base = svc.base();
 
@@ -413,7 +288,7 @@ async fn aft_start_prints_the_job_id_and_wait_exits_with_the_job_result() {
         r#"Log("about to fail"); throw new Error("boom");"#,
     );
     let key = create_key(data, "ci", "127.0.0.1");
-    let svc = Service::start(data);
+    let svc = Service::start(data, &[], &[]);
 
     let out = ok(aft(
         data,
@@ -560,7 +435,7 @@ async fn killed_service_runs_every_queued_job_once_after_restart_and_interrupts_
     ));
     let key = create_key(data, "ci", "127.0.0.1");
     let port = free_port();
-    let mut svc = Service::start_with(data, port, &[]);
+    let mut svc = Service::start_on(data, port, &[], &[]);
     let http = svc.client();
     let base = svc.base();
     let auth = ("X-API-Key", key.as_str());
@@ -594,7 +469,7 @@ async fn killed_service_runs_every_queued_job_once_after_restart_and_interrupts_
     svc.kill9();
     drop(svc);
 
-    let svc = Service::start_with(data, port, &[]);
+    let svc = Service::start_on(data, port, &[], &[]);
     let http = svc.client();
     let job = wait_job(&http, &base, auth, &forever).await;
     assert_eq!(job["status"], "interrupted", "{job}");
@@ -622,7 +497,7 @@ async fn no_secret_value_appears_in_any_api_response_or_log() {
         r#"var p = GetSecret("db-pass"); Log("the secret is " + p); Log("length " + p.length); if (p.length != 19) throw new Error("wrong secret");"#,
     );
     let key = create_key(data, "ci", "127.0.0.1");
-    let svc = Service::start(data);
+    let svc = Service::start(data, &[], &[]);
     let http = svc.client();
     let base = svc.base();
     let token = svc.local_token();
@@ -691,7 +566,7 @@ async fn sigterm_halts_running_jobs_marks_them_interrupted_and_exits_zero() {
         r#"Log("waiting"); WaitForHaltSignal(); Log("halt seen");"#,
     );
     let key = create_key(data, "ci", "127.0.0.1");
-    let mut svc = Service::start_with(data, free_port(), &["--grace", "5"]);
+    let mut svc = Service::start_on(data, free_port(), &[], &["--grace", "5"]);
     let http = svc.client();
     let base = svc.base();
     let (_, body) = post_job(&http, &base, Some(&key), r#"{"scriptName":"Waits"}"#).await;
@@ -732,7 +607,7 @@ async fn halt_stops_a_running_job_and_log_follow_streams_to_its_end() {
         r#"Log("begin"); while (!HaltSignalReceived) { Sleep(10); } Log("stopping");"#,
     );
     let key = create_key(data, "ci", "127.0.0.1");
-    let svc = Service::start(data);
+    let svc = Service::start(data, &[], &[]);
     let http = svc.client();
     let base = svc.base();
     let (_, body) = post_job(&http, &base, Some(&key), r#"{"scriptName":"Loop"}"#).await;
@@ -781,7 +656,7 @@ async fn halt_stops_a_running_job_and_log_follow_streams_to_its_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_describes_every_route() {
     let dir = tempfile::tempdir().unwrap();
-    let svc = Service::start(dir.path());
+    let svc = Service::start(dir.path(), &[], &[]);
     let (status, api, _) = get_json(
         &svc.client(),
         &format!("{}/v1/openapi.json", svc.base()),
@@ -868,7 +743,7 @@ async fn openapi_describes_every_route() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_session_needs_csrf_for_changes_and_setup_happens_once() {
     let dir = tempfile::tempdir().unwrap();
-    let svc = Service::start(dir.path());
+    let svc = Service::start(dir.path(), &[], &[]);
     let http = svc.client();
     let base = svc.base();
     let (_, setup, _) = get_json(&http, &format!("{base}/v1/setup"), ("X-Nothing", "")).await;
@@ -965,7 +840,7 @@ async fn aft_run_delegates_to_the_local_service_and_exits_with_the_job_result() 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     ok(aft(data, &["secret", "set", "token"], Some("abc")));
-    let svc = Service::start(data);
+    let svc = Service::start(data, &[], &[]);
     let good = write_script(
         data,
         "good.syncjs",

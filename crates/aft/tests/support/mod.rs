@@ -181,7 +181,11 @@ impl Service {
     /// Start `aft [GLOBAL...] serve --listen 127.0.0.1:PORT [EXTRA...]` over `data` and wait
     /// until it listens.
     pub fn start(data: &Path, global: &[&str], extra: &[&str]) -> Service {
-        let port = free_port();
+        Service::start_on(data, free_port(), global, extra)
+    }
+
+    /// The same on `port` (a restarted service keeps its address).
+    pub fn start_on(data: &Path, port: u16, global: &[&str], extra: &[&str]) -> Service {
         let mut child = Command::new(AFT)
             .arg("--data")
             .arg(data)
