@@ -293,7 +293,7 @@ pub async fn create_job(
             "give exactly one of scriptName, scriptId, filePath (got {given})"
         )));
     }
-    let params = super::schedules::job_params(obj.get("params").cloned())?;
+    let params = super::job_params(obj.get("params").cloned())?;
 
     let mut job = NewJob {
         params,
@@ -677,7 +677,7 @@ pub async fn run_source(
             "aft run is disabled: an administrator can enable it with 'aft settings set allow-cli-run true' (or in the web UI under Settings)",
         ));
     }
-    let params = super::schedules::job_params(b.params)?;
+    let params = super::job_params(b.params)?;
     let job = NewJob {
         file_path: Some(b.name),
         source: b.source,

@@ -216,6 +216,13 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
 }
 
+/// A request's `params` as [`JobParams`]: the one parser every way of starting a job uses;
+/// absent is none.
+pub(crate) fn job_params(params: Option<serde_json::Value>) -> ApiResult<aft_store::JobParams> {
+    aft_store::JobParams::from_json(params.unwrap_or_default())
+        .map_err(|e| crate::error::ApiError::bad_request(e.to_string()))
+}
+
 /// The OpenAPI document of every route (what `GET /v1/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut api) = documented_routes().split_for_parts();

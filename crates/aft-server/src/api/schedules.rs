@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use aft_store::{
-    JobParams, MisfirePolicy, NewSchedule, OverlapPolicy, Schedule, ScheduleSlot, ScheduleUpdate,
+    MisfirePolicy, NewSchedule, OverlapPolicy, Schedule, ScheduleSlot, ScheduleUpdate,
 };
 
 use crate::auth::AdminCaller;
@@ -209,7 +209,7 @@ pub async fn create_schedule(
             script_name: b.script,
             cron: b.cron,
             time_zone: b.time_zone.unwrap_or_else(|| "UTC".into()),
-            params: job_params(b.params)?,
+            params: super::job_params(b.params)?,
             overlap,
             misfire,
             enabled: b.enabled.unwrap_or(true),
@@ -245,7 +245,7 @@ pub async fn update_schedule(
         script_name: b.script,
         cron: b.cron,
         time_zone: b.time_zone,
-        params: b.params.map(|p| job_params(Some(p))).transpose()?,
+        params: b.params.map(|p| super::job_params(Some(p))).transpose()?,
         overlap: b.overlap.as_deref().map(OverlapPolicy::parse).transpose()?,
         misfire: b.misfire.as_deref().map(MisfirePolicy::parse).transpose()?,
         enabled: b.enabled,
@@ -342,13 +342,6 @@ pub async fn list_slots(
     ))
 }
 
-/// A request's `params` as [`JobParams`]: the one parser every way of starting a job uses;
-/// absent is none.
-pub(crate) fn job_params(params: Option<serde_json::Value>) -> ApiResult<JobParams> {
-    JobParams::from_json(params.unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,7 +350,7 @@ mod tests {
 
     #[test]
     fn schedule_view_serializes_as_the_store_schedule_did() {
-        let mut params = JobParams::default();
+        let mut params = aft_store::JobParams::default();
         params.insert("region", "eu");
         let schedule = Schedule {
             id: "0190-schedule".into(),
@@ -374,7 +367,7 @@ mod tests {
             updated_at: Utc::now(),
         };
         let other = Schedule {
-            params: JobParams::default(),
+            params: aft_store::JobParams::default(),
             overlap: OverlapPolicy::Allow,
             misfire: MisfirePolicy::Skip,
             enabled: false,

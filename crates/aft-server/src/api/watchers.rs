@@ -95,7 +95,7 @@ pub async fn create_watcher(
         .create_watcher_job(NewWatcherJob {
             name: b.name,
             script_name: b.script,
-            params: super::schedules::job_params(b.params)?,
+            params: super::job_params(b.params)?,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(WatcherJobView::from(watcher))).into_response())

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aft_server::discovery::ServiceInfo;
 use aft_store::{SecretsKey, Store};
 
 use super::{UsageError, run_async, with_store};
@@ -74,29 +73,19 @@ pub fn restore(global: &GlobalArgs, args: RestoreArgs) -> ExitCode {
             )
             .into());
         }
-        if let Some(service) = ServiceInfo::find_live(&data_dir) {
-            anyhow::bail!(
-                "the aft service is running on this data directory (pid {}, {}): stop it, then restore",
-                service.pid,
-                service.url
-            );
-        }
+        super::refuse_while_in_use(&data_dir, None, "restore").await?;
         aft_store::create_data_dir(&data_dir)?;
         let current = data_dir.join("aft.db");
         if current.exists() {
             let store = Store::open_in_dir(&data_dir).await?;
-            let live = store.live_nodes(std::time::Duration::from_secs(60)).await?;
+            let in_use = super::refuse_while_in_use(&data_dir, Some(&store), "restore").await;
             store.close().await;
-            if let Some(node) = live.first() {
-                anyhow::bail!(
-                    "a service uses this store: node {} on {} (pid {}); stop it, then restore",
-                    node.id,
-                    node.hostname,
-                    node.pid
-                );
-            }
+            in_use?;
             if !args.yes {
-                confirm(&current)?;
+                super::confirm(
+                    &format!("Replace {} with the backup?", current.display()),
+                    &format!("{} exists and would be replaced", current.display()),
+                )?;
             }
         }
 
@@ -199,27 +188,4 @@ fn remove_store_files(db: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(with_suffix(db, suffix));
     }
-}
-
-/// Ask on the terminal before replacing a store; without a terminal, `--yes` is required.
-fn confirm(current: &Path) -> anyhow::Result<()> {
-    use std::io::{BufRead, IsTerminal};
-    if !std::io::stdin().is_terminal() {
-        return Err(UsageError(format!(
-            "{} exists: add --yes to replace it (there is no terminal to ask on)",
-            current.display()
-        ))
-        .into());
-    }
-    eprint!(
-        "Replace {} with the backup? Type yes to go on: ",
-        current.display()
-    );
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
-        anyhow::bail!("nothing changed");
-    }
-    Ok(())
 }

@@ -169,3 +169,55 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 pub fn show_time(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%SZ").to_string()
 }
+
+/// How recently a node must have heart-beaten to count as using its store: nodes beat every
+/// few seconds, and one killed a minute ago no longer holds a reset or restore back.
+const LIVE_NODE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Refuse while a service runs on `data_dir` or, from any machine, uses `store` (when
+/// given); `then` ends the message ("run aft reinit again").
+pub async fn refuse_while_in_use(
+    data_dir: &std::path::Path,
+    store: Option<&Store>,
+    then: &str,
+) -> anyhow::Result<()> {
+    if let Some(service) = aft_server::discovery::ServiceInfo::find_live(data_dir) {
+        anyhow::bail!(
+            "the aft service is running on this data directory (pid {}, {}): stop it, then {then}",
+            service.pid,
+            service.url
+        );
+    }
+    let Some(store) = store else { return Ok(()) };
+    if let Some(node) = store.live_nodes(LIVE_NODE_WINDOW).await?.first() {
+        anyhow::bail!(
+            "the aft service is running on this database: node {} on {} (pid {}, {}, last seen {}); stop every node, then {then}",
+            node.id,
+            node.hostname,
+            node.pid,
+            node.url,
+            node.heartbeat_at
+        );
+    }
+    Ok(())
+}
+
+/// Ask `question` on the terminal and go on only on "yes". Without a terminal `--yes` is
+/// required: a usage error saying `what` the command would do.
+pub fn confirm(question: &str, what: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError(format!(
+            "{what}: add --yes to confirm (there is no terminal to ask on)"
+        ))
+        .into());
+    }
+    eprint!("{question} Type yes to go on: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        anyhow::bail!("nothing changed");
+    }
+    Ok(())
+}
