@@ -47,27 +47,9 @@ async fn twenty_concurrent_setups_make_exactly_one_admin() {
     assert_eq!(state["adminExists"], json!(true), "{state}");
 }
 
-/// Sign in as `user` and return the session cookie (`aft_session=...`).
+/// Sign in as `user`: the status and the session cookie.
 async fn sign_in(http: &reqwest::Client, base: &str, user: &str, password: &str) -> (u16, String) {
-    let resp = http
-        .post(format!("{base}/v1/session"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let cookie = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("aft_session="))
-        })
-        .unwrap_or_default()
-        .to_string();
+    let (status, cookie, _) = support::sign_in(http, base, user, password).await;
     (status, cookie)
 }
 

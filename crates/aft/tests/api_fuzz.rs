@@ -7,7 +7,6 @@ mod support;
 
 use std::process::Command;
 
-use serde_json::json;
 use support::Aft;
 
 /// Run schemathesis with `headers`; panics with its report unless every check passed.
@@ -52,26 +51,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_its_schema() {
     let svc = aft.serve();
 
     // A signed-in session, as the web UI holds one.
-    let http = svc.client();
-    let resp = http
-        .post(format!("{}/v1/session", svc.base()))
-        .json(&json!({"username": "alice", "password": "alice-password"}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("aft_session="))
-        })
-        .unwrap()
-        .to_string();
-    let session: serde_json::Value = resp.json().await.unwrap();
+    let (status, cookie, session) =
+        support::sign_in(&svc.client(), &svc.base(), "alice", "alice-password").await;
+    assert_eq!(status, 200, "{session}");
     let csrf = session["csrfToken"].as_str().unwrap().to_string();
 
     let token = svc.local_token();

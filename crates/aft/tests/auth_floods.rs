@@ -7,16 +7,6 @@ use reqwest::Method;
 use serde_json::json;
 use support::{Aft, call};
 
-/// The service's peak resident memory, in KiB (`VmHWM` of /proc/PID/status).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_bad_sign_ins_stay_small_and_do_not_lock_out_others() {
     let aft = Aft::new();
@@ -52,7 +42,7 @@ async fn two_hundred_concurrent_bad_sign_ins_stay_small_and_do_not_lock_out_othe
         }
     }
     assert!(refused > 0, "a flood from one address is slowed down");
-    let peak_mib = peak_rss_kib(svc.child.id()) / 1024;
+    let peak_mib = support::peak_rss_mib(svc.child.id());
     assert!(peak_mib < 100, "peak RSS {peak_mib} MiB during the flood");
 
     // The flood was against alice and mallory from 127.0.0.1: the local token, an API key

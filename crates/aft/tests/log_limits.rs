@@ -10,16 +10,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Aft, call, wait_job};
 
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib / 1024
-}
-
 async fn queue(http: &reqwest::Client, base: &str, key: &str, script: &str) -> String {
     let (status, body) = call(
         http,
@@ -85,7 +75,7 @@ async fn a_log_flood_is_cut_at_the_cap_and_a_huge_line_is_clipped() {
         "{last}"
     );
     assert_eq!(last["level"], "warn");
-    let peak = peak_rss_mib(svc.child.id());
+    let peak = support::peak_rss_mib(svc.child.id());
     assert!(
         peak < 150,
         "peak RSS {peak} MiB during a 200,000-line flood"

@@ -4,9 +4,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use support::{AFT, free_port, signal};
 
@@ -28,17 +27,10 @@ fn service_log(args: &[&str], env: &[(&str, &str)]) -> String {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening on") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("aft serve did not start listening");
+    assert!(
+        support::wait_until_listening(&mut child),
+        "aft serve did not start listening"
+    );
     signal(child.id(), "TERM");
     let mut log = String::new();
     child

@@ -5,9 +5,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use support::{Aft, free_port};
 
@@ -76,23 +74,14 @@ fn install_writes_a_checked_unit_whose_command_serves_as_its_user() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening on") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let up = rx.recv_timeout(Duration::from_secs(60));
+    let up = support::wait_until_listening(&mut child);
     let status = support::ok(support::aft_at(&data, &["svc", "status"]));
     let _ = child.kill();
     let _ = child.wait();
     let cleanup = || {
         let _ = Command::new("userdel").arg(&user).status();
     };
-    if up.is_err() {
+    if !up {
         cleanup();
         panic!("the unit's command did not start the service as {user}");
     }

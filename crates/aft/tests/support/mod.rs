@@ -199,17 +199,10 @@ impl Service {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("aft serve did not start listening within 60 s");
+        assert!(
+            wait_until_listening(&mut child),
+            "aft serve did not start listening within 60 s"
+        );
         Service {
             child,
             data: data.to_path_buf(),
@@ -355,4 +348,61 @@ pub fn aft_at(data: &Path, args: &[&str]) -> Output {
         .env("AFT_LOG", "warn")
         .output()
         .unwrap()
+}
+
+/// Wait (60 s at most) until `aft serve` started as `child`, its stdout piped, prints that
+/// it listens; its stdout is read to its end on a thread of its own.
+pub fn wait_until_listening(child: &mut Child) -> bool {
+    let stdout = child.stdout.take().expect("the service's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).is_ok()
+}
+
+/// The peak resident memory of process `pid` in MiB (`VmHWM` of /proc/PID/status).
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// Sign in as `user`: the status, the session cookie (`aft_session=...`, empty when none
+/// was set) and the JSON answer (with `csrfToken` on success).
+pub async fn sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> (u16, String, Value) {
+    let resp = http
+        .post(format!("{base}/v1/session"))
+        .json(&serde_json::json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("aft_session="))
+        })
+        .unwrap_or_default()
+        .to_string();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, cookie, body)
 }
