@@ -103,26 +103,36 @@ pub fn restore(global: &GlobalArgs, args: RestoreArgs) -> ExitCode {
             }
             None => SecretsKey::load_or_create(&data_dir)?,
         };
+        // The checked, migrated copy is written out once more with VACUUM INTO: one
+        // complete file with no WAL beside it, so only that file has to move into place
+        // (the staged copy's WAL may still be closing when the pool has closed).
+        let ready = data_dir.join(".aft.db.restored");
+        remove_store_files(&ready);
         let checked = async {
             let store = Store::open(&format!("sqlite://{}", staged.display()))
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!("{} is not an aft backup: {e}", args.file.display())
                 })?;
-            let key_ok = store.check_secrets_key(&key).await;
-            // The nodes it recorded are not running on this copy.
-            let nodes = store.mark_all_nodes_stopped().await;
+            let result = async {
+                store.check_secrets_key(&key).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e}: give the backup's key with --key FILE.key; nothing was changed"
+                    )
+                })?;
+                // The nodes it recorded are not running on this copy.
+                store.mark_all_nodes_stopped().await?;
+                store.backup_into(&ready).await?;
+                anyhow::Ok(())
+            }
+            .await;
             store.close().await;
-            nodes?;
-            key_ok.map_err(|e| {
-                anyhow::anyhow!(
-                    "{e}: give the backup's key with --key FILE.key; nothing was changed"
-                )
-            })
+            result
         }
         .await;
+        remove_store_files(&staged);
         if let Err(e) = checked {
-            remove_store_files(&staged);
+            remove_store_files(&ready);
             return Err(e);
         }
         if args.key.is_some() {
@@ -132,13 +142,13 @@ pub fn restore(global: &GlobalArgs, args: RestoreArgs) -> ExitCode {
             )?;
         }
         remove_store_files(&current);
-        // The copy's WAL may hold what the checks wrote: it moves with the database.
-        for suffix in ["", "-wal", "-shm"] {
-            let from = with_suffix(&staged, suffix);
-            if from.exists() {
-                std::fs::rename(&from, with_suffix(&current, suffix))?;
-            }
-        }
+        std::fs::rename(&ready, &current).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot move {} to {}: {e}",
+                ready.display(),
+                current.display()
+            )
+        })?;
         println!(
             "restored {} into {}",
             args.file.display(),
@@ -172,7 +182,8 @@ fn write_private_replacing(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let staged = path.with_extension("key.restoring");
     let _ = std::fs::remove_file(&staged);
     write_private(&staged, bytes)?;
-    std::fs::rename(&staged, path)?;
+    std::fs::rename(&staged, path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(())
 }
 
