@@ -92,7 +92,7 @@ impl Server {
 
     fn aft(&self, addr: &str) -> SftpFs {
         let mut cfg = SftpConfig::new(addr, &self.user);
-        cfg.password = Some(self.pass.clone());
+        cfg.password = Some(self.pass.clone().into());
         cfg.host_key_sha256 = Some(self.fingerprint.clone());
         cfg.base_dir = Some(self.home.clone());
         SftpFs::new(cfg)

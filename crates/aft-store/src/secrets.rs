@@ -11,70 +11,14 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::util::{parse_time, validate_name};
 use crate::{Store, StoreError, StoreResult, now_text};
 
-/// A credential in memory: its `Debug`, `Display` and `Serialize` print `***`, so it cannot
-/// leak through a log line or an API response by accident. Read it with [`Secret::expose`].
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a credential.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The clear-text value: call only where it is really used (an auth handshake).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the value is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Secret {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Secret {
-        Secret(value.to_string())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("***")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
-        String::deserialize(deserializer).map(Secret)
-    }
-}
+pub use aft_secret::Secret;
 
 /// The 32-byte key that encrypts secrets. Every node sharing one database needs the same key.
 #[derive(Clone)]
@@ -168,7 +112,7 @@ impl SecretsKey {
 
     /// The key as base64 text (what `secrets.key` and `AFT_SECRET_KEY` hold).
     pub fn to_base64(&self) -> Secret {
-        Secret(BASE64.encode(self.bytes))
+        Secret::new(BASE64.encode(self.bytes))
     }
 
     /// A short public fingerprint of the key, stored beside each value it seals.
@@ -181,7 +125,7 @@ impl SecretsKey {
     }
 
     /// Encrypt `value`, binding it to `name` (so a sealed value cannot be moved to another row).
-    fn seal(&self, name: &str, value: &Secret) -> StoreResult<String> {
+    pub(crate) fn seal(&self, name: &str, value: &Secret) -> StoreResult<String> {
         let cipher = XChaCha20Poly1305::new((&self.bytes).into());
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -200,7 +144,7 @@ impl SecretsKey {
     }
 
     /// Decrypt a value sealed by [`SecretsKey::seal`] under `name`.
-    fn open(&self, name: &str, sealed: &str) -> StoreResult<Secret> {
+    pub(crate) fn open(&self, name: &str, sealed: &str) -> StoreResult<Secret> {
         let corrupt =
             || StoreError::Crypto(format!("secret {name} is corrupt or was tampered with"));
         let bytes = BASE64.decode(sealed).map_err(|_| corrupt())?;
@@ -218,7 +162,9 @@ impl SecretsKey {
                 },
             )
             .map_err(|_| corrupt())?;
-        String::from_utf8(plain).map(Secret).map_err(|_| corrupt())
+        String::from_utf8(plain)
+            .map(Secret::new)
+            .map_err(|_| corrupt())
     }
 }
 

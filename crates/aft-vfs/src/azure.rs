@@ -4,6 +4,7 @@
 //! `Endpoint` [ours: defaults to `https://ACCOUNT.blob.core.windows.net`; Azurite is
 //! `http://127.0.0.1:10000/devstoreaccount1`].
 
+use aft_secret::Secret;
 use opendal::Operator;
 use opendal::services::Azblob;
 
@@ -46,7 +47,7 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
         .account_name(&account)
         .endpoint(&endpoint)
         .root("/");
-    if let Some(key) = &key {
+    if let Some(key) = key.as_ref().map(Secret::expose) {
         builder = builder.account_key(key);
     }
     let label = format!("{}/{container}", endpoint.trim_end_matches('/'));

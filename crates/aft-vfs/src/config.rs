@@ -11,6 +11,8 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use serde_json::Value;
 
+use aft_secret::Secret;
+
 use crate::{Vfs, VfsError, VfsResult, registry};
 
 /// Build a backend of `kind` (`disk`/`local`, `sftp`, ... as the [`registry`] declares them)
@@ -224,15 +226,15 @@ impl<'a> Fields<'a> {
 
     /// A credential: the secret named by `from_secret_field` if set (an unknown secret is
     /// an error naming it), else the clear-text `field`.
-    pub fn secret(&self, field: &str, from_secret_field: &str) -> VfsResult<Option<String>> {
+    pub fn secret(&self, field: &str, from_secret_field: &str) -> VfsResult<Option<Secret>> {
         if let Some(name) = self.str(from_secret_field) {
-            return (self.secrets)(&name).map(Some).ok_or_else(|| {
+            return (self.secrets)(&name).map(|v| Some(Secret::new(v))).ok_or_else(|| {
                 VfsError::Other(format!(
                     "{} client: {from_secret_field} names the secret {name:?}, which does not exist; create it or fix the name",
                     self.kind
                 ))
             });
         }
-        Ok(self.str(field))
+        Ok(self.str(field).map(Secret::new))
     }
 }

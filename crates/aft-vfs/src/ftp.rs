@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
+use aft_secret::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -120,7 +121,7 @@ pub const BACKEND: BackendInfo = BackendInfo {
 pub const TLS_MODES: &[&str] = &["TLS_MODE_NONE", "TLS_MODE_EXPLICIT", "TLS_MODE_IMPLICIT"];
 
 /// Everything needed to reach and log in to one FTP server.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct FtpConfig {
     /// Server host name or IP.
     pub host: String,
@@ -128,8 +129,8 @@ pub struct FtpConfig {
     pub port: u16,
     /// Login name.
     pub user: String,
-    /// Password (never printed: `Debug` redacts it).
-    pub pass: String,
+    /// Password (never printed).
+    pub pass: Secret,
     /// Control-connection protection.
     pub tls_mode: TlsMode,
     /// Accept any server certificate (only when the user asked for it).
@@ -138,21 +139,6 @@ pub struct FtpConfig {
     pub tls_ca_file: Option<String>,
     /// Most control connections open at once (`MaxConnections` [ours], default 8).
     pub max_connections: usize,
-}
-
-impl std::fmt::Debug for FtpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FtpConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("pass", &"<redacted>")
-            .field("tls_mode", &self.tls_mode)
-            .field("tls_insecure", &self.tls_insecure)
-            .field("tls_ca_file", &self.tls_ca_file)
-            .field("max_connections", &self.max_connections)
-            .finish()
-    }
 }
 
 impl FtpConfig {
@@ -416,7 +402,7 @@ impl FtpVfs {
         // The server's passive reply may name an address we cannot reach (NAT): use the
         // control connection's peer instead.
         s.set_passive_nat_workaround(true);
-        s.login(cfg.user.as_str(), cfg.pass.as_str())
+        s.login(cfg.user.as_str(), cfg.pass.expose())
             .await
             .map_err(|e| match e {
                 FtpError::UnexpectedResponse(r) => VfsError::Auth(format!(

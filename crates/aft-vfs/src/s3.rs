@@ -60,7 +60,7 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
             // Explicit keys: never fall back to ~/.aws or the EC2 metadata service.
             builder = builder
                 .access_key_id(id)
-                .secret_access_key(secret)
+                .secret_access_key(secret.expose())
                 .disable_config_load()
                 .disable_ec2_metadata();
         }

@@ -6,6 +6,7 @@
 //! Uploads are one `PUT` whose body is streamed (chunked transfer encoding) rather than
 //! opendal's, which holds the whole file in memory; everything else goes through opendal.
 
+use aft_secret::Secret;
 use base64::Engine as _;
 use opendal::Operator;
 use opendal::services::Webdav;
@@ -57,7 +58,7 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
     if let Some(user) = &user {
         builder = builder.username(user);
     }
-    if let Some(pass) = &pass {
+    if let Some(pass) = pass.as_ref().map(Secret::expose) {
         builder = builder.password(pass);
     }
     let label = endpoint.trim_end_matches('/').to_string();
@@ -66,8 +67,10 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
     // The same basic auth opendal sends on its own requests.
     let authorization = match &user {
         Some(user) => {
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{}", pass.as_deref().unwrap_or_default()));
+            let token = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{user}:{}",
+                pass.as_ref().map(Secret::expose).unwrap_or_default()
+            ));
             let mut value = HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| {
                 VfsError::Other(format!(
                     "WebDAV {label}: the user name holds characters HTTP cannot carry"

@@ -724,8 +724,8 @@ async fn encrypted_rsa_key_needs_its_passphrase() {
     let key = std::fs::read_to_string(support::env("AFT_TEST_SFTP_KEY_ENC")).unwrap();
     let mut cfg = support::sftp_config();
     cfg.password = None;
-    cfg.private_key = Some(key);
-    cfg.key_passphrase = Some(support::env("AFT_TEST_SFTP_KEY_ENC_PASS"));
+    cfg.private_key = Some(key.into());
+    cfg.key_passphrase = Some(support::env("AFT_TEST_SFTP_KEY_ENC_PASS").into());
     SftpFs::new(cfg.clone())
         .connect()
         .await

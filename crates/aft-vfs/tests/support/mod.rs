@@ -19,7 +19,7 @@ pub fn env(name: &str) -> String {
 /// Settings for the test sshd: password auth, pinned host key, rooted in the user's home.
 pub fn sftp_config() -> SftpConfig {
     let mut cfg = SftpConfig::new(env("AFT_TEST_SFTP_ADDR"), env("AFT_TEST_SFTP_USER"));
-    cfg.password = Some(env("AFT_TEST_SFTP_PASS"));
+    cfg.password = Some(env("AFT_TEST_SFTP_PASS").into());
     cfg.host_key_sha256 = Some(env("AFT_TEST_SFTP_HOSTKEY_SHA256"));
     cfg.base_dir = Some(env("AFT_TEST_SFTP_HOME"));
     cfg
