@@ -15,36 +15,33 @@
 //!   server's own absolute paths.
 
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
+use futures::StreamExt;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
-use futures::{FutureExt, StreamExt};
-use md5::Md5;
-use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::PrivateKeyWithHashAlg;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWrite;
 use tokio::sync::Mutex;
 
 use crate::config::Fields;
 use crate::registry::{BackendInfo, FieldInfo, TypeInfo};
+use aft_secret::Secret;
+
 use crate::{
     Capabilities, Entry, EntryStream, Vfs, VfsError, VfsReader, VfsResult, VfsWriter, WriteMode,
     file_name, join, normalize,
 };
+
+mod host_keys;
+mod stream;
+
+use host_keys::{ClientHandler, HostKeyPins, SeenKey};
+use stream::{HandleGuard, ReadState, SftpWriter};
 
 /// The SFTP backend in the registry.
 pub const BACKEND: BackendInfo = BackendInfo {
@@ -97,23 +94,24 @@ pub const BACKEND: BackendInfo = BackendInfo {
     open: |f| Ok(Arc::new(SftpFs::from_fields(f)?)),
 };
 
-/// How to reach and log in to one SFTP server.
-#[derive(Clone)]
+/// How to reach and log in to one SFTP server. Credentials are [`Secret`]s, so printing
+/// a config never shows them.
+#[derive(Clone, Debug)]
 pub struct SftpConfig {
     /// `host:port` (port 22 when omitted).
     pub host: String,
     /// Login name.
     pub user: String,
     /// Password, if password auth is to be tried.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// A private key's text (OpenSSH, PEM, PKCS#8 or PuTTY `.ppk` v2/v3).
-    pub private_key: Option<String>,
+    pub private_key: Option<Secret>,
     /// The file the private key was read from, named in errors (`None`: given as text).
     pub key_file: Option<String>,
     /// The secret the private key's text came from (`KeyFileFromSecret`), named in errors.
     pub key_secret: Option<String>,
     /// The passphrase of an encrypted private key.
-    pub key_passphrase: Option<String>,
+    pub key_passphrase: Option<Secret>,
     /// The pinned host key SHA-256 fingerprint (`SHA256:` + base64, prefix optional).
     pub host_key_sha256: Option<String>,
     /// The pinned host key MD5 fingerprint (`MD5:aa:bb:..`, prefix and colons optional).
@@ -130,28 +128,6 @@ pub struct SftpConfig {
     pub max_in_flight: usize,
     /// Seconds before connecting or one request is given up; default 30.
     pub timeout_secs: u64,
-}
-
-impl std::fmt::Debug for SftpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Hand-written so passwords and keys never reach a log.
-        f.debug_struct("SftpConfig")
-            .field("host", &self.host)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field(
-                "private_key",
-                &self.private_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("key_file", &self.key_file)
-            .field("key_secret", &self.key_secret)
-            .field("host_key_sha256", &self.host_key_sha256)
-            .field("host_key_md5", &self.host_key_md5)
-            .field("host_key_sha1", &self.host_key_sha1)
-            .field("accept_any_host_key", &self.accept_any_host_key)
-            .field("base_dir", &self.base_dir)
-            .finish_non_exhaustive()
-    }
 }
 
 impl SftpConfig {
@@ -188,7 +164,7 @@ impl SftpConfig {
             let text = fields
                 .secret("KeyFile", "KeyFileFromSecret")?
                 .unwrap_or_default();
-            if !crate::registry::holds_private_key(&text) {
+            if !crate::registry::holds_private_key(text.expose()) {
                 return Err(VfsError::Auth(format!(
                     "sftp client: the secret {secret:?} named by KeyFileFromSecret does not hold a \
                      private key's text (it must start with -----BEGIN or PuTTY-User-Key-File-); \
@@ -199,7 +175,7 @@ impl SftpConfig {
             cfg.key_secret = Some(secret);
         } else if let Some(key) = fields.str("KeyFile") {
             let (text, file) = load_key_text(&key)?;
-            cfg.private_key = Some(text);
+            cfg.private_key = Some(Secret::new(text));
             cfg.key_file = file;
         }
         cfg.key_passphrase = fields.secret("KeyFilePass", "KeyFileSecret")?;
@@ -272,183 +248,6 @@ fn load_key_text(key: &str) -> VfsResult<(String, Option<String>)> {
     let text = std::fs::read_to_string(key)
         .map_err(|e| VfsError::Auth(format!("cannot read the KeyFile {key}: {e}")))?;
     Ok((text, Some(key.to_string())))
-}
-
-/// A fingerprint kind a host key can be pinned by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PinKind {
-    Sha256,
-    Md5,
-    Sha1,
-}
-
-impl PinKind {
-    /// The client field that sets this pin.
-    fn field(self) -> &'static str {
-        match self {
-            PinKind::Sha256 => "HostKeySHA256",
-            PinKind::Md5 => "HostKeyMD5",
-            PinKind::Sha1 => "HostKeySHA1",
-        }
-    }
-
-    /// The prefix OpenSSH prints before this kind of fingerprint.
-    fn prefix(self) -> &'static str {
-        match self {
-            PinKind::Sha256 => "SHA256:",
-            PinKind::Md5 => "MD5:",
-            PinKind::Sha1 => "SHA1:",
-        }
-    }
-
-    fn digest_len(self) -> usize {
-        match self {
-            PinKind::Sha256 => 32,
-            PinKind::Md5 => 16,
-            PinKind::Sha1 => 20,
-        }
-    }
-
-    /// What a user may paste, for error messages.
-    fn formats(self) -> &'static str {
-        match self {
-            PinKind::Sha256 => "SHA256: and base64 as `ssh-keygen -l` prints it (or hex)",
-            PinKind::Md5 => "MD5: and hex pairs as `ssh-keygen -l -E md5` prints it",
-            PinKind::Sha1 => "SHA1: and base64 as `ssh-keygen -l -E sha1` prints it, or hex",
-        }
-    }
-
-    /// The digest of a public key's SSH wire encoding, as OpenSSH fingerprints it.
-    fn digest(self, wire: &[u8]) -> Vec<u8> {
-        match self {
-            PinKind::Sha256 => Sha256::digest(wire).to_vec(),
-            PinKind::Md5 => Md5::digest(wire).to_vec(),
-            PinKind::Sha1 => Sha1::digest(wire).to_vec(),
-        }
-    }
-
-    /// A digest written as OpenSSH prints it: MD5 as colon-separated hex, others as
-    /// unpadded base64.
-    fn display(self, digest: &[u8]) -> String {
-        match self {
-            PinKind::Md5 => {
-                let pairs: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
-                format!("MD5:{}", pairs.join(":"))
-            }
-            _ => format!("{}{}", self.prefix(), STANDARD_NO_PAD.encode(digest)),
-        }
-    }
-
-    /// Read a pasted fingerprint: prefix optional (any case), then hex (colons optional;
-    /// the only form for MD5) or base64 (padded or not).
-    fn parse(self, pinned: &str) -> VfsResult<Vec<u8>> {
-        let text = pinned.trim();
-        let prefix = self.prefix();
-        let body = match text.get(..prefix.len()) {
-            Some(head) if head.eq_ignore_ascii_case(prefix) => &text[prefix.len()..],
-            _ => text,
-        };
-        let hex_text: String = body.chars().filter(|c| *c != ':').collect();
-        let decoded = if hex_text.len() == 2 * self.digest_len() {
-            hex::decode(&hex_text).ok()
-        } else if self == PinKind::Md5 {
-            None
-        } else {
-            STANDARD_NO_PAD.decode(body.trim_end_matches('=')).ok()
-        };
-        match decoded {
-            Some(d) if d.len() == self.digest_len() => Ok(d),
-            _ => Err(VfsError::Other(format!(
-                "sftp client: {} = \"{pinned}\" is not a {}-byte fingerprint; expected {}",
-                self.field(),
-                self.digest_len(),
-                self.formats()
-            ))),
-        }
-    }
-}
-
-/// The host key pins of a config, decoded; a key must match all of them.
-#[derive(Debug, Clone, Default)]
-struct HostKeyPins {
-    pins: Vec<(PinKind, Vec<u8>)>,
-}
-
-impl HostKeyPins {
-    fn parse(cfg: &SftpConfig) -> VfsResult<Self> {
-        let mut pins = Vec::new();
-        for (kind, text) in [
-            (PinKind::Sha256, &cfg.host_key_sha256),
-            (PinKind::Md5, &cfg.host_key_md5),
-            (PinKind::Sha1, &cfg.host_key_sha1),
-        ] {
-            if let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) {
-                pins.push((kind, kind.parse(text)?));
-            }
-        }
-        Ok(Self { pins })
-    }
-
-    /// `None` when every pin matches the key (wire encoding `wire`); otherwise the failed
-    /// pins, each with the key's own value, or `None` inside when no pin is set at all.
-    fn check(&self, wire: &[u8]) -> Option<Option<String>> {
-        if self.pins.is_empty() {
-            return Some(None);
-        }
-        let failed: Vec<String> = self
-            .pins
-            .iter()
-            .filter_map(|(kind, pinned)| {
-                let actual = kind.digest(wire);
-                (actual != *pinned).then(|| {
-                    format!(
-                        "{} = \"{}\" (the key's is {})",
-                        kind.field(),
-                        kind.display(pinned),
-                        kind.display(&actual)
-                    )
-                })
-            })
-            .collect();
-        (!failed.is_empty()).then(|| Some(failed.join(" and ")))
-    }
-}
-
-/// What the handler saw of the server's key, for the error after a refusal.
-#[derive(Debug, Default)]
-struct SeenKey {
-    fingerprint: String,
-    mismatch: Option<String>,
-}
-
-struct ClientHandler {
-    pins: HostKeyPins,
-    accept_any: bool,
-    seen: Arc<StdMutex<SeenKey>>,
-}
-
-impl russh::client::Handler for ClientHandler {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        // A certificate is judged by the key it certifies, as OpenSSH fingerprints it.
-        let key = match key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(cert) => {
-                russh::keys::PublicKey::from(cert.public_key().clone())
-            }
-        };
-        let wire = key.to_bytes().map_err(russh::keys::Error::from)?;
-        let verdict = self.pins.check(&wire);
-        *self.seen.lock().expect("host key slot") = SeenKey {
-            fingerprint: PinKind::Sha256.display(&PinKind::Sha256.digest(&wire)),
-            mismatch: verdict.clone().flatten(),
-        };
-        Ok(self.accept_any || verdict.is_none())
-    }
 }
 
 /// One live SSH connection with its SFTP session.
@@ -603,26 +402,28 @@ impl SftpFs {
         let cfg = &self.cfg;
         let mut tried = Vec::new();
         if let Some(text) = &cfg.private_key {
-            let key = russh::keys::decode_secret_key(text, cfg.key_passphrase.as_deref()).map_err(
-                |e| {
-                    let source = match (&cfg.key_file, &cfg.key_secret) {
-                        (Some(path), _) => format!("KeyFile {path}"),
-                        (None, Some(secret)) => {
-                            format!("private key in the secret {secret:?} (KeyFileFromSecret)")
-                        }
-                        (None, None) => "private key given in KeyFile".to_string(),
-                    };
-                    let hint = if cfg.key_passphrase.is_some() {
-                        "wrong passphrase? check KeyFilePass or KeyFileSecret"
-                    } else {
-                        "encrypted? set KeyFilePass or KeyFileSecret"
-                    };
-                    VfsError::Auth(format!(
-                        "cannot load the {source} for {}: {e} ({hint})",
-                        self.target()
-                    ))
-                },
-            )?;
+            let key = russh::keys::decode_secret_key(
+                text.expose(),
+                cfg.key_passphrase.as_ref().map(Secret::expose),
+            )
+            .map_err(|e| {
+                let source = match (&cfg.key_file, &cfg.key_secret) {
+                    (Some(path), _) => format!("KeyFile {path}"),
+                    (None, Some(secret)) => {
+                        format!("private key in the secret {secret:?} (KeyFileFromSecret)")
+                    }
+                    (None, None) => "private key given in KeyFile".to_string(),
+                };
+                let hint = if cfg.key_passphrase.is_some() {
+                    "wrong passphrase? check KeyFilePass or KeyFileSecret"
+                } else {
+                    "encrypted? set KeyFilePass or KeyFileSecret"
+                };
+                VfsError::Auth(format!(
+                    "cannot load the {source} for {}: {e} ({hint})",
+                    self.target()
+                ))
+            })?;
             let hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
             let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
             let result = ssh
@@ -636,7 +437,7 @@ impl SftpFs {
         }
         if let Some(pass) = &cfg.password {
             let result = ssh
-                .authenticate_password(&cfg.user, pass)
+                .authenticate_password(&cfg.user, pass.expose())
                 .await
                 .map_err(|e| self.conn_err(format!("password auth: {e}")))?;
             if result.success() {
@@ -648,6 +449,14 @@ impl SftpFs {
             return Err(VfsError::Auth(format!(
                 "{}: no password or key given (set Pass or KeyFile)",
                 self.target()
+            )));
+        }
+        // A server that drops the connection mid-login has not refused anything: say so,
+        // as a connection error the transfer code retries.
+        if ssh.is_closed() {
+            return Err(self.conn_err(format!(
+                "the connection closed during login (after trying {})",
+                tried.join(" and ")
             )));
         }
         Err(VfsError::Auth(format!(
@@ -716,21 +525,6 @@ fn map_err(target: &str, path: &str, e: SftpError) -> VfsError {
     }
 }
 
-fn to_io(target: &str, path: &str, e: SftpError) -> io::Error {
-    let kind = match &e {
-        SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile => io::ErrorKind::NotFound,
-        SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied => {
-            io::ErrorKind::PermissionDenied
-        }
-        SftpError::Status(_) | SftpError::Limited(_) | SftpError::UnexpectedPacket => {
-            io::ErrorKind::Other
-        }
-        SftpError::Timeout => io::ErrorKind::TimedOut,
-        SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => io::ErrorKind::ConnectionAborted,
-    };
-    io::Error::new(kind, format!("{target}{path}: {e}"))
-}
-
 fn entry(vfs_path: &str, attrs: &FileAttributes) -> Entry {
     let is_dir = attrs.is_dir();
     Entry {
@@ -742,226 +536,6 @@ fn entry(vfs_path: &str, attrs: &FileAttributes) -> Entry {
             .and_then(|t| DateTime::from_timestamp(t as i64, 0)),
         is_dir,
         etag: None,
-    }
-}
-
-/// Closes a remote handle when dropped, so an abandoned reader or listing does not leak it.
-struct HandleGuard {
-    conn: Arc<Conn>,
-    handle: Option<String>,
-}
-
-impl Drop for HandleGuard {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take()
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            let conn = self.conn.clone();
-            rt.spawn(async move {
-                let _ = conn.sftp.close(h).await;
-            });
-        }
-    }
-}
-
-type ReadFut = BoxFuture<'static, (u64, u32, Result<Vec<u8>, SftpError>)>;
-
-/// Pipelined reader state: requests at increasing offsets, answers consumed in order.
-struct ReadState {
-    guard: HandleGuard,
-    label: String,
-    path: String,
-    next: u64,
-    end: Option<u64>,
-    chunk: u32,
-    depth: usize,
-    inflight: FuturesOrdered<ReadFut>,
-    done: bool,
-}
-
-impl ReadState {
-    fn request(&self, offset: u64, len: u32) -> ReadFut {
-        let conn = self.guard.conn.clone();
-        let handle = self.guard.handle.clone().unwrap_or_default();
-        async move {
-            (
-                offset,
-                len,
-                conn.sftp.read(handle, offset, len).await.map(|d| d.data),
-            )
-        }
-        .boxed()
-    }
-
-    fn fill(&mut self) {
-        while !self.done && self.inflight.len() < self.depth {
-            let len = match self.end {
-                Some(end) if self.next >= end => return,
-                Some(end) => (end - self.next).min(self.chunk as u64) as u32,
-                None => self.chunk,
-            };
-            let fut = self.request(self.next, len);
-            self.inflight.push_back(fut);
-            self.next += len as u64;
-        }
-    }
-
-    async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
-        self.fill();
-        let (offset, len, result) = self.inflight.next().await?;
-        match result {
-            Ok(mut data) => {
-                // A short answer before the end: fetch the gap before later chunks.
-                while (data.len() as u32) < len {
-                    let at = offset + data.len() as u64;
-                    let want = len - data.len() as u32;
-                    let handle = self.guard.handle.clone().unwrap_or_default();
-                    match self.guard.conn.sftp.read(handle, at, want).await {
-                        Ok(more) if !more.data.is_empty() => data.extend_from_slice(&more.data),
-                        Ok(_) => break,
-                        Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => {
-                            self.done = true;
-                            self.inflight.clear();
-                            break;
-                        }
-                        Err(e) => return Some(Err(to_io(&self.label, &self.path, e))),
-                    }
-                }
-                Some(Ok(Bytes::from(data)))
-            }
-            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => {
-                self.done = true;
-                self.inflight.clear();
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                self.inflight.clear();
-                Some(Err(to_io(&self.label, &self.path, e)))
-            }
-        }
-    }
-}
-
-type WriteFut = BoxFuture<'static, Result<(), SftpError>>;
-
-/// Pipelined writer: full chunks go out at once, up to `depth` unacknowledged.
-struct SftpWriter {
-    conn: Arc<Conn>,
-    handle: Option<String>,
-    label: String,
-    path: String,
-    offset: u64,
-    buf: Vec<u8>,
-    chunk: usize,
-    depth: usize,
-    inflight: FuturesUnordered<WriteFut>,
-    error: Option<io::Error>,
-    closing: Option<WriteFut>,
-}
-
-impl SftpWriter {
-    fn send(&mut self) {
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
-        let conn = self.conn.clone();
-        let handle = self.handle.clone().unwrap_or_default();
-        let offset = self.offset;
-        self.offset += data.len() as u64;
-        self.inflight
-            .push(async move { conn.sftp.write(handle, offset, data).await.map(|_| ()) }.boxed());
-    }
-
-    /// Drive in-flight writes; Ready(Err) on the first failure.
-    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.error.take() {
-            return Poll::Ready(Err(e));
-        }
-        loop {
-            match self.inflight.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(()))) => continue,
-                Poll::Ready(Some(Err(e))) => {
-                    let err = to_io(&self.label, &self.path, e);
-                    return Poll::Ready(Err(err));
-                }
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
-impl AsyncWrite for SftpWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if let Poll::Ready(Err(e)) = this.drive(cx) {
-            return Poll::Ready(Err(e));
-        }
-        if this.buf.len() >= this.chunk {
-            if this.inflight.len() >= this.depth {
-                return Poll::Pending; // woken by an acknowledgement (drive registered us)
-            }
-            this.send();
-        }
-        let n = data.len().min(this.chunk - this.buf.len());
-        this.buf.extend_from_slice(&data[..n]);
-        if this.buf.len() >= this.chunk && this.inflight.len() < this.depth {
-            this.send();
-        }
-        // Start the new requests now; an error surfaces on the next call.
-        if let Poll::Ready(Err(e)) = this.drive(cx) {
-            this.error = Some(e);
-        }
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        loop {
-            if !this.buf.is_empty() && this.inflight.len() < this.depth {
-                this.send();
-            }
-            match this.drive(cx) {
-                Poll::Ready(Ok(())) if this.buf.is_empty() => return Poll::Ready(Ok(())),
-                Poll::Ready(Ok(())) => continue,
-                other => return other,
-            }
-        }
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.closing.is_none() {
-            match self.as_mut().poll_flush(cx) {
-                Poll::Ready(Ok(())) => {}
-                other => return other,
-            }
-            let Some(handle) = self.handle.take() else {
-                return Poll::Ready(Ok(()));
-            };
-            let conn = self.conn.clone();
-            self.closing = Some(async move { conn.sftp.close(handle).await.map(|_| ()) }.boxed());
-        }
-        let this = &mut *self;
-        let closing = this.closing.as_mut().expect("closing future");
-        match closing.poll_unpin(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(to_io(&this.label, &this.path, e))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl Drop for SftpWriter {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            drop(HandleGuard {
-                conn: self.conn.clone(),
-                handle: Some(h),
-            });
-        }
     }
 }
 
@@ -1295,111 +869,5 @@ mod tests {
             preferred.cipher.contains(&russh::cipher::CHACHA20_POLY1305),
             "servers without AES-GCM still get ChaCha20"
         );
-    }
-
-    use super::*;
-
-    /// An ed25519 public key blob and its fingerprints as `ssh-keygen -l -E ...` printed them.
-    const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIM0M2/IfPpdRXEfeMI+6Gj7gW4yKnFjohoPUp/Oy8Zlv";
-    const KEY_SHA256: &str = "SHA256:qCsOKtCK0fWaJBvXFiqNxWXYqwInBYK2IAYpIqsWvA0";
-    const KEY_MD5: &str = "MD5:46:5e:cd:95:c2:c8:c5:3f:bc:99:47:32:2f:99:26:d8";
-    const KEY_SHA1: &str = "SHA1:pGxAx+YK9IugYAa8FFpyqaCpnnA";
-
-    fn wire() -> Vec<u8> {
-        STANDARD_NO_PAD.decode(KEY.trim_end_matches('=')).unwrap()
-    }
-
-    fn pins(sha256: Option<&str>, md5: Option<&str>, sha1: Option<&str>) -> VfsResult<HostKeyPins> {
-        let mut cfg = SftpConfig::new("h", "u");
-        cfg.host_key_sha256 = sha256.map(str::to_string);
-        cfg.host_key_md5 = md5.map(str::to_string);
-        cfg.host_key_sha1 = sha1.map(str::to_string);
-        HostKeyPins::parse(&cfg)
-    }
-
-    #[test]
-    fn digests_print_as_ssh_keygen_does() {
-        for (kind, expected) in [
-            (PinKind::Sha256, KEY_SHA256),
-            (PinKind::Md5, KEY_MD5),
-            (PinKind::Sha1, KEY_SHA1),
-        ] {
-            assert_eq!(kind.display(&kind.digest(&wire())), expected);
-        }
-    }
-
-    #[test]
-    fn pins_accept_the_forms_users_paste() {
-        let sha1_hex = hex::encode(PinKind::Sha1.digest(&wire()));
-        let sha1_hex_colons = sha1_hex
-            .as_bytes()
-            .chunks(2)
-            .map(|p| std::str::from_utf8(p).unwrap().to_uppercase())
-            .collect::<Vec<_>>()
-            .join(":");
-        let md5_bare = KEY_MD5.trim_start_matches("MD5:").replace(':', "");
-        let accepted = [
-            pins(Some(KEY_SHA256), None, None),
-            pins(
-                Some("qCsOKtCK0fWaJBvXFiqNxWXYqwInBYK2IAYpIqsWvA0="),
-                None,
-                None,
-            ),
-            pins(
-                Some("sha256:qCsOKtCK0fWaJBvXFiqNxWXYqwInBYK2IAYpIqsWvA0"),
-                None,
-                None,
-            ),
-            pins(None, Some(KEY_MD5), None),
-            pins(None, Some(&KEY_MD5.to_uppercase()), None),
-            pins(None, Some(&md5_bare), None),
-            pins(
-                None,
-                Some(" md5:465e:cd95:c2c8:c53f:bc99:4732:2f99:26d8 "),
-                None,
-            ),
-            pins(None, None, Some(KEY_SHA1)),
-            pins(None, None, Some("pGxAx+YK9IugYAa8FFpyqaCpnnA=")),
-            pins(None, None, Some(&sha1_hex)),
-            pins(None, None, Some(&format!("SHA1:{sha1_hex_colons}"))),
-            pins(Some(KEY_SHA256), Some(KEY_MD5), Some(KEY_SHA1)),
-        ];
-        for (i, p) in accepted.into_iter().enumerate() {
-            let p = p.unwrap_or_else(|e| panic!("form {i}: {e}"));
-            assert_eq!(p.check(&wire()), None, "form {i} matches the key");
-        }
-    }
-
-    #[test]
-    fn every_set_pin_must_match() {
-        let wrong_md5 = "MD5:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
-        let p = pins(Some(KEY_SHA256), Some(wrong_md5), Some(KEY_SHA1)).unwrap();
-        let mismatch = p.check(&wire()).expect("refused").expect("names the pin");
-        assert!(mismatch.contains("HostKeyMD5"), "{mismatch}");
-        assert!(
-            mismatch.contains(KEY_MD5),
-            "names the key's MD5: {mismatch}"
-        );
-        assert!(!mismatch.contains("HostKeySHA1"), "{mismatch}");
-        assert_eq!(pins(None, None, None).unwrap().check(&wire()), Some(None));
-    }
-
-    #[test]
-    fn malformed_pins_are_refused_naming_the_field() {
-        for (p, field) in [
-            (pins(Some("SHA256:AAAA"), None, None), "HostKeySHA256"),
-            (pins(None, Some("MD5:zz:11"), None), "HostKeyMD5"),
-            (pins(None, Some(KEY_SHA1), None), "HostKeyMD5"),
-            (pins(None, None, Some("SHA1:not base64!")), "HostKeySHA1"),
-        ] {
-            let err = p.unwrap_err().to_string();
-            assert!(err.contains(field), "{err}");
-        }
-    }
-
-    #[test]
-    fn addr_adds_the_default_port() {
-        assert_eq!(SftpConfig::new("h", "u").addr(), "h:22");
-        assert_eq!(SftpConfig::new("h:2222", "u").addr(), "h:2222");
     }
 }

@@ -1,0 +1,254 @@
+//! Pipelined file I/O: a reader keeping many read requests in flight and a writer keeping
+//! many writes in flight, each closing its remote handle even when dropped half way.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, FuturesUnordered};
+use futures::{FutureExt, StreamExt};
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::StatusCode;
+use tokio::io::AsyncWrite;
+
+use super::Conn;
+
+/// An SFTP failure as the `io::Error` a reader or writer returns, its kind kept so the
+/// transfer code can tell a missing file from a dropped connection.
+pub(super) fn to_io(target: &str, path: &str, e: SftpError) -> io::Error {
+    let kind = match &e {
+        SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile => io::ErrorKind::NotFound,
+        SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied => {
+            io::ErrorKind::PermissionDenied
+        }
+        SftpError::Status(_) | SftpError::Limited(_) | SftpError::UnexpectedPacket => {
+            io::ErrorKind::Other
+        }
+        SftpError::Timeout => io::ErrorKind::TimedOut,
+        SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => io::ErrorKind::ConnectionAborted,
+    };
+    io::Error::new(kind, format!("{target}{path}: {e}"))
+}
+
+/// Closes a remote handle when dropped, so an abandoned reader or listing does not leak it.
+pub(super) struct HandleGuard {
+    pub(super) conn: Arc<Conn>,
+    pub(super) handle: Option<String>,
+}
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let conn = self.conn.clone();
+            rt.spawn(async move {
+                let _ = conn.sftp.close(h).await;
+            });
+        }
+    }
+}
+
+pub(super) type ReadFut = BoxFuture<'static, (u64, u32, Result<Vec<u8>, SftpError>)>;
+
+/// Pipelined reader state: requests at increasing offsets, answers consumed in order.
+pub(super) struct ReadState {
+    pub(super) guard: HandleGuard,
+    pub(super) label: String,
+    pub(super) path: String,
+    pub(super) next: u64,
+    pub(super) end: Option<u64>,
+    pub(super) chunk: u32,
+    pub(super) depth: usize,
+    pub(super) inflight: FuturesOrdered<ReadFut>,
+    pub(super) done: bool,
+}
+
+impl ReadState {
+    pub(super) fn request(&self, offset: u64, len: u32) -> ReadFut {
+        let conn = self.guard.conn.clone();
+        let handle = self.guard.handle.clone().unwrap_or_default();
+        async move {
+            (
+                offset,
+                len,
+                conn.sftp.read(handle, offset, len).await.map(|d| d.data),
+            )
+        }
+        .boxed()
+    }
+
+    pub(super) fn fill(&mut self) {
+        while !self.done && self.inflight.len() < self.depth {
+            let len = match self.end {
+                Some(end) if self.next >= end => return,
+                Some(end) => (end - self.next).min(self.chunk as u64) as u32,
+                None => self.chunk,
+            };
+            let fut = self.request(self.next, len);
+            self.inflight.push_back(fut);
+            self.next += len as u64;
+        }
+    }
+
+    pub(super) async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
+        self.fill();
+        let (offset, len, result) = self.inflight.next().await?;
+        match result {
+            Ok(mut data) => {
+                // A short answer before the end: fetch the gap before later chunks.
+                while (data.len() as u32) < len {
+                    let at = offset + data.len() as u64;
+                    let want = len - data.len() as u32;
+                    let handle = self.guard.handle.clone().unwrap_or_default();
+                    match self.guard.conn.sftp.read(handle, at, want).await {
+                        Ok(more) if !more.data.is_empty() => data.extend_from_slice(&more.data),
+                        Ok(_) => break,
+                        Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => {
+                            self.done = true;
+                            self.inflight.clear();
+                            break;
+                        }
+                        Err(e) => return Some(Err(to_io(&self.label, &self.path, e))),
+                    }
+                }
+                Some(Ok(Bytes::from(data)))
+            }
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => {
+                self.done = true;
+                self.inflight.clear();
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                self.inflight.clear();
+                Some(Err(to_io(&self.label, &self.path, e)))
+            }
+        }
+    }
+}
+
+pub(super) type WriteFut = BoxFuture<'static, Result<(), SftpError>>;
+
+/// Pipelined writer: full chunks go out at once, up to `depth` unacknowledged.
+pub(super) struct SftpWriter {
+    pub(super) conn: Arc<Conn>,
+    pub(super) handle: Option<String>,
+    pub(super) label: String,
+    pub(super) path: String,
+    pub(super) offset: u64,
+    pub(super) buf: Vec<u8>,
+    pub(super) chunk: usize,
+    pub(super) depth: usize,
+    pub(super) inflight: FuturesUnordered<WriteFut>,
+    pub(super) error: Option<io::Error>,
+    pub(super) closing: Option<WriteFut>,
+}
+
+impl SftpWriter {
+    pub(super) fn send(&mut self) {
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+        let conn = self.conn.clone();
+        let handle = self.handle.clone().unwrap_or_default();
+        let offset = self.offset;
+        self.offset += data.len() as u64;
+        self.inflight
+            .push(async move { conn.sftp.write(handle, offset, data).await.map(|_| ()) }.boxed());
+    }
+
+    /// Drive in-flight writes; Ready(Err) on the first failure.
+    pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.error.take() {
+            return Poll::Ready(Err(e));
+        }
+        loop {
+            match self.inflight.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(()))) => continue,
+                Poll::Ready(Some(Err(e))) => {
+                    let err = to_io(&self.label, &self.path, e);
+                    return Poll::Ready(Err(err));
+                }
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SftpWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if let Poll::Ready(Err(e)) = this.drive(cx) {
+            return Poll::Ready(Err(e));
+        }
+        if this.buf.len() >= this.chunk {
+            if this.inflight.len() >= this.depth {
+                return Poll::Pending; // woken by an acknowledgement (drive registered us)
+            }
+            this.send();
+        }
+        let n = data.len().min(this.chunk - this.buf.len());
+        this.buf.extend_from_slice(&data[..n]);
+        if this.buf.len() >= this.chunk && this.inflight.len() < this.depth {
+            this.send();
+        }
+        // Start the new requests now; an error surfaces on the next call.
+        if let Poll::Ready(Err(e)) = this.drive(cx) {
+            this.error = Some(e);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.buf.is_empty() && this.inflight.len() < this.depth {
+                this.send();
+            }
+            match this.drive(cx) {
+                Poll::Ready(Ok(())) if this.buf.is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.closing.is_none() {
+            match self.as_mut().poll_flush(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let Some(handle) = self.handle.take() else {
+                return Poll::Ready(Ok(()));
+            };
+            let conn = self.conn.clone();
+            self.closing = Some(async move { conn.sftp.close(handle).await.map(|_| ()) }.boxed());
+        }
+        let this = &mut *self;
+        let closing = this.closing.as_mut().expect("closing future");
+        match closing.poll_unpin(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(to_io(&this.label, &this.path, e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for SftpWriter {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            drop(HandleGuard {
+                conn: self.conn.clone(),
+                handle: Some(h),
+            });
+        }
+    }
+}
