@@ -17,6 +17,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# cargo-deb packs the Debian package (crates/aft/tests/deb_package.rs).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "--- cargo install cargo-deb"
+    cargo install --locked --quiet cargo-deb@3.8.0
+fi
+
 pip_packages=()
 for f in ci/peers/*.pip; do [ -e "$f" ] && mapfile -t -O "${#pip_packages[@]}" pip_packages < <(grep -v -e '^#' -e '^[[:space:]]*$' "$f"); done
 if [ "${#pip_packages[@]}" -gt 0 ]; then

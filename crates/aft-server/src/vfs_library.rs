@@ -3,6 +3,8 @@
 //! `aft vfs add` all save through [`save_vfs_entry`], so none can skip the check.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 use aft_store::{SecretsKey, Store, StoreError, VfsEntry};
 use aft_vfs::registry::{self, EntryError};
@@ -84,4 +86,54 @@ pub async fn entry_secrets(
         }
     }
     Ok(secrets)
+}
+
+/// Why a VFS Library entry could not be opened as a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenEntryError {
+    /// No such entry, or the store (or its secrets key) failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The backend refused the entry's settings.
+    #[error("VFS Library entry {name}: {source}")]
+    Backend {
+        /// The entry's name.
+        name: String,
+        /// Why.
+        source: aft_vfs::VfsError,
+    },
+}
+
+/// The secrets an entry names, read with the key of `data_dir` (or `AFT_SECRET_KEY`) only
+/// when it names some, so an anonymous entry does not give a data dir a key file.
+pub async fn entry_secrets_from_dir(
+    store: &Store,
+    data_dir: &Path,
+    entry: &VfsEntry,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    if secret_names(entry).is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let key = SecretsKey::load_or_create(data_dir)?;
+    entry_secrets(store, &key, entry).await
+}
+
+/// Open the VFS Library entry `name` (or id) as a backend, its `...FromSecret` fields
+/// resolved; nothing is contacted until the first operation.
+pub async fn open_entry(
+    store: &Store,
+    data_dir: &Path,
+    name: &str,
+) -> Result<(VfsEntry, Arc<dyn aft_vfs::Vfs>), OpenEntryError> {
+    let entry = store.find_vfs_entry(name).await?;
+    let secrets = entry_secrets_from_dir(store, data_dir, &entry).await?;
+    let lookup = move |name: &str| secrets.get(name).cloned();
+    let fields = Value::Object(entry.settings.clone());
+    let vfs = aft_vfs::open_backend(&entry.kind, &fields, &lookup).map_err(|source| {
+        OpenEntryError::Backend {
+            name: entry.name.clone(),
+            source,
+        }
+    })?;
+    Ok((entry, vfs))
 }

@@ -41,6 +41,22 @@ enum SvcCommand {
         #[arg(long, default_value = "/etc/systemd/system", value_name = "DIR")]
         unit_dir: PathBuf,
     },
+    /// Print the unit `install` would write, for packages and configuration management
+    /// (nothing is changed)
+    Unit {
+        /// The system user the service runs as
+        #[arg(long, default_value = "aft")]
+        user: String,
+        /// Address and port the service listens on
+        #[arg(long, default_value = aft_server::server::DEFAULT_LISTEN, value_name = "ADDR:PORT")]
+        listen: String,
+        /// More folders scripts may write to; repeatable
+        #[arg(long = "writable", value_name = "DIR")]
+        writable: Vec<PathBuf>,
+        /// The aft binary the unit starts (default: this one)
+        #[arg(long, value_name = "PATH")]
+        exe: Option<PathBuf>,
+    },
     /// Stop and disable the service and remove its unit (the data directory stays)
     Uninstall {
         /// Where the unit was written
@@ -70,6 +86,12 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             writable,
             unit_dir,
         } => install(global, &user, &listen, &writable, &unit_dir),
+        SvcCommand::Unit {
+            user,
+            listen,
+            writable,
+            exe,
+        } => print_unit(global, &user, &listen, &writable, exe),
         SvcCommand::Uninstall { unit_dir } => uninstall(&unit_dir),
         SvcCommand::Start => systemctl(&["start", UNIT]),
         SvcCommand::Stop => systemctl(&["stop", UNIT]),
@@ -140,6 +162,38 @@ fn install(
     Ok(())
 }
 
+fn print_unit(
+    global: &GlobalArgs,
+    user: &str,
+    listen: &str,
+    writable: &[PathBuf],
+    exe: Option<PathBuf>,
+) -> Result<(), String> {
+    let data = absolute(&global.data_dir())?;
+    let exe = match exe {
+        Some(exe) => exe,
+        None => std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .map_err(|e| format!("cannot find the aft binary: {e}"))?,
+    };
+    let writable = writable
+        .iter()
+        .map(|p| absolute(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    print!(
+        "{}",
+        unit_text(
+            &exe,
+            &data,
+            global.database.as_deref(),
+            listen,
+            user,
+            &writable
+        )
+    );
+    Ok(())
+}
+
 /// The unit: `aft serve` as `user`, restarted on failure, the system read-only to it except
 /// the data directory and the `writable` folders.
 fn unit_text(
@@ -159,7 +213,7 @@ fn unit_text(
     // "-": a folder that does not exist (yet) must not keep the service from starting.
     paths.extend(writable.iter().map(|p| format!("-{}", p.display())));
     format!(
-        "# Written by 'aft svc install'; 'aft svc uninstall' removes it.
+        "# Made by 'aft svc install' or 'aft svc unit'.
 [Unit]
 Description=aft automated file transfers
 After=network-online.target

@@ -5,10 +5,7 @@
 
 use std::process::ExitCode;
 
-use aft_server::vfs_library::{
-    SaveMode, VfsSaveError, entry_secrets, save_vfs_entry, secret_names,
-};
-use aft_store::SecretsKey;
+use aft_server::vfs_library::{SaveMode, VfsSaveError, entry_secrets_from_dir, save_vfs_entry};
 use aft_vfs::registry::{self, FieldKind};
 use clap::Subcommand;
 use serde_json::{Map, Value};
@@ -293,14 +290,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             }
             VfsCommand::Test { name } => {
                 let entry = store.find_vfs_entry(&name).await?;
-                // Secrets are read only when the entry names some, so a data dir without a
-                // key file is not given one just to test an anonymous connection.
-                let secrets = if secret_names(&entry).is_empty() {
-                    Default::default()
-                } else {
-                    let key = SecretsKey::load_or_create(&data_dir)?;
-                    entry_secrets(&store, &key, &entry).await?
-                };
+                let secrets = entry_secrets_from_dir(&store, &data_dir, &entry).await?;
                 let lookup = move |name: &str| secrets.get(name).cloned();
                 let fields = Value::Object(entry.settings.clone());
                 let outcome = aft_vfs::test_connection(&entry.kind, &fields, &lookup).await;
