@@ -91,14 +91,31 @@ impl ApiError {
         ApiError::new(StatusCode::FORBIDDEN, message)
     }
 
+    /// 503: the database is away; retry after [`STORE_RETRY_AFTER_SECS`].
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(STORE_RETRY_AFTER_SECS),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+
     /// 404: no such thing.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
 }
 
+/// Seconds a client is asked to wait when the database is away.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if e.is_unavailable() {
+            tracing::warn!("store unavailable: {e}");
+            return ApiError::unavailable(format!(
+                "the database is unavailable ({e}); retry shortly"
+            ));
+        }
         let status = match &e {
             StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
             StoreError::Conflict { .. } | StoreError::Refused(_) => StatusCode::CONFLICT,

@@ -19,6 +19,7 @@ use support::{Service, Who};
 /// served outside the document and checked on its own.
 const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/v1/health"),
+    ("GET", "/v1/ready"),
     ("GET", "/v1/setup"),
     ("POST", "/v1/setup"),
     ("POST", "/v1/session"),

@@ -69,7 +69,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(0)
-            .acquire_timeout(Duration::from_secs(30))
+            // Long enough for a burst of writers on SQLite, short enough that a request
+            // meets "the database is unavailable" (503) instead of hanging while it is away.
+            .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| Box::pin(prepare_connection(conn, dialect)))
             .connect_with(options)
             .await
@@ -87,6 +89,12 @@ impl Store {
         create_data_dir(data_dir)?;
         let file = data_dir.join("aft.db");
         Store::open(&format!("sqlite://{}", file.display())).await
+    }
+
+    /// One round trip to the database (`SELECT 1`): whether it answers now.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
     }
 
     /// The dialect of the underlying database.

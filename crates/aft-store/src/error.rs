@@ -54,3 +54,30 @@ pub enum StoreError {
         source: std::io::Error,
     },
 }
+
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, unreachable, the pool
+    /// waited in vain for a connection), as opposed to refusing what was asked: the same
+    /// request may well work in a moment.
+    pub fn is_unavailable(&self) -> bool {
+        let e = match self {
+            StoreError::Db(e) | StoreError::Open { source: e, .. } => e,
+            _ => return false,
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            // A connection cut half way through an exchange reads as a protocol error.
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL: class 08 (connection exception), 57P01-57P03 (the server is
+            // shutting down or starting up).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+            _ => false,
+        }
+    }
+}

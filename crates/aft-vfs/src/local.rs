@@ -7,6 +7,7 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -40,6 +41,42 @@ pub const BACKEND: BackendInfo = BackendInfo {
     one_of: &[],
     open: |f| Ok(std::sync::Arc::new(LocalFs::from_fields(f)?)),
 };
+
+/// Whether a rename into place is made durable first (the `local-fsync` setting): the
+/// file's data is flushed to disk before the rename, the folder's entry after it, so a
+/// finished file survives a power cut. Process-wide, since every local backend of a job
+/// (clients, `Upload` sources and targets, file host calls) writes the same disk.
+static FSYNC: AtomicBool = AtomicBool::new(true);
+
+/// Turn the flush around renames on or off (on by default).
+pub fn set_fsync(on: bool) {
+    FSYNC.store(on, Ordering::Relaxed);
+}
+
+/// Whether renames are flushed (see [`set_fsync`]).
+pub fn fsync_enabled() -> bool {
+    FSYNC.load(Ordering::Relaxed)
+}
+
+/// Flush `file`'s data, rename it to `to`, and flush `to`'s folder entry.
+async fn durable_rename(from: PathBuf, to: PathBuf) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        // A folder cannot be opened for writing: only files are flushed.
+        if std::fs::metadata(&from)?.is_file() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&from)?
+                .sync_all()?;
+        }
+        std::fs::rename(&from, &to)?;
+        if let Some(dir) = to.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
 
 /// A folder of the local file system seen as a [`Vfs`].
 #[derive(Debug, Clone)]
@@ -93,7 +130,9 @@ fn entry_from(path: &str, meta: &std::fs::Metadata) -> Entry {
 #[async_trait]
 impl Vfs for LocalFs {
     fn describe(&self) -> String {
-        format!("file://{}", self.root.display())
+        // Labels are describe() + an absolute path: a root of `/` must not give `file:////`.
+        let root = self.root.to_string_lossy();
+        format!("file://{}", root.trim_end_matches('/'))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -212,18 +251,22 @@ impl Vfs for LocalFs {
     }
 
     async fn rename(&self, from: &str, to: &str) -> VfsResult<()> {
-        tokio::fs::rename(self.local_path(from), self.local_path(to))
-            .await
-            .map_err(|e| {
-                VfsError::io(
-                    format!(
-                        "{} -> {}",
-                        self.local_path(from).display(),
-                        self.local_path(to).display()
-                    ),
-                    e,
-                )
-            })
+        let (from_path, to_path) = (self.local_path(from), self.local_path(to));
+        let renamed = if fsync_enabled() {
+            durable_rename(from_path, to_path).await
+        } else {
+            tokio::fs::rename(from_path, to_path).await
+        };
+        renamed.map_err(|e| {
+            VfsError::io(
+                format!(
+                    "{} -> {}",
+                    self.local_path(from).display(),
+                    self.local_path(to).display()
+                ),
+                e,
+            )
+        })
     }
 
     async fn remove_file(&self, path: &str) -> VfsResult<()> {

@@ -10,7 +10,9 @@ use super::versions::keep_version;
 use super::{
     OtfeDirection, Outcome, OutcomeSink, TransferOptions, TransferOutcome, TransferPolicy,
 };
-use crate::{Entry, HashAlgo, Vfs, VfsError, VfsResult, WriteMode, file_name, join, parent};
+use crate::{
+    Entry, HashAlgo, Vfs, VfsError, VfsResult, WriteMode, file_name, join, normalize, parent,
+};
 
 /// Marker in temp names: `report.csv.aft-tmp-3f9a0c12d4e5`. Listings by the transfer code
 /// skip names containing it.
@@ -133,10 +135,15 @@ struct FileJob<'a> {
 }
 
 /// The temp name beside `dst_path` for one version of the source: the same source file
-/// (backend, path, size, time) always gets the same name, so a later run can resume it.
-pub(crate) fn temp_path(dst_path: &str, src_label: &str, src: &Entry) -> String {
+/// (path, size, time) always gets the same name, so a later run can resume it. The
+/// server's address is left out: a run that reaches the same server by another name or
+/// IP finds the temp file the last one left. (A different server's file with the same
+/// path, size and time would share the name; resume then checks the seam and the whole
+/// file's hash, and starts again from zero on a mismatch.)
+pub(crate) fn temp_path(dst_path: &str, src_path: &str, src: &Entry) -> String {
     let identity = format!(
-        "{src_label}\n{}\n{:?}",
+        "{}\n{}\n{:?}",
+        normalize(src_path),
         src.size,
         src.mtime.map(|t| t.timestamp_millis())
     );
@@ -221,7 +228,7 @@ impl FileJob<'_> {
         }
         let use_temp = opts.uses_temp_name(dst);
         let write_path = if use_temp {
-            temp_path(self.dst_path, &self.source_label(), &src_entry)
+            temp_path(self.dst_path, self.src_path, &src_entry)
         } else {
             self.dst_path.to_string()
         };
@@ -363,6 +370,9 @@ impl FileJob<'_> {
                 .await
                 .map_err(|e| VfsError::io(target(), e))?;
             written += n as u64;
+            if let Some(progress) = &opts.progress {
+                progress(n as u64);
+            }
         }
         writer
             .shutdown()

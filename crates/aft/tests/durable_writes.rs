@@ -1,0 +1,100 @@
+//! A finished local file survives a power cut (issue 15): the transfer's temp file is
+//! flushed (fsync) before it is renamed to its final name and its folder after, unless the
+//! `local-fsync` setting trades that for speed. A power cut cannot be staged here, so the
+//! test watches the system calls of the real binary with strace.
+
+mod support;
+
+use std::process::Command;
+
+use support::Aft;
+
+/// The fsync and rename calls `aft cp SRC DST` makes, in order, one per line, each fsync
+/// with the path of its descriptor (`-y`): only those on `dir` count, since the store's
+/// SQLite flushes its own files too.
+fn traced_copy(aft: &Aft, src: &str, dst: &str, dir: &str, trace: &std::path::Path) -> Vec<String> {
+    let out = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+        ])
+        .arg(trace)
+        .arg(env!("CARGO_BIN_EXE_aft"))
+        .arg("--data")
+        .arg(aft.data())
+        .args(["cp", "--no-progress", src, dst])
+        .output()
+        .expect("strace (Debian package strace) must be installed");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("unfinished") && !l.contains("resumed"))
+        .map(|l| {
+            l.split_once(' ')
+                .map_or(l, |(_, call)| call)
+                .trim()
+                .to_string()
+        })
+        .filter(|l| l.starts_with("fsync") || l.starts_with("fdatasync") || l.starts_with("rename"))
+        .filter(|l| l.contains(dir))
+        .collect()
+}
+
+#[test]
+fn a_local_target_is_flushed_before_its_rename_unless_local_fsync_is_off() {
+    let aft = Aft::allowing_cli_run();
+    let src = aft.path("report.csv");
+    std::fs::write(&src, "id,total\n1,42\n").unwrap();
+    let dst = aft.path("out");
+    std::fs::create_dir_all(&dst).unwrap();
+    let (src_text, dst_text) = (
+        src.to_string_lossy().to_string(),
+        format!("{}/", dst.to_string_lossy()),
+    );
+
+    let dir = dst.to_string_lossy().to_string();
+    let calls = traced_copy(&aft, &src_text, &dst_text, &dir, &aft.path("on.trace"));
+    let rename = calls
+        .iter()
+        .position(|c| {
+            c.starts_with("rename") && c.contains(".aft-tmp-") && c.contains("report.csv\"")
+        })
+        .unwrap_or_else(|| panic!("no rename of the temp file into place: {calls:#?}"));
+    assert!(
+        calls[..rename].iter().any(|c| c.starts_with("fsync")),
+        "the data must be flushed before the rename: {calls:#?}"
+    );
+    assert!(
+        calls[rename + 1..].iter().any(|c| c.starts_with("fsync")),
+        "the folder must be flushed after the rename: {calls:#?}"
+    );
+    assert_eq!(
+        std::fs::read(dst.join("report.csv")).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
+
+    aft.ok(&["settings", "set", "local-fsync", "false"]);
+    let calls = traced_copy(&aft, &src_text, &dst_text, &dir, &aft.path("off.trace"));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("rename") && c.contains("report.csv\"")),
+        "{calls:#?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("fsync") || c.starts_with("fdatasync")),
+        "local-fsync false must not flush: {calls:#?}"
+    );
+}
