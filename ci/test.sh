@@ -34,10 +34,13 @@ for peer in ci/peers/*.sh; do
     source "$state/$name.env"
 done
 
+# One shared build, with the optional backends that need a system library (SMB:
+# libsmbclient, installed from ci/peers/samba.apt).
+features=aft/smb,aft-vfs/smb
 echo "--- building"
-cargo build --workspace --all-targets --locked
+cargo build --workspace --all-targets --locked --features "$features"
 echo "--- cargo nextest"
-cargo nextest run --workspace --no-fail-fast --locked --profile ci "$@"
+cargo nextest run --workspace --no-fail-fast --locked --profile ci --features "$features" "$@"
 
 if [ -f web/package.json ] && [ -d web/tests ]; then
     echo "--- browser tests"

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod conformance;
+pub mod dry_run;
 mod error;
 pub mod local;
 mod ops;
@@ -15,6 +16,8 @@ pub mod otfe;
 mod path;
 pub mod registry;
 pub mod sftp;
+// SMB/Windows shares (libsmbclient, behind the cargo feature `smb`).
+pub mod smb;
 pub mod transfer;
 mod types;
 

@@ -23,6 +23,7 @@ pub const BACKENDS: &[&BackendInfo] = &[
     &crate::azure::BACKEND,
     &crate::gcs::BACKEND,
     &crate::webdav::BACKEND,
+    &crate::smb::BACKEND,
 ];
 
 /// One backend: the type names it answers to, its fields and how to build it.
@@ -690,7 +691,7 @@ mod tests {
             }
         }
         for name in [
-            "disk", "local", "sftp", "ftp", "ftps", "s3", "azure", "gcs", "webdav",
+            "disk", "local", "sftp", "ftp", "ftps", "s3", "azure", "gcs", "webdav", "smb",
         ] {
             assert!(lookup(name).is_some(), "{name}");
         }
@@ -725,6 +726,10 @@ mod tests {
                 json!({"Bucket": "b", "CredentialsFile": "/etc/aft/gcs.json"}),
             ),
             ("webdav", json!({"Host": "dav.example.com"})),
+            (
+                "smb",
+                json!({"Host": "fs:445", "Share": "data", "User": "u", "PassFromSecret": "p", "Domain": "CORP", "Port": 445}),
+            ),
         ];
         for (kind, fields) in ok {
             check_entry(kind, &map(fields.clone()))
@@ -789,6 +794,12 @@ mod tests {
             ),
             ("ftps", "Pass", "PassFromSecret", json!({"Host": "h"})),
             ("webdav", "Pass", "PassFromSecret", json!({"Host": "h"})),
+            (
+                "smb",
+                "Pass",
+                "PassFromSecret",
+                json!({"Host": "h", "Share": "s"}),
+            ),
         ] {
             let mut fields = map(extra);
             fields.insert(field.into(), json!("clear"));

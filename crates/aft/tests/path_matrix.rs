@@ -165,6 +165,26 @@ fn webdav_every_entry_point_and_credential_mode() {
     .check();
 }
 
+/// SMB on Samba's smbd, the instance that requires SMB3 encryption (only in a build with
+/// the `smb` feature, as ci/test.sh makes).
+#[cfg(feature = "smb")]
+#[test]
+fn smb_every_entry_point_and_credential_mode() {
+    Backend {
+        name: "smb",
+        class: "SmbClient",
+        vfs_type: "smb",
+        fields: vec![
+            ("Host", peer("AFT_TEST_SMB_HOST")),
+            ("Port", peer("AFT_TEST_SMB_PORT_ENCRYPTED")),
+            ("Share", peer("AFT_TEST_SMB_SHARE")),
+            ("User", peer("AFT_TEST_SMB_USER")),
+        ],
+        credential: Credential::Field("Pass", "PassFromSecret", peer("AFT_TEST_SMB_PASS")),
+    }
+    .check();
+}
+
 /// A local folder as the "remote"; the OTFE key stands in for a credential.
 #[test]
 fn local_every_entry_point_and_credential_mode() {

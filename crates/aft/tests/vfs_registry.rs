@@ -186,7 +186,7 @@ async fn api_refuses_what_the_registry_refuses_and_lists_the_types() {
     assert_eq!(
         names,
         [
-            "disk", "sftp", "ftp", "ftps", "s3", "azure", "gcs", "webdav"
+            "disk", "sftp", "ftp", "ftps", "s3", "azure", "gcs", "webdav", "smb"
         ]
     );
     let sftp = &types[1];

@@ -55,7 +55,7 @@ impl From<VfsEntry> for VfsEntryView {
 pub struct VfsBody {
     /// Name (for create; unique, case-insensitive).
     pub name: Option<String>,
-    /// A type of `GET /v1/vfs/types`: disk, sftp, ftp, ftps, s3, azure, gcs or webdav.
+    /// A type of `GET /v1/vfs/types`: disk, sftp, ftp, ftps, s3, azure, gcs, webdav or smb.
     #[serde(rename = "type")]
     pub kind: String,
     /// The type's fields (`Host`, `User`, `PassFromSecret`, ...) as `GET /v1/vfs/types`
