@@ -1,4 +1,5 @@
-//! `aft script push|list|show|delete`: stored SyncJS scripts.
+//! `aft script push|list|show|delete`: stored SyncJS scripts (and, in [`super::script_policy`],
+//! `policy|retry|notify|chain`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,8 @@ enum ScriptCommand {
         /// Script name or id
         name: String,
     },
+    #[command(flatten)]
+    Policy(super::script_policy::PolicyCommand),
 }
 
 /// Run `aft script ...`.
@@ -137,6 +140,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 store.delete_script(&script.id).await?;
                 println!("script {} deleted", script.name);
             }
+            ScriptCommand::Policy(command) => super::script_policy::run(&store, command).await?,
         }
         Ok(())
     })
