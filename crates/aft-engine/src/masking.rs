@@ -90,6 +90,15 @@ impl JobHost for MaskingHost {
     ) -> Result<(), String> {
         self.inner.watch_state_save(key, changed, removed)
     }
+
+    fn set_result(&self, value: &str) -> Result<(), String> {
+        // The result travels on as a parameter of chained jobs: no secret goes with it.
+        self.inner.set_result(&self.mask.apply(value))
+    }
+
+    fn dry_run(&self) -> Option<Arc<aft_vfs::dry_run::DryRun>> {
+        self.inner.dry_run()
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use aft_engine::JobSpec;
 use aft_server::discovery::{LOCAL_TOKEN_HEADER, ServiceInfo};
 
 use crate::client::{self, Trust};
-use crate::cmd::run::{HALT_EXIT_WAIT, HaltSignals};
+use crate::cmd::run::{HALT_EXIT_WAIT, HaltSignals, RunMode};
 use crate::global::{EXIT_FAILURE, GlobalArgs};
 
 /// Run the script on the local service if one is running: `Some(exit code)`; `None` when
@@ -25,6 +25,7 @@ pub async fn delegate(
     global: &GlobalArgs,
     spec: &JobSpec,
     signals: &mut HaltSignals,
+    mode: RunMode,
 ) -> Option<ExitCode> {
     let info = ServiceInfo::find_live(&global.data_dir())?;
     let failure = |message: String| {
@@ -38,7 +39,12 @@ pub async fn delegate(
         Ok(http) => http,
         Err(e) => return failure(crate::cmd::error_line(&e)),
     };
-    let body = serde_json::json!({"name": spec.name, "source": spec.source, "params": spec.params});
+    let body = serde_json::json!({"name": spec.name, "source": spec.source, "params": spec.params, "dryRun": mode.dry_run});
+    // With --json, standard output is kept for the one JSON document.
+    let print = move |event: &client::LogEvent| match event {
+        client::LogEvent::Line { message, .. } if mode.json => eprintln!("{message}"),
+        other => client::print_log_event(other),
+    };
     let resp = match http
         .post(format!("{}/v1/jobs/run", info.url))
         .header(LOCAL_TOKEN_HEADER, &info.token)
@@ -65,7 +71,7 @@ pub async fn delegate(
                             None
                         }
                         "line" => {
-                            client::print_log_event(&client::line_event(&data));
+                            print(&client::line_event(&data));
                             None
                         }
                         "end" => Some(data),
@@ -88,9 +94,7 @@ pub async fn delegate(
                 let id = queued["jobId"].as_str().unwrap_or_default().to_string();
                 *job_id.borrow_mut() = Some(id.clone());
                 let (http, url) = (&http, info.url.as_str());
-                Box::pin(async move {
-                    client::follow_log(http, url, &id, auth, client::print_log_event).await
-                })
+                Box::pin(async move { client::follow_log(http, url, &id, auth, print).await })
             }
             _ => {
                 let text = client::error_text(resp).await;
@@ -131,6 +135,28 @@ pub async fn delegate(
             }
         }
     };
+    if mode.json
+        && let Ok(end) = &end
+    {
+        let id = job_id.borrow().clone().unwrap_or_default();
+        let view: serde_json::Value = match http
+            .get(format!("{}/v1/jobs/{id}", info.url))
+            .header(auth.0, auth.1)
+            .send()
+            .await
+        {
+            Ok(resp) => resp.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        let doc = serde_json::json!({
+            "jobId": id,
+            "status": end["status"],
+            "exitCode": view["exitCode"],
+            "dryRun": view["dryRun"],
+            "plan": view["plan"],
+        });
+        println!("{doc}");
+    }
     Some(match end {
         Ok(job) if client::succeeded(&job) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(EXIT_FAILURE),

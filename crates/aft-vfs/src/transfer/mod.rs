@@ -8,6 +8,7 @@
 //! [`LocalFs`]: crate::local::LocalFs
 
 mod file;
+mod rails;
 mod tree;
 mod versions;
 
@@ -17,13 +18,18 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use file::copy_file;
-pub use tree::{GlobSplit, copy_tree, download, split_glob, sync, upload};
+pub use rails::{DeleteRails, MaxDelete};
+pub use tree::{GlobSplit, copy_tree, download, split_glob, sync, sync_with, upload};
 pub use versions::{VERSIONS_DIR, version_name};
 
 use crate::Vfs;
 
 /// A check that says whether a running transfer must halt.
 pub type CancelCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Told the bytes of each chunk as it is written to a target (a progress bar); a retried
+/// or restarted file is counted again.
+pub type ProgressHook = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// What to do when the target file already exists (`UploadPolicy`/`DownloadPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -112,6 +118,8 @@ pub struct TransferOptions {
     /// Asked between files and between chunks; `true` halts the transfer (the job's halt
     /// signal, e.g. `Arc::new(move || halt.is_raised())`).
     pub cancel: Option<CancelCheck>,
+    /// Told the bytes written as each chunk lands (`aft cp`'s progress bar).
+    pub progress: Option<ProgressHook>,
 }
 
 impl Default for TransferOptions {
@@ -133,6 +141,7 @@ impl Default for TransferOptions {
             otfe_key: None,
             otfe_direction: OtfeDirection::Encrypt,
             cancel: None,
+            progress: None,
         }
     }
 }

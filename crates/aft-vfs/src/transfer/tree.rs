@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use globset::{Glob, GlobMatcher};
 
 use super::file::{Decide, TEMP_MARKER, copy_file_with};
+use super::rails::DeleteRails;
 use super::versions::VERSIONS_DIR;
 use super::{OtfeDirection, OutcomeSink, TransferOptions, TransferOutcome, TransferSummary};
 use crate::local::LocalFs;
@@ -40,13 +41,13 @@ pub fn split_glob(pattern: &str) -> GlobSplit {
 }
 
 /// Whether the transfer code must leave this entry alone: temp files and `.ver/` folders.
-fn is_internal(rel: &str) -> bool {
+pub(super) fn is_internal(rel: &str) -> bool {
     rel.split('/')
         .any(|part| part == VERSIONS_DIR || part.contains(TEMP_MARKER))
 }
 
 /// The path of `path` below `base` (no leading slash).
-fn relative<'p>(base: &str, path: &'p str) -> &'p str {
+pub(super) fn relative<'p>(base: &str, path: &'p str) -> &'p str {
     let rest = if base == "/" {
         path
     } else {
@@ -299,6 +300,21 @@ pub async fn sync(
     delete_extraneous: bool,
     sink: OutcomeSink<'_>,
 ) -> VfsResult<TransferSummary> {
+    let rails = delete_extraneous.then(DeleteRails::default);
+    sync_with(src, src_dir, dst, dst_dir, opts, rails.as_ref(), sink).await
+}
+
+/// [`sync`], deleting extraneous target files only when `delete` is given, within its
+/// rails (`MaxDelete`, `BackupDir`).
+pub async fn sync_with(
+    src: &dyn Vfs,
+    src_dir: &str,
+    dst: &dyn Vfs,
+    dst_dir: &str,
+    opts: &TransferOptions,
+    delete: Option<&DeleteRails>,
+    sink: OutcomeSink<'_>,
+) -> VfsResult<TransferSummary> {
     let opts = TransferOptions {
         adjust_time: true,
         ..opts.clone()
@@ -347,37 +363,8 @@ pub async fn sync(
     if summary.failed > 0 && opts.stop_on_error {
         return Ok(summary);
     }
-    if delete_extraneous {
-        let mut gone_dirs: Vec<String> = Vec::new();
-        let mut targets = walk(dst, &dst_dir);
-        while let Some(e) = targets.try_next().await? {
-            let rel = relative(&dst_dir, &e.path).to_string();
-            if rel.is_empty()
-                || is_internal(&rel)
-                || gone_dirs
-                    .iter()
-                    .any(|d| e.path.starts_with(&format!("{d}/")))
-            {
-                continue;
-            }
-            match src.stat(&join(&src_dir, &rel)).await {
-                Ok(s) if s.is_dir == e.is_dir => {}
-                Ok(_) | Err(VfsError::NotFound(_)) => {
-                    if e.is_dir {
-                        gone_dirs.push(e.path.clone());
-                    } else {
-                        dst.remove_file(&e.path).await?;
-                        summary.deleted += 1;
-                    }
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        drop(targets);
-        for d in gone_dirs {
-            dst.remove_all(&d).await?;
-            summary.deleted += 1;
-        }
+    if let Some(rails) = delete {
+        super::rails::delete_extraneous(src, &src_dir, dst, &dst_dir, rails, &mut summary).await?;
     }
     Ok(summary)
 }

@@ -32,6 +32,23 @@ pub struct Args {
     /// (AFT! v3's '[{"name":"dest","value":"/archive"}]' works too)
     #[arg(short = 'p', long = "params", value_name = "JSON")]
     params: Option<String>,
+    /// Run up to the file systems only: reads happen, but nothing is written, renamed,
+    /// deleted or sent; print the plan of what the script would have done
+    #[arg(long)]
+    dry_run: bool,
+    /// With --dry-run: print the outcome and plan as one JSON document on standard output
+    /// (the job's log goes to standard error)
+    #[arg(long, requires = "dry_run")]
+    json: bool,
+}
+
+/// How `aft run` runs a script: for real or as a dry run, and how it prints the plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunMode {
+    /// A dry run.
+    pub dry_run: bool,
+    /// Print the outcome and plan as JSON on standard output; log lines on standard error.
+    pub json: bool,
 }
 
 /// Run `aft run ...`.
@@ -54,6 +71,10 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         source,
         params,
     };
+    let mode = RunMode {
+        dry_run: args.dry_run,
+        json: args.json,
+    };
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -71,10 +92,10 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         // Delegation to a service running on this machine (spec §2), before the local
         // store is opened: the service runs the job with its VFS Library and secrets, and
         // this command streams the log and returns the job's exit code.
-        if let Some(code) = crate::delegate::delegate(global, &spec, &mut signals).await {
+        if let Some(code) = crate::delegate::delegate(global, &spec, &mut signals, mode).await {
             return code;
         }
-        run_locally(global, spec, signals).await
+        run_locally(global, spec, signals, mode).await
     })
 }
 
@@ -107,7 +128,12 @@ impl HaltSignals {
 }
 
 /// Run the job in this process against the store named by the global options.
-async fn run_locally(global: &GlobalArgs, spec: JobSpec, signals: HaltSignals) -> ExitCode {
+async fn run_locally(
+    global: &GlobalArgs,
+    spec: JobSpec,
+    signals: HaltSignals,
+    mode: RunMode,
+) -> ExitCode {
     if global.database.is_none()
         && let Err(e) = aft_store::create_data_dir(&global.data_dir())
     {
@@ -117,7 +143,7 @@ async fn run_locally(global: &GlobalArgs, spec: JobSpec, signals: HaltSignals) -
         Ok(store) => store,
         Err(e) => return fail(e),
     };
-    let code = run_with_store(global, &store, spec, signals).await;
+    let code = run_with_store(global, &store, spec, signals, mode).await;
     store.close().await;
     code
 }
@@ -127,6 +153,7 @@ async fn run_with_store(
     store: &Store,
     spec: JobSpec,
     mut signals: HaltSignals,
+    mode: RunMode,
 ) -> ExitCode {
     let settings: HashMap<String, String> = match store.list_settings().await {
         Ok(list) => list
@@ -138,12 +165,17 @@ async fn run_with_store(
     if settings.get("allow-cli-run").map(String::as_str) != Some("true") {
         return fail(REFUSED);
     }
+    aft_vfs::local::set_fsync(settings.get("local-fsync").map(String::as_str) != Some("false"));
     let limits = match Limits::from_settings(|key| settings.get(key).cloned()) {
         Ok(limits) => limits,
         Err(e) => return fail(e),
     };
 
-    let log = terminal_log();
+    let log = if mode.json {
+        terminal_log_to(Stream::Stderr)
+    } else {
+        terminal_log()
+    };
     let halt = HaltFlag::new();
     let host = StoreJobHost::loading_key_from(
         store.clone(),
@@ -151,11 +183,26 @@ async fn run_with_store(
         tokio::runtime::Handle::current(),
     )
     .logging_to(log.clone());
+    let mut host: Arc<dyn aft_engine::JobHost> = Arc::new(host);
+    let dry_run = mode.dry_run.then(aft_vfs::dry_run::DryRun::new);
+    if let Some(run) = &dry_run {
+        host = Arc::new(aft_engine::api::dry_run::DryRunHost::new(host, run.clone()));
+        log(
+            LogLevel::Info,
+            "dry run: reads happen, but nothing is written, renamed, deleted or sent; the plan follows at the end",
+        );
+    }
     let scope = JobScope {
-        host: Arc::new(host),
+        host,
         log: log.clone(),
         halt: halt.clone(),
         tokio: tokio::runtime::Handle::current(),
+    };
+    let report = |outcome: Option<Outcome>| {
+        if let Some(run) = &dry_run {
+            print_plan(&run.plan(), outcome.as_ref(), mode, &log);
+        }
+        exit_for(outcome)
     };
 
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<Outcome>();
@@ -169,7 +216,7 @@ async fn run_with_store(
     }
 
     let signal_name = tokio::select! {
-        outcome = &mut done_rx => return exit_for(outcome.ok()),
+        outcome = &mut done_rx => return report(outcome.ok()),
         name = signals.recv() => name,
     };
     log(
@@ -178,7 +225,7 @@ async fn run_with_store(
     );
     halt.raise();
     match tokio::time::timeout(HALT_EXIT_WAIT, done_rx).await {
-        Ok(outcome) => exit_for(outcome.ok()),
+        Ok(outcome) => report(outcome.ok()),
         Err(_) => {
             log(
                 LogLevel::Error,
@@ -198,9 +245,44 @@ fn exit_for(outcome: Option<Outcome>) -> ExitCode {
     }
 }
 
+/// A dry run's plan: its lines in the log, or with `--json` one document on standard output
+/// (`status`, `exitCode`, `dryRun`, `plan`, as `GET /v1/jobs/{id}` names them).
+fn print_plan(
+    plan: &aft_vfs::dry_run::Plan,
+    outcome: Option<&Outcome>,
+    mode: RunMode,
+    log: &LogSink,
+) {
+    if mode.json {
+        let doc = serde_json::json!({
+            "status": outcome.map_or("failed", |o| o.status()),
+            "exitCode": outcome.map_or(1, |o| o.exit_code()),
+            "dryRun": true,
+            "plan": plan,
+        });
+        println!("{doc}");
+    } else {
+        for line in plan.lines() {
+            log(LogLevel::Info, &line);
+        }
+    }
+}
+
+/// Where a terminal log writes.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// A log sink printing `TIMESTAMP LEVEL message` lines on standard output.
 fn terminal_log() -> LogSink {
-    Arc::new(|level: LogLevel, message: &str| {
+    terminal_log_to(Stream::Stdout)
+}
+
+/// A log sink printing `TIMESTAMP LEVEL message` lines on `stream`.
+fn terminal_log_to(stream: Stream) -> LogSink {
+    Arc::new(move |level: LogLevel, message: &str| {
         let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
         let tag = match level {
             LogLevel::Debug => "DEBUG",
@@ -208,7 +290,10 @@ fn terminal_log() -> LogSink {
             LogLevel::Warn => "WARN ",
             LogLevel::Error => "ERROR",
         };
-        let mut out = std::io::stdout().lock();
+        let mut out: Box<dyn Write> = match stream {
+            Stream::Stdout => Box::new(std::io::stdout().lock()),
+            Stream::Stderr => Box::new(std::io::stderr().lock()),
+        };
         for line in message.lines() {
             let _ = writeln!(out, "{at} {tag} {line}");
         }

@@ -38,6 +38,10 @@ pub struct Args {
     /// Follow the job's log and exit 0 if it succeeds, 1 if not
     #[arg(long)]
     wait: bool,
+    /// Queue it as a dry run: nothing is changed, and the job's log ends with its plan
+    /// (shown by --wait; GET /v1/jobs/{id} and the web UI's job page have it too)
+    #[arg(long)]
+    dry_run: bool,
     /// Trust this PEM certificate for the service (default for a local host: the
     /// service's own certificate in the data directory)
     #[arg(long, value_name = "FILE")]
@@ -78,6 +82,9 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         }
         if let Some(params) = params {
             body.insert("params".into(), params.to_json());
+        }
+        if args.dry_run {
+            body.insert("dryRun".into(), true.into());
         }
         let resp = http
             .post(format!("{base}/v1/jobs"))
