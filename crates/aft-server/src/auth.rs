@@ -200,6 +200,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let caller = Caller::authenticate(parts, state).await?;
+        // The route table decides what this caller's role may call; the audit trail notes
+        // who is calling (crate::roles).
+        crate::roles::admit(parts, state, &caller).await?;
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    /// Who is calling, from the request's credentials.
+    async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         // Valid credentials are checked first, so a flood of bad ones from this address
         // never locks them out; bad ones count per kind and are refused with 429 when
         // there were too many.

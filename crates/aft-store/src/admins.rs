@@ -281,16 +281,18 @@ impl Store {
                 name: username.to_string(),
             });
         }
+        // At least one admin with the admin role must stay (crate::roles).
         let done = sqlx::query(
-            "DELETE FROM admins WHERE username_key = $1 AND (SELECT COUNT(*) FROM admins) > 1",
+            "DELETE FROM admins WHERE username_key = $1 AND (SELECT COUNT(*) FROM admins \
+             WHERE role = 'admin' AND username_key <> $1) > 0",
         )
         .bind(&key)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Refused(format!(
-                "{username} is the last admin and cannot be deleted; create another admin first \
-                 (or reset with 'aft reinit')"
+                "{username} is the last admin with the admin role and cannot be deleted; give \
+                 another admin that role first (or reset with 'aft reinit')"
             )));
         }
         sqlx::query("DELETE FROM admin_sessions WHERE username_key = $1")

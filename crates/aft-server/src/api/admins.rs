@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use aft_store::{Admin, Secret};
+use aft_store::{AdminAccount, Role, Secret};
 
 use crate::auth::AdminCaller;
 use crate::error::{ApiJson, ApiResult, ErrorBody};
@@ -22,13 +22,20 @@ pub struct AdminView {
     pub username: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// What the admin may do: `admin`, `operator` or `viewer`.
+    #[schema(value_type = String, example = "operator")]
+    pub role: Role,
+    /// Whether sign-in asks for a two-factor code.
+    pub two_factor: bool,
 }
 
-impl From<Admin> for AdminView {
-    fn from(a: Admin) -> AdminView {
+impl From<AdminAccount> for AdminView {
+    fn from(a: AdminAccount) -> AdminView {
         AdminView {
             username: a.username,
             created_at: a.created_at,
+            role: a.role,
+            two_factor: a.two_factor,
         }
     }
 }
@@ -47,7 +54,7 @@ pub async fn list_admins(
     State(state): State<AppState>,
     _a: AdminCaller,
 ) -> ApiResult<Json<Vec<AdminView>>> {
-    let admins = state.store.list_admins().await?;
+    let admins = state.store.admin_accounts().await?;
     Ok(Json(admins.into_iter().map(AdminView::from).collect()))
 }
 
@@ -89,6 +96,10 @@ pub struct NewAdminBody {
     pub username: String,
     /// At least 8 characters.
     pub password: String,
+    /// `admin` (the default), `operator` or `viewer`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "operator")]
+    pub role: Option<Role>,
 }
 
 /// Create another admin (the first one comes from `POST /v1/setup`).
@@ -101,7 +112,34 @@ pub async fn create_admin(
 ) -> ApiResult<(StatusCode, Json<AdminView>)> {
     let admin = state
         .store
-        .create_admin(&b.username, &Secret::new(b.password))
+        .create_admin_with_role(
+            &b.username,
+            &Secret::new(b.password),
+            b.role.unwrap_or_default(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(admin.into())))
+}
+
+/// A new role.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoleBody {
+    /// `admin`, `operator` or `viewer`.
+    #[schema(value_type = String, example = "viewer")]
+    pub role: Role,
+}
+
+/// Change an admin's role; the last admin with the `admin` role keeps it (409).
+#[utoipa::path(put, path = "/v1/admins/{name}/role", tag = "admins", request_body = RoleBody,
+    params(("name" = String, Path, description = "user name (case-insensitive)")),
+    responses((status = 200, body = AdminView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_admin_role(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<RoleBody>,
+) -> ApiResult<Json<AdminView>> {
+    Ok(Json(
+        state.store.set_admin_role(&name, b.role).await?.into(),
+    ))
 }

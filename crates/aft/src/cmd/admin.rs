@@ -1,9 +1,9 @@
-//! `aft admin create|passwd USER` (password from standard input), `aft admin list` and
-//! `aft admin delete USER`.
+//! `aft admin create|passwd USER` (password from standard input), `aft admin role USER
+//! ROLE`, `aft admin reset-2fa USER`, `aft admin list` and `aft admin delete USER`.
 
 use std::process::ExitCode;
 
-use aft_store::Secret;
+use aft_store::{Role, Secret};
 use clap::Subcommand;
 
 use super::{print_json, print_table, read_stdin_value, show_time, with_store};
@@ -20,9 +20,27 @@ pub struct Args {
 enum AdminCommand {
     /// Create admin USER with the password read from standard input
     /// (one trailing newline is dropped)
+    #[command(visible_alias = "add")]
     Create {
         /// User name (case-insensitive at sign-in)
         user: String,
+        /// What the admin may do: admin (everything), operator (run and halt jobs, edit
+        /// scripts, schedules and watchers) or viewer (read only)
+        #[arg(long, default_value = "admin")]
+        role: Role,
+    },
+    /// Turn off two-factor sign-in of admin USER (a lost phone); they may set it up again
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// User name (case-insensitive)
+        user: String,
+    },
+    /// Set the role of admin USER: admin, operator or viewer
+    Role {
+        /// User name (case-insensitive)
+        user: String,
+        /// admin, operator or viewer
+        role: Role,
     },
     /// Set the password of admin USER, read from standard input (one trailing newline is
     /// dropped); their web UI sessions end
@@ -47,10 +65,23 @@ enum AdminCommand {
 pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
     with_store(global, |store| async move {
         match args.command {
-            AdminCommand::Create { user } => {
+            AdminCommand::Create { user, role } => {
                 let password = read_stdin_value(&format!("Password for {user}"))?;
-                let admin = store.create_admin(&user, &Secret::new(password)).await?;
-                println!("admin {} created", admin.username);
+                let admin = store
+                    .create_admin_with_role(&user, &Secret::new(password), role)
+                    .await?;
+                println!(
+                    "admin {} created with the role {}",
+                    admin.username, admin.role
+                );
+            }
+            AdminCommand::Reset2fa { user } => {
+                store.reset_two_factor(&user).await?;
+                println!("two-factor sign-in of {user} is off; they may set it up again");
+            }
+            AdminCommand::Role { user, role } => {
+                let admin = store.set_admin_role(&user, role).await?;
+                println!("admin {} now has the role {}", admin.username, admin.role);
             }
             AdminCommand::Passwd { user } => {
                 let password = read_stdin_value(&format!("New password for {user}"))?;
@@ -64,15 +95,21 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 println!("admin {user} deleted");
             }
             AdminCommand::List { json } => {
-                let admins = store.list_admins().await?;
+                let admins = store.admin_accounts().await?;
                 if json {
                     print_json(&admins)?;
                 } else {
                     let rows: Vec<Vec<String>> = admins
                         .iter()
-                        .map(|a| vec![a.username.clone(), show_time(&a.created_at)])
+                        .map(|a| {
+                            vec![
+                                a.username.clone(),
+                                a.role.to_string(),
+                                show_time(&a.created_at),
+                            ]
+                        })
                         .collect();
-                    print_table(&["USER", "CREATED"], &rows);
+                    print_table(&["USER", "ROLE", "CREATED"], &rows);
                 }
             }
         }
