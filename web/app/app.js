@@ -15,8 +15,11 @@ const ROUTES = [
   { pattern: /^apikeys$/, page: 'apikeys', nav: 'apikeys' },
   { pattern: /^schedules$/, page: 'schedules', nav: 'schedules' },
   { pattern: /^watchers$/, page: 'watchers', nav: 'watchers' },
+  { pattern: /^notifications$/, page: 'notifications', nav: 'notifications' },
   { pattern: /^settings$/, page: 'settings', nav: 'settings' },
   { pattern: /^admins$/, page: 'admins', nav: 'admins' },
+  { pattern: /^audit$/, page: 'audit', nav: 'audit' },
+  { pattern: /^two-factor$/, page: 'two-factor', nav: 'two-factor' },
 ];
 
 const NAV = [
@@ -27,13 +30,16 @@ const NAV = [
   { section: 'Automate' },
   { id: 'schedules', href: '#/schedules', label: 'Schedules' },
   { id: 'watchers', href: '#/watchers', label: 'Watchers' },
+  { id: 'notifications', href: '#/notifications', label: 'Notifications' },
   { section: 'Connect' },
   { id: 'vfs', href: '#/vfs', label: 'VFS Library' },
-  { id: 'secrets', href: '#/secrets', label: 'Secrets' },
-  { id: 'apikeys', href: '#/apikeys', label: 'API keys' },
+  { id: 'secrets', href: '#/secrets', label: 'Secrets', role: 'admin' },
+  { id: 'apikeys', href: '#/apikeys', label: 'API keys', role: 'admin' },
   { section: 'Service' },
-  { id: 'settings', href: '#/settings', label: 'Settings' },
-  { id: 'admins', href: '#/admins', label: 'Admins' },
+  { id: 'settings', href: '#/settings', label: 'Settings', role: 'admin' },
+  { id: 'admins', href: '#/admins', label: 'Admins', role: 'admin' },
+  { id: 'audit', href: '#/audit', label: 'Audit trail', role: 'admin' },
+  { id: 'two-factor', href: '#/two-factor', label: 'Two-factor sign-in' },
 ];
 
 const root = document.getElementById('app');
@@ -139,8 +145,24 @@ async function route() {
   }
 }
 
+/** Roles from least to most; the server refuses what a role may not do, the UI hides it. */
+const ROLES = ['viewer', 'operator', 'admin'];
+
+/** Whether the signed-in admin's role reaches `role`. */
+function roleAtLeast(role) {
+  return ROLES.indexOf(session?.role || 'admin') >= ROLES.indexOf(role);
+}
+
 function buildShell() {
-  const navLinks = NAV.map((item) => (item.section
+  // Pages a role may not open are left out of the menu (and a section left empty), and
+  // app.css hides the buttons of changes it may not make (by body[data-role]).
+  document.body.dataset.role = session.role || 'admin';
+  const visible = NAV.filter((item, i) => {
+    if (!item.section) return !item.role || roleAtLeast(item.role);
+    const next = NAV.slice(i + 1).find((n) => n.section || !n.role || roleAtLeast(n.role));
+    return Boolean(next && !next.section);
+  });
+  const navLinks = visible.map((item) => (item.section
     ? h('div', { class: 'nav-section' }, item.section)
     : h('a', { href: item.href, 'data-nav': item.id }, icon(item.id), h('span', {}, item.label),
       item.id === 'jobs' ? h('span', { class: 'nav-count hidden', 'data-running-count': '', title: 'running jobs' }) : null)));
@@ -157,16 +179,34 @@ function buildShell() {
   const topbar = h('header', { class: 'topbar' }, menuButton, h('a', { class: 'brand', href: '#/' }, brandMark(), 'aft'));
   const skip = h('button', { class: 'skip-link', type: 'button', onclick: () => main.focus() }, 'Skip to content');
   const rootEl = h('div', { class: 'shell' }, skip, sidebar, h('div', {}, topbar, main));
+  // The drawer (phone width): Esc closes it and focus goes back to the menu button; while
+  // open, Tab and Shift+Tab cycle inside it instead of wandering behind it.
+  const drawerOpen = () => rootEl.classList.contains('nav-open') && menuButton.offsetParent !== null;
+  const closeDrawer = () => {
+    rootEl.classList.remove('nav-open');
+    menuButton.setAttribute('aria-expanded', 'false');
+    menuButton.focus();
+  };
   menuButton.addEventListener('click', () => {
     const open = rootEl.classList.toggle('nav-open');
     menuButton.setAttribute('aria-expanded', String(open));
     if (open) nav.querySelector('a')?.focus();
   });
-  sidebar.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && rootEl.classList.contains('nav-open')) {
-      rootEl.classList.remove('nav-open');
-      menuButton.setAttribute('aria-expanded', 'false');
-      menuButton.focus();
+  rootEl.addEventListener('keydown', (e) => {
+    if (!drawerOpen() || document.querySelector('dialog[open]')) return;
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      closeDrawer();
+    } else if (e.key === 'Tab') {
+      const stops = [...sidebar.querySelectorAll('a[href], button:not([disabled])')].filter((el) => el.offsetParent !== null);
+      if (!stops.length) return;
+      const first = stops[0];
+      const last = stops[stops.length - 1];
+      const at = stops.indexOf(document.activeElement);
+      if (at === -1 || (e.shiftKey && at === 0) || (!e.shiftKey && at === stops.length - 1)) {
+        e.preventDefault();
+        (e.shiftKey ? last : first).focus();
+      }
     }
   });
   mount(root, rootEl);
@@ -265,18 +305,31 @@ function renderSignIn({ username: name = '', notice = '', error = '' } = {}) {
   const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
   const message = h('div', {}, error ? errorBox(error) : notice ? h('div', { class: 'alert info', role: 'status' }, notice) : null);
   const submit = h('button', { class: 'btn primary', type: 'submit' }, 'Sign in');
+  // Shown once the service says this admin signs in with a two-factor code.
+  const code = h('input', { type: 'text', name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric' });
+  const codeField = field('Two-factor code', code, 'From your authenticator app, or one of your recovery codes.');
+  codeField.hidden = true;
   const form = h('form', { class: 'form', 'data-testid': 'signin-form' },
-    field('User name', username), field('Password', password), message, submit);
+    field('User name', username), field('Password', password), codeField, message, submit);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     submit.disabled = true;
     try {
-      const s = await api.post('/v1/session', { username: username.value.trim(), password: password.value }, { quiet401: true });
+      const body = { username: username.value.trim(), password: password.value };
+      if (!codeField.hidden) body.code = code.value.trim();
+      const s = await api.post('/v1/session', body, { quiet401: true });
       startSession(s);
     } catch (err) {
-      mount(message, errorBox(err.message));
-      password.value = '';
-      password.focus();
+      if (/two-factor code required/.test(err.message)) {
+        codeField.hidden = false;
+        mount(message, h('div', { class: 'alert info', role: 'status' }, 'Enter the code of your authenticator app.'));
+        code.focus();
+      } else {
+        mount(message, errorBox(err.message));
+        if (codeField.hidden) password.value = '';
+        (codeField.hidden ? password : code).focus();
+      }
+      code.value = '';
       submit.disabled = false;
     }
   });

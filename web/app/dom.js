@@ -54,8 +54,11 @@ const ICONS = {
   apikeys: ['M15 7a4 4 0 1 1-3.9 4.9L4 19v2h3v-2h2v-2h2l1.1-1.1A4 4 0 0 1 15 7z'],
   schedules: ['M12 7v5l3 2', 'M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z'],
   watchers: ['M2 12s3.5-7 10-7 10 7 10 7-3.5 7-10 7S2 12 2 12z', 'M12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6z'],
+  notifications: ['M6 16V11a6 6 0 0 1 12 0v5l2 2H4z', 'M10 20a2 2 0 0 0 4 0'],
   settings: ['M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0', 'M16 4v4M10 10v4M18 16v4'],
   admins: ['M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8z', 'M4 21a8 8 0 0 1 16 0'],
+  audit: ['M12 3l8 3v6c0 5-3.5 8-8 9-4.5-1-8-4-8-9V6z', 'M9 12l2 2 4-4'],
+  'two-factor': ['M8 3h8a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z', 'M11 18h2'],
   menu: ['M4 6h16M4 12h16M4 18h16'],
   play: ['M7 4l13 8-13 8z'],
   stop: ['M6 6h12v12H6z'],
@@ -180,6 +183,20 @@ export function confirmDialog(title, text, confirmLabel = 'Delete', danger = tru
   })).then(Boolean);
 }
 
+const focusKey = (el) => [el.tagName, el.getAttribute('href'), el.dataset.stat, el.getAttribute('aria-label'), el.textContent.trim()].join('|');
+
+/**
+ * Redraw part of `container` with `redraw()` without losing keyboard focus: a page that
+ * refreshes itself puts focus back on the same link or button (same target and words).
+ */
+export function keepFocus(container, redraw) {
+  const had = container.contains(document.activeElement) && document.activeElement !== container ? focusKey(document.activeElement) : null;
+  redraw();
+  if (!had || container.contains(document.activeElement)) return;
+  const again = [...container.querySelectorAll('a[href], button, [tabindex]')].find((el) => focusKey(el) === had);
+  if (again) again.focus({ preventScroll: true });
+}
+
 /** Run `work` with `button` disabled and showing a spinner. */
 export async function busy(button, work) {
   const children = [...button.childNodes];
@@ -197,12 +214,43 @@ export async function busy(button, work) {
 
 // ---- formatting ----
 
-/** A time as local date and time, or '—'. */
-export function fmtTime(value) {
+/**
+ * A time as date and time with its zone label ("5 Dec 2026, 18:00:00 UTC"), or '—'. In the
+ * browser's zone, or in `timeZone` (an IANA name) when given; a bad zone falls back to the
+ * browser's.
+ */
+export function fmtTime(value, { timeZone, seconds = true } = {}) {
   if (!value) return '—';
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return String(value);
-  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const opts = { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' };
+  if (seconds) opts.second = '2-digit';
+  try {
+    return d.toLocaleString(undefined, timeZone ? { ...opts, timeZone } : opts);
+  } catch {
+    return d.toLocaleString(undefined, opts);
+  }
+}
+
+/** The browser's time zone as a short label ("UTC", "CET"), for times shown without one. */
+export function zoneLabel(at = new Date()) {
+  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' }).formatToParts(at).find((p) => p.type === 'timeZoneName');
+  return part ? part.value : Intl.DateTimeFormat().resolvedOptions().timeZone;
+}
+
+/** "1 entry" / "3 entries": `n` with the singular or plural noun. */
+export function plural(n, one, many = `${one}s`) {
+  return `${n} ${Number(n) === 1 ? one : many}`;
+}
+
+/**
+ * A path for display: `file:` URLs as the plain path they name (`file:////srv/in/a.csv`
+ * shows as `/srv/in/a.csv`, `file:///C:/x` as `C:/x`); anything else unchanged.
+ */
+export function displayPath(value) {
+  if (typeof value !== 'string' || !/^file:/i.test(value)) return value;
+  const rest = value.replace(/^file:\/*/i, '');
+  return /^[A-Za-z]:/.test(rest) ? rest : `/${rest}`;
 }
 
 /** A time as "3 min ago" / "in 2 h". */

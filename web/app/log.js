@@ -1,7 +1,7 @@
 // A job's log, live: the whole log so far, then new lines as server-sent events from
 // `GET /v1/jobs/{id}/log?follow=true` until the job ends.
 
-import { h, mount } from './dom.js';
+import { fmtTime, h, mount } from './dom.js';
 import { seg } from './api.js';
 
 function timeOfDay(at) {
@@ -71,7 +71,7 @@ export class LogView {
     const level = String(line.level || 'info').toLowerCase();
     this.el.appendChild(h('div', { class: ['log-line', level], 'data-line': line.line },
       h('span', { class: 'ln' }, line.line),
-      h('span', { class: 'ts' }, timeOfDay(line.at)),
+      h('time', { class: 'ts', datetime: line.at, title: fmtTime(line.at) }, timeOfDay(line.at)),
       h('span', { class: 'lv' }, level),
       h('span', { class: 'msg' }, line.message)));
     if (atBottom) this.el.scrollTop = this.el.scrollHeight;

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { screenshotDir, setupAndSignIn, startAft, startBrowser, unexpectedErrors } from './harness.mjs';
 
@@ -180,6 +182,8 @@ describe('web UI', () => {
       await running.getByRole('link', { name: 'long-job' }).click();
       await page.getByTestId('job-log').getByText('tick 5', { exact: true }).waitFor();
       await page.getByTestId('halt-job').click();
+      // Halt asks first, as Delete does.
+      await page.getByRole('dialog').getByRole('button', { name: 'Halt job' }).click();
       await page.getByTestId('job-status').locator('[data-status="halted"]').waitFor({ timeout: 20000 });
       await page.getByTestId('job-log').getByText(/halt received after \d+ ticks/).waitFor();
       await page.getByTestId('log-state').getByText('Complete').waitFor();
@@ -203,6 +207,37 @@ describe('web UI', () => {
       assert.deepEqual(unexpectedErrors(browser.errors), []);
     } catch (e) {
       throw await explainFailure(page, aft, e);
+    }
+  });
+
+  test('a dry run from the editor changes nothing and its job page shows the plan', async () => {
+    const { page } = browser;
+    const dir = mkdtempSync(join(tmpdir(), 'aft-web-dry-'));
+    writeFileSync(join(dir, 'old.txt'), 'old');
+    try {
+      await newScript(page, 'dry-tidy');
+      await replaceSource(page, `WriteTextFile(${JSON.stringify(join(dir, 'new.txt'))}, "new");\nDelFile(${JSON.stringify(join(dir, 'old.txt'))});\n`);
+      await page.getByTestId('dry-run-script').click();
+      await page.getByTestId('run-status').locator('[data-status="succeeded"]').waitFor();
+      await page.getByTestId('job-log').getByText(/plan summary/).waitFor();
+      assert.equal(readFileSync(join(dir, 'old.txt'), 'utf8'), 'old', 'a dry run deletes nothing');
+      assert.throws(() => readFileSync(join(dir, 'new.txt')), /ENOENT/, 'a dry run writes nothing');
+      await page.getByRole('link', { name: 'Open job' }).click();
+      await page.getByTestId('dry-run').waitFor();
+      const table = page.getByTestId('plan-table');
+      await table.waitFor();
+      const rows = await table.innerText();
+      assert.match(rows, /write[\s\S]*new\.txt/);
+      assert.match(rows, /delete[\s\S]*old\.txt/);
+      assert.match(await page.getByTestId('plan-summary').innerText(), /1 written[\s\S]*1 deleted/);
+      // The jobs list marks it.
+      await nav(page, 'Jobs').click();
+      await page.locator('tr[data-job-id]').filter({ hasText: 'dry-tidy' }).getByTestId('dry-run-tag').waitFor();
+      assert.deepEqual(unexpectedErrors(browser.errors), []);
+    } catch (e) {
+      throw await explainFailure(page, aft, e);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -297,7 +332,7 @@ describe('web UI', () => {
     assert.match(csp, /style-src 'self'(;|$)/);
     assert.match(csp, /frame-ancestors 'none'/);
     const before = browser.errors.length;
-    for (const hash of ['#/', '#/jobs', '#/scripts', '#/scripts/hello', '#/vfs', '#/secrets', '#/apikeys', '#/schedules', '#/watchers', '#/settings']) {
+    for (const hash of ['#/', '#/jobs', '#/scripts', '#/scripts/hello', '#/vfs', '#/secrets', '#/apikeys', '#/schedules', '#/watchers', '#/notifications', '#/settings']) {
       await page.goto('about:blank');
       await page.goto(`${aft.url}/${hash}`);
       await page.locator('main h1').first().waitFor();
@@ -306,6 +341,73 @@ describe('web UI', () => {
     const seen = unexpectedErrors(browser.errors.slice(before));
     assert.deepEqual(seen.filter((e) => /Content[- ]Security[- ]Policy|Refused to/i.test(e)), [], 'CSP violations');
     assert.deepEqual(seen, [], 'console errors');
+  });
+
+  test('a retry links to its first attempt; a dead notification is sent again from the Notifications page', async () => {
+    const { page } = browser;
+    // A port nobody listens on until the webhook sink starts there.
+    const port = await new Promise((ok) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = probe.address();
+        probe.close(() => ok(p));
+      });
+    });
+    await page.goto('about:blank');
+    await page.goto(`${aft.url}/#/notifications`);
+    await page.getByRole('heading', { name: 'Notifications', exact: true }).waitFor();
+    const first = await page.evaluate(async (hook) => {
+      const { api } = await import('/api.js');
+      await api.post('/v1/scripts', { name: 'bounce', body: 'throw new Error("bounced");\n' });
+      await api.put('/v1/scripts/bounce/policy', { retry: { attempts: 2, delayMs: 100 }, notify: { webhooks: [{ url: hook }] } });
+      await api.put('/v1/settings/notify-attempts', { value: '1' });
+      return (await api.post('/v1/jobs', { scriptName: 'bounce' })).jobId;
+    }, `http://127.0.0.1:${port}/hook`);
+
+    // The second attempt fails too; its notification is dead and listed.
+    const row = page.locator('tr[data-notification]');
+    for (let i = 0; (await row.count()) === 0; i++) {
+      assert.ok(i < 100, 'no dead notification was listed');
+      await new Promise((r) => setTimeout(r, 200));
+      await page.goto('about:blank');
+      await page.goto(`${aft.url}/#/notifications`);
+      await page.getByRole('heading', { name: 'Notifications', exact: true }).waitFor();
+    }
+    assert.match(await row.innerText(), /dead[\s\S]*failure[\s\S]*bounce/);
+    await saveShot(page, 'notifications.png');
+
+    // Its job is the retry, linked to the first attempt.
+    await row.getByRole('link', { name: 'bounce' }).click();
+    const link = page.getByTestId('retry-of');
+    await link.waitFor();
+    assert.match(await page.locator('main').innerText(), /attempt 2 of job/);
+    await link.click();
+    await page.waitForURL(`**/#/jobs/${encodeURIComponent(first)}`);
+
+    // The sink is up: Retry all delivers it.
+    const received = new Promise((ok) => {
+      const sink = createHttpServer((req, res) => {
+        let body = '';
+        req.on('data', (d) => { body += d; });
+        req.on('end', () => {
+          res.end();
+          sink.close();
+          ok(JSON.parse(body));
+        });
+      }).listen(port, '127.0.0.1');
+    });
+    await page.goto(`${aft.url}/#/notifications`);
+    await page.getByTestId('retry-all').click();
+    const body = await received;
+    assert.equal(body.event, 'failure');
+    assert.equal(body.script, 'bounce');
+    await page.goto(`${aft.url}/#/notifications?state=delivered`);
+    for (let i = 0; (await page.locator('tr[data-notification]').count()) === 0; i++) {
+      assert.ok(i < 50, 'the notification was not recorded delivered');
+      await new Promise((r) => setTimeout(r, 200));
+      await page.goto('about:blank');
+      await page.goto(`${aft.url}/#/notifications?state=delivered`);
+      await page.getByRole('heading', { name: 'Notifications', exact: true }).waitFor();
+    }
   });
 
   test('an API key is shown once, with its allow-list', async () => {
@@ -431,6 +533,8 @@ describe('web UI', () => {
     let watcher = await refreshUntil('running');
     const firstJob = (await page.evaluate(async () => (await fetch('/v1/watchers/toggler')).json())).currentJobId;
     await watcher.getByRole('button', { name: 'Disable' }).click();
+    // Disabling halts the running job: it asks first.
+    await page.getByRole('dialog').getByRole('button', { name: 'Disable and halt' }).click();
     watcher = await refreshUntil('disabled');
     let halted = null;
     for (let i = 0; i < 20 && halted !== 'halted'; i += 1) {

@@ -2,9 +2,9 @@
 // now, and the next schedule fires. Refreshes itself.
 
 import { api, ApiError, query } from '../api.js';
-import { duration, emptyState, errorBox, fmtTime, h, mount, pageHead, shortId, timeEl } from '../dom.js';
+import { duration, emptyState, errorBox, h, keepFocus, mount, pageHead, shortId, timeEl } from '../dom.js';
 import { haltButton, jobBadge, jobTitle } from '../jobs-common.js';
-import { nextFireOf, scriptOf, withNextFires } from './schedules.js';
+import { fireTime, nextFireOf, scriptOf, withNextFires } from './schedules.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -49,10 +49,10 @@ export default async function dashboardPage(ctx) {
           h('a', { class: 'btn', href: '#/schedules' }, 'Add a schedule')));
         return;
       }
-      mount(schedulesArea, h('div', { class: 'table-wrap' }, h('table', {}, h('tbody', {}, upcoming.map(({ s, at }) => h('tr', {},
+      keepFocus(schedulesArea, () => mount(schedulesArea, h('div', { class: 'table-wrap' }, h('table', {}, h('tbody', {}, upcoming.map(({ s, at }) => h('tr', {},
         h('td', {}, h('a', { href: '#/schedules' }, s.name), h('span', { class: 'sub mono' }, s.cron || '')),
         h('td', {}, scriptOf(s)),
-        h('td', { class: 'nowrap', title: fmtTime(at) }, timeEl(at))))))));
+        h('td', { class: 'nowrap' }, timeEl(at), h('span', { class: 'sub' }, fireTime(at, s.timeZone))))))))));
     } catch (e) {
       mount(schedulesArea, h('div', { class: 'card-body' }, e instanceof ApiError && e.status === 404
         ? h('p', { class: 'muted' }, 'This service has no schedules API.')
@@ -73,18 +73,21 @@ export default async function dashboardPage(ctx) {
       ]);
       if (!ctx.alive()) return;
       const fmt = (c) => `${c.n}${c.more ? '+' : ''}`;
-      mount(statsArea,
-        stat('Running', fmt(running), 'jobs running now', '#/jobs?status=running', 'running live'),
-        stat('Queued', fmt(queued), 'waiting for a free slot', '#/jobs?status=queued', 'queued'),
-        stat('Failed', fmt(failed), 'in the last 24 hours', `#/jobs${query({ status: 'failed', since })}`, 'failed'),
-        stat('Succeeded', fmt(succeeded), 'in the last 24 hours', `#/jobs${query({ status: 'succeeded', since })}`, 'succeeded'));
-      mount(runningArea, running.jobs.length ? jobTable(running.jobs.slice(0, 8), true)
-        : emptyState('Nothing running', 'Jobs that run now show here, with a halt button.'));
       const failures = failed.jobs.length ? failed.jobs : (await api.get('/v1/jobs?status=failed&limit=5')).jobs;
-      mount(failuresArea, failures.length ? jobTable(failures.slice(0, 5), false)
-        : emptyState('No failures', 'No job has failed. Failed jobs show here with their error.'));
-      mount(recentArea, recent.jobs.length ? jobTable(recent.jobs, false)
-        : emptyState('No jobs yet', 'Write a script and run it: its job shows here.', h('a', { class: 'btn primary', href: '#/scripts' }, 'Write a script')));
+      if (!ctx.alive()) return;
+      keepFocus(main, () => {
+        mount(statsArea,
+          stat('Running', fmt(running), 'jobs running now', '#/jobs?status=running', 'running live'),
+          stat('Queued', fmt(queued), 'waiting for a free slot', '#/jobs?status=queued', 'queued'),
+          stat('Failed', fmt(failed), 'in the last 24 hours', `#/jobs${query({ status: 'failed', since })}`, 'failed'),
+          stat('Succeeded', fmt(succeeded), 'in the last 24 hours', `#/jobs${query({ status: 'succeeded', since })}`, 'succeeded'));
+        mount(runningArea, running.jobs.length ? jobTable(running.jobs.slice(0, 8), true)
+          : emptyState('Nothing running', 'Jobs that run now show here, with a halt button.'));
+        mount(failuresArea, failures.length ? jobTable(failures.slice(0, 5), false)
+          : emptyState('No failures', 'No job has failed. Failed jobs show here with their error.'));
+        mount(recentArea, recent.jobs.length ? jobTable(recent.jobs, false)
+          : emptyState('No jobs yet', 'Write a script and run it: its job shows here.', h('a', { class: 'btn primary', href: '#/scripts' }, 'Write a script')));
+      });
       mount(message);
     } catch (e) {
       if (!ctx.alive()) return;

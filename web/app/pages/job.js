@@ -2,7 +2,7 @@
 // transfer records.
 
 import { api, seg } from '../api.js';
-import { busy, bytes, duration, emptyState, errorBox, fmtTime, h, mount, pageHead, shortId, toast } from '../dom.js';
+import { busy, bytes, displayPath, duration, emptyState, errorBox, fmtTime, h, mount, pageHead, plural, shortId, toast, zoneLabel } from '../dom.js';
 import { FINAL, haltButton, jobBadge, jobTitle } from '../jobs-common.js';
 import { LogView } from '../log.js';
 
@@ -15,20 +15,37 @@ export default async function jobPage(ctx) {
   const headArea = h('div');
   const metaArea = h('div', { class: 'card-body' });
   const transfersArea = h('div', { class: 'table-wrap' });
+  const planArea = h('div', { class: 'table-wrap', 'data-testid': 'plan' });
+  // Known from the first read: the log's end event carries the job without it.
+  const isDryRun = !!job.dryRun;
   const liveState = h('span', { class: 'log-status', 'data-testid': 'log-state' });
   let timer = null;
+  // The duration of a running job counts up every second, until the job ends.
+  const durationEl = h('span', { 'data-testid': 'job-duration' });
+  let ticker = null;
+  const tick = () => {
+    durationEl.textContent = job.startedAt ? duration(job.startedAt, job.finishedAt) : '—';
+    const ticking = Boolean(job.startedAt && !job.finishedAt && !FINAL.has(job.status));
+    if (ticking && !ticker) ticker = setInterval(tick, 1000);
+    if (!ticking && ticker) {
+      clearInterval(ticker);
+      ticker = null;
+    }
+  };
 
   const log = new LogView({
     onEnd: (ended) => {
       if (ended) job = ended;
       renderJob();
       loadTransfers();
+      loadPlan();
       setLive();
     },
   });
   ctx.onCleanup(() => {
     log.close();
     clearTimeout(timer);
+    clearInterval(ticker);
   });
 
   const setLive = () => {
@@ -77,12 +94,55 @@ export default async function jobPage(ctx) {
         item('Queued', fmtTime(job.createdAt)),
         item('Started', fmtTime(job.startedAt)),
         item('Finished', fmtTime(job.finishedAt)),
-        item('Duration', job.startedAt ? duration(job.startedAt, job.finishedAt) : '—'),
+        item('Duration', durationEl),
         item('Exit code', job.exitCode ?? '—'),
         item('Origin', job.origin),
         item('Node', job.nodeId ? shortId(job.nodeId) : '—'),
         item('Attempts', job.attempts),
+        job.retryOf ? item('Retry', h('span', {}, `attempt ${job.retryAttempt} of job `,
+          h('a', { href: `#/jobs/${encodeURIComponent(job.retryOf)}`, 'data-testid': 'retry-of' }, shortId(job.retryOf)))) : null,
+        job.notBefore && job.status === 'queued' ? item('Not before', fmtTime(job.notBefore)) : null,
+        job.chainedFrom ? item('Chained from', h('a', { href: `#/jobs/${encodeURIComponent(job.chainedFrom)}`, 'data-testid': 'chained-from' }, shortId(job.chainedFrom))) : null,
+        job.result != null ? item('Result', h('span', { class: 'mono' }, job.result)) : null,
+        isDryRun ? item('Dry run', h('span', { class: 'badge', 'data-testid': 'dry-run' }, 'nothing was changed')) : null,
         item('Parameters', params)));
+    tick();
+  };
+
+  // A dry run's plan: every effect it recorded, then the calls it did not make.
+  const loadPlan = async () => {
+    if (!isDryRun) return;
+    try {
+      const fresh = job.plan ? job : await api.get(`/v1/jobs/${seg(id)}`);
+      if (!ctx.alive()) return;
+      const plan = fresh.plan;
+      if (!plan) {
+        mount(planArea, emptyState('No plan yet', 'The plan appears when the dry run ends.'));
+        return;
+      }
+      const rows = plan.effects.map((e) => {
+        const notes = [e.bytes != null ? bytes(e.bytes) : null, e.overwrite ? 'overwrites' : null,
+          e.folder && e.action === 'delete' ? 'folder, with everything in it' : null, e.reason || null].filter(Boolean).join(' · ');
+        return h('tr', {},
+          h('td', {}, h('span', { class: ['badge', e.action === 'delete' || e.action === 'fail' ? 'error' : e.action === 'skip' ? 'skipped' : 'ok'] }, e.action)),
+          h('td', { class: 'mono' }, displayPath(e.source || '')),
+          h('td', { class: 'mono' }, displayPath(e.target)),
+          h('td', {}, notes));
+      }).concat(plan.skippedCalls.map((c) => h('tr', {},
+        h('td', {}, h('span', { class: 'badge' }, 'not run')),
+        h('td', { class: 'mono' }, c.call),
+        h('td', { class: 'mono' }, c.detail),
+        h('td', {}, ''))));
+      const s = plan.summary;
+      mount(planArea,
+        h('p', { class: 'card-body muted small', 'data-testid': 'plan-summary' },
+          `${s.uploaded} uploaded, ${s.downloaded} downloaded, ${s.copied} copied, ${s.written} written (${s.overwritten} overwriting), ${s.skipped} skipped by policy, ${s.failed} failing, ${s.deleted} deleted, ${s.renamed} renamed, ${plural(s.made, 'folder')} made, ${plural(s.callsSkipped, 'call')} not run`),
+        rows.length ? h('table', { 'data-testid': 'plan-table' },
+          h('thead', {}, h('tr', {}, ['Action', 'From', 'Target', 'Notes'].map((t) => h('th', {}, t)))),
+          h('tbody', {}, rows)) : emptyState('Nothing would change', 'The script would change no file and make no outside call.'));
+    } catch (e) {
+      mount(planArea, h('div', { class: 'card-body' }, errorBox(e.message)));
+    }
   };
 
   const loadTransfers = async () => {
@@ -98,8 +158,8 @@ export default async function jobPage(ctx) {
         h('thead', {}, h('tr', {}, ['When', 'Source', 'Target', 'Size', 'Time', 'Outcome'].map((t, i) => h('th', { class: i === 3 || i === 4 ? 'num' : null }, t)))),
         h('tbody', {}, transfers.map((t) => h('tr', {},
           h('td', { class: 'nowrap' }, fmtTime(t.at)),
-          h('td', { class: 'mono' }, t.source),
-          h('td', { class: 'mono' }, t.target),
+          h('td', { class: 'mono', title: t.source }, displayPath(t.source)),
+          h('td', { class: 'mono', title: t.target }, displayPath(t.target)),
           h('td', { class: 'num' }, bytes(t.bytes)),
           h('td', { class: 'num' }, `${t.millis} ms`),
           h('td', {}, t.outcome === 'ok' || t.outcome === 'skipped' ? h('span', { class: ['badge', t.outcome] }, t.outcome) : h('span', { class: 'badge error', title: t.outcome }, 'error'),
@@ -127,7 +187,8 @@ export default async function jobPage(ctx) {
   mount(main,
     headArea,
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Details')), metaArea),
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Log'), liveState), log.el),
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Log'), h('span', { class: 'muted small', 'data-testid': 'log-zone' }, `times in ${zoneLabel()}`), liveState), log.el),
+    isDryRun ? h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Plan')), planArea) : null,
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Transfers')), transfersArea));
   renderJob();
   if (FINAL.has(job.status)) {
@@ -140,4 +201,5 @@ export default async function jobPage(ctx) {
   }
   setLive();
   loadTransfers();
+  loadPlan();
 }

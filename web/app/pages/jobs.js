@@ -2,7 +2,7 @@
 // live statuses, and a halt button on running jobs.
 
 import { api, query } from '../api.js';
-import { duration, emptyState, errorBox, field, h, mount, pageHead, shortId, timeEl } from '../dom.js';
+import { duration, emptyState, errorBox, field, h, keepFocus, mount, pageHead, shortId, timeEl, zoneLabel } from '../dom.js';
 import { FINAL, STATUSES, haltButton, jobBadge, jobTitle } from '../jobs-common.js';
 
 const toLocalInput = (iso) => {
@@ -52,10 +52,11 @@ export default async function jobsPage(ctx) {
     const tr = h('tr', { class: 'clickable', 'data-job-id': job.id, 'data-status': job.status, onclick: open },
       h('td', {}, jobBadge(job)),
       h('td', {}, h('a', { href: `#/jobs/${encodeURIComponent(job.id)}`, onclick: (e) => e.stopPropagation() }, jobTitle(job)),
+        job.dryRun ? h('span', { class: 'tag', 'data-testid': 'dry-run-tag' }, 'dry run') : null,
         h('span', { class: 'sub mono' }, shortId(job.id))),
       h('td', { class: 'muted hide-sm' }, job.origin || '—'),
       h('td', {}, timeEl(job.createdAt)),
-      h('td', { class: 'num' }, job.startedAt ? duration(job.startedAt, job.finishedAt) : '—'),
+      h('td', { class: 'num hide-sm' }, job.startedAt ? duration(job.startedAt, job.finishedAt) : '—'),
       h('td', { class: 'num hide-sm' }, job.exitCode ?? '—'),
       h('td', { class: 'cell-actions' }, FINAL.has(job.status) ? null : haltButton(job, () => refresh())));
     return tr;
@@ -71,7 +72,7 @@ export default async function jobsPage(ctx) {
       mount(tableBody, jobs.map(row));
       mount(listArea, h('table', { 'data-testid': 'jobs-table' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Status'), h('th', {}, 'Job'), h('th', { class: 'hide-sm' }, 'Origin'), h('th', {}, 'Queued'),
-          h('th', { class: 'num' }, 'Duration'), h('th', { class: 'num hide-sm' }, 'Exit'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+          h('th', { class: 'num hide-sm' }, 'Duration'), h('th', { class: 'num hide-sm' }, 'Exit'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
         tableBody));
     }
     moreArea.classList.toggle('hidden', !nextBefore);
@@ -87,7 +88,7 @@ export default async function jobsPage(ctx) {
       jobs = page.jobs;
       nextBefore = page.nextBefore ?? null;
       mount(message);
-      render();
+      keepFocus(listArea, render);
     } catch (e) {
       if (!ctx.alive()) return;
       mount(message, errorBox(e.message));
@@ -114,7 +115,7 @@ export default async function jobsPage(ctx) {
     message,
     h('section', { class: 'card' },
       h('div', { class: 'filters', role: 'search', 'aria-label': 'Filter jobs' },
-        field('Status', status), field('Script', script), field('Queued after', since), field('Queued before', until),
+        field('Status', status), field('Script', script), field(`Queued after (${zoneLabel()})`, since), field(`Queued before (${zoneLabel()})`, until),
         anyFilter ? clearButton() : null),
       listArea, moreArea));
   await refresh();

@@ -22,6 +22,16 @@ export async function withNextFires(schedules, n = 3) {
   }));
 }
 
+/**
+ * A fire time as the schedule's own zone shows it ("6 Dec 2026, 02:30 CET"), with the
+ * browser's time in the tooltip.
+ */
+export function fireTime(at, timeZone, attrs = {}) {
+  const zone = timeZone || 'UTC';
+  return h('span', { ...attrs, 'data-testid': 'fire', 'data-zone': zone, title: `${zone}; your time: ${fmtTime(at)}` },
+    fmtTime(at, { timeZone: zone, seconds: false }));
+}
+
 /** The script a schedule or watcher starts. */
 export const scriptOf = (s) => s.scriptName ?? '';
 
@@ -136,7 +146,8 @@ export default async function schedulesPage(ctx) {
             h('a', { class: 'sub', href: `#/jobs?script=${encodeURIComponent(scriptOf(s))}` }, 'jobs')),
           h('td', {}, h('span', { class: 'mono' }, s.cron), h('span', { class: 'sub' }, s.timeZone || 'UTC')),
           h('td', { class: 'nowrap', 'data-testid': 'next-fires' }, s.nextFires.length
-            ? s.nextFires.map((t, i) => (i === 0 ? h('div', { title: fmtTime(t) }, timeEl(t), ' · ', fmtTime(t)) : h('span', { class: 'sub' }, fmtTime(t))))
+            ? [s.nextFires.map((t, i) => (i === 0 ? h('div', {}, timeEl(t), ' · ', fireTime(t, s.timeZone)) : fireTime(t, s.timeZone, { class: 'sub' }))),
+              h('span', { class: 'sub' }, `${s.timeZone || 'UTC'} time`)]
             : h('span', { class: 'muted' }, '—')),
           h('td', { class: 'small' }, `overlap: ${s.overlap || '—'}`, h('span', { class: 'sub' }, `misfire: ${s.misfire || '—'}`)),
           h('td', {}, badge(s.enabled ? 'enabled' : 'disabled')),

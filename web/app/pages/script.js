@@ -134,9 +134,12 @@ export default async function scriptPage(ctx) {
     if (ctx.alive() && currentJob && !FINAL.has(currentJob.status)) jobTimer = setTimeout(pollJob, 1500);
   };
 
-  const run = async () => {
+  // A dry run changes nothing: its log ends with the plan, shown in full on the job page.
+  const run = async (dryRun = false) => {
     if (dirty) await save();
-    const queued = await api.post('/v1/jobs', { scriptId: script.id, params: collectParams() });
+    const body = { scriptId: script.id, params: collectParams() };
+    if (dryRun) body.dryRun = true;
+    const queued = await api.post('/v1/jobs', body);
     currentJob = { id: queued.jobId, status: queued.status, haltRequested: false };
     renderRunState();
     log.follow(queued.jobId);
@@ -157,7 +160,9 @@ export default async function scriptPage(ctx) {
   const deleteButton = h('button', { class: 'btn danger', type: 'button' }, 'Delete');
   checkButton.addEventListener('click', () => guarded(checkButton, check));
   saveButton.addEventListener('click', () => guarded(saveButton, save));
-  runButton.addEventListener('click', () => guarded(runButton, run));
+  runButton.addEventListener('click', () => guarded(runButton, () => run()));
+  const dryRunButton = h('button', { class: 'btn', type: 'button', 'data-testid': 'dry-run-script', title: 'Run without changing anything: the job ends with the plan of what it would do' }, icon('check', 'btn-icon'), 'Dry run');
+  dryRunButton.addEventListener('click', () => guarded(dryRunButton, () => run(true)));
   deleteButton.addEventListener('click', async () => {
     if (!await confirmDialog(`Delete ${script.name}?`, 'The script is deleted; its past jobs and their logs stay in the job history.')) return;
     try {
@@ -194,7 +199,7 @@ export default async function scriptPage(ctx) {
 
   const head = pageHead(script.name, {
     crumbs: [h('a', { href: '#/scripts' }, 'Scripts'), ' / edit'],
-    actions: [checkButton, saveButton, runButton],
+    actions: [checkButton, saveButton, dryRunButton, runButton],
   });
   const title = head.querySelector('h1');
   setDirty(false);

@@ -4,7 +4,7 @@
 // which can be pinned with one click.
 
 import { api, seg } from '../api.js';
-import { busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, mount, pageHead, timeEl, toast } from '../dom.js';
+import { busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, mount, pageHead, plural, timeEl, toast } from '../dom.js';
 
 /**
  * The types and their fields come from the service (GET /v1/vfs/types: aft-vfs's backend
@@ -159,7 +159,7 @@ export default async function vfsPage(ctx) {
         parts.push(h('div', { class: 'grow' }, h('strong', {}, `${entry.name}: connection failed. `), answer.error || 'Unknown error.'));
       } else {
         const detail = answer && typeof answer === 'object'
-          ? [answer.message, answer.entries !== undefined ? `${answer.entries} entries listed` : null, answer.millis !== undefined ? `${answer.millis} ms` : null].filter(Boolean).join(' · ')
+          ? [answer.message, answer.entries !== undefined ? `${plural(answer.entries, 'entry', 'entries')} listed` : null, answer.millis !== undefined ? `${answer.millis} ms` : null].filter(Boolean).join(' · ')
           : '';
         parts.push(h('div', { class: 'grow' }, h('strong', {}, `${entry.name}: connection works. `), detail));
       }

@@ -2,7 +2,8 @@
 // FsWatcher or RemoteWatcher loop), restarted with backoff when they fail.
 
 import { api, ApiError, seg } from '../api.js';
-import { badge, busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, mount, pageHead, shortId, timeEl, toast } from '../dom.js';
+import { badge, busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, keepFocus, mount, pageHead, shortId, timeEl, toast } from '../dom.js';
+import { FINAL } from '../jobs-common.js';
 import { missingApi, scriptOf } from './schedules.js';
 
 function watcherForm(scripts) {
@@ -53,70 +54,125 @@ export default async function watchersPage(ctx) {
   }
   const scripts = await api.get('/v1/scripts').catch(() => []);
   // The state of a watcher is the state of its current job.
-  const jobs = new Map();
-  await Promise.all(watchers.filter((w) => w.currentJobId).map(async (w) => {
-    try {
-      jobs.set(w.currentJobId, await api.get(`/v1/jobs/${seg(w.currentJobId)}`));
-    } catch { /* shown as "starting" */ }
-  }));
+  let jobs = new Map();
+  const loadJobs = async () => {
+    const fresh = new Map();
+    await Promise.all(watchers.filter((w) => w.currentJobId).map(async (w) => {
+      try {
+        fresh.set(w.currentJobId, await api.get(`/v1/jobs/${seg(w.currentJobId)}`));
+      } catch { /* shown as "starting" */ }
+    }));
+    jobs = fresh;
+  };
+  await loadJobs();
   if (!ctx.alive()) return;
-  const reload = () => ctx.navigate('#/watchers', { replace: true });
+  const bodyArea = h('section', { class: 'card' });
+  const headArea = h('div');
+  const message = h('div');
+  let timer = null;
+  let shown = null;
+  ctx.onCleanup(() => clearTimeout(timer));
+
+  // The page refreshes itself like the jobs list; it redraws only when something changed,
+  // so a click is not lost to a redraw.
+  const refresh = async () => {
+    clearTimeout(timer);
+    try {
+      watchers = await api.get('/v1/watchers');
+      await loadJobs();
+      if (!ctx.alive()) return;
+      mount(message);
+      render();
+    } catch (e) {
+      if (!ctx.alive()) return;
+      mount(message, errorBox(e.message));
+    }
+    if (ctx.alive()) timer = setTimeout(refresh, document.hidden ? 10000 : 3000);
+  };
+  const reload = () => refresh();
   const add = async () => {
     if (await watcherForm(scripts)) {
       toast('Watcher added; it starts at once.');
       reload();
     }
   };
-  const toggle = (w, button) => busy(button, async () => {
-    try {
-      await api.put(`/v1/watchers/${seg(w.name)}/enabled`, { enabled: !w.enabled });
-      toast(w.enabled ? `${w.name} disabled; its job is halted.` : `${w.name} enabled; it starts at once.`);
-      reload();
-    } catch (e) {
-      toast(e.message, 'error');
+  const toggle = (w, job, button) => {
+    const running = job && !FINAL.has(job.status);
+    const go = () => busy(button, async () => {
+      try {
+        await api.put(`/v1/watchers/${seg(w.name)}/enabled`, { enabled: !w.enabled });
+        toast(w.enabled ? `${w.name} disabled; its job is halted.` : `${w.name} enabled; it starts at once.`);
+        await reload();
+      } catch (e) {
+        toast(e.message, 'error');
+      }
+    });
+    // Disabling halts the running job: ask first, as the jobs' Halt button does.
+    if (w.enabled && running) {
+      return confirmDialog(`Disable watcher ${w.name}?`, `Its running job ${shortId(job.id)} is halted, and it is not started again until you enable it.`, 'Disable and halt')
+        .then((ok) => (ok ? go() : null));
     }
-  });
+    return go();
+  };
   const newButton = () => h('button', { class: 'btn primary', type: 'button', onclick: add, disabled: !scripts.length }, icon('plus', 'btn-icon'), 'New watcher');
-  const body = watchers.length
-    ? h('div', { class: 'table-wrap' }, h('table', {},
-      h('thead', {}, h('tr', {}, ['Name', 'Script', 'State', 'Current job', 'Failures', ''].map((t) => h('th', {}, t || h('span', { class: 'sr-only' }, 'Actions'))))),
-      h('tbody', {}, watchers.map((w) => {
-        const job = w.currentJobId ? jobs.get(w.currentJobId) : null;
-        let state = 'starting';
-        let detail = null;
-        if (!w.enabled) state = 'disabled';
-        else if (job) state = job.status;
-        else if (w.failures > 0) {
-          state = 'restarting';
-          detail = h('span', { class: 'sub' }, ['after a failure; next start ', timeEl(w.nextStartAt)]);
-        }
-        const toggleButton = h('button', { class: 'btn small', type: 'button' }, w.enabled ? 'Disable' : 'Enable');
-        toggleButton.addEventListener('click', () => toggle(w, toggleButton));
-        return h('tr', { 'data-watcher': w.name },
-          h('td', {}, h('strong', {}, w.name)),
-          h('td', {}, h('a', { href: `#/scripts/${encodeURIComponent(scriptOf(w))}` }, scriptOf(w))),
-          h('td', {}, badge(state), detail),
-          h('td', {}, w.currentJobId ? h('a', { class: 'mono', href: `#/jobs/${encodeURIComponent(w.currentJobId)}` }, shortId(w.currentJobId)) : h('span', { class: 'muted' }, '—'),
-            job?.startedAt ? h('span', { class: 'sub' }, ['since ', timeEl(job.startedAt)]) : null),
-          h('td', { class: 'num' }, w.failures ?? 0),
-          h('td', { class: 'cell-actions' }, toggleButton, h('button', {
-            class: 'btn small danger', type: 'button', 'aria-label': `Delete watcher ${w.name}`,
-            onclick: async () => {
-              if (!await confirmDialog(`Delete watcher ${w.name}?`, 'Its job is halted and it is not started again.')) return;
-              try {
-                await api.del(`/v1/watchers/${seg(w.name)}`);
-                reload();
-              } catch (e) {
-                toast(e.message, 'error');
-              }
-            },
-          }, 'Delete')));
-      }))))
-    : emptyState('No watchers', 'A watcher job runs a script for as long as the service runs — to react when files land in a folder or appear on a server.', scripts.length ? newButton() : h('a', { class: 'btn', href: '#/scripts' }, 'Go to scripts'));
-  mount(ctx.main,
-    pageHead('Watchers', {
-      subtitle: 'Long-running scripts, started with the service and restarted when they fail.',
+  const render = () => {
+    const key = JSON.stringify([watchers, [...jobs.entries()].map(([id, j]) => [id, j.status, j.startedAt, j.haltRequested])]);
+    if (key === shown) return;
+    shown = key;
+    keepFocus(ctx.main, () => draw());
+  };
+  const draw = () => {
+    mount(headArea, pageHead('Watchers', {
+      subtitle: 'Long-running scripts, started with the service and restarted when they fail. Updates every few seconds.',
       actions: watchers.length ? [h('button', { class: 'btn', type: 'button', onclick: reload }, icon('refresh', 'btn-icon'), 'Refresh'), newButton()] : null,
-    }),
-    h('section', { class: 'card' }, body));
+    }));
+    mount(bodyArea, watchers.length ? table() : emptyState('No watchers',
+      'A watcher job runs a script for as long as the service runs — to react when files land in a folder or appear on a server.',
+      scripts.length ? newButton() : h('a', { class: 'btn', href: '#/scripts' }, 'Go to scripts')));
+  };
+  const table = () => h('div', { class: 'table-wrap' }, h('table', {},
+    h('thead', {}, h('tr', {}, ['Name', 'Script', 'State', 'Current job', 'Failures', ''].map((t) => h('th', {}, t || h('span', { class: 'sr-only' }, 'Actions'))))),
+    h('tbody', {}, watchers.map((w) => {
+      const known = w.currentJobId ? jobs.get(w.currentJobId) : null;
+      // A job that has ended (halted, failed...) is not current, whatever the watcher
+      // record still points at: it shows as the last job.
+      const ended = known && FINAL.has(known.status) ? known : null;
+      const job = ended ? null : known;
+      let state = 'starting';
+      let detail = null;
+      if (!w.enabled) state = 'disabled';
+      else if (job) state = job.status;
+      else if (w.failures > 0 || ended) {
+        state = 'restarting';
+        detail = w.nextStartAt ? h('span', { class: 'sub' }, [ended ? `after its job ${ended.status}; next start ` : 'after a failure; next start ', timeEl(w.nextStartAt)]) : null;
+      }
+      const toggleButton = h('button', { class: 'btn small', type: 'button' }, w.enabled ? 'Disable' : 'Enable');
+      toggleButton.addEventListener('click', () => toggle(w, job, toggleButton));
+      return h('tr', { 'data-watcher': w.name },
+        h('td', {}, h('strong', {}, w.name)),
+        h('td', {}, h('a', { href: `#/scripts/${encodeURIComponent(scriptOf(w))}` }, scriptOf(w))),
+        h('td', {}, badge(state), detail),
+        h('td', { 'data-testid': 'current-job' }, job
+          ? [h('a', { class: 'mono', href: `#/jobs/${encodeURIComponent(job.id)}` }, shortId(job.id)),
+            job.startedAt ? h('span', { class: 'sub' }, ['since ', timeEl(job.startedAt)]) : null]
+          : [h('span', { class: 'muted' }, '—'),
+            ended ? h('span', { class: 'sub', 'data-testid': 'last-job' }, ['last: ',
+              h('a', { class: 'mono', href: `#/jobs/${encodeURIComponent(ended.id)}` }, shortId(ended.id)), ` ${ended.status}`]) : null]),
+        h('td', { class: 'num' }, w.failures ?? 0),
+        h('td', { class: 'cell-actions' }, toggleButton, h('button', {
+          class: 'btn small danger', type: 'button', 'aria-label': `Delete watcher ${w.name}`,
+          onclick: async () => {
+            if (!await confirmDialog(`Delete watcher ${w.name}?`, 'Its job is halted and it is not started again.')) return;
+            try {
+              await api.del(`/v1/watchers/${seg(w.name)}`);
+              reload();
+            } catch (e) {
+              toast(e.message, 'error');
+            }
+          },
+        }, 'Delete')));
+    }))));
+  render();
+  mount(ctx.main, headArea, message, bodyArea);
+  timer = setTimeout(refresh, 3000);
 }
