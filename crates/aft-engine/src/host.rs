@@ -67,6 +67,18 @@ pub trait JobHost: Send + Sync + 'static {
         changed: &[SeenEntry],
         removed: &[String],
     ) -> Result<(), String>;
+
+    /// Keep what the script set with `SetResult` (handed to the scripts its job chains
+    /// to as the `Result` parameter). A host without stored jobs has nowhere to keep it.
+    fn set_result(&self, _value: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The job's dry run, when it is one: clients and file calls then go through its
+    /// recorder, and calls acting outside the file systems are skipped (`DryRunHost`).
+    fn dry_run(&self) -> Option<Arc<aft_vfs::dry_run::DryRun>> {
+        None
+    }
 }
 
 /// One remote file as a `RemoteWatcher` last reported it.

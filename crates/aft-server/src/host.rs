@@ -217,6 +217,17 @@ impl JobHost for StoreJobHost {
         self.wait(async move { store.remote_watch_save(&owned, &changed, &removed).await })
             .map_err(|e| format!("cannot save remote watcher state {key:?}: {e}"))
     }
+
+    fn set_result(&self, value: &str) -> Result<(), String> {
+        // `aft run` without a service has no job record: the result has nowhere to go.
+        let Some(job_id) = self.job_id.clone() else {
+            return Ok(());
+        };
+        let store = self.store.clone();
+        let value = value.to_string();
+        self.wait(async move { store.set_job_result(&job_id, &value).await })
+            .map_err(|e| format!("cannot store the job's result: {e}"))
+    }
 }
 
 /// A transfer record as one log line (`aft run` without a service keeps no records).

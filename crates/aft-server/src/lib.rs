@@ -6,15 +6,19 @@
 //! running service.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod connections;
 pub mod cors;
 pub mod discovery;
+pub mod dry_run;
 pub mod error;
 pub mod execute;
+pub mod followups;
 pub mod host;
 pub mod metrics;
 pub mod refusals;
+pub mod roles;
 pub mod runner;
 pub mod scheduler;
 pub mod server;

@@ -195,6 +195,7 @@ impl Runner {
                 );
                 self.log_max_lines
                     .store(settings.job_log_max_lines, Ordering::SeqCst);
+                aft_vfs::local::set_fsync(settings.local_fsync);
             }
             Err(e) => tracing::warn!("cannot read settings, keeping the previous ones: {e}"),
         }
@@ -276,6 +277,10 @@ impl Runner {
                 if let Err(e) = self.store.purge_expired_sessions().await {
                     tracing::warn!("cannot purge expired admin sessions: {e}");
                 }
+                let by = crate::audit::service_entry(&self.node_id);
+                if let Err(e) = crate::audit::prune_by_setting(&self.store, &by).await {
+                    tracing::warn!("cannot prune the audit trail: {e}");
+                }
             }
         }
     }
@@ -350,7 +355,7 @@ impl Runner {
                 ),
             );
         }
-        let scope = JobScope {
+        let mut scope = JobScope {
             host: (self.host_factory)(&job, sink.clone()),
             log: sink,
             halt: halt.clone(),
@@ -360,11 +365,16 @@ impl Runner {
         tokio::spawn(async move {
             let started = Instant::now();
             let job_id = job.id.clone();
+            let dry_run = crate::dry_run::prepare(&runner.store, &job_id, &mut scope).await;
+            let log = scope.log.clone();
             let ended = tokio::task::spawn_blocking(move || crate::execute::run(&job, scope))
                 .await
                 .unwrap_or_else(|e| {
                     crate::execute::Ended::failed(format!("the job's thread panicked: {e}"))
                 });
+            if let Some(run) = &dry_run {
+                crate::dry_run::finish(&runner.store, &job_id, run, &log).await;
+            }
             let halted_by_user = halt_by_user.load(Ordering::SeqCst);
             let (status, error) = if halted_by_user && halt.is_raised() {
                 (

@@ -71,7 +71,8 @@ fn node_id(data_dir: &Path) -> Result<String, ServeError> {
     Ok(id)
 }
 
-fn host_name() -> String {
+/// This machine's name, as node records and CLI job records show it.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
@@ -137,6 +138,7 @@ pub async fn serve(
         secrets_key.clone(),
         tokio::runtime::Handle::current(),
     );
+    crate::followups::start(store.clone(), host.clone(), url.clone());
     let runner = Runner::new(store.clone(), node_id.clone(), host, metrics.clone());
     runner.start().await?;
     let scheduler = crate::scheduler::start(store.clone(), runner.clone());

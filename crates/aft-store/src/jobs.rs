@@ -99,6 +99,14 @@ pub struct NewJob {
     pub retry_safe: bool,
     /// Only this node may run it (node-local jobs: `filePath`, `aft run` delegation).
     pub pinned_node: Option<String>,
+    /// The first attempt, when this job is a retry of it.
+    pub retry_of: Option<String>,
+    /// Which attempt this is, from 1 (0 is taken as 1).
+    pub retry_attempt: i64,
+    /// Not to be claimed before this RFC 3339 time (a retry's delay).
+    pub not_before: Option<String>,
+    /// The job whose end started this one through a chain.
+    pub chained_from: Option<String>,
 }
 
 /// One job as stored.
@@ -148,6 +156,16 @@ pub struct Job {
     pub started_at: Option<String>,
     /// When it ended.
     pub finished_at: Option<String>,
+    /// The first attempt, when this job is a retry of it.
+    pub retry_of: Option<String>,
+    /// Which attempt of its script's retry policy this is, from 1.
+    pub retry_attempt: i64,
+    /// A queued job is not claimed before this time (a retry's delay).
+    pub not_before: Option<String>,
+    /// The job whose end started this one through a chain.
+    pub chained_from: Option<String>,
+    /// What the script set with `SetResult`, if anything.
+    pub result: Option<String>,
 }
 
 /// Which jobs to list, newest first.
@@ -171,7 +189,8 @@ pub struct JobFilter {
 
 const JOB_COLUMNS: &str = "seq, id, status, script_id, script_name, file_path, source, params, \
     origin, api_key_id, retry_safe, pinned_node, node_id, lease_until, halt_requested, attempts, \
-    exit_code, error, created_at, started_at, finished_at";
+    exit_code, error, created_at, started_at, finished_at, retry_of, retry_attempt, not_before, \
+    chained_from, result";
 
 fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
     let params: String = row.try_get("params")?;
@@ -198,6 +217,11 @@ fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        retry_of: row.try_get("retry_of")?,
+        retry_attempt: row.try_get("retry_attempt")?,
+        not_before: row.try_get("not_before")?,
+        chained_from: row.try_get("chained_from")?,
+        result: row.try_get("result")?,
     })
 }
 
@@ -221,8 +245,10 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let sql = format!(
             "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
-             origin, api_key_id, retry_safe, pinned_node, created_at) \
-             VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {JOB_COLUMNS}"
+             origin, api_key_id, retry_safe, pinned_node, created_at, retry_of, retry_attempt, \
+             not_before, chained_from) \
+             VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             RETURNING {JOB_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&id)
@@ -236,6 +262,47 @@ impl Store {
             .bind(i64::from(job.retry_safe))
             .bind(job.pinned_node.clone())
             .bind(now_text())
+            .bind(job.retry_of.clone())
+            .bind(job.retry_attempt.max(1))
+            .bind(job.not_before.clone())
+            .bind(job.chained_from.clone())
+            .fetch_one(self.pool())
+            .await?;
+        job_from_row(&row)
+    }
+
+    /// Record a job that this process runs itself (`aft cp`): it starts as running on
+    /// `node_id` with a lease of `lease`, so no service claims it, and a reaper interrupts
+    /// it if the process dies without finishing it.
+    pub async fn start_job_here(
+        &self,
+        job: &NewJob,
+        node_id: &str,
+        lease: Duration,
+    ) -> StoreResult<Job> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_text();
+        let sql = format!(
+            "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
+             origin, api_key_id, retry_safe, pinned_node, node_id, lease_until, attempts, \
+             created_at, started_at) \
+             VALUES ($1, 'running', $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, 1, $12, $13) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&id)
+            .bind(job.script_id.clone())
+            .bind(job.script_name.clone())
+            .bind(job.file_path.clone())
+            .bind(&job.source)
+            .bind(job.params.to_json().to_string())
+            .bind(&job.origin)
+            .bind(job.api_key_id.clone())
+            .bind(node_id)
+            .bind(node_id)
+            .bind(time_after(lease))
+            .bind(&now)
+            .bind(&now)
             .fetch_one(self.pool())
             .await?;
         job_from_row(&row)
@@ -252,7 +319,8 @@ impl Store {
             "UPDATE jobs SET status = 'running', node_id = $1, lease_until = $2, started_at = $3, \
              attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' \
-                 AND (pinned_node IS NULL OR pinned_node = $4) ORDER BY seq LIMIT 1{lock}) \
+                 AND (pinned_node IS NULL OR pinned_node = $4) \
+                 AND (not_before IS NULL OR not_before <= $5) ORDER BY seq LIMIT 1{lock}) \
              AND status = 'queued' RETURNING {JOB_COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -260,6 +328,7 @@ impl Store {
             .bind(time_after(lease))
             .bind(now_text())
             .bind(node_id)
+            .bind(now_text())
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(job_from_row).transpose()

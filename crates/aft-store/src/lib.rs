@@ -37,6 +37,16 @@ mod watcher_jobs;
 // What remote watchers have seen (migration 0030).
 mod remote_watch;
 
+// The audit trail and admin roles (migration 0060).
+mod audit;
+mod roles;
+
+// Retries, notifications and chains (migration 0050).
+mod followups;
+
+// Dry-run jobs and their plans (migration 0055).
+mod dry_runs;
+
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -45,13 +55,19 @@ mod tests;
 
 pub use admins::{Admin, AdminSession, MIN_PASSWORD_CHARS};
 pub use apikeys::{API_KEY_PREFIX, ApiKey, ApiKeyAllowList, ApiKeyCheck, NewApiKey};
+pub use audit::{
+    AuditEntry, AuditFilter, AuditKind, AuditProblem, AuditRecord, AuditVerification, GENESIS_HASH,
+    LocalAuditLock, PRUNED_ACTION, change_verb, snapshot_changes,
+};
 pub use db::{Dialect, Store, create_data_dir, now_text};
 pub use error::StoreError;
+pub use followups::{NewNotification, Notification, NotificationState, Settlement, StoredPolicy};
 pub use jobs::{Job, JobFilter, JobStatus, NewJob, time_after, time_before};
 pub use logs::LogLine;
 pub use nodes::Node;
 pub use params::{JobParams, ParamsError};
 pub use remote_watch::RemoteSeen;
+pub use roles::{AdminAccount, Role};
 pub use schedules::{
     CronTimes, MAX_SLOTS_PER_PASS, MisfirePolicy, NewSchedule, OverlapPolicy,
     SCHEDULE_MISFIRE_GRACE, Schedule, ScheduleSlot, ScheduleUpdate, SlotStatus, SlotTiming,

@@ -118,6 +118,12 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "how long a node's claim on a running job lasts without renewal; a dead node's jobs are taken over after it",
     },
     SettingDef {
+        key: "local-fsync",
+        default: "true",
+        kind: SettingKind::Bool,
+        description: "flush a finished local file to disk before renaming it into place (and its folder after), so it survives a power cut; false trades that for speed",
+    },
+    SettingDef {
         key: "job-log-max-lines",
         default: "100000",
         kind: int(100, 100_000_000),
@@ -128,6 +134,18 @@ pub const SETTINGS: &[SettingDef] = &[
         default: "30",
         kind: int(1, 36_500),
         description: "days job records and logs are kept",
+    },
+    SettingDef {
+        key: "audit-retention-days",
+        default: "0",
+        kind: int(0, 36_500),
+        description: "days audit records are kept (older ones are pruned hourly, leaving a checkpoint record); 0 = keep all",
+    },
+    SettingDef {
+        key: "require-two-factor",
+        default: "false",
+        kind: SettingKind::Bool,
+        description: "admins without two-factor sign-in may only set it up until they have",
     },
     SettingDef {
         key: "session-lifetime-minutes",
@@ -188,6 +206,54 @@ pub const SETTINGS: &[SettingDef] = &[
         default: "",
         kind: SettingKind::FolderList,
         description: "absolute folders (separated by ;) whose .syncjs files POST /v1/jobs may run by filePath; empty = filePath is refused",
+    },
+    SettingDef {
+        key: "public-url",
+        default: "",
+        kind: SettingKind::Text,
+        description: "base URL of the web UI for links in notifications (https://aft.example.com); empty = the address of the node that settled the job",
+    },
+    SettingDef {
+        key: "notify-on",
+        default: "failure,recovery",
+        kind: SettingKind::Text,
+        description: "events of every job that the global notifications (notify-webhook, notify-email) are sent for: failure, success, recovery, comma-separated",
+    },
+    SettingDef {
+        key: "notify-webhook",
+        default: "",
+        kind: SettingKind::Text,
+        description: "URL every job's notifications are POSTed to as JSON; empty = none",
+    },
+    SettingDef {
+        key: "notify-webhook-slack",
+        default: "false",
+        kind: SettingKind::Bool,
+        description: "send notify-webhook's notifications as Slack-compatible {\"text\": ...}",
+    },
+    SettingDef {
+        key: "notify-email",
+        default: "",
+        kind: SettingKind::Text,
+        description: "addresses (comma-separated) every job's notifications are mailed to through the smtp-* settings; empty = none",
+    },
+    SettingDef {
+        key: "notify-attempts",
+        default: "5",
+        kind: int(1, 100),
+        description: "delivery attempts of one notification before it goes to the dead-letter list",
+    },
+    SettingDef {
+        key: "notify-backoff-ms",
+        default: "30000",
+        kind: int(10, 3_600_000),
+        description: "wait before a notification's second attempt, in milliseconds; it doubles for each next one (at most 1 hour)",
+    },
+    SettingDef {
+        key: "notify-log-lines",
+        default: "20",
+        kind: int(0, 1000),
+        description: "last log lines of the job a notification carries",
     },
 ];
 
@@ -297,6 +363,8 @@ pub struct Settings {
     pub job_lease_seconds: u32,
     /// Log lines kept per job.
     pub job_log_max_lines: u64,
+    /// Flush local files before renaming them into place.
+    pub local_fsync: bool,
     /// Days job records and logs are kept.
     pub job_retention_days: u32,
     /// Web UI session lifetime in minutes.
@@ -347,6 +415,7 @@ impl Settings {
             job_timeout_seconds: num("job-timeout-seconds")? as u64,
             job_lease_seconds: num("job-lease-seconds")? as u32,
             job_log_max_lines: num("job-log-max-lines")? as u64,
+            local_fsync: get("local-fsync")? == "true",
             job_retention_days: num("job-retention-days")? as u32,
             session_lifetime_minutes: num("session-lifetime-minutes")? as u32,
             smtp_host: get("smtp-host")?,

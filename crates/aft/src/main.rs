@@ -27,6 +27,10 @@ enum Command {
     Run(cmd::run::Args),
     /// Check a script's syntax without running it
     Check(cmd::check::Args),
+    /// List a folder: `aft ls ENTRY:/path` (VFS Library) or a local path
+    Ls(cmd::files::LsArgs),
+    /// Copy files without a script: `aft cp SRC DST`, each `ENTRY:/path` or a local path
+    Cp(cmd::files::CpArgs),
     /// Show or change server settings
     Settings(cmd::settings::Args),
     /// Manage encrypted secrets (values are write-only)
@@ -37,6 +41,8 @@ enum Command {
     Apikey(cmd::apikey::Args),
     /// Manage web UI admin users
     Admin(cmd::admin::Args),
+    /// Read, export and check the audit trail of every change
+    Audit(cmd::audit::Args),
     /// Manage the VFS Library: named connections for GetVFS("name") and watchers
     Vfs(cmd::vfs::Args),
     /// Reset settings and delete all admin users (lock-out recovery); keeps scripts,
@@ -50,6 +56,8 @@ enum Command {
     Jobs(cmd::jobs::Args),
     /// List the service nodes sharing this store
     Nodes(cmd::nodes::Args),
+    /// List notifications of job outcomes and deliver dead ones again
+    Notify(cmd::notify::Args),
     /// Manage schedules: cron expressions (with time zones) that queue stored scripts
     Schedule(cmd::schedule::Args),
     /// Manage watcher jobs: stored scripts the service keeps running
@@ -75,17 +83,21 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => cmd::run::execute(&cli.global, args),
         Command::Check(args) => cmd::check::execute(&cli.global, args),
+        Command::Ls(args) => cmd::files::ls(&cli.global, args),
+        Command::Cp(args) => cmd::files::cp(&cli.global, args),
         Command::Settings(args) => cmd::settings::execute(&cli.global, args),
         Command::Secret(args) => cmd::secret::execute(&cli.global, args),
         Command::Script(args) => cmd::script::execute(&cli.global, args),
         Command::Apikey(args) => cmd::apikey::execute(&cli.global, args),
         Command::Admin(args) => cmd::admin::execute(&cli.global, args),
+        Command::Audit(args) => cmd::audit::execute(&cli.global, args),
         Command::Vfs(args) => cmd::vfs::execute(&cli.global, args),
         Command::Reinit(args) => cmd::reinit::execute(&cli.global, args),
         Command::Serve(args) => cmd::serve::execute(&cli.global, args),
         Command::Start(args) => cmd::start::execute(&cli.global, args),
         Command::Jobs(args) => cmd::jobs::execute(&cli.global, args),
         Command::Nodes(args) => cmd::nodes::execute(&cli.global, args),
+        Command::Notify(args) => cmd::notify::execute(&cli.global, args),
         Command::Schedule(args) => cmd::schedule::execute(&cli.global, args),
         Command::Watcher(args) => cmd::watcher::execute(&cli.global, args),
         Command::Svc(args) => cmd::svc::execute(&cli.global, args),

@@ -150,9 +150,12 @@ const DOCS: &[&str] = &[
     "README.md",
     "docs/api.md",
     "docs/architecture.md",
+    "docs/audit-and-roles.md",
     "docs/benchmarks.md",
     "docs/cluster.md",
+    "docs/dry-run.md",
     "docs/operations.md",
+    "docs/retries-and-notifications.md",
     "docs/schedules.md",
     "docs/security.md",
     "docs/store.md",
@@ -191,8 +194,16 @@ fn security() {
     run_doc("docs/security.md", &[]);
 }
 #[test]
+fn audit_and_roles() {
+    run_doc("docs/audit-and-roles.md", &[]);
+}
+#[test]
 fn benchmarks() {
     run_doc("docs/benchmarks.md", &[]);
+}
+#[test]
+fn dry_run() {
+    run_doc("docs/dry-run.md", &[]);
 }
 #[test]
 fn cluster() {
@@ -202,7 +213,14 @@ fn cluster() {
 fn operations() {
     run_doc(
         "docs/operations.md",
-        &["start-each-line", "retry-safe", "job-commands"],
+        &["start-each-line", "retry-safe", "job-commands", "cp-ls"],
+    );
+}
+#[test]
+fn retries_and_notifications() {
+    run_doc(
+        "docs/retries-and-notifications.md",
+        &["dead-letters", "policy-api"],
     );
 }
 #[test]
@@ -231,6 +249,7 @@ fn syncjs_transfers() {
             "vfs-commands",
             "reports-to-s3",
             "webdav-otfe",
+            "smb-upload",
         ],
     );
 }
@@ -802,6 +821,55 @@ fn prepare(
                     assert!(out.contains("\"status\":\"succeeded\""), "{out}");
                 })
         }
+        // ------------------------------------------------ retries-and-notifications.md
+        ("docs/retries-and-notifications.md", Some("dead-letters")) => {
+            // A failed job whose webhook nobody answers: one attempt, then it is dead.
+            ctx.aft.ok(&["settings", "set", "notify-attempts", "1"]);
+            let hook = format!("http://127.0.0.1:{}/hook", support::free_port());
+            ctx.push_script("nightly", "Exit(2);\n");
+            ctx.aft
+                .ok(&["script", "notify", "nightly", "--webhook", hook.as_str()]);
+            ctx.serve();
+            let key = ctx.aft.create_key("ops", "127.0.0.1");
+            let job = ctx.job_through_key(&key, "nightly", json!({}));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while ctx.get("/v1/notifications?state=dead")[0]["jobId"] != job.as_str() {
+                assert!(
+                    Instant::now() < deadline,
+                    "no dead notification of job {job}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Plan::new().check(move |_, out| {
+                assert!(out.contains(&job) && out.contains(&hook), "{out}");
+                assert!(out.contains("queued for delivery again"), "{out}");
+            })
+        }
+        ("docs/retries-and-notifications.md", Some("policy-api")) => {
+            let base = ctx.serve().base();
+            let cert = ctx.service().cert().to_string_lossy().into_owned();
+            ctx.set_env("TOKEN", &ctx.service().local_token());
+            ctx.push_script("nightly", "Log(\"nightly\");\n");
+            ctx.push_script("report", "Log(\"report\");\n");
+            Plan::new()
+                .sub("DATA/tls/cert.pem", cert)
+                .sub("https://127.0.0.1:44399", base)
+                .check(|ctx, out| {
+                    let answer = out.json();
+                    assert_eq!(answer["script"], "nightly", "{answer}");
+                    assert_eq!(answer["retry"]["attempts"], 3, "{answer}");
+                    assert_eq!(answer["chain"]["onSuccess"], json!(["report"]), "{answer}");
+                    let shown = ctx.aft.ok(&["script", "policy", "nightly"]);
+                    assert!(
+                        shown.contains("3 attempts in all, fixed backoff from 60000 ms"),
+                        "{shown}"
+                    );
+                    assert!(
+                        shown.contains("webhook https://hooks.example.com/aft"),
+                        "{shown}"
+                    );
+                })
+        }
         ("docs/api.md", Some("list-secrets")) => {
             let base = ctx.serve().base();
             let cert = ctx.service().cert().to_string_lossy().into_owned();
@@ -950,6 +1018,103 @@ fn prepare(
                 .mode(Mode::Service {
                     each_line: true,
                     cacert: None,
+                })
+        }
+        ("docs/operations.md", Some("cp-ls")) => {
+            // `partner` is the real sshd under a folder of this run's own; `archive` a disk
+            // folder. The partner's file is put there with `aft cp` itself.
+            ctx.aft.ok(&["settings", "set", "allow-cli-run", "true"]);
+            ctx.aft
+                .secret("partner-pass", &support::peer("AFT_TEST_SFTP_PASS"));
+            let folder = format!(
+                "docs-cp-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            );
+            let home = support::peer("AFT_TEST_SFTP_HOME");
+            let base = format!("{home}/{folder}");
+            let partner = json!({
+                "Host": support::peer("AFT_TEST_SFTP_ADDR"),
+                "User": support::peer("AFT_TEST_SFTP_USER"),
+                "PassFromSecret": "partner-pass",
+                "HostKeySHA256": support::peer("AFT_TEST_SFTP_HOSTKEY_SHA256"),
+                "BaseDir": base,
+            });
+            ctx.aft.ok(&[
+                "vfs",
+                "add",
+                "partner",
+                "--type",
+                "sftp",
+                "--json",
+                &partner.to_string(),
+            ]);
+            let archive = ctx.work_str("archive");
+            std::fs::create_dir_all(&archive).unwrap();
+            ctx.aft.ok(&[
+                "vfs",
+                "add",
+                "archive",
+                "--type",
+                "disk",
+                "--set",
+                &format!("Root={archive}"),
+            ]);
+            let seed = ctx.work("seed");
+            std::fs::create_dir_all(&seed).unwrap();
+            put(&seed.join("orders.csv"), "id,qty\n1,3\n");
+            // Seeded through an entry on the login folder, which makes the partner's base.
+            let mut home_entry = partner.clone();
+            home_entry["BaseDir"] = json!(home);
+            ctx.aft.ok(&[
+                "vfs",
+                "add",
+                "sftp-home",
+                "--type",
+                "sftp",
+                "--json",
+                &home_entry.to_string(),
+            ]);
+            ctx.aft.ok(&[
+                "cp",
+                &ctx.work_str("seed/orders.csv"),
+                &format!("sftp-home:/{folder}/outbox/"),
+            ]);
+            let reports = ctx.work("reports");
+            std::fs::create_dir_all(reports.join("eu")).unwrap();
+            put(&reports.join("summary.txt"), "total 3\n");
+            put(&reports.join("eu/fr.txt"), "fr 1\n");
+            std::fs::create_dir_all(ctx.work("inbox")).unwrap();
+            Plan::new()
+                .sub("/srv/inbox", ctx.work_str("inbox"))
+                .sub("/srv/reports", ctx.work_str("reports"))
+                .check(move |ctx, out| {
+                    assert!(out.contains("orders.csv"), "{out}");
+                    assert_eq!(
+                        std::fs::read_to_string(ctx.work("inbox/orders.csv")).unwrap(),
+                        "id,qty\n1,3\n"
+                    );
+                    let archive = ctx.work("archive");
+                    assert!(archive.join("2026/12/eu/fr.txt").is_file(), "{out}");
+                    assert!(archive.join("2026/12/summary.txt").is_file(), "{out}");
+                    assert_eq!(
+                        std::fs::read_to_string(archive.join("orders-latest.csv")).unwrap(),
+                        "id,qty\n1,3\n"
+                    );
+                    assert!(out.contains("\"status\": \"succeeded\""), "{out}");
+                    let jobs: Value =
+                        serde_json::from_str(&ctx.aft.ok(&["jobs", "list", "--json"])).unwrap();
+                    let cli_jobs = jobs
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|j| j["origin"] == "cli")
+                        .count();
+                    // The seeding copy and the three of the example.
+                    assert_eq!(cli_jobs, 4, "{jobs}");
                 })
         }
         ("docs/operations.md", Some("retry-safe")) => {
@@ -1117,6 +1282,44 @@ fn prepare(
                 .check(|_, out| assert!(!out.contains("b.txt"), "filtered: {out}"))
         }
         // ---------------------------------------------------------------- docs/syncjs-transfers.md
+        ("docs/syncjs-transfers.md", Some("smb-upload")) => {
+            ctx.aft.secret("finance-share", &peer("AFT_TEST_SMB_PASS"));
+            put(&ctx.work("outbox/s1.csv"), "s1\n");
+            let folder = format!(
+                "docs-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            );
+            let on_disk = Path::new(&peer("AFT_TEST_SMB_DIR_SIGNED")).join(&folder);
+            let plan = Plan::new()
+                .sub(
+                    "fileserver.example.com",
+                    format!(
+                        "{}:{}",
+                        peer("AFT_TEST_SMB_HOST"),
+                        peer("AFT_TEST_SMB_PORT_SIGNED")
+                    ),
+                )
+                .sub("\"finance\"", format!("\"{}\"", peer("AFT_TEST_SMB_SHARE")))
+                .sub("\"svc-aft\"", format!("\"{}\"", peer("AFT_TEST_SMB_USER")))
+                .sub("/inbound/2026", format!("/{folder}/inbound/2026"))
+                .sub("/data/outbox", ctx.work_str("outbox"));
+            if cfg!(feature = "smb") {
+                plan.check(move |_, out| {
+                    assert!(!out.contains("upload failed"), "{out}");
+                    assert_eq!(read(&on_disk.join("inbound/2026/s1.csv")), "s1\n");
+                    let _ = std::fs::remove_dir_all(&on_disk);
+                })
+            } else {
+                // A build without SMB: the documented refusal, and the script's own exit.
+                plan.sub("Exit(1)", "Exit(0)").check(|_, out| {
+                    assert!(out.contains("built without SMB support"), "{out}");
+                })
+            }
+        }
         ("docs/syncjs-transfers.md", Some("sftp-upload")) => {
             ctx.aft.secret("acme-sftp", &sftp_pass);
             let remote = ctx.remote();

@@ -1,5 +1,5 @@
 //! The job context every script sees (spec §4): `Param`, `Log`, `console.*`, `Sleep`,
-//! `Exit`, `HaltSignalReceived`, `WaitForHaltSignal`, `GetSecret`.
+//! `Exit`, `HaltSignalReceived`, `WaitForHaltSignal`, `GetSecret`, and [ours] `SetResult`.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -94,6 +94,33 @@ pub(crate) fn register(
     globals.prop(
         "HaltSignalReceived",
         Accessor::new_get(move || halt.is_raised()).enumerable(),
+    )?;
+
+    let result_scope = scope.clone();
+    globals.set(
+        "SetResult",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, value: Opt<Value<'_>>| -> rquickjs::Result<()> {
+                let text = match value.0 {
+                    None => String::new(),
+                    Some(v) if v.is_undefined() || v.is_null() => String::new(),
+                    Some(v) if v.is_string() => v.get::<String>()?,
+                    Some(v) => v
+                        .ctx()
+                        .clone()
+                        .json_stringify(v)?
+                        .map(|s| s.to_string())
+                        .transpose()?
+                        .unwrap_or_default(),
+                };
+                result_scope
+                    .host
+                    .set_result(&text)
+                    .map_err(|e| Exception::throw_message(&ctx, &format!("SetResult: {e}")))
+            },
+        )?
+        .with_name("SetResult")?,
     )?;
 
     let exit_control = control;

@@ -15,6 +15,7 @@ use crate::host::JobScope;
 
 pub mod archive;
 pub mod clients;
+pub mod dry_run;
 pub mod files;
 pub mod hash;
 pub mod http;
@@ -38,5 +39,8 @@ pub fn register_all(ctx: &Ctx<'_>, scope: &JobScope) -> rquickjs::Result<()> {
     process::register(ctx, scope)?;
     text::register(ctx, scope)?;
     watchers::register(ctx, scope)?;
+    if let Some(run) = scope.host.dry_run() {
+        dry_run::register(ctx, scope, run)?;
+    }
     Ok(())
 }

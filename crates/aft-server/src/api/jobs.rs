@@ -43,6 +43,8 @@ pub struct StartJob {
     /// Parameters: a flat object (values are strings, numbers or booleans).
     #[schema(value_type = Option<Object>)]
     pub params: Option<serde_json::Value>,
+    /// Run it as a dry run: nothing is changed, and the job ends with its plan.
+    pub dry_run: Option<bool>,
 }
 
 /// A job as the API shows it.
@@ -82,6 +84,22 @@ pub struct JobView {
     pub started_at: Option<String>,
     /// When it ended.
     pub finished_at: Option<String>,
+    /// The first attempt, when this job is a retry of it (the script's retry policy).
+    pub retry_of: Option<String>,
+    /// Which attempt this is, from 1.
+    pub retry_attempt: i64,
+    /// A queued retry is not started before this time.
+    pub not_before: Option<String>,
+    /// The job whose end started this one through a chain.
+    pub chained_from: Option<String>,
+    /// What the script set with `SetResult`, if anything.
+    pub result: Option<String>,
+    /// Whether it is a dry run (absent when not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// A dry run's plan, once it ended (`GET /v1/jobs/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<super::dry_run_types::Plan>,
 }
 
 impl From<Job> for JobView {
@@ -103,6 +121,13 @@ impl From<Job> for JobView {
             created_at: j.created_at,
             started_at: j.started_at,
             finished_at: j.finished_at,
+            retry_of: j.retry_of,
+            retry_attempt: j.retry_attempt,
+            not_before: j.not_before,
+            chained_from: j.chained_from,
+            result: j.result,
+            dry_run: false,
+            plan: None,
         }
     }
 }
@@ -294,6 +319,11 @@ pub async fn create_job(
         )));
     }
     let params = super::job_params(obj.get("params").cloned())?;
+    let dry_run = match obj.get("dryRun") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::bad_request("dryRun must be true or false")),
+    };
 
     let mut job = NewJob {
         params,
@@ -372,7 +402,11 @@ pub async fn create_job(
         job.source = script.body;
         job.retry_safe = script.retry_safe;
     }
-    let queued = state.store.enqueue_job(&job).await?;
+    let queued = if dry_run {
+        state.store.enqueue_dry_run(&job).await?
+    } else {
+        state.store.enqueue_job(&job).await?
+    };
     state.runner.wake();
     Ok((
         StatusCode::ACCEPTED,
@@ -408,10 +442,16 @@ pub async fn list_jobs(
     } else {
         None
     };
-    Ok(Json(JobPage {
-        jobs: jobs.into_iter().map(JobView::from).collect(),
-        next_before,
-    }))
+    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    let dry_runs = state.store.dry_runs_among(&ids).await?;
+    let jobs = jobs
+        .into_iter()
+        .map(|j| JobView {
+            dry_run: dry_runs.contains(&j.id),
+            ..JobView::from(j)
+        })
+        .collect();
+    Ok(Json(JobPage { jobs, next_before }))
 }
 
 /// The job, if this caller may see it (API keys: only their own; others get 404).
@@ -433,7 +473,12 @@ pub async fn get_job(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    Ok(Json(visible_job(&state, &caller, &id).await?.into()))
+    let mut view: JobView = visible_job(&state, &caller, &id).await?.into();
+    if let Some(plan) = state.store.dry_run_plan(&view.id).await? {
+        view.dry_run = true;
+        view.plan = plan.and_then(|p| serde_json::from_str(&p).ok());
+    }
+    Ok(Json(view))
 }
 
 /// Send the halt signal: a queued job is halted at once, a running one is asked to halt
@@ -651,6 +696,9 @@ pub struct RunSource {
     /// Parameters: a flat object.
     #[schema(value_type = Option<Object>)]
     pub params: Option<serde_json::Value>,
+    /// Run it as a dry run (`aft run --dry-run`).
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
 }
 
 /// Run a script handed over by `aft run` on this machine (local token only). Refused
@@ -686,7 +734,11 @@ pub async fn run_source(
         pinned_node: Some(state.runner.node_id().to_string()),
         ..Default::default()
     };
-    let queued = state.store.enqueue_job(&job).await?;
+    let queued = if b.dry_run {
+        state.store.enqueue_dry_run(&job).await?
+    } else {
+        state.store.enqueue_job(&job).await?
+    };
     state.runner.wake();
     let answer = JobQueued {
         job_id: queued.id,

@@ -2,6 +2,9 @@
 
 pub mod admins;
 pub mod apikeys;
+pub mod audit;
+pub mod dry_run_types;
+pub mod followups;
 pub mod jobs;
 pub mod nodes;
 pub mod schedules;
@@ -9,6 +12,7 @@ pub mod scripts;
 pub mod secrets;
 pub mod session;
 pub mod settings;
+pub mod two_factor;
 pub mod vfs;
 pub mod vfs_test;
 pub mod vfs_types;
@@ -60,6 +64,7 @@ impl utoipa::Modify for SecuritySchemes {
 /// Operations anyone may call, without a credential.
 const PUBLIC_OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/health"),
+    ("get", "/v1/ready"),
     ("get", "/v1/setup"),
     ("post", "/v1/setup"),
     ("post", "/v1/session"),
@@ -171,10 +176,19 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::job_log))
         .routes(routes!(jobs::job_transfers))
         .routes(routes!(session::health))
+        .routes(routes!(session::ready))
         .routes(routes!(session::setup_state, session::setup))
         .routes(routes!(admins::list_admins, admins::create_admin))
         .routes(routes!(admins::delete_admin))
         .routes(routes!(admins::set_admin_password))
+        .routes(routes!(admins::set_admin_role))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
+        .routes(routes!(
+            two_factor::begin_two_factor,
+            two_factor::confirm_two_factor
+        ))
+        .routes(routes!(two_factor::reset_two_factor))
         .routes(routes!(
             session::current_session,
             session::sign_in,
@@ -182,6 +196,10 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(scripts::list_scripts, scripts::create_script))
         .routes(routes!(scripts::check_script))
+        .routes(routes!(followups::get_policy, followups::put_policy))
+        .routes(routes!(followups::list_notifications))
+        .routes(routes!(followups::retry_dead))
+        .routes(routes!(followups::retry_one))
         .routes(routes!(
             scripts::get_script,
             scripts::update_script,
@@ -236,6 +254,11 @@ pub fn router(state: AppState) -> Router {
     describe_auth(&mut api);
     let api = std::sync::Arc::new(api);
     router
+        // Every documented route: who may call it and what the audit trail records.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::layer,
+        ))
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {

@@ -32,6 +32,10 @@ pub struct Credentials {
     pub username: String,
     /// Password.
     pub password: String,
+    /// For an admin with two-factor sign-in: the code of the authenticator app, or one of
+    /// the recovery codes.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// A signed-in session.
@@ -44,14 +48,21 @@ pub struct SessionView {
     pub csrf_token: Option<String>,
     /// When the session ends.
     pub expires_at: Option<String>,
+    /// What this admin may do (`admin`, `operator`, `viewer`; `admin` for the CLI token):
+    /// the web UI hides what the role cannot do, the server refuses it.
+    pub role: String,
+    /// Whether this admin signs in with a two-factor code.
+    pub two_factor: bool,
 }
 
 /// Service health.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
-    /// Always `ok` when the service answers.
+    /// `ok`, or `degraded` while the database does not answer (the service itself is up).
     pub status: String,
+    /// `ok`, or why the database did not answer a ping within 2 s.
+    pub store: String,
     /// This node's id.
     pub node_id: String,
     /// aft's version.
@@ -60,15 +71,56 @@ pub struct Health {
     pub running_jobs: usize,
 }
 
-/// Is the service up (no authentication).
+/// How long a health or readiness check waits for the database.
+const STORE_PING_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ping the store within [`STORE_PING_LIMIT`]; `Err` says why it did not answer.
+async fn ping_store(state: &AppState) -> Result<(), String> {
+    match tokio::time::timeout(STORE_PING_LIMIT, state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "the database did not answer within {} s",
+            STORE_PING_LIMIT.as_secs()
+        )),
+    }
+}
+
+/// Is the service up (no authentication): always 200 while it answers (liveness), with
+/// the database's state in `store`.
 #[utoipa::path(get, path = "/v1/health", tag = "service", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let store = ping_store(&state).await;
     Json(Health {
-        status: "ok".into(),
+        status: if store.is_ok() { "ok" } else { "degraded" }.into(),
+        store: store.err().unwrap_or_else(|| "ok".into()),
         node_id: state.runner.node_id().to_string(),
         version: env!("CARGO_PKG_VERSION").into(),
         running_jobs: state.runner.running_count(),
     })
+}
+
+/// Readiness.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ready {
+    /// `ready`.
+    pub status: String,
+}
+
+/// Can the service do its work (no authentication): 200 when the database answers, 503
+/// with `Retry-After` while it does not, for load balancers and orchestrators.
+#[utoipa::path(get, path = "/v1/ready", tag = "service",
+    responses((status = 200, body = Ready), (status = 503, body = ErrorBody)))]
+pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
+    match ping_store(&state).await {
+        Ok(()) => Ok(Json(Ready {
+            status: "ready".into(),
+        })),
+        Err(why) => Err(ApiError::unavailable(format!(
+            "not ready: the database is unavailable ({why})"
+        ))),
+    }
 }
 
 /// Whether an admin exists (no authentication; the web UI asks on first start).
@@ -124,6 +176,14 @@ pub async fn sign_in(
     let Some(admin) = state.store.verify_admin(&c.username, &c.password).await? else {
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
+    let code = c.code.as_deref().unwrap_or("");
+    if !crate::api::two_factor::second_factor_ok(&state, &admin.username, code).await? {
+        return Err(ApiError::unauthorized(if code.is_empty() {
+            "two-factor code required: send the code of the authenticator app (or a recovery code) as code"
+        } else {
+            "wrong two-factor code"
+        }));
+    }
     state.limiter.release(ip, user);
     state.limiter.release(ip, AuthBucket::AnySignIn);
     let minutes = state.store.settings().await?.session_lifetime_minutes;
@@ -144,10 +204,13 @@ pub async fn sign_in(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(|e| ApiError::bad_request(e.to_string()))?,
     );
+    let account = state.store.admin_account(&admin.username).await?;
     let view = SessionView {
         username: admin.username,
         csrf_token: Some(csrf_token(token.expose())),
         expires_at: Some(expires_at.to_rfc3339()),
+        role: account.role.to_string(),
+        two_factor: account.two_factor,
     };
     Ok((headers, Json(view)).into_response())
 }
@@ -156,19 +219,27 @@ pub async fn sign_in(
 #[utoipa::path(get, path = "/v1/session", tag = "session",
     responses((status = 200, body = SessionView), (status = 401, body = ErrorBody)))]
 pub async fn current_session(
+    State(state): State<AppState>,
     AdminCaller(caller): AdminCaller,
     parts: axum::http::request::Parts,
 ) -> ApiResult<Json<SessionView>> {
     Ok(Json(match caller {
-        Caller::Admin { username } => SessionView {
-            username,
-            csrf_token: session_cookie(&parts).map(|t| csrf_token(&t)),
-            expires_at: None,
-        },
+        Caller::Admin { username } => {
+            let account = state.store.admin_account(&username).await?;
+            SessionView {
+                role: account.role.to_string(),
+                two_factor: account.two_factor,
+                username,
+                csrf_token: session_cookie(&parts).map(|t| csrf_token(&t)),
+                expires_at: None,
+            }
+        }
         _ => SessionView {
             username: "local".into(),
             csrf_token: None,
             expires_at: None,
+            role: "admin".into(),
+            two_factor: false,
         },
     }))
 }

@@ -98,16 +98,25 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                                 .unwrap_or_else(|| "-".into()),
                             j.created_at.clone(),
                             j.finished_at.clone().unwrap_or_default(),
+                            j.retry_attempt.to_string(),
                         ]
                     })
                     .collect();
-                print_table(&["ID", "STATUS", "SCRIPT", "QUEUED", "ENDED"], &rows);
+                print_table(
+                    &["ID", "STATUS", "SCRIPT", "QUEUED", "ENDED", "ATTEMPT"],
+                    &rows,
+                );
                 Ok(())
             }
             JobsCommand::Show { id, json } => {
                 let job = store.get_job(&id).await?;
+                let transfers = store.list_transfers(&job.id).await?;
                 if json {
-                    return print_json(&job);
+                    // The job's fields and, as GET /v1/jobs/{id}/transfers gives them, the
+                    // files it moved.
+                    let mut shown = serde_json::to_value(&job)?;
+                    shown["transfers"] = serde_json::to_value(&transfers)?;
+                    return print_json(&shown);
                 }
                 println!("id:        {}", job.id);
                 println!("status:    {}", job.status);
@@ -130,11 +139,46 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 if let Some(error) = &job.error {
                     println!("error:     {error}");
                 }
+                if let Some(first) = &job.retry_of {
+                    println!("attempt:   {} (retry of job {first})", job.retry_attempt);
+                }
+                if let (Some(at), JobStatus::Queued) = (&job.not_before, job.status) {
+                    println!("not before: {at}");
+                }
+                if let Some(parent) = &job.chained_from {
+                    println!("chained from: job {parent}");
+                }
+                if let Some(result) = &job.result {
+                    println!("result:    {result}");
+                }
+                if !transfers.is_empty() {
+                    println!();
+                    let rows: Vec<Vec<String>> = transfers
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.outcome.clone(),
+                                t.bytes.to_string(),
+                                t.source.clone(),
+                                t.target.clone(),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["OUTCOME", "BYTES", "SOURCE", "TARGET"], &rows);
+                }
                 Ok(())
             }
             JobsCommand::Log { id, follow, json } => print_log(&store, &id, follow, json).await,
             JobsCommand::Halt { id } => {
                 let job = store.request_halt(&id).await?;
+                // Not a stored thing's state: recorded here, as the API's halt is.
+                let entry = aft_server::audit::local_entry(
+                    "job.halted".into(),
+                    "job",
+                    &job.id,
+                    "jobs halt",
+                );
+                store.append_audit(&[entry]).await?;
                 match job.status {
                     JobStatus::Running => println!("halt signal sent to job {id}"),
                     status => println!("job {id} is {status}"),

@@ -3,15 +3,19 @@
 
 pub mod admin;
 pub mod apikey;
+pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod completions;
+pub mod files;
 pub mod jobs;
 pub mod nodes;
+pub mod notify;
 pub mod reinit;
 pub mod run;
 pub mod schedule;
 pub mod script;
+pub mod script_policy;
 pub mod secret;
 pub mod serve;
 pub mod settings;
@@ -84,9 +88,14 @@ where
             aft_store::create_data_dir(&data_dir)?;
         }
         let store = Store::open(&url).await?;
+        // What the command changes in the store goes to the audit trail, as `local`.
+        let audit = aft_server::audit::LocalAudit::begin(&store, &url).await?;
         let outcome = work(store.clone()).await;
+        let recorded = audit.finish(&store, &audit::command_words()).await;
         store.close().await;
-        outcome
+        outcome?;
+        recorded?;
+        Ok(())
     })
 }
 

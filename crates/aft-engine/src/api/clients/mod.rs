@@ -199,6 +199,43 @@ fn transfer_options(
     })
 }
 
+/// `Sync`'s `MaxDelete` and `BackupDir`, from its options or else the client's `Options`.
+fn delete_rails(
+    sync_opts: &Map<String, Json>,
+    options: &Map<String, Json>,
+) -> Result<transfer::DeleteRails, String> {
+    let get = |key: &str| {
+        sync_opts
+            .get(key)
+            .or_else(|| options.get(key))
+            .filter(|v| !v.is_null())
+    };
+    let max_delete = match get("MaxDelete") {
+        None => None,
+        Some(Json::Number(n)) => Some(
+            n.as_u64()
+                .map(transfer::MaxDelete::Count)
+                .ok_or_else(|| format!("MaxDelete must be a whole number of files or a percentage like \"10%\", not {n}"))?,
+        ),
+        Some(Json::String(s)) => Some(s.parse::<transfer::MaxDelete>()?),
+        Some(other) => {
+            return Err(format!(
+                "MaxDelete must be a whole number of files or a percentage like \"10%\", not {other}"
+            ));
+        }
+    };
+    let backup_dir = match get("BackupDir") {
+        None => None,
+        Some(Json::String(s)) if s.is_empty() => None,
+        Some(Json::String(s)) => Some(s.clone()),
+        Some(other) => return Err(format!("BackupDir must be a folder path, not {other}")),
+    };
+    Ok(transfer::DeleteRails {
+        max_delete,
+        backup_dir,
+    })
+}
+
 /// Run `fut` on the job's tokio runtime, giving up when the job is halted.
 fn block<T>(scope: &JobScope, fut: impl Future<Output = Result<T, VfsError>>) -> Result<T, String> {
     if scope.halt.is_raised() {
@@ -363,7 +400,11 @@ impl Call<'_> {
             self.scope.log.clone(),
             self.method.to_string(),
         );
+        let dry_run = self.scope.host.dry_run();
         move |o: &TransferOutcome| {
+            if let Some(run) = &dry_run {
+                run.note_transfer(o);
+            }
             let (level, line, outcome) = match &o.outcome {
                 Outcome::Ok => (
                     LogLevel::Info,
@@ -489,6 +530,7 @@ impl Call<'_> {
             }
         };
         let delete = opt_bool(sync_opts, "Delete");
+        let rails = delete_rails(sync_opts, &self.options)?;
         let (src, src_dir, dst, dst_dir, direction) = if download {
             (
                 self.vfs.clone(),
@@ -509,13 +551,13 @@ impl Call<'_> {
         let opts = transfer_options(self.scope, &self.options, direction)?;
         let sink = self.sink();
         let summary = self.run(async move {
-            transfer::sync(
+            transfer::sync_with(
                 src.as_ref(),
                 &src_dir,
                 dst.as_ref(),
                 &dst_dir,
                 &opts,
-                delete,
+                delete.then_some(&rails),
                 &sink,
             )
             .await
@@ -534,7 +576,10 @@ impl Call<'_> {
 /// Resolve a client call; `other` is the target client's backend for `CopyTo`.
 fn dispatch(call: &Call<'_>, args: &CallArgs, other: Option<Arc<dyn Vfs>>) -> Reply {
     let vfs = call.vfs.clone();
-    let local: Arc<dyn Vfs> = Arc::new(aft_vfs::local::LocalFs::new("/"));
+    let mut local: Arc<dyn Vfs> = Arc::new(aft_vfs::local::LocalFs::new("/"));
+    if let Some(run) = call.scope.host.dry_run() {
+        local = run.wrap(local);
+    }
     let done = |r: Result<(), String>| r.map(|()| Json::Bool(true));
     match call.method {
         "ListDir" | "ListDirR" => {
@@ -706,6 +751,10 @@ fn connect(scope: &JobScope, slots: &Slots, id: usize, fields_json: &str) -> Res
     // Built on the job's thread, outside the runtime: resolving `...FromSecret` fields is a
     // host call, and host calls block.
     let vfs = open_vfs(&kind, &fields, &lookup).map_err(|e| e.to_string())?;
+    let vfs = match scope.host.dry_run() {
+        Some(run) => run.wrap(vfs),
+        None => vfs,
+    };
     let vfs = block(scope, async {
         // Object stores connect lazily: list the root once so a wrong endpoint, bucket or
         // key fails here rather than at the first transfer.
