@@ -58,7 +58,9 @@ $extra
     directory mask = 0755
 CONF
     printf '%s\n%s\n' "$pass" "$pass" | smbpasswd -c "$dir/smb.conf" -s -a "$user" >"$dir/log/smbpasswd" 2>&1
-    smbd --foreground --no-process-group -s "$dir/smb.conf" > "$dir/log/stdout" 2>&1 &
+    # Its own session: smbd signals its whole process group when it stops, which must not
+    # be ci/test.sh's (that killed the test run at its cleanup).
+    setsid smbd --foreground --no-process-group -s "$dir/smb.conf" > "$dir/log/stdout" 2>&1 &
     echo $! > "$state/samba-$name.pid"
     wait_port 127.0.0.1 "$port"
 }
