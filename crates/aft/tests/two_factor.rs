@@ -30,27 +30,12 @@ async fn sign_in_with(
     password: &str,
     code: Option<&str>,
 ) -> (u16, String, Value) {
-    let resp = service
-        .client()
-        .post(format!("{}/v1/session", service.base()))
-        .json(&json!({"username": user, "password": password, "code": code}))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let cookie = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("aft_session="))
-        })
-        .unwrap_or_default()
-        .to_string();
-    (status, cookie, resp.json().await.unwrap_or(Value::Null))
+    support::sign_in_with(
+        &service.client(),
+        &service.base(),
+        &json!({"username": user, "password": password, "code": code}),
+    )
+    .await
 }
 
 async fn as_session(

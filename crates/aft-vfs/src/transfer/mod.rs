@@ -242,7 +242,8 @@ pub struct TransferSummary {
 }
 
 impl TransferSummary {
-    fn add(&mut self, o: &TransferOutcome) {
+    /// Count one file's outcome in.
+    pub fn add(&mut self, o: &TransferOutcome) {
         match &o.outcome {
             Outcome::Ok => {
                 self.transferred += 1;

@@ -474,17 +474,7 @@ async fn copy(
             )
             .await;
             let mut summary = TransferSummary::default();
-            match o.outcome {
-                Outcome::Ok => {
-                    summary.transferred = 1;
-                    summary.bytes = o.bytes;
-                }
-                Outcome::Skipped(_) => summary.skipped = 1,
-                Outcome::Failed(e) => {
-                    summary.failed = 1;
-                    summary.first_error = Some(format!("{}: {e}", o.source));
-                }
-            }
+            summary.add(&o);
             Ok(summary)
         }
     }

@@ -384,9 +384,23 @@ pub async fn sign_in(
     user: &str,
     password: &str,
 ) -> (u16, String, Value) {
+    sign_in_with(
+        http,
+        base,
+        &serde_json::json!({"username": user, "password": password}),
+    )
+    .await
+}
+
+/// `POST /v1/session` with any body (a two-factor `code`, say), answered as [`sign_in`].
+pub async fn sign_in_with(
+    http: &reqwest::Client,
+    base: &str,
+    body: &Value,
+) -> (u16, String, Value) {
     let resp = http
         .post(format!("{base}/v1/session"))
-        .json(&serde_json::json!({"username": user, "password": password}))
+        .json(body)
         .send()
         .await
         .unwrap();
