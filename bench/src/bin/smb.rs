@@ -6,8 +6,8 @@
 //! `cargo run --release -p aft-bench --features smb --bin smb -- [--size MIB] [--files N]
 //! [--reps N] [--signed]` (defaults: 1024 MiB, 5000 files of 8 KiB, 3 runs, the server that
 //! requires SMB3 encryption; `--signed` uses the signing-only one, where rclone 1.60's
-//! parallel small-file uploads fail with "signing required"). Each big-file figure is the
-//! median of `--reps` runs, the three tools taking turns.
+//! parallel small-file uploads fail with "signing required"). Each figure is the median of
+//! `--reps` runs, the three tools taking turns.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -242,27 +242,30 @@ async fn main() -> anyhow::Result<()> {
     row(&what, &mib_s(size, d_aft), "smbclient", &mib_s(size, d_smb));
     row("", "-", "rclone", &mib_s(size, d_rcl));
 
-    let up_aft = aft_copy(
-        &fs,
-        &format!("{small_s}/*"),
-        &*aft,
-        &format!("/{run}/aft/small"),
-        16,
-    )
-    .await?;
-    let up_smb = srv.smbclient(&small, &format!("prompt off; cd {run}/smb/small; mput *"))?;
-    let up_rcl = srv.rclone(&small_s, &format!("remote:/{run}/rcl/small"))?;
+    let (mut up_aft, mut up_smb, mut up_rcl) = (vec![], vec![], vec![]);
+    for _ in 0..a.reps {
+        let small_glob = format!("{small_s}/*");
+        up_aft.push(aft_copy(&fs, &small_glob, &*aft, &format!("/{run}/aft/small"), 16).await?);
+        up_smb.push(srv.smbclient(&small, &format!("prompt off; cd {run}/smb/small; mput *"))?);
+        up_rcl.push(srv.rclone(&small_s, &format!("remote:/{run}/rcl/small"))?);
+    }
+    let (up_aft, up_smb, up_rcl) = (median(up_aft), median(up_smb), median(up_rcl));
     let what = format!("upload {} x 8 KiB", a.files);
     row(&what, &secs(up_aft), "smbclient", &secs(up_smb));
     row("", "-", "rclone", &secs(up_rcl));
 
-    let _ = std::fs::remove_dir_all(&down);
-    let d_aft = aft_copy(&*aft, &format!("/{run}/aft/small/*"), &fs, &down_s, 16).await?;
-    let _ = std::fs::remove_dir_all(&down);
-    std::fs::create_dir_all(&down)?;
-    let d_smb = srv.smbclient(&down, &format!("prompt off; cd {run}/smb/small; mget *"))?;
-    let _ = std::fs::remove_dir_all(&down);
-    let d_rcl = srv.rclone(&format!("remote:/{run}/rcl/small"), &down_s)?;
+    let (mut d_aft, mut d_smb, mut d_rcl) = (vec![], vec![], vec![]);
+    for _ in 0..a.reps {
+        let _ = std::fs::remove_dir_all(&down);
+        let from = format!("/{run}/aft/small/*");
+        d_aft.push(aft_copy(&*aft, &from, &fs, &down_s, 16).await?);
+        let _ = std::fs::remove_dir_all(&down);
+        std::fs::create_dir_all(&down)?;
+        d_smb.push(srv.smbclient(&down, &format!("prompt off; cd {run}/smb/small; mget *"))?);
+        let _ = std::fs::remove_dir_all(&down);
+        d_rcl.push(srv.rclone(&format!("remote:/{run}/rcl/small"), &down_s)?);
+    }
+    let (d_aft, d_smb, d_rcl) = (median(d_aft), median(d_smb), median(d_rcl));
     let what = format!("download {} x 8 KiB", a.files);
     row(&what, &secs(d_aft), "smbclient", &secs(d_smb));
     row("", "-", "rclone", &secs(d_rcl));

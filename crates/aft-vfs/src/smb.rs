@@ -1,11 +1,12 @@
 //! SMB 2/3 (Windows shares, Samba) through Samba's own `libsmbclient`, bound by `pavao`.
 //!
 //! Fields: `Host` (`host[:port]`), `Port` (445), `Share` (`share` or `share/folder`: VFS
-//! path `/` is that folder), `User`, `Pass`/`PassFromSecret`, `Domain`, `Timeout`. A file is
-//! `//Host/Share/path`. Signing and SMB3 encryption happen whenever the server (or the share)
-//! requires them. There is no client-side "require encryption" setting: libsmbclient (4.17)
-//! accepts an unencrypted session even when asked to require one, so aft does not offer a
-//! promise it cannot keep; make the server require it (`server smb encrypt = required`).
+//! path `/` is that folder), `User`, `Pass`/`PassFromSecret`, `Domain`, `Timeout`,
+//! `RequireEncryption`. A file is `//Host/Share/path`. Signing and SMB3 encryption happen
+//! whenever the server (or the share) requires them. `RequireEncryption` makes the client
+//! require encryption too: libsmbclient (4.17), asked for that, encrypts whenever the server
+//! can but silently goes on unencrypted when it cannot, so aft first asks the server (one
+//! SMB2 NEGOTIATE, [`negotiate`]) and refuses to connect unless it offers a cipher.
 //!
 //! Why libsmbclient rather than a pure-Rust client: `smb` (smb-rs) pins its `sspi` to a
 //! `curve25519-dalek` release candidate that cannot share a lockfile with russh (see
@@ -21,6 +22,8 @@ use crate::{Vfs, VfsError, VfsResult};
 
 #[cfg(feature = "smb")]
 mod client;
+#[cfg(feature = "smb")]
+mod negotiate;
 #[cfg(feature = "smb")]
 pub use client::SmbFs;
 
@@ -70,6 +73,8 @@ pub const BACKEND: BackendInfo = BackendInfo {
         FieldInfo::number("Timeout", "Timeout (seconds)")
             .placeholder("30")
             .advanced(),
+        FieldInfo::bool("RequireEncryption", "Require encryption")
+            .help("Refuse to connect unless the server encrypts the session (SMB3), even when it does not require that itself."),
     ],
     one_of: &[],
     open,
@@ -107,6 +112,8 @@ pub struct SmbConfig {
     pub domain: String,
     /// Seconds before one request is given up.
     pub timeout_secs: u64,
+    /// Refuse a session the server does not encrypt.
+    pub require_encryption: bool,
 }
 
 impl std::fmt::Debug for SmbConfig {
@@ -119,6 +126,7 @@ impl std::fmt::Debug for SmbConfig {
             .field("base_dir", &self.base_dir)
             .field("user", &self.user)
             .field("domain", &self.domain)
+            .field("require_encryption", &self.require_encryption)
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +185,7 @@ impl SmbConfig {
                 .unwrap_or_default(),
             domain: fields.str("Domain").unwrap_or_default(),
             timeout_secs: fields.u64("Timeout")?.unwrap_or(30).max(1),
+            require_encryption: fields.bool("RequireEncryption"),
         })
     }
 

@@ -94,3 +94,61 @@ async fn a_folder_in_share_is_the_root_and_files_land_on_the_server_disk() {
     );
     root.remove_all(&format!("/{dir}")).await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn resume_at_an_offset_cuts_a_longer_partial_there() {
+    use aft_vfs::WriteMode;
+    use tokio::io::AsyncWriteExt;
+    let vfs = open(&fields("AFT_TEST_SMB_PORT_SIGNED"));
+    let dir = format!("/resume-cut-{}", std::process::id());
+    let path = format!("{dir}/partial.bin");
+    vfs.mkdir_all(&dir).await.expect("mkdir");
+    // 300,000 kept bytes; resuming at 100,000 must drop the 200,000 after it.
+    aft_vfs::write_all(&*vfs, &path, &vec![0xAA; 300_000])
+        .await
+        .expect("write");
+    let mut w = vfs
+        .write(&path, WriteMode::ResumeAt(100_000))
+        .await
+        .expect("resume");
+    w.write_all(&[0xBB; 50_000]).await.expect("write rest");
+    w.shutdown().await.expect("finish");
+    let on_disk = std::path::Path::new(&env("AFT_TEST_SMB_DIR_SIGNED")).join(&path[1..]);
+    let got = std::fs::read(&on_disk).expect("file on the server");
+    assert_eq!(
+        got.len(),
+        150_000,
+        "stale bytes left after the resumed part"
+    );
+    assert!(got[..100_000].iter().all(|b| *b == 0xAA));
+    assert!(got[100_000..].iter().all(|b| *b == 0xBB));
+    // Resuming past the end is refused, not padded.
+    let err = vfs
+        .write(&path, WriteMode::ResumeAt(200_000))
+        .await
+        .map(|_| ())
+        .expect_err("resume past the end");
+    assert!(err.to_string().contains("holds only 150000 bytes"), "{err}");
+    vfs.remove_all(&dir).await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn require_encryption_refuses_a_server_that_cannot_encrypt() {
+    let mut f = fields("AFT_TEST_SMB_PORT_SIGNED");
+    f["RequireEncryption"] = true.into();
+    let vfs = open(&f);
+    let err = vfs.connect().await.expect_err("signing-only server");
+    let text = err.to_string();
+    assert!(
+        text.contains("does not offer SMB3 encryption") && text.contains(":4446"),
+        "{text}"
+    );
+    let mut f = fields("AFT_TEST_SMB_PORT_ENCRYPTED");
+    f["RequireEncryption"] = "true".into();
+    let vfs = open(&f);
+    vfs.connect().await.expect("the encrypted server");
+    aft_vfs::write_all(&*vfs, "/enc-required.txt", b"sealed")
+        .await
+        .expect("write");
+    vfs.remove_file("/enc-required.txt").await.expect("remove");
+}

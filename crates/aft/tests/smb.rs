@@ -217,3 +217,158 @@ fn cli_lists_the_smb_type_and_tests_an_entry_refusing_a_wrong_password() {
         "{all}"
     );
 }
+
+/// The name the transfer code keeps a partial upload under (`name.aft-tmp-TAG`, TAG from the
+/// source's path, size and time), computed here as the transfer code documents it.
+fn temp_name(name: &str, src: &std::path::Path, size: u64, mtime_millis: i64) -> String {
+    use std::io::Write;
+    let identity = format!("{}\n{size}\n{:?}", src.display(), Some(mtime_millis));
+    let mut sha = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    sha.stdin
+        .take()
+        .unwrap()
+        .write_all(identity.as_bytes())
+        .unwrap();
+    let out = sha.wait_with_output().unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    format!("{name}.aft-tmp-{}", &hex[..12])
+}
+
+#[test]
+fn a_kept_partial_longer_or_different_is_never_continued_and_a_matching_one_is() {
+    let aft = Aft::allowing_cli_run();
+    aft.secret("smb-pass", &peer("AFT_TEST_SMB_PASS"));
+    let work = tempfile::tempdir().unwrap();
+    let tag = unique("resume");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let src = work.path().join("in.bin");
+    std::fs::write(&src, &data).unwrap();
+    // A fixed time, so the partial's name is known.
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&src)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let temp = temp_name("out.bin", &src, data.len() as u64, 1_700_000_000_000);
+    // Kept partials: longer than the file (its head right, then stale bytes), as long as a
+    // head but different, and a true head.
+    let mut longer = data.clone();
+    longer.extend(std::iter::repeat_n(0xEE, 150_000));
+    let partials = [
+        ("longer", longer),
+        ("different", vec![0x55; 100_000]),
+        ("head", data[..100_000].to_vec()),
+    ];
+    let on_disk = std::path::Path::new(&peer("AFT_TEST_SMB_DIR_ENCRYPTED")).join(&tag);
+    for (what, partial) in partials {
+        std::fs::write(work.path().join("partial.bin"), &partial).unwrap();
+        let script = format!(
+            r#"
+var c = new SmbClient();
+c.Host = "{host}";
+c.Port = {port};
+c.Share = "{share}";
+c.User = "{user}";
+c.PassFromSecret = "smb-pass";
+c.Options.UploadPolicy = AlwaysOverwrite;
+if (!c.Connect()) throw new Error("connect: " + c.LastError());
+// Leave the partial where an interrupted upload of in.bin would have left it.
+if (!c.UploadFile("{dir}/partial.bin", "/{tag}/{temp}")) throw new Error("partial: " + c.LastError());
+if (!c.UploadFile("{dir}/in.bin", "/{tag}/out.bin")) throw new Error("upload: " + c.LastError());
+c.Close();
+Log("uploaded over the {what} partial");
+"#,
+            host = peer("AFT_TEST_SMB_HOST"),
+            port = peer("AFT_TEST_SMB_PORT_ENCRYPTED"),
+            share = peer("AFT_TEST_SMB_SHARE"),
+            user = peer("AFT_TEST_SMB_USER"),
+            dir = work.path().display(),
+        );
+        let file = aft.write("resume.syncjs", &script);
+        let out = aft.run(&["run", "-f", &file]);
+        let all = support::text(&out);
+        assert!(out.status.success(), "{what}: aft run failed:\n{all}");
+        // Only the true head is continued (the job log says from where).
+        let resumed = all.contains("at byte 100000");
+        assert_eq!(resumed, what == "head", "{what}:\n{all}");
+        let landed = std::fs::read(on_disk.join("out.bin")).unwrap();
+        assert!(
+            landed == data,
+            "{what}: the server holds {} bytes, not the file's {} (first difference at {:?})",
+            landed.len(),
+            data.len(),
+            landed.iter().zip(&data).position(|(a, b)| a != b)
+        );
+        assert!(
+            !on_disk.join(&temp).exists(),
+            "{what}: the partial {temp} was not taken up (is its name still computed so?)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&on_disk);
+}
+
+#[test]
+fn require_encryption_refuses_the_signing_only_server_and_connects_to_the_encrypted_one() {
+    let aft = prepared();
+    for (name, port) in [
+        ("smb-enc-required", peer("AFT_TEST_SMB_PORT_ENCRYPTED")),
+        ("smb-sign-required", peer("AFT_TEST_SMB_PORT_SIGNED")),
+    ] {
+        let mut entry = signed_entry();
+        entry["Port"] = port.into();
+        entry["RequireEncryption"] = true.into();
+        aft.ok(&[
+            "vfs",
+            "add",
+            name,
+            "--type",
+            "smb",
+            "--json",
+            &entry.to_string(),
+        ]);
+    }
+    let out = aft.ok(&["vfs", "test", "smb-enc-required"]);
+    assert!(out.contains(&peer("AFT_TEST_SMB_PORT_ENCRYPTED")), "{out}");
+    let out = aft.run(&["vfs", "test", "smb-sign-required"]);
+    let all = support::text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("RequireEncryption") && all.contains("does not offer SMB3 encryption"),
+        "{all}"
+    );
+    // Without the option the same server is fine (it requires signing only).
+    aft.ok(&["vfs", "test", "smb-signed"]);
+
+    // A script's client says the same.
+    let script = format!(
+        r#"
+var c = new SmbClient();
+c.Host = "{host}";
+c.Port = {port};
+c.Share = "{share}";
+c.User = "{user}";
+c.PassFromSecret = "smb-pass";
+c.RequireEncryption = true;
+if (c.Connect()) throw new Error("connected to a server that cannot encrypt");
+Log("refused: " + c.LastError());
+"#,
+        host = peer("AFT_TEST_SMB_HOST"),
+        port = peer("AFT_TEST_SMB_PORT_SIGNED"),
+        share = peer("AFT_TEST_SMB_SHARE"),
+        user = peer("AFT_TEST_SMB_USER"),
+    );
+    let file = aft.write("enc.syncjs", &script);
+    let out = aft.run(&["run", "-f", &file]);
+    let all = support::text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("refused:") && all.contains("does not offer SMB3 encryption"),
+        "{all}"
+    );
+}
