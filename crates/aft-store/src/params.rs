@@ -47,7 +47,11 @@ impl JobParams {
             }
             Value::Array(items) => {
                 for item in items {
-                    let pair = item.as_object().filter(|o| o.len() <= 2);
+                    // Only `name` and `value`: a misspelt `"valeu"` must not drop the value
+                    // without a word.
+                    let pair = item
+                        .as_object()
+                        .filter(|o| o.keys().all(|k| k == "name" || k == "value"));
                     let name = pair.and_then(|o| o.get("name")).and_then(Value::as_str);
                     let (Some(pair), Some(name)) = (pair, name) else {
                         return Err(ParamsError(format!(
@@ -161,6 +165,7 @@ mod tests {
             (r#"[{"name":"a","value":{"b":1}}]"#, "\"a\""),
             (r#"[{"value":1}]"#, "name"),
             (r#"[1]"#, "name"),
+            (r#"[{"name":"a","valeu":1}]"#, "valeu"),
             ("42", "flat JSON object"),
             ("\"x\"", "flat JSON object"),
             ("{", "not valid JSON"),
