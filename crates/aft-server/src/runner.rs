@@ -3,7 +3,8 @@
 //! engine, streams log lines to the store in batches and to live followers on this node,
 //! renews its leases, obeys halt requests from any node, and reaps dead nodes' jobs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use aft_engine::{HaltFlag, JobHost, JobScope, LogLevel, LogSink};
 use aft_store::LogLine;
 use aft_store::{Job, JobStatus};
-use aft_store::{Store, now_text};
+use aft_store::{Store, StoreError, StoreResult, now_text};
 
 use crate::host::StoreJobHost;
 use crate::metrics::Metrics;
@@ -25,6 +26,13 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 /// How often the store is asked for jobs queued by other nodes and for halt requests.
 const POLL_EVERY: Duration = Duration::from_millis(500);
+/// Longest wait between two tries of a record the store did not take.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
+/// How long the last try of a pending record may take once a stopping node's grace is over.
+const FINAL_ATTEMPT: Duration = Duration::from_secs(2);
+/// Tries of a record the store refuses (rather than cannot be reached for) before it is
+/// given up.
+const REFUSED_TRIES: u32 = 10;
 
 /// How often a node renews leases of `lease`: every third of it, at most every 5 s.
 fn housekeeping_every(lease: Duration) -> Duration {
@@ -36,6 +44,13 @@ fn dead_node_after(lease: Duration) -> Duration {
     (lease * 2).max(Duration::from_secs(10))
 }
 
+/// How long a node must have reached the store without a failure before it judges other
+/// nodes' leases and heartbeats: after an outage every node's leases look expired, and the
+/// nodes that ran those jobs need a renewal round to renew them.
+fn judge_after(lease: Duration) -> Duration {
+    lease.max(housekeeping_every(lease) * 2)
+}
+
 /// A log line on its way to the store, or the end of a job (written after its lines).
 enum WriterMsg {
     Line(String, LogLine),
@@ -44,6 +59,8 @@ enum WriterMsg {
         status: JobStatus,
         exit_code: Option<i64>,
         error: Option<String>,
+        /// A retry-safe job halted because this node stops: queue it again instead.
+        requeue: bool,
         done: oneshot::Sender<()>,
     },
 }
@@ -89,6 +106,17 @@ pub struct Runner {
     /// The `job-log-max-lines` setting.
     log_max_lines: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Since when every store call of this node worked (`None` while it fails).
+    contact_since: Mutex<Option<Instant>>,
+    /// A claim failed: its statement may have reached the store, so this node may hold a
+    /// job it does not know of.
+    claim_unsure: AtomicBool,
+    /// Jobs whose end could not be recorded and was given up: never adopted again.
+    given_up: Mutex<HashSet<String>>,
+    /// Job ends handed to the writer and not yet recorded (or given up).
+    finishing: AtomicUsize,
+    /// Once set (a stopping node's grace is over), pending records get one last try.
+    give_up_at: Mutex<Option<Instant>>,
 }
 
 impl Runner {
@@ -117,6 +145,11 @@ impl Runner {
             lease_secs: AtomicU64::new(DEFAULT_LEASE.as_secs()),
             log_max_lines: AtomicU64::new(100_000),
             metrics,
+            contact_since: Mutex::new(Some(Instant::now())),
+            claim_unsure: AtomicBool::new(false),
+            given_up: Mutex::new(HashSet::new()),
+            finishing: AtomicUsize::new(0),
+            give_up_at: Mutex::new(None),
         });
         tokio::spawn(log_writer(runner.clone(), writer_rx));
         runner
@@ -215,34 +248,187 @@ impl Runner {
                 self.refresh_settings().await;
                 settings_read = Instant::now();
             }
+            if self.claim_unsure.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst) {
+                self.adopt_lost_claims().await;
+            }
             while self.running_count() < self.max_concurrent.load(Ordering::SeqCst)
                 && !self.stopping.load(Ordering::SeqCst)
+                && !self.claim_unsure.load(Ordering::SeqCst)
             {
                 match self.store.claim_job(&self.node_id, self.lease()).await {
                     Ok(Some(job)) => {
-                        // A job queued again after its node stopped keeps its first
-                        // attempt's log; this attempt's lines follow it.
-                        let first_line = if job.attempts > 1 {
-                            self.store
-                                .last_job_log_line(&job.id)
-                                .await
-                                .unwrap_or_else(|e| {
-                                    tracing::warn!("cannot read the log of job {}: {e}", job.id);
-                                    0
-                                })
-                        } else {
-                            0
-                        };
-                        self.clone().launch(job, first_line)
+                        self.store_reached();
+                        self.clone().start_claimed(job).await
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        self.store_reached();
+                        break;
+                    }
                     Err(e) => {
+                        self.store_failed(&e);
+                        // The claim may have been stored with its answer lost.
+                        self.claim_unsure.store(true, Ordering::SeqCst);
                         tracing::error!("cannot claim a job: {e}");
                         break;
                     }
                 }
             }
             let _ = tokio::time::timeout(POLL_EVERY, self.wake.notified()).await;
+        }
+    }
+
+    /// Launch a job this node claimed.
+    async fn start_claimed(self: Arc<Self>, job: Job) {
+        // A job queued again after its node stopped keeps its first attempt's log; this
+        // attempt's lines follow it.
+        let first_line = if job.attempts > 1 {
+            self.store
+                .last_job_log_line(&job.id)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!("cannot read the log of job {}: {e}", job.id);
+                    0
+                })
+        } else {
+            0
+        };
+        self.launch(job, first_line)
+    }
+
+    /// Ids of the jobs this node runs or has ended (their end perhaps not yet recorded).
+    fn known_jobs(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        ids.extend(
+            self.given_up
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        ids
+    }
+
+    /// After a failed claim: run the jobs the store says this node claimed that it does not
+    /// know of (a claim stored just before the connection broke), instead of leaving them
+    /// to run out their lease and be reported interrupted.
+    async fn adopt_lost_claims(self: &Arc<Self>) {
+        let known = self.known_jobs();
+        match self
+            .store
+            .adopt_lost_claims(&self.node_id, &known, self.lease())
+            .await
+        {
+            Ok(jobs) => {
+                self.store_reached();
+                self.claim_unsure.store(false, Ordering::SeqCst);
+                for job in jobs {
+                    tracing::warn!(
+                        "job {} was claimed by this node just before the store became unreachable; running it now",
+                        job.id
+                    );
+                    self.clone().start_claimed(job).await;
+                }
+            }
+            Err(e) => {
+                self.store_failed(&e);
+                tracing::warn!("cannot look for jobs claimed during a store outage: {e}");
+            }
+        }
+    }
+
+    /// A store call of this node worked.
+    fn store_reached(&self) {
+        let mut since = self.contact_since.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            *since = Some(Instant::now());
+        }
+    }
+
+    /// A store call of this node failed; if the store could not be reached, other nodes'
+    /// leases are not judged until it has been reachable for a while again.
+    fn store_failed(&self, e: &StoreError) {
+        if e.is_unavailable() {
+            *self.contact_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// Whether this node has reached the store long enough to judge other nodes' leases.
+    fn may_judge_others(&self) -> bool {
+        self.contact_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|since| since.elapsed() >= judge_after(self.lease()))
+    }
+
+    /// Run `op` until the store takes it: the store being away is waited out with a
+    /// growing pause (at most [`MAX_RETRY_WAIT`]); a refusal is tried [`REFUSED_TRIES`]
+    /// times. Once a stopping node's grace is over, one last try of at most
+    /// [`FINAL_ATTEMPT`]. `None` when given up.
+    async fn keep_trying<T, Fut>(&self, what: &str, mut op: impl FnMut() -> Fut) -> Option<T>
+    where
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        let mut wait = Duration::from_millis(100);
+        let mut refused = 0;
+        let mut failures = 0u32;
+        loop {
+            let give_up_at = *self.give_up_at.lock().unwrap_or_else(|e| e.into_inner());
+            let result = match give_up_at {
+                Some(at) => {
+                    let time = at
+                        .saturating_duration_since(Instant::now())
+                        .max(FINAL_ATTEMPT);
+                    match tokio::time::timeout(time, op()).await {
+                        Ok(result) => result,
+                        Err(_) => {
+                            tracing::error!(
+                                "gave up {what}: the service is stopping and the store did not answer"
+                            );
+                            return None;
+                        }
+                    }
+                }
+                None => op().await,
+            };
+            let e = match result {
+                Ok(value) => {
+                    self.store_reached();
+                    if failures > 0 {
+                        tracing::info!("{what}: done after {failures} failed tries");
+                    }
+                    return Some(value);
+                }
+                Err(e) => e,
+            };
+            self.store_failed(&e);
+            failures += 1;
+            if !e.is_unavailable() {
+                refused += 1;
+                if refused >= REFUSED_TRIES {
+                    tracing::error!("gave up {what} after {refused} tries: {e}");
+                    return None;
+                }
+            }
+            if give_up_at.is_some_and(|at| Instant::now() >= at) {
+                tracing::error!("gave up {what}: the service is stopping: {e}");
+                return None;
+            }
+            // The first failure and then one in ten, so an outage does not flood the log.
+            if failures % 10 == 1 {
+                tracing::warn!("cannot {what} yet, trying again: {e}");
+            }
+            let mut pause = wait;
+            if let Some(at) = give_up_at {
+                pause = pause.min(at.saturating_duration_since(Instant::now()));
+            }
+            tokio::time::sleep(pause).await;
+            wait = (wait * 2).min(MAX_RETRY_WAIT);
         }
     }
 
@@ -258,7 +444,10 @@ impl Runner {
                             self.halt_local(&id);
                         }
                     }
-                    Err(e) => tracing::warn!("cannot poll halt requests: {e}"),
+                    Err(e) => {
+                        self.store_failed(&e);
+                        tracing::warn!("cannot poll halt requests: {e}")
+                    }
                 }
             }
             let every = housekeeping_every(self.lease());
@@ -266,6 +455,7 @@ impl Runner {
                 last_housekeeping = Instant::now();
                 self.refresh_settings().await;
                 if let Err(e) = self.housekeeping().await {
+                    self.store_failed(&e);
                     tracing::warn!("housekeeping failed, retrying in {every:?}: {e}");
                 }
             }
@@ -288,7 +478,21 @@ impl Runner {
     async fn housekeeping(&self) -> Result<(), aft_store::StoreError> {
         self.store.heartbeat_node(&self.node_id).await?;
         let lease = self.lease();
-        self.store.renew_leases(&self.node_id, lease).await?;
+        // Only the jobs in memory: one whose end was given up must run out its lease.
+        let running: Vec<String> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        self.store
+            .renew_job_leases(&self.node_id, &running, lease)
+            .await?;
+        self.store_reached();
+        if !self.may_judge_others() {
+            return Ok(());
+        }
         let (requeued, interrupted) = self.store.reap_expired_leases().await?;
         if !requeued.is_empty() || !interrupted.is_empty() {
             tracing::warn!(
@@ -362,6 +566,9 @@ impl Runner {
             tokio: tokio::runtime::Handle::current(),
         };
         let runner = self.clone();
+        // A watcher's run is not queued again by a clean shutdown: the watcher supervisor
+        // starts a fresh run with the service (docs/syncjs-watchers.md).
+        let retry_safe = job.retry_safe && job.pinned_node.is_none() && job.origin != "watcher";
         tokio::spawn(async move {
             let started = Instant::now();
             let job_id = job.id.clone();
@@ -376,6 +583,8 @@ impl Runner {
                 crate::dry_run::finish(&runner.store, &job_id, run, &log).await;
             }
             let halted_by_user = halt_by_user.load(Ordering::SeqCst);
+            let stopped_by_shutdown =
+                !halted_by_user && halt.is_raised() && runner.stopping.load(Ordering::SeqCst);
             let (status, error) = if halted_by_user && halt.is_raised() {
                 (
                     JobStatus::Halted,
@@ -390,12 +599,14 @@ impl Runner {
                 (ended.status, ended.error)
             };
             runner.metrics.job_finished(status, started.elapsed());
+            runner.finishing.fetch_add(1, Ordering::SeqCst);
             let (done_tx, done_rx) = oneshot::channel();
             let _ = runner.writer.send(WriterMsg::Finish {
                 job_id: job_id.clone(),
                 status,
                 exit_code: ended.exit_code,
                 error,
+                requeue: retry_safe && stopped_by_shutdown,
                 done: done_tx,
             });
             let _ = done_rx.await;
@@ -466,46 +677,118 @@ impl Runner {
         while self.running_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        match self
-            .store
-            .recover_node_jobs(
-                &self.node_id,
-                "the service stopped before the job ended its halt",
-            )
-            .await
+        // Ends and log lines the store has not taken yet get one last bounded try.
+        let last_try = Instant::now().max(deadline);
+        *self.give_up_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(last_try);
+        while self.finishing.load(Ordering::SeqCst) > 0
+            && Instant::now() < last_try + FINAL_ATTEMPT * 2
         {
-            Ok((requeued, interrupted)) if !requeued.is_empty() || !interrupted.is_empty() => {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let recover = self.store.recover_node_jobs(
+            &self.node_id,
+            "the service stopped before the job ended its halt",
+        );
+        match tokio::time::timeout(FINAL_ATTEMPT, recover).await {
+            Ok(Ok((requeued, interrupted))) if !requeued.is_empty() || !interrupted.is_empty() => {
                 tracing::warn!(?requeued, ?interrupted, "jobs still running at shutdown")
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!("cannot record the jobs still running at shutdown: {e}"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!("cannot record the jobs still running at shutdown: {e}")
+            }
+            Err(_) => tracing::error!(
+                "cannot record the jobs still running at shutdown: the store did not answer"
+            ),
         }
-        if let Err(e) = self.store.stop_node(&self.node_id).await {
-            tracing::warn!("cannot record the node's stop: {e}");
+        match tokio::time::timeout(FINAL_ATTEMPT, self.store.stop_node(&self.node_id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("cannot record the node's stop: {e}"),
+            Err(_) => tracing::warn!("cannot record the node's stop: the store did not answer"),
         }
     }
 
-    /// Store lines, retrying briefly: a busy database must not lose a job's log.
-    async fn store_lines(&self, job_id: &str, lines: &[LogLine]) {
-        for attempt in 0..5 {
-            match self.store.append_job_logs(job_id, lines).await {
-                Ok(()) => break,
-                Err(e) if attempt < 4 => {
-                    tracing::warn!("cannot store log lines of job {job_id}, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => tracing::error!("log lines of job {job_id} lost: {e}"),
+    /// Store lines, trying again until the store takes them: a database that is away for
+    /// a while must not lose a job's log (the per-job line cap bounds what waits).
+    /// Store the lines of several jobs in one write (one per batch, not one per job).
+    async fn store_lines(&self, jobs: &[(String, Vec<LogLine>)]) {
+        if jobs.is_empty() {
+            return;
+        }
+        let what = match jobs {
+            [(job_id, lines)] => format!("store {} log lines of job {job_id}", lines.len()),
+            _ => format!("store the log lines of {} jobs", jobs.len()),
+        };
+        self.keep_trying(&what, || self.store.append_logs_of_jobs(jobs))
+            .await;
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        for (job_id, lines) in jobs {
+            if let Some(live) = live.get_mut(job_id) {
+                let stored = lines.last().map(|l| l.line).unwrap_or(0);
+                live.pending.retain(|l| l.line > stored);
             }
         }
-        if let Some(live) = self
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(job_id)
-        {
-            let stored = lines.last().map(|l| l.line).unwrap_or(0);
-            live.pending.retain(|l| l.line > stored);
+    }
+}
+
+impl Runner {
+    /// Record how a job ended, trying until the store takes it; the job keeps its slot (and
+    /// its lease is renewed) meanwhile. Given up only by a stopping node or a store that
+    /// refuses it: the job is then left to the lease reaper.
+    async fn record_end(
+        &self,
+        job_id: &str,
+        status: JobStatus,
+        exit_code: Option<i64>,
+        error: Option<&str>,
+    ) {
+        let what = format!("record the end of job {job_id} ({status})");
+        let mut tries = 0u32;
+        let recorded = self
+            .keep_trying(&what, || {
+                tries += 1;
+                self.store
+                    .finish_job(job_id, &self.node_id, status, exit_code, error)
+            })
+            .await;
+        match recorded {
+            Some(true) => {}
+            // A try whose answer was lost may have recorded it already.
+            Some(false) if tries > 1 && self.ended_as(job_id, status).await => {}
+            Some(false) => {
+                tracing::warn!("job {job_id} ended ({status}) after another node took it over")
+            }
+            None => {
+                tracing::error!(
+                    "the end of job {job_id} ({status}) is not recorded; its lease will run out and it will be reported interrupted"
+                );
+                self.given_up
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(job_id.to_string());
+            }
         }
+    }
+
+    /// Queue a retry-safe job this stopping node halted again; false if it cannot be (a
+    /// halt was asked for meanwhile), then its end is recorded as usual.
+    async fn requeue(&self, job_id: &str) -> bool {
+        let what = format!("queue job {job_id} again");
+        let requeued = self
+            .keep_trying(&what, || self.store.requeue_job(job_id, &self.node_id))
+            .await
+            .unwrap_or(false);
+        if requeued {
+            tracing::warn!(
+                "job {job_id} was halted by the shutdown and is queued again (retry-safe)"
+            );
+        }
+        requeued
+    }
+
+    /// Whether the store has `job_id` ended as `status`.
+    async fn ended_as(&self, job_id: &str, status: JobStatus) -> bool {
+        matches!(self.store.get_job(job_id).await, Ok(job) if job.status == status)
     }
 }
 
@@ -563,26 +846,17 @@ async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterM
                     status,
                     exit_code,
                     error,
+                    requeue,
                     done,
                 } => {
-                    for (id, v) in lines.drain(..) {
-                        runner.store_lines(&id, &v).await;
+                    runner.store_lines(&lines).await;
+                    lines.clear();
+                    if !(requeue && runner.requeue(&job_id).await) {
+                        runner
+                            .record_end(&job_id, status, exit_code, error.as_deref())
+                            .await;
                     }
-                    match runner
-                        .store
-                        .finish_job(
-                            &job_id,
-                            &runner.node_id,
-                            status,
-                            exit_code,
-                            error.as_deref(),
-                        )
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => tracing::warn!("job {job_id} ended after it was interrupted"),
-                        Err(e) => tracing::error!("cannot record the end of job {job_id}: {e}"),
-                    }
+                    runner.finishing.fetch_sub(1, Ordering::SeqCst);
                     runner
                         .live
                         .lock()
@@ -592,8 +866,7 @@ async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterM
                 }
             }
         }
-        for (id, v) in lines.drain(..) {
-            runner.store_lines(&id, &v).await;
-        }
+        runner.store_lines(&lines).await;
+        lines.clear();
     }
 }
