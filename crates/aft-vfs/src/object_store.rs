@@ -20,6 +20,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use opendal::{ErrorKind, Metadata, Operator};
 use tokio_util::io::StreamReader;
 
+mod stale_uploads;
 mod upload;
 
 pub(crate) use upload::StreamedTarget;
@@ -88,6 +89,8 @@ pub struct ObjectStoreVfs {
     /// Send each upload as one request with a streamed body instead of through opendal
     /// (servers without multipart uploads: WebDAV, fake-gcs-server).
     streamed: Option<StreamedUploads>,
+    /// S3: aborts the unfinished multipart uploads of a key before it is written again.
+    stale_uploads: Option<stale_uploads::StaleUploads>,
 }
 
 impl std::fmt::Debug for ObjectStoreVfs {
@@ -107,6 +110,49 @@ impl ObjectStoreVfs {
             label,
             stat_when_listing: false,
             streamed: None,
+            stale_uploads: None,
+        }
+    }
+
+    /// S3 with explicit keys: before each upload, abort the unfinished multipart uploads
+    /// of the same key that a killed run left (see `stale_uploads.rs`).
+    pub(crate) fn with_stale_upload_sweep(
+        mut self,
+        endpoint: Option<&str>,
+        bucket: &str,
+        region: &str,
+        key_id: &str,
+        secret: &str,
+    ) -> Self {
+        self.stale_uploads =
+            stale_uploads::StaleUploads::new(endpoint, bucket, region, key_id, secret);
+        self
+    }
+
+    /// Abort what earlier, killed uploads of `key` left; a failure only leaves their parts
+    /// for a lifecycle rule, so it is logged, not raised.
+    async fn abort_stale_uploads(&self, key: &str, target: &str) {
+        let Some(stale) = &self.stale_uploads else {
+            return;
+        };
+        let uploads = match stale.list(key).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!("{target}: cannot list unfinished multipart uploads: {e}");
+                return;
+            }
+        };
+        for u in uploads {
+            match stale.abort(&u).await {
+                Ok(()) => tracing::info!(
+                    "{target}: aborted an unfinished multipart upload begun {} (a run that ended without finishing it)",
+                    u.initiated
+                ),
+                Err(e) => tracing::warn!(
+                    "{target}: cannot abort the unfinished multipart upload {}: {e}",
+                    u.upload_id
+                ),
+            }
         }
     }
 
@@ -389,10 +435,40 @@ pub(crate) fn map_error(label: &str, op: &str, path: &str, e: opendal::Error) ->
         },
         _ if e.is_temporary() => VfsError::Connection {
             target: label.to_string(),
-            message: format!("{op} {at}: {e}"),
+            message: format!(
+                "{op} {at}: {}",
+                network_cause(&e).unwrap_or_else(|| e.to_string())
+            ),
         },
         _ => VfsError::Other(format!("{op} {at} failed: {e}")),
     }
+}
+
+/// The network failure under an HTTP client error, in words ("connection refused"), when
+/// there is one: opendal's own text only says "error sending request".
+pub(crate) fn network_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = e.source();
+    let mut deepest = None;
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            return Some(
+                match io.kind() {
+                    K::ConnectionRefused => "connection refused",
+                    K::ConnectionReset => "connection reset by the server",
+                    K::ConnectionAborted => "connection aborted",
+                    K::TimedOut => "timed out",
+                    K::UnexpectedEof | K::BrokenPipe => "the server closed the connection",
+                    K::NotConnected => "not connected",
+                    _ => return Some(io.to_string()),
+                }
+                .to_string(),
+            );
+        }
+        deepest = Some(c.to_string());
+        cause = c.source();
+    }
+    deepest
 }
 
 fn io_error_to_vfs(label: &str, path: &str, e: std::io::Error) -> VfsError {
@@ -574,6 +650,7 @@ impl Vfs for ObjectStoreVfs {
             }
             return Ok(Box::pin(streamed.start(&key, target)?));
         }
+        self.abort_stale_uploads(&key, &target).await;
         let writer = self
             .op
             .writer_with(&key)

@@ -77,6 +77,11 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
     };
     let op = Operator::new(builder)
         .map_err(|e| VfsError::Other(format!("S3 bucket {label}: invalid settings: {e}")))?;
-    Ok(ObjectStoreVfs::new(op, StoreKind::S3, label)
-        .with_stat_when_listing(fields.bool("UseMetadataWhenListing")))
+    let mut vfs = ObjectStoreVfs::new(op, StoreKind::S3, label)
+        .with_stat_when_listing(fields.bool("UseMetadataWhenListing"));
+    if let (Some(id), Some(secret)) = (&key_id, &secret) {
+        vfs =
+            vfs.with_stale_upload_sweep(endpoint.as_deref(), &bucket, &region, id, secret.expose());
+    }
+    Ok(vfs)
 }

@@ -44,7 +44,11 @@ fn opendal_io_error(target: &str, what: &str, e: opendal::Error) -> io::Error {
         _ if e.is_temporary() => io::ErrorKind::ConnectionReset,
         _ => io::ErrorKind::Other,
     };
-    io::Error::new(kind, format!("{what} {target} failed: {e}"))
+    let cause = match kind {
+        io::ErrorKind::ConnectionReset => super::network_cause(&e).unwrap_or_else(|| e.to_string()),
+        _ => e.to_string(),
+    };
+    io::Error::new(kind, format!("{what} {target} failed: {cause}"))
 }
 
 /// Run `cleanup` on the current tokio runtime; without one, say what may be left behind.

@@ -1,6 +1,8 @@
 //! One file from one backend to another: policy, temp name, resume, verify, versions,
 //! retries with exponential backoff.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -20,11 +22,6 @@ pub(crate) const TEMP_MARKER: &str = ".aft-tmp-";
 
 /// Bytes moved per read/write call; backends pipeline below this.
 const CHUNK: usize = 256 * 1024;
-
-/// Bytes before the resume point compared between the kept partial file and the source:
-/// a partial whose tail does not match (a torn last write, a different file under the same
-/// temp name) is discarded and the copy starts again from byte 0.
-const SEAM_CHECK: u64 = 1024 * 1024;
 
 /// Longest wait between two retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -79,6 +76,9 @@ pub(crate) async fn copy_file_with(
         dst_path,
         opts,
         decide,
+        written: AtomicU64::new(0),
+        temp: Mutex::new(None),
+        notes: Mutex::new(Vec::new()),
     };
     let result = loop {
         attempts += 1;
@@ -95,12 +95,17 @@ pub(crate) async fn copy_file_with(
         Ok(Done::Copied { bytes, sha256 }) => (bytes, sha256, Outcome::Ok),
         Ok(Done::Skipped(why)) => (0, None, Outcome::Skipped(why)),
         Err(e) => {
+            job.settle_temp(&e).await;
             let msg = if attempts > 1 {
                 format!("{e} (after {attempts} attempts)")
             } else {
                 e.to_string()
             };
-            (0, None, Outcome::Failed(msg))
+            (
+                job.written.load(Ordering::Relaxed),
+                None,
+                Outcome::Failed(msg),
+            )
         }
     };
     TransferOutcome {
@@ -111,6 +116,7 @@ pub(crate) async fn copy_file_with(
         millis: start.elapsed().as_millis() as u64,
         attempts,
         outcome,
+        notes: std::mem::take(&mut *job.notes.lock().unwrap_or_else(|e| e.into_inner())),
     }
 }
 
@@ -132,14 +138,20 @@ struct FileJob<'a> {
     dst_path: &'a str,
     opts: &'a TransferOptions,
     decide: Decide,
+    /// Bytes written to the target by every attempt, for the record of a failed file.
+    written: AtomicU64,
+    /// The temp file an attempt wrote to, and whether a later run can resume it.
+    temp: Mutex<Option<(String, bool)>>,
+    /// Lines for the job log (resumes, restarts from zero, clean-ups).
+    notes: Mutex<Vec<String>>,
 }
 
 /// The temp name beside `dst_path` for one version of the source: the same source file
 /// (path, size, time) always gets the same name, so a later run can resume it. The
 /// server's address is left out: a run that reaches the same server by another name or
 /// IP finds the temp file the last one left. (A different server's file with the same
-/// path, size and time would share the name; resume then checks the seam and the whole
-/// file's hash, and starts again from zero on a mismatch.)
+/// path, size and time would share the name; resume compares the kept part with the
+/// source byte for byte and starts again from zero on a mismatch.)
 pub(crate) fn temp_path(dst_path: &str, src_path: &str, src: &Entry) -> String {
     let identity = format!(
         "{}\n{}\n{:?}",
@@ -161,6 +173,74 @@ impl FileJob<'_> {
 
     fn target_label(&self) -> String {
         format!("{}{}", self.dst.describe(), self.dst_path)
+    }
+
+    fn note(&self, line: String) {
+        tracing::info!("{line}");
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+
+    /// The temp file of a file that failed for good: kept for the next run when the
+    /// connection was lost and the temp can be resumed (resuming is what it is for), removed
+    /// otherwise — a full disk, a refusal, a halt — so that it holds no space. A crashed run
+    /// never gets here; its temp file is resumed by the next run, or swept when stale.
+    async fn settle_temp(&self, error: &VfsError) {
+        let temp = self.temp.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some((temp, resumable)) = temp else {
+            return;
+        };
+        if resumable && error.is_transient() && !self.opts.cancelled() {
+            if let Ok(kept) = self.dst.stat(&temp).await {
+                let swept = self.opts.temp_max_age.map_or(String::new(), |a| {
+                    format!("; unused, it is swept after {} h", a.as_secs() / 3600)
+                });
+                self.note(format!(
+                    "kept the temp file {}{temp} ({} bytes) for the next run to resume{swept}",
+                    self.dst.describe(),
+                    kept.size,
+                ));
+            }
+            return;
+        }
+        match self.dst.remove_file(&temp).await {
+            Ok(()) | Err(VfsError::NotFound(_)) => {}
+            Err(e) => self.note(format!(
+                "the temp file {}{temp} could not be removed ({e}); the next run resumes or sweeps it",
+                self.dst.describe()
+            )),
+        }
+    }
+
+    /// Delete temp files in `dir` (other than `ours`) untouched for longer than `max_age`:
+    /// left by a run that crashed and never came back, or by a source that changed since.
+    /// Once per folder per transfer; failures only cost the disk space they would free.
+    async fn sweep_stale_temps(&self, dir: &str, ours: &str, max_age: Duration) {
+        let Ok(entries) = self.dst.list(dir).await else {
+            return;
+        };
+        let Ok(entries) = futures::TryStreamExt::try_collect::<Vec<Entry>>(entries).await else {
+            return;
+        };
+        let now = chrono::Utc::now();
+        for e in entries {
+            let stale = e
+                .mtime
+                .is_some_and(|t| (now - t).to_std().is_ok_and(|age| age > max_age));
+            if e.is_dir || !e.name.contains(TEMP_MARKER) || e.path == ours || !stale {
+                continue;
+            }
+            if self.dst.remove_file(&e.path).await.is_ok() {
+                self.note(format!(
+                    "removed the stale temp file {}{} (untouched for more than {} h)",
+                    self.dst.describe(),
+                    e.path,
+                    max_age.as_secs() / 3600
+                ));
+            }
+        }
     }
 
     /// Whether an existing target is kept; the reason when it is.
@@ -238,33 +318,52 @@ impl FileJob<'_> {
             && dst.capabilities().resume_upload
             && dst.capabilities().ranged_read
             && src.capabilities().ranged_read;
+        if use_temp && let Some(max_age) = opts.temp_max_age {
+            let dir = parent(self.dst_path);
+            if opts.swept.first_visit(&format!("{}{dir}", dst.describe())) {
+                self.sweep_stale_temps(&dir, &write_path, max_age).await;
+            }
+        }
         let mut offset = 0;
+        let mut kept_hashes = None;
         if resumable
             && let Ok(partial) = dst.stat(&write_path).await
             && !partial.is_dir
+            && partial.size > 0
             && partial.size <= src_entry.size
         {
-            offset = partial.size;
-            if offset > 0 && !self.seam_matches(&write_path, offset).await {
-                tracing::warn!(
-                    target = %self.target_label(),
-                    kept = offset,
-                    "the kept partial file does not match the source before byte {offset}; starting again from byte 0"
-                );
-                offset = 0;
+            let temp = format!("{}{write_path}", dst.describe());
+            match self.check_kept(&write_path, partial.size).await {
+                Ok(hashes) => {
+                    offset = partial.size;
+                    kept_hashes = Some(hashes);
+                    self.note(format!(
+                        "resuming {temp} at byte {offset} of {}: the kept bytes match the source",
+                        src_entry.size
+                    ));
+                }
+                Err(why) => self.note(format!(
+                    "the kept temp file {temp} ({} bytes) {why}; starting again from byte 0",
+                    partial.size
+                )),
             }
+        }
+        if use_temp {
+            *self.temp.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((write_path.clone(), resumable));
         }
         if !use_temp && existing.is_some() && opts.versioned {
             keep_version(dst, self.dst_path, opts.versions_to_keep).await?;
         }
 
         let copied = self
-            .copy_bytes(&write_path, offset, resumable, src_entry.size)
+            .copy_bytes(&write_path, offset, kept_hashes, src_entry.size)
             .await;
         let (total, hashes) = match copied {
             Ok(v) => v,
             Err(e) => {
-                // Keep a temp only when it can be resumed; never leave a partial final file.
+                // Keep a temp only when the next attempt can resume it; never leave a
+                // partial final file.
                 if !resumable {
                     let _ = dst.remove_file(&write_path).await;
                 }
@@ -283,6 +382,7 @@ impl FileJob<'_> {
                 let _ = dst.remove_file(&write_path).await;
                 return Err(e);
             }
+            self.temp.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
         if opts.adjust_time
             && let Some(mtime) = src_entry.mtime
@@ -304,29 +404,58 @@ impl FileJob<'_> {
         })
     }
 
-    /// Whether the last bytes before `offset` of the kept partial `write_path` equal the
-    /// source's: what is resumed must continue the very bytes already there. Any read error
-    /// counts as a mismatch, which only costs a fresh start.
-    async fn seam_matches(&self, write_path: &str, offset: u64) -> bool {
-        let window = offset.min(SEAM_CHECK);
-        let start = offset - window;
+    /// Compare the kept first `kept` bytes of the temp file `write_path` with the source's,
+    /// byte for byte, and hash them: what is resumed must continue the very bytes of the
+    /// source, and the record's SHA-256 must cover the whole file. Costs reading the kept
+    /// part at both ends (not writing it again). `Err` says why it cannot be kept.
+    async fn check_kept(&self, write_path: &str, kept: u64) -> Result<Hashes, String> {
         let (theirs, ours) = tokio::join!(
-            read_range(self.src, self.src_path, start, window),
-            read_range(self.dst, write_path, start, window)
+            self.src.read(self.src_path, 0, Some(kept)),
+            self.dst.read(write_path, 0, Some(kept))
         );
-        matches!((theirs, ours), (Some(a), Some(b)) if a.len() as u64 == window && a == b)
+        let mut theirs = theirs.map_err(|e| format!("could not be compared: {e}"))?;
+        let mut ours = ours.map_err(|e| format!("could not be read back: {e}"))?;
+        let mut hashes = Hashes::new(self.opts.verify_hash, self.wants_md5());
+        let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+        let mut pos = 0u64;
+        while pos < kept {
+            let n = (kept - pos).min(CHUNK as u64) as usize;
+            let (ra, rb) =
+                tokio::join!(theirs.read_exact(&mut a[..n]), ours.read_exact(&mut b[..n]));
+            ra.map_err(|e| format!("could not be compared: reading the source: {e}"))?;
+            rb.map_err(|e| format!("could not be read back: {e}"))?;
+            if a[..n] != b[..n] {
+                let at = a[..n].iter().zip(&b[..n]).position(|(x, y)| x != y);
+                return Err(format!(
+                    "differs from the source at byte {}",
+                    pos + at.unwrap_or(0) as u64
+                ));
+            }
+            hashes.update(&a[..n]);
+            pos += n as u64;
+        }
+        Ok(hashes)
     }
 
-    /// Stream the source into `write_path` from `offset`; returns the target's total size
-    /// and the hashes of what was written (only when written from byte 0).
+    /// Stream the source into `write_path` from `offset` (resuming a kept part whose
+    /// bytes `kept` hashed, or from byte 0 when `kept` is `None`); returns the target's
+    /// total size and the hashes of the whole file.
     async fn copy_bytes(
         &self,
         write_path: &str,
         offset: u64,
-        resumable: bool,
+        kept: Option<Hashes>,
         src_len: u64,
     ) -> VfsResult<(u64, Hashes)> {
         let (src, dst, opts) = (self.src, self.dst, self.opts);
+        let (mode, offset, hashes) = match kept {
+            Some(hashes) if offset > 0 => (WriteMode::ResumeAt(offset), offset, hashes),
+            _ => (
+                WriteMode::Create,
+                0,
+                Hashes::new(opts.verify_hash, self.wants_md5()),
+            ),
+        };
         let mut reader = src.read(self.src_path, offset, None).await?;
         if let Some(key) = &opts.otfe_key {
             reader = match opts.otfe_direction {
@@ -334,18 +463,7 @@ impl FileJob<'_> {
                 OtfeDirection::Decrypt => crate::otfe::decrypt_reader(reader, key),
             };
         }
-        let mode = if offset > 0 && resumable {
-            WriteMode::ResumeAt(offset)
-        } else {
-            WriteMode::Create
-        };
-        let offset = if matches!(mode, WriteMode::Create) {
-            0
-        } else {
-            offset
-        };
         let mut writer = dst.write(write_path, mode).await?;
-        let hashes = Hashes::new(offset == 0 && opts.verify_hash, self.wants_md5());
         let mut hashes = StreamHasher::new(hashes, src_len >= BACKGROUND_HASH_FROM);
         let mut buf = vec![0u8; CHUNK];
         let mut written = 0u64;
@@ -370,6 +488,7 @@ impl FileJob<'_> {
                 .await
                 .map_err(|e| VfsError::io(target(), e))?;
             written += n as u64;
+            self.written.fetch_add(n as u64, Ordering::Relaxed);
             if let Some(progress) = &opts.progress {
                 progress(n as u64);
             }
@@ -440,14 +559,6 @@ impl FileJob<'_> {
         }
         Ok(())
     }
-}
-
-/// `len` bytes of `path` from `start`, or `None` when they cannot be read.
-async fn read_range(vfs: &dyn Vfs, path: &str, start: u64, len: u64) -> Option<Vec<u8>> {
-    let mut reader = vfs.read(path, start, Some(len)).await.ok()?;
-    let mut bytes = Vec::with_capacity(len as usize);
-    reader.read_to_end(&mut bytes).await.ok()?;
-    Some(bytes)
 }
 
 /// Files from this size on are hashed on a thread of their own, beside the copy: hashing

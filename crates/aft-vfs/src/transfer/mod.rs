@@ -31,6 +31,20 @@ pub type CancelCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 /// or restarted file is counted again.
 pub type ProgressHook = Arc<dyn Fn(u64) + Send + Sync>;
 
+/// Target folders a transfer already swept of stale temp files.
+#[derive(Debug, Clone, Default)]
+pub struct SweptDirs(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl SweptDirs {
+    /// Whether `dir` is new here (and is marked as swept now).
+    pub(crate) fn first_visit(&self, dir: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.to_string())
+    }
+}
+
 /// What to do when the target file already exists (`UploadPolicy`/`DownloadPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub enum TransferPolicy {
@@ -120,6 +134,13 @@ pub struct TransferOptions {
     pub cancel: Option<CancelCheck>,
     /// Told the bytes written as each chunk lands (`aft cp`'s progress bar).
     pub progress: Option<ProgressHook>,
+    /// Temp files (`*.aft-tmp-*`) in a target folder untouched for longer than this are
+    /// deleted when a transfer first writes to that folder: what a crashed run left and
+    /// no run came back to resume. `None` never deletes them; default 24 hours.
+    pub temp_max_age: Option<Duration>,
+    /// Target folders already swept of stale temp files, shared by clones of these options
+    /// so that each folder is listed once; leave it at its default.
+    pub swept: SweptDirs,
 }
 
 impl Default for TransferOptions {
@@ -142,6 +163,8 @@ impl Default for TransferOptions {
             otfe_direction: OtfeDirection::Encrypt,
             cancel: None,
             progress: None,
+            temp_max_age: Some(Duration::from_secs(24 * 3600)),
+            swept: SweptDirs::default(),
         }
     }
 }
@@ -164,6 +187,7 @@ impl std::fmt::Debug for TransferOptions {
             .field("recursive", &self.recursive)
             .field("parallel", &self.parallel)
             .field("otfe", &self.otfe_key.map(|_| self.otfe_direction))
+            .field("temp_max_age", &self.temp_max_age)
             .finish()
     }
 }
@@ -198,9 +222,11 @@ pub struct TransferOutcome {
     pub source: String,
     /// The target, same form.
     pub target: String,
-    /// Bytes written to the target by this transfer (resumed bytes included).
+    /// Bytes written to the target by this transfer: the file's size when it worked
+    /// (resumed bytes included), what the attempts wrote before they failed otherwise.
     pub bytes: u64,
-    /// Hex SHA-256 of what was written, when it was computed over the whole file.
+    /// Hex SHA-256 of the whole target file as it was verified (a resumed file's kept part
+    /// included), when hashing is on.
     pub sha256: Option<String>,
     /// Wall time in milliseconds.
     pub millis: u64,
@@ -208,6 +234,10 @@ pub struct TransferOutcome {
     pub attempts: u32,
     /// How it ended.
     pub outcome: Outcome,
+    /// What the job log should say besides the outcome: a resume, a restart from byte 0,
+    /// a temp file that could not be removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl TransferOutcome {
