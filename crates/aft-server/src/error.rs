@@ -118,7 +118,9 @@ impl From<StoreError> for ApiError {
         }
         let status = match &e {
             StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
-            StoreError::Conflict { .. } | StoreError::Refused(_) => StatusCode::CONFLICT,
+            StoreError::Conflict { .. } | StoreError::Refused(_) | StoreError::InUse { .. } => {
+                StatusCode::CONFLICT
+            }
             StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -41,6 +41,14 @@ pub enum StoreError {
     /// The input is not acceptable (bad name, bad value).
     #[error("{0}")]
     Invalid(String),
+    /// A delete refused because other things use what it would delete.
+    #[error("{message}")]
+    InUse {
+        /// What is in use, by what, and how to go on.
+        message: String,
+        /// Everything that uses it.
+        used_by: Vec<crate::UsedBy>,
+    },
     /// Encrypting or decrypting a secret failed (wrong key, corrupt value).
     #[error("secret store: {0}")]
     Crypto(String),

@@ -89,6 +89,8 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(conflict_or_db("script", &new.name))?;
+        self.add_script_version(&id, &new.body, &new.description)
+            .await?;
         self.get_script(&id).await?.ok_or(StoreError::NotFound {
             kind: "script",
             name: id,
@@ -106,20 +108,28 @@ impl Store {
             validate_name("script", name)?;
         }
         let name = update.name.unwrap_or(current.name);
+        let body = update.body.unwrap_or(current.body.clone());
+        let description = update.description.unwrap_or(current.description);
         sqlx::query(
             "UPDATE scripts SET name = $1, name_key = $2, description = $3, body = $4, \
              retry_safe = $5, updated_at = $6 WHERE id = $7",
         )
         .bind(&name)
         .bind(name_key(&name))
-        .bind(update.description.unwrap_or(current.description))
-        .bind(update.body.unwrap_or(current.body))
+        .bind(&description)
+        .bind(&body)
         .bind(i64::from(update.retry_safe.unwrap_or(current.retry_safe)))
         .bind(now_text())
         .bind(&current.id)
         .execute(self.pool())
         .await
         .map_err(conflict_or_db("script", &name))?;
+        // A save that changes the source keeps it as a new version; renames, descriptions
+        // and flags alone do not.
+        if body != current.body {
+            self.add_script_version(&current.id, &body, &description)
+                .await?;
+        }
         self.find_script(&current.id).await
     }
 
@@ -193,6 +203,126 @@ impl Store {
             .bind(&script.id)
             .execute(self.pool())
             .await?;
+        sqlx::query("DELETE FROM script_versions WHERE script_id = $1")
+            .bind(&script.id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
+
+    /// Keep `body` as the next version of script `script_id`; returns its number.
+    async fn add_script_version(
+        &self,
+        script_id: &str,
+        body: &str,
+        description: &str,
+    ) -> StoreResult<i64> {
+        let latest: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS v FROM script_versions WHERE script_id = $1")
+                .bind(script_id)
+                .fetch_one(self.pool())
+                .await?
+                .try_get("v")?;
+        let version = latest.unwrap_or(0) + 1;
+        sqlx::query(
+            "INSERT INTO script_versions (script_id, version, body, description, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(script_id)
+        .bind(version)
+        .bind(body)
+        .bind(description)
+        .bind(now_text())
+        .execute(self.pool())
+        .await?;
+        Ok(version)
+    }
+
+    /// Every version of a script, newest first.
+    pub async fn list_script_versions(&self, id_or_name: &str) -> StoreResult<Vec<ScriptVersion>> {
+        let script = self.find_script(id_or_name).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM script_versions WHERE script_id = $1 ORDER BY version DESC"
+        ))
+        .bind(&script.id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    /// Version `version` of a script; `NotFound` if it has no such version.
+    pub async fn script_version(
+        &self,
+        id_or_name: &str,
+        version: i64,
+    ) -> StoreResult<ScriptVersion> {
+        let script = self.find_script(id_or_name).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM script_versions WHERE script_id = $1 AND version = $2"
+        ))
+        .bind(&script.id)
+        .bind(version)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some(row) => version_from_row(&row),
+            None => Err(StoreError::NotFound {
+                kind: "script version",
+                name: format!("{} version {version}", script.name),
+            }),
+        }
+    }
+
+    /// The newest version number of a script (0 if it has none, which only a script whose
+    /// versions were removed by hand can have).
+    pub async fn current_script_version(&self, script_id: &str) -> StoreResult<i64> {
+        let latest: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS v FROM script_versions WHERE script_id = $1")
+                .bind(script_id)
+                .fetch_one(self.pool())
+                .await?
+                .try_get("v")?;
+        Ok(latest.unwrap_or(0))
+    }
+
+    /// Make version `version`'s source the script's source again, as a new version (or
+    /// nothing new when it is already the current source). Returns the script.
+    pub async fn restore_script_version(
+        &self,
+        id_or_name: &str,
+        version: i64,
+    ) -> StoreResult<Script> {
+        let old = self.script_version(id_or_name, version).await?;
+        let script = self.find_script(id_or_name).await?;
+        let update = ScriptUpdate {
+            body: Some(old.body),
+            ..ScriptUpdate::default()
+        };
+        self.update_script(&script.id, update).await
+    }
+}
+
+/// One kept version of a script's source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScriptVersion {
+    /// Its number, from 1 up per script.
+    pub version: i64,
+    /// The source as saved.
+    pub body: String,
+    /// The description when it was saved.
+    pub description: String,
+    /// When it was saved.
+    pub created_at: DateTime<Utc>,
+}
+
+const VERSION_COLUMNS: &str = "version, body, description, created_at";
+
+fn version_from_row(row: &AnyRow) -> StoreResult<ScriptVersion> {
+    Ok(ScriptVersion {
+        version: row.try_get("version")?,
+        body: row.try_get("body")?,
+        description: row.try_get("description")?,
+        created_at: parse_time("created_at", &row.try_get::<String, _>("created_at")?)?,
+    })
 }

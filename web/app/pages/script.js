@@ -2,10 +2,28 @@
 // marked), save (Ctrl+S), and run it now with parameters (Ctrl+Enter), the live log beside.
 
 import { api, seg } from '../api.js';
-import { busy, confirmDialog, field, h, icon, mount, pageHead, toast } from '../dom.js';
+import { busy, confirmDialog, errorBox, field, h, icon, mount, pageHead, timeEl, toast } from '../dom.js';
 import { CodeEditor } from '../editor.js';
 import { FINAL, haltButton, jobBadge } from '../jobs-common.js';
+import { lineDiff, splitLines } from '../linediff.js';
 import { LogView } from '../log.js';
+import { deleteChecked, usedByList } from '../usedby.js';
+
+/** A line diff of two sources as a table: old and new line numbers, the mark, the text. */
+function diffTable(from, to, fromLabel, toLabel) {
+  const lines = lineDiff(from, to);
+  const changed = lines.filter((l) => l.op !== ' ').length;
+  if (!changed) return h('p', { class: 'muted', 'data-testid': 'diff-same' }, `${fromLabel} and ${toLabel} are the same.`);
+  const cls = { '+': 'diff-add', '-': 'diff-del', ' ': 'diff-same' };
+  const word = { '+': 'added', '-': 'removed', ' ': '' };
+  return h('div', { class: 'table-wrap diff-wrap' }, h('table', { class: 'diff mono', 'data-testid': 'diff', 'aria-label': `Changes from ${fromLabel} to ${toLabel}` },
+    h('thead', {}, h('tr', {}, h('th', {}, fromLabel), h('th', {}, toLabel), h('th', {}, h('span', { class: 'sr-only' }, 'Change')), h('th', {}, 'Line'))),
+    h('tbody', {}, lines.map((l) => h('tr', { class: cls[l.op], 'data-op': l.op },
+      h('td', { class: 'muted' }, l.a ?? ''),
+      h('td', { class: 'muted' }, l.b ?? ''),
+      h('td', {}, l.op === ' ' ? '' : h('span', { title: word[l.op] }, l.op, h('span', { class: 'sr-only' }, ` ${word[l.op]}`))),
+      h('td', { class: 'diff-text' }, l.text))))));
+}
 
 export default async function scriptPage(ctx) {
   const { main, params } = ctx;
@@ -79,7 +97,134 @@ export default async function scriptPage(ctx) {
     title.textContent = script.name;
     await check().catch(() => {});
     toast(`Saved ${script.name}.`);
+    loadVersions();
   };
+
+  // ---- used by ----
+  const usedByBody = h('div', { class: 'card-body', 'data-testid': 'script-used-by' }, h('span', { class: 'muted' }, 'Loading…'));
+  api.get(`/v1/scripts/${seg(script.id)}/used-by`)
+    .then((users) => mount(usedByBody, usedByList(users, 'No schedule or watcher runs it.')))
+    .catch((e) => mount(usedByBody, errorBox(e.message)));
+
+  // ---- versions: list, diff two, restore one ----
+  const versionsBody = h('div', { class: 'card-body', 'data-testid': 'versions' });
+  const diffArea = h('div', { 'data-testid': 'diff-area' });
+  const fromSelect = h('select', { name: 'diff-from', 'data-testid': 'diff-from' });
+  const toSelect = h('select', { name: 'diff-to', 'data-testid': 'diff-to' });
+  let versions = [];
+  const bodyOf = (v) => (v === 'editor' ? editor.value : (versions.find((x) => String(x.version) === v) || {}).body ?? '');
+  const labelOf = (v) => (v === 'editor' ? 'editor' : `v${v}`);
+  const showDiff = () => mount(diffArea, diffTable(bodyOf(fromSelect.value), bodyOf(toSelect.value), labelOf(fromSelect.value), labelOf(toSelect.value)));
+  const restore = async (version) => {
+    if (dirty && !await confirmDialog('Discard unsaved changes?', `Restoring version ${version} replaces the editor's unsaved text.`, 'Restore', false)) return;
+    if (!dirty && !await confirmDialog(`Restore version ${version}?`, `Its source becomes the script's source again, saved as a new version.`, 'Restore', false)) return;
+    try {
+      script = await api.post(`/v1/scripts/${seg(script.id)}/versions/${version}/restore`);
+      editor.value = script.body;
+      setDirty(false);
+      toast(`Restored version ${version} of ${script.name} (now version ${script.version}).`);
+      loadVersions();
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  };
+  const renderVersions = () => {
+    const options = (select, chosen) => mount(select,
+      versions.map((v) => h('option', { value: String(v.version), selected: String(v.version) === chosen }, `v${v.version}`)),
+      h('option', { value: 'editor', selected: chosen === 'editor' }, 'editor (unsaved)'));
+    const newest = versions[0] ? String(versions[0].version) : 'editor';
+    const previous = versions[1] ? String(versions[1].version) : newest;
+    options(fromSelect, previous);
+    options(toSelect, newest);
+    mount(versionsBody,
+      h('div', { class: 'table-wrap' }, h('table', { 'data-testid': 'versions-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Version'), h('th', {}, 'Saved'), h('th', {}, 'Lines'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+        h('tbody', {}, versions.map((v, i) => h('tr', { 'data-version': String(v.version) },
+          h('td', {}, `v${v.version}`, i === 0 ? h('span', { class: 'tag' }, 'current') : null),
+          h('td', {}, timeEl(v.createdAt)),
+          h('td', { class: 'muted' }, String(splitLines(v.body).length)),
+          h('td', { class: 'cell-actions' }, i === 0 ? null
+            : h('button', { class: 'btn small', type: 'button', 'data-testid': 'restore-version', 'aria-label': `Restore version ${v.version}`, onclick: () => restore(v.version) }, 'Restore'))))))),
+      h('div', { class: 'form-row diff-pick' }, field('Compare', fromSelect), field('with', toSelect),
+        h('div', { class: 'form-actions' }, h('button', { class: 'btn small', type: 'button', 'data-testid': 'show-diff', onclick: showDiff }, 'Show changes'))),
+      diffArea);
+  };
+  const loadVersions = async () => {
+    try {
+      versions = await api.get(`/v1/scripts/${seg(script.id)}/versions`);
+      if (ctx.alive()) renderVersions();
+    } catch (e) {
+      mount(versionsBody, errorBox(e.message));
+    }
+  };
+
+  // ---- retry policy (the rest of the policy is kept as it is) ----
+  const policyBody = h('div', { class: 'card-body' });
+  const renderPolicy = (policy) => {
+    const r = policy.retry || null;
+    const enabled = h('input', { type: 'checkbox', name: 'retry-enabled', 'data-testid': 'retry-enabled', checked: Boolean(r) });
+    const attempts = h('input', { type: 'number', name: 'retry-attempts', min: '2', max: '100', value: String(r ? r.attempts : 3) });
+    const backoff = h('select', { name: 'retry-backoff' },
+      ['exponential', 'fixed'].map((b) => h('option', { value: b, selected: (r ? r.backoff : 'exponential') === b }, b)));
+    const delay = h('input', { type: 'number', name: 'retry-delay', min: '0', step: 'any', value: String((r ? r.delayMs : 1000) / 1000) });
+    const maxDelay = h('input', { type: 'number', name: 'retry-max-delay', min: '0', step: 'any', value: String((r ? r.maxDelayMs : 3600000) / 1000) });
+    const jitter = h('input', { type: 'number', name: 'retry-jitter', min: '0', max: '1', step: '0.05', value: String(r ? r.jitter : 0) });
+    const onFailed = h('input', { type: 'checkbox', name: 'retry-on-failed', checked: r ? r.on.includes('failed') : true });
+    const onInterrupted = h('input', { type: 'checkbox', name: 'retry-on-interrupted', checked: r ? r.on.includes('interrupted') : true });
+    const exitCodes = h('input', { type: 'text', name: 'retry-exit-codes', autocomplete: 'off', placeholder: 'any', value: r ? r.exitCodes.join(', ') : '' });
+    const message = h('div', { role: 'status' });
+    const fields = h('fieldset', { class: 'form', disabled: !r },
+      h('legend', { class: 'sr-only' }, 'Retry settings'),
+      h('div', { class: 'form-row' },
+        field('Attempts', attempts, 'Runs in all, the first included.'),
+        field('Backoff', backoff, 'exponential doubles the wait each time.')),
+      h('div', { class: 'form-row' },
+        field('First wait (seconds)', delay),
+        field('Longest wait (seconds)', maxDelay),
+        field('Jitter (0–1)', jitter, 'Share of each wait taken off at random.')),
+      h('div', { class: 'field' }, h('span', { class: 'label' }, 'Retry when the job'),
+        h('label', { class: 'field inline' }, onFailed, 'failed'),
+        h('label', { class: 'field inline' }, onInterrupted, 'was interrupted (its node died)')),
+      field('Only exit codes', exitCodes, 'Comma-separated, e.g. 75; empty retries any failure.'));
+    enabled.addEventListener('change', () => { fields.disabled = !enabled.checked; });
+    const saveButton = h('button', { class: 'btn', type: 'submit', 'data-testid': 'save-policy' }, 'Save retry policy');
+    const form = h('form', { class: 'form', 'data-testid': 'retry-form' },
+      h('label', { class: 'field inline' }, enabled, 'Retry failed jobs of this script'),
+      fields, message, h('div', { class: 'form-actions' }, saveButton));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      busy(saveButton, async () => {
+        const on = [onFailed.checked && 'failed', onInterrupted.checked && 'interrupted'].filter(Boolean);
+        const codes = exitCodes.value.split(',').map((c) => c.trim()).filter(Boolean);
+        if (codes.some((c) => !/^-?\d+$/.test(c))) {
+          mount(message, errorBox('Exit codes are whole numbers, separated by commas.'));
+          return;
+        }
+        const retry = enabled.checked ? {
+          attempts: Number(attempts.value),
+          backoff: backoff.value,
+          delayMs: Math.round(Number(delay.value) * 1000),
+          maxDelayMs: Math.round(Number(maxDelay.value) * 1000),
+          jitter: Number(jitter.value),
+          on,
+          exitCodes: codes.map(Number),
+        } : undefined;
+        try {
+          // PUT replaces the whole policy: send the notifications and chains back unchanged.
+          const saved = await api.put(`/v1/scripts/${seg(script.id)}/policy`, { retry, notify: policy.notify ?? undefined, chain: policy.chain ?? undefined });
+          mount(message);
+          toast(saved.retry ? `Retry policy of ${script.name} saved.` : `${script.name} no longer retries.`);
+          renderPolicy(saved);
+        } catch (err) {
+          mount(message, errorBox(err.message));
+        }
+      });
+    });
+    mount(policyBody, form);
+  };
+  api.get(`/v1/scripts/${seg(script.id)}/policy`)
+    .then((policy) => { if (ctx.alive()) renderPolicy(policy); })
+    .catch((e) => mount(policyBody, errorBox(e.message)));
 
   // ---- run now ----
   const paramRows = h('div', { class: 'kv-rows', 'data-testid': 'param-rows' });
@@ -165,13 +310,9 @@ export default async function scriptPage(ctx) {
   dryRunButton.addEventListener('click', () => guarded(dryRunButton, () => run(true)));
   deleteButton.addEventListener('click', async () => {
     if (!await confirmDialog(`Delete ${script.name}?`, 'The script is deleted; its past jobs and their logs stay in the job history.')) return;
-    try {
-      await api.del(`/v1/scripts/${seg(script.id)}`);
+    if (await deleteChecked(`/v1/scripts/${seg(script.id)}`, `script ${script.name}`)) {
       dirty = false;
-      toast(`Deleted ${script.name}.`);
       ctx.navigate('#/scripts');
-    } catch (e) {
-      toast(e.message, 'error');
     }
   });
   const onKey = (e) => {
@@ -219,7 +360,16 @@ export default async function scriptPage(ctx) {
           h('div', { class: 'card-body form' },
             h('div', { class: 'form-row' }, field('Name', nameInput), field('Description', description)),
             h('label', { class: 'field inline' }, retrySafe, 'Retry safe: a job interrupted by a node failure may run again'),
-            h('div', { class: 'form-actions' }, deleteButton)))),
+            h('div', { class: 'form-actions' }, deleteButton))),
+        h('section', { class: 'card', 'data-testid': 'retry-policy' },
+          h('div', { class: 'card-head' }, h('h2', {}, 'Retry policy')),
+          policyBody),
+        h('section', { class: 'card' },
+          h('div', { class: 'card-head' }, h('h2', {}, 'Used by')),
+          usedByBody),
+        h('section', { class: 'card' },
+          h('div', { class: 'card-head' }, h('h2', {}, 'Versions')),
+          versionsBody)),
       h('div', { class: 'script-side' },
         h('section', { class: 'card' },
           h('div', { class: 'card-head' }, h('h2', {}, 'Run now')),
@@ -231,6 +381,7 @@ export default async function scriptPage(ctx) {
         h('section', { class: 'card' },
           h('div', { class: 'card-head' }, h('h2', {}, 'Live log'), runState),
           log.el))));
+  loadVersions();
   editor.focus();
 }
 

@@ -4,6 +4,7 @@
 
 import { api, seg } from '../api.js';
 import { busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, mount, pageHead, timeEl, toast } from '../dom.js';
+import { deleteChecked, usedByCell } from '../usedby.js';
 
 function secretForm({ name = '', replace = false } = {}) {
   return dialog(replace ? `Replace the value of ${name}` : 'New secret', (close) => {
@@ -51,12 +52,20 @@ export default async function secretsPage(ctx) {
   };
   const newButton = () => h('button', { class: 'btn primary', type: 'button', 'data-testid': 'new-secret', onclick: add }, icon('plus', 'btn-icon'), 'New secret');
   secrets.sort((a, b) => a.name.localeCompare(b.name));
+  // What names each secret (VFS entries, settings, scripts), filled in as the answers come.
+  const usedCells = new Map(secrets.map((s) => [s.name, h('td', { 'data-testid': 'secret-used-by' }, usedByCell(null))]));
+  secrets.forEach((s) => {
+    api.get(`/v1/secrets/${seg(s.name)}/used-by`)
+      .then((users) => mount(usedCells.get(s.name), usedByCell(users)))
+      .catch(() => mount(usedCells.get(s.name), h('span', { class: 'muted' }, '?')));
+  });
   const body = secrets.length
     ? h('div', { class: 'table-wrap' }, h('table', { 'data-testid': 'secrets-table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Value'), h('th', {}, 'Updated'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Value'), h('th', {}, 'Used by'), h('th', {}, 'Updated'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
       h('tbody', {}, secrets.map((s) => h('tr', { 'data-secret': s.name },
         h('td', { class: 'mono' }, s.name),
         h('td', { class: 'muted' }, '•••••••• (write-only)'),
+        usedCells.get(s.name),
         h('td', {}, timeEl(s.updatedAt)),
         h('td', { class: 'cell-actions' },
           h('button', {
@@ -71,14 +80,8 @@ export default async function secretsPage(ctx) {
           h('button', {
             class: 'btn small danger', type: 'button', 'aria-label': `Delete secret ${s.name}`,
             onclick: async () => {
-              if (!await confirmDialog(`Delete secret ${s.name}?`, 'Scripts and VFS entries that use it get an empty value from then on.')) return;
-              try {
-                await api.del(`/v1/secrets/${seg(s.name)}`);
-                toast(`Deleted ${s.name}.`);
-                reload();
-              } catch (e) {
-                toast(e.message, 'error');
-              }
+              if (!await confirmDialog(`Delete secret ${s.name}?`, 'A secret that VFS entries, settings or scripts use is not deleted without a second confirmation.')) return;
+              if (await deleteChecked(`/v1/secrets/${seg(s.name)}`, `secret ${s.name}`)) reload();
             },
           }, 'Delete')))))))
     : emptyState('No secrets yet', 'Keep passwords and keys here, encrypted, instead of in scripts or VFS settings.', newButton());

@@ -5,6 +5,7 @@
 
 import { api, seg } from '../api.js';
 import { busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, mount, pageHead, plural, timeEl, toast } from '../dom.js';
+import { deleteChecked, usedByCell } from '../usedby.js';
 
 /**
  * The types and their fields come from the service (GET /v1/vfs/types: aft-vfs's backend
@@ -193,9 +194,16 @@ export default async function vfsPage(ctx) {
   };
   const newButton = () => h('button', { class: 'btn primary', type: 'button', 'data-testid': 'new-vfs', onclick: add }, icon('plus', 'btn-icon'), 'New entry');
   entries.sort((a, b) => a.name.localeCompare(b.name));
+  // The scripts (GetVFS("name")) and watchers using each entry, filled in as they come.
+  const usedCells = new Map(entries.map((e) => [e.name, h('td', { 'data-testid': 'vfs-used-by' }, usedByCell(null))]));
+  entries.forEach((e) => {
+    api.get(`/v1/vfs/${seg(e.name)}/used-by`)
+      .then((users) => mount(usedCells.get(e.name), usedByCell(users)))
+      .catch(() => mount(usedCells.get(e.name), h('span', { class: 'muted' }, '?')));
+  });
   const body = entries.length
     ? h('div', { class: 'table-wrap' }, h('table', { 'data-testid': 'vfs-table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Type'), h('th', {}, 'Target'), h('th', {}, 'Host key'), h('th', {}, 'Updated'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Type'), h('th', {}, 'Target'), h('th', {}, 'Host key'), h('th', {}, 'Used by'), h('th', {}, 'Updated'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
       h('tbody', {}, entries.map((entry) => {
         const testButton = h('button', { class: 'btn small', type: 'button', 'data-testid': 'test-vfs' }, icon('plug', 'btn-icon'), 'Test');
         testButton.addEventListener('click', () => test(entry, testButton));
@@ -204,6 +212,7 @@ export default async function vfsPage(ctx) {
           h('td', {}, h('span', { class: 'tag' }, entry.type)),
           h('td', { class: 'mono' }, summary(entry) || '—'),
           h('td', { class: 'mono small' }, entry.type === 'sftp' ? (entry.settings?.HostKeySHA256 || h('span', { class: 'muted' }, 'not pinned')) : '—'),
+          usedCells.get(entry.name),
           h('td', {}, timeEl(entry.updatedAt)),
           h('td', { class: 'cell-actions' }, testButton,
             h('button', {
@@ -218,13 +227,8 @@ export default async function vfsPage(ctx) {
             h('button', {
               class: 'btn small danger', type: 'button', 'aria-label': `Delete ${entry.name}`,
               onclick: async () => {
-                if (!await confirmDialog(`Delete ${entry.name}?`, 'Scripts that open it with GetVFS will fail until an entry of that name exists again.')) return;
-                try {
-                  await api.del(`/v1/vfs/${seg(entry.name)}`);
-                  reload();
-                } catch (e) {
-                  toast(e.message, 'error');
-                }
+                if (!await confirmDialog(`Delete ${entry.name}?`, 'An entry that scripts or watchers use is not deleted without a second confirmation.')) return;
+                if (await deleteChecked(`/v1/vfs/${seg(entry.name)}`, `VFS entry ${entry.name}`)) reload();
               },
             }, 'Delete')));
       }))))

@@ -2,14 +2,16 @@
 //! write-only: the API lists names and timestamps, never a value.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use aft_store::{Secret, SecretInfo};
 
+use super::scripts::{DeletedBody, ForceQuery, InUseBody, UsedByView, delete_answer};
 use super::settings::ValueBody;
 use crate::auth::AdminCaller;
 use crate::error::{ApiJson, ApiResult, ErrorBody};
@@ -63,16 +65,35 @@ pub async fn set_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Delete a secret.
-#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path, description = "secret name")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+/// Delete a secret. Refused (409, with `usedBy`) while VFS entries, settings or scripts name
+/// it, unless `?force=true`, which deletes it and disables the watchers using it.
+#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path, description = "secret name"), ForceQuery),
+    responses((status = 204, description = "deleted; nothing used it"), (status = 200, body = DeletedBody, description = "deleted with force"),
+        (status = 404, body = ErrorBody), (status = 409, body = InUseBody)))]
 pub async fn delete_secret(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    state.store.delete_secret(&name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Query(q): Query<ForceQuery>,
+) -> ApiResult<Response> {
+    let result = state
+        .store
+        .delete_secret_checked(&name, q.force.unwrap_or(false))
+        .await;
+    delete_answer(&state, result)
+}
+
+/// What names a secret: VFS entries (`...FromSecret` fields), settings (`...-secret`),
+/// scripts (`GetSecret("name")`) and the watchers running those scripts.
+#[utoipa::path(get, path = "/v1/secrets/{name}/used-by", tag = "secrets", params(("name" = String, Path, description = "secret name")),
+    responses((status = 200, body = Vec<UsedByView>)))]
+pub async fn secret_used_by(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<UsedByView>>> {
+    let users = state.store.secret_used_by(&name).await?;
+    Ok(Json(users.into_iter().map(Into::into).collect()))
 }
 
 #[cfg(test)]

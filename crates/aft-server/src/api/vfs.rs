@@ -2,7 +2,7 @@
 //! Entries are checked against aft-vfs's backend registry; credentials are secret names.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use aft_store::VfsEntry;
 
+use super::scripts::{DeletedBody, ForceQuery, InUseBody, UsedByView, delete_answer};
 use crate::auth::AdminCaller;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -114,16 +115,36 @@ pub async fn update_vfs(
     Ok(Json(entry.into()))
 }
 
-/// Delete a VFS Library entry.
-#[utoipa::path(delete, path = "/v1/vfs/{name}", tag = "vfs", params(("name" = String, Path, description = "entry id or name")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+/// Delete a VFS Library entry. Refused (409, with `usedBy`) while scripts open it with
+/// `GetVFS("name")` or watchers name it, unless `?force=true`, which deletes it and
+/// disables those watchers.
+#[utoipa::path(delete, path = "/v1/vfs/{name}", tag = "vfs", params(("name" = String, Path, description = "entry id or name"), ForceQuery),
+    responses((status = 204, description = "deleted; nothing used it"), (status = 200, body = DeletedBody, description = "deleted with force"),
+        (status = 404, body = ErrorBody), (status = 409, body = InUseBody)))]
 pub async fn delete_vfs(
     State(state): State<AppState>,
     _a: AdminCaller,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    state.store.delete_vfs_entry(&name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Query(q): Query<ForceQuery>,
+) -> ApiResult<Response> {
+    let result = state
+        .store
+        .delete_vfs_entry_checked(&name, q.force.unwrap_or(false))
+        .await;
+    delete_answer(&state, result)
+}
+
+/// The scripts that open an entry with `GetVFS("name")` (a literal name), and the watchers
+/// running them or naming the entry in a param.
+#[utoipa::path(get, path = "/v1/vfs/{name}/used-by", tag = "vfs", params(("name" = String, Path, description = "entry id or name")),
+    responses((status = 200, body = Vec<UsedByView>), (status = 404, body = ErrorBody)))]
+pub async fn vfs_used_by(
+    State(state): State<AppState>,
+    _a: AdminCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<UsedByView>>> {
+    let users = state.store.vfs_used_by(&name).await?;
+    Ok(Json(users.into_iter().map(Into::into).collect()))
 }
 
 #[cfg(test)]

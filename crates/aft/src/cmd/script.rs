@@ -1,10 +1,10 @@
-//! `aft script push|list|show|delete`: stored SyncJS scripts (and, in [`super::script_policy`],
-//! `policy|retry|notify|chain`).
+//! `aft script push|list|show|delete|used-by|versions|restore`: stored SyncJS scripts (and,
+//! in [`super::script_policy`], `policy|retry|notify|chain`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aft_store::{NewScript, ScriptUpdate};
+use aft_store::{DeleteOutcome, NewScript, ScriptUpdate, StoreError, UsedBy};
 use clap::Subcommand;
 
 use super::{UsageError, print_json, print_table, show_time, with_store};
@@ -56,10 +56,38 @@ enum ScriptCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete script NAME
+    /// Delete script NAME (refused while schedules or watchers run it, unless --force)
+    #[command(visible_alias = "rm")]
     Delete {
         /// Script name or id
         name: String,
+        /// Delete even when in use, disabling the schedules and watchers that run it
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the schedules and watchers that run script NAME
+    UsedBy {
+        /// Script name or id
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the versions of script NAME (each save that changed its source), newest first
+    Versions {
+        /// Script name or id
+        name: String,
+        /// Print JSON (with each version's source)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make version VERSION of script NAME current again (saved as a new version)
+    Restore {
+        /// Script name or id
+        name: String,
+        /// The version number (see `aft script versions NAME`)
+        #[arg(value_name = "VERSION")]
+        number: i64,
     },
     #[command(flatten)]
     Policy(super::script_policy::PolicyCommand),
@@ -135,13 +163,103 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     }
                 }
             }
-            ScriptCommand::Delete { name } => {
-                let script = store.find_script(&name).await?;
-                store.delete_script(&script.id).await?;
-                println!("script {} deleted", script.name);
+            ScriptCommand::Delete { name, force } => {
+                let outcome = store.delete_script_checked(&name, force).await;
+                report_delete("script", outcome)?;
+            }
+            ScriptCommand::UsedBy { name, json } => {
+                print_used_by(&store.script_used_by(&name).await?, json)?;
+            }
+            ScriptCommand::Versions { name, json } => {
+                let versions = store.list_script_versions(&name).await?;
+                if json {
+                    print_json(&versions)?;
+                } else {
+                    let rows: Vec<Vec<String>> = versions
+                        .iter()
+                        .map(|v| {
+                            vec![
+                                v.version.to_string(),
+                                show_time(&v.created_at),
+                                v.body.lines().count().to_string(),
+                                v.description.clone(),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["VERSION", "SAVED", "LINES", "DESCRIPTION"], &rows);
+                }
+            }
+            ScriptCommand::Restore { name, number } => {
+                let version = number;
+                let script = store.restore_script_version(&name, version).await?;
+                let current = store.current_script_version(&script.id).await?;
+                println!(
+                    "script {} restored from version {version} (now version {current})",
+                    script.name
+                );
             }
             ScriptCommand::Policy(command) => super::script_policy::run(&store, command).await?,
         }
         Ok(())
     })
+}
+
+/// Print what uses something, as a table or JSON.
+pub(crate) fn print_used_by(users: &[UsedBy], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&users);
+    }
+    if users.is_empty() {
+        println!("nothing uses it");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                u.kind.clone(),
+                u.name.clone(),
+                match u.enabled {
+                    Some(true) => "enabled",
+                    Some(false) => "disabled",
+                    None => "-",
+                }
+                .to_string(),
+                u.how.clone(),
+            ]
+        })
+        .collect();
+    print_table(&["KIND", "NAME", "STATE", "HOW"], &rows);
+    Ok(())
+}
+
+/// Print the outcome of a checked delete of a `kind`: what was deleted and disabled, or
+/// why it was refused (with the users, one a line).
+pub(crate) fn report_delete(
+    kind: &str,
+    outcome: Result<DeleteOutcome, StoreError>,
+) -> anyhow::Result<()> {
+    match outcome {
+        Ok(outcome) => {
+            println!("{kind} {} deleted", outcome.deleted);
+            for name in &outcome.disabled {
+                println!("disabled {name}");
+            }
+            for u in outcome
+                .used_by
+                .iter()
+                .filter(|u| !outcome.disabled.contains(&format!("{}/{}", u.kind, u.name)))
+            {
+                println!("{} {} still names it ({})", u.kind, u.name, u.how);
+            }
+            Ok(())
+        }
+        Err(StoreError::InUse { message, used_by }) => {
+            for u in &used_by {
+                eprintln!("used by {} {} ({})", u.kind, u.name, u.how);
+            }
+            Err(anyhow::anyhow!("{message} (--force)"))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,5 +1,5 @@
 //! `aft secret set NAME` (value from standard input), `aft secret list`,
-//! `aft secret delete NAME`. Values are never printed.
+//! `aft secret delete NAME`, `aft secret used-by NAME`. Values are never printed.
 
 use std::process::ExitCode;
 
@@ -30,10 +30,23 @@ enum SecretCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete secret NAME
+    /// Delete secret NAME (refused while VFS entries, settings or scripts name it, unless
+    /// --force)
+    #[command(visible_alias = "rm")]
     Delete {
         /// Secret name (case-sensitive)
         name: String,
+        /// Delete even when in use, disabling the watchers that use it
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the VFS entries, settings, scripts and watchers that use secret NAME
+    UsedBy {
+        /// Secret name (case-sensitive)
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -73,9 +86,12 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     print_table(&["NAME", "CREATED", "UPDATED"], &rows);
                 }
             }
-            SecretCommand::Delete { name } => {
-                store.delete_secret(&name).await?;
-                println!("secret {name} deleted");
+            SecretCommand::Delete { name, force } => {
+                let outcome = store.delete_secret_checked(&name, force).await;
+                super::script::report_delete("secret", outcome)?;
+            }
+            SecretCommand::UsedBy { name, json } => {
+                super::script::print_used_by(&store.secret_used_by(&name).await?, json)?;
             }
         }
         Ok(())

@@ -56,10 +56,22 @@ enum VfsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete entry NAME
+    /// Delete entry NAME (refused while scripts or watchers use it, unless --force)
+    #[command(visible_alias = "rm")]
     Delete {
         /// Entry name or id
         name: String,
+        /// Delete even when in use, disabling the watchers that use it
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the scripts (GetVFS("NAME")) and watchers that use entry NAME
+    UsedBy {
+        /// Entry name or id
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Connect to entry NAME and list its root folder; for SFTP, an unknown host key's
     /// fingerprint is printed so it can be pinned with --set HostKeySHA256=...
@@ -283,10 +295,12 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     }
                 }
             }
-            VfsCommand::Delete { name } => {
-                let entry = store.find_vfs_entry(&name).await?;
-                store.delete_vfs_entry(&entry.id).await?;
-                println!("vfs {} deleted", entry.name);
+            VfsCommand::Delete { name, force } => {
+                let outcome = store.delete_vfs_entry_checked(&name, force).await;
+                super::script::report_delete("vfs", outcome)?;
+            }
+            VfsCommand::UsedBy { name, json } => {
+                super::script::print_used_by(&store.vfs_used_by(&name).await?, json)?;
             }
             VfsCommand::Test { name } => {
                 let entry = store.find_vfs_entry(&name).await?;
