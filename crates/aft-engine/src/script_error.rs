@@ -58,10 +58,27 @@ pub(crate) fn describe_exception<'js>(ctx: &Ctx<'js>, value: &Value<'js>) -> (St
             (None, Some(m)) => m,
             (None, None) => "Error".to_string(),
         };
-        return (text, stack.unwrap_or_default());
+        return (text, without_host_frames(&stack.unwrap_or_default()));
     }
     let text = crate::api::job::display_value(ctx, value.clone());
     (format!("uncaught exception: {text}"), String::new())
+}
+
+/// The name QuickJS gives code evaluated without a file name: the host API's JavaScript
+/// preludes (the `GetVFS`, `Log`, ... wrappers), never a user's script, which runs under its
+/// own name.
+const HOST_PRELUDE: &str = "eval_script";
+
+/// The stack without the frames of the host preludes: `at GetVFS (eval_script:117:38)` says
+/// nothing to the script's author and leaks the host's internals; the frame of the script's
+/// own line that called it stays.
+pub(crate) fn without_host_frames(stack: &str) -> String {
+    let host = format!("{HOST_PRELUDE}:");
+    stack
+        .lines()
+        .filter(|frame| !frame.contains(&host))
+        .map(|frame| format!("{frame}\n"))
+        .collect()
 }
 
 /// Line and column of the first stack frame that lies in `file` (QuickJS writes frames as
@@ -88,7 +105,17 @@ fn split_number(text: &str) -> Option<(u32, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use super::position_in_stack;
+    use super::{position_in_stack, without_host_frames};
+
+    #[test]
+    fn host_prelude_frames_are_left_out_and_the_scripts_stay() {
+        let stack = "    at GetVFS (eval_script:117:38)\n    at go (job.syncjs:2:10)\n    at <eval> (job.syncjs:5:1)\n";
+        assert_eq!(
+            without_host_frames(stack),
+            "    at go (job.syncjs:2:10)\n    at <eval> (job.syncjs:5:1)\n"
+        );
+        assert_eq!(without_host_frames(""), "");
+    }
 
     #[test]
     fn position_comes_from_the_first_frame_in_the_script() {

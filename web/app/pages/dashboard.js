@@ -2,6 +2,7 @@
 // now, and the next schedule fires. Refreshes itself.
 
 import { api, ApiError, query } from '../api.js';
+import { brokenList, brokenUsers } from '../broken.js';
 import { duration, emptyState, errorBox, h, keepFocus, mount, pageHead, shortId, timeEl } from '../dom.js';
 import { haltButton, jobBadge, jobTitle } from '../jobs-common.js';
 import { fireTime, nextFireOf, scriptOf, withNextFires } from './schedules.js';
@@ -14,6 +15,7 @@ export default async function dashboardPage(ctx) {
   const runningArea = h('div');
   const failuresArea = h('div');
   const schedulesArea = h('div');
+  const brokenArea = h('div', { 'data-testid': 'broken-area' });
   const recentArea = h('div');
   const message = h('div');
   let timer = null;
@@ -94,6 +96,8 @@ export default async function dashboardPage(ctx) {
       mount(message, errorBox(e.message));
     }
     await loadSchedules();
+    // Schedules and watchers whose script is gone fail every time: say so at the top.
+    await brokenUsers().then((items) => { if (ctx.alive()) mount(brokenArea, brokenList(items)); }).catch(() => mount(brokenArea));
     if (ctx.alive()) timer = setTimeout(refresh, document.hidden ? 15000 : 5000);
   };
 
@@ -102,6 +106,7 @@ export default async function dashboardPage(ctx) {
   mount(main,
     pageHead('Dashboard', { subtitle: `Signed in as ${ctx.session.username}. Updates every few seconds.` }),
     message,
+    brokenArea,
     statsArea,
     h('div', { class: 'grid grid-2' },
       card('Running now', runningArea, h('a', { class: 'small', href: '#/jobs?status=running' }, 'All running')),

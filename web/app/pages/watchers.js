@@ -2,6 +2,7 @@
 // FsWatcher or RemoteWatcher loop), restarted with backoff when they fail.
 
 import { api, ApiError, seg } from '../api.js';
+import { brokenBadge } from '../broken.js';
 import { badge, busy, confirmDialog, dialog, emptyState, errorBox, field, h, icon, keepFocus, mount, pageHead, shortId, timeEl, toast } from '../dom.js';
 import { FINAL } from '../jobs-common.js';
 import { missingApi, scriptOf } from './schedules.js';
@@ -150,7 +151,7 @@ export default async function watchersPage(ctx) {
       toggleButton.addEventListener('click', () => toggle(w, job, toggleButton));
       return h('tr', { 'data-watcher': w.name },
         h('td', {}, h('strong', {}, w.name)),
-        h('td', {}, h('a', { href: `#/scripts/${encodeURIComponent(scriptOf(w))}` }, scriptOf(w))),
+        h('td', {}, h('a', { href: `#/scripts/${encodeURIComponent(scriptOf(w))}` }, scriptOf(w)), brokenBadge(scriptOf(w), scripts)),
         h('td', {}, badge(state), detail),
         h('td', { 'data-testid': 'current-job' }, job
           ? [h('a', { class: 'mono', href: `#/jobs/${encodeURIComponent(job.id)}` }, shortId(job.id)),

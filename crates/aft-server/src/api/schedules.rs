@@ -87,6 +87,10 @@ pub struct ScheduleSlotView {
     pub detail: Option<String>,
     /// When it was decided.
     pub decided_at: DateTime<Utc>,
+    /// The status of the job it queued (`succeeded`, `failed`, ...), listed by
+    /// `GET /v1/schedules/{name}/slots`; absent when it queued none or the job was purged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
 }
 
 impl From<ScheduleSlot> for ScheduleSlotView {
@@ -99,6 +103,7 @@ impl From<ScheduleSlot> for ScheduleSlotView {
             node_id: s.node_id,
             detail: s.detail,
             decided_at: s.decided_at,
+            job_status: None,
         }
     }
 }
@@ -337,9 +342,20 @@ pub async fn list_slots(
         .store
         .list_slots(&schedule.id, q.limit.unwrap_or(100))
         .await?;
-    Ok(Json(
-        slots.into_iter().map(ScheduleSlotView::from).collect(),
-    ))
+    let mut views = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let mut view = ScheduleSlotView::from(slot);
+        if let Some(job_id) = &view.job_id {
+            // A purged job (retention) leaves the slot without a result, not an error.
+            view.job_status = match state.store.get_job(job_id).await {
+                Ok(job) => Some(job.status.as_str().to_string()),
+                Err(aft_store::StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+        }
+        views.push(view);
+    }
+    Ok(Json(views))
 }
 
 #[cfg(test)]
