@@ -17,6 +17,8 @@ export class LogView {
     this.emptyText = emptyText;
     this.lastLine = 0;
     this.source = null;
+    this.query = '';
+    this.onFilter = () => {};
     this.el = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Job log', tabindex: '0', 'data-testid': 'job-log' });
     mount(this.el, h('div', { class: 'log-empty' }, emptyText));
   }
@@ -74,7 +76,25 @@ export class LogView {
       h('time', { class: 'ts', datetime: line.at, title: fmtTime(line.at) }, timeOfDay(line.at)),
       h('span', { class: 'lv' }, level),
       h('span', { class: 'msg' }, line.message)));
+    if (this.query) this.applyFilter();
     if (atBottom) this.el.scrollTop = this.el.scrollHeight;
+  }
+
+  /** Show only the lines whose text holds `query` (any case); '' shows every line. */
+  filter(query) {
+    this.query = query.trim().toLowerCase();
+    this.applyFilter();
+  }
+
+  applyFilter() {
+    const lines = [...this.el.querySelectorAll('.log-line')];
+    let shown = 0;
+    for (const el of lines) {
+      const match = !this.query || el.textContent.toLowerCase().includes(this.query);
+      el.hidden = !match;
+      if (match) shown += 1;
+    }
+    this.onFilter({ shown, total: lines.length, query: this.query });
   }
 
   /** Whether it is following a live log now. */

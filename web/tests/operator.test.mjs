@@ -166,6 +166,42 @@ describe('operator details', () => {
     await row.waitFor({ state: 'detached' });
   });
 
+  test("a job's log can be searched, live lines included, and downloaded as text", async () => {
+    const { page } = browser;
+    await call(page, 'post', '/v1/scripts', {
+      name: 'chatty', description: '',
+      body: 'Log("alpha one");\nLog("beta two");\nconsole.error("Alpha three");\n',
+    });
+    const { jobId } = await call(page, 'post', '/v1/jobs', { scriptName: 'chatty', params: {} });
+    for (let i = 0; i < 100 && !['succeeded', 'failed'].includes(await jobStatus(page, jobId)); i += 1) await page.waitForTimeout(100);
+    await page.goto(`${aft.url}/#/jobs/${jobId}`);
+    const log = page.getByTestId('job-log');
+    await log.getByText('Alpha three').waitFor();
+    const total = await log.locator('.log-line').count();
+    await page.getByRole('searchbox', { name: 'Search the log' }).fill('ALPHA');
+    await page.getByTestId('log-matches').getByText(`2 of ${total} lines`).waitFor();
+    assert.equal(await log.locator('.log-line:visible').count(), 2);
+    assert.equal(await log.locator('.log-line:visible', { hasText: 'beta two' }).count(), 0);
+    await page.getByRole('searchbox', { name: 'Search the log' }).fill('');
+    assert.equal(await log.locator('.log-line:visible').count(), total);
+    assert.equal(await page.getByTestId('log-matches').textContent(), '');
+
+    // The download is the whole log as text, named after the job.
+    const href = await page.getByRole('link', { name: 'Download log' }).getAttribute('href');
+    const file = await page.evaluate(async (url) => {
+      const r = await fetch(url);
+      return { status: r.status, type: r.headers.get('content-type'), disposition: r.headers.get('content-disposition'), text: await r.text() };
+    }, href);
+    assert.equal(file.status, 200);
+    assert.match(file.type, /^text\/plain/);
+    assert.equal(file.disposition, `attachment; filename="job-${jobId}.log"`);
+    const lines = file.text.trimEnd().split('\n');
+    assert.equal(lines.length, total, file.text);
+    assert.match(file.text, /^\d{4}-\d\d-\d\dT[^ ]+ INFO  alpha one$/m);
+    assert.match(file.text, /^[^ ]+ ERROR Alpha three$/m);
+    assert.deepEqual(unexpectedErrors(browser.errors), []);
+  });
+
   test('wording: "1 entry listed", and paths without file: URLs', async () => {
     const { page } = browser;
     const root = mkdtempSync(join(tmpdir(), 'aft-web-one-'));

@@ -49,6 +49,16 @@ struct SlotState {
     intent: Option<String>,
 }
 
+/// Who a caller is in words, as a job's `startedBy` names it: `admin alice`,
+/// `API key ci`, or `local` (the CLI on the service's machine).
+pub fn caller_words(caller: &Caller) -> String {
+    match caller {
+        Caller::Local => "local".into(),
+        Caller::Admin { username } => format!("admin {username}"),
+        Caller::ApiKey(key) => format!("API key {}", key.name),
+    }
+}
+
 /// Who a caller is in a record: its name and kind.
 fn actor_of(caller: &Caller) -> (String, &'static str) {
     match caller {

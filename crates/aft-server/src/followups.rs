@@ -557,6 +557,8 @@ async fn settle(store: &Store, job: &Job, watcher_run: bool, node_url: &str) -> 
             retry_attempt: job.retry_attempt.max(1) + 1,
             not_before: Some(not_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             chained_from: job.chained_from.clone(),
+            // A retry is started by whoever started the first attempt.
+            started_by: job.started_by.clone(),
         });
         return store.settle_job(&job.id, &settlement).await.map(|_| ());
     }
@@ -608,6 +610,10 @@ async fn settle(store: &Store, job: &Job, watcher_run: bool, node_url: &str) -> 
                 origin: "chain".into(),
                 retry_safe: next.retry_safe,
                 chained_from: Some(job.id.clone()),
+                started_by: Some(format!(
+                    "chain from {}",
+                    job.script_name.as_deref().unwrap_or("a job")
+                )),
                 ..Default::default()
             });
         }

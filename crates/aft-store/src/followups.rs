@@ -279,8 +279,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
                  origin, api_key_id, retry_safe, pinned_node, created_at, retry_of, retry_attempt, \
-                 not_before, chained_from) \
-                 VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 not_before, chained_from, started_by) \
+                 VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind(new_id())
             .bind(job.script_id.clone())
@@ -297,6 +297,7 @@ impl Store {
             .bind(job.retry_attempt.max(1))
             .bind(job.not_before.clone())
             .bind(job.chained_from.clone())
+            .bind(job.started_by.clone())
             .execute(&mut *tx)
             .await?;
         }

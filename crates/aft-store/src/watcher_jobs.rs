@@ -304,7 +304,8 @@ impl Store {
         let job_id = new_id();
         sqlx::query(
             "INSERT INTO jobs (id, status, script_id, script_name, source, params, origin, retry_safe, \
-             created_at, watcher_id) VALUES ($1, 'queued', $2, $3, $4, $5, 'watcher', 1, $6, $7)",
+             created_at, watcher_id, started_by) \
+             VALUES ($1, 'queued', $2, $3, $4, $5, 'watcher', 1, $6, $7, $8)",
         )
         .bind(&job_id)
         .bind(&script.id)
@@ -313,6 +314,7 @@ impl Store {
         .bind(watcher.params.to_json().to_string())
         .bind(now_text())
         .bind(id)
+        .bind(format!("watcher {}", watcher.name))
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE watcher_jobs SET current_job_id = $1, updated_at = $2 WHERE id = $3")

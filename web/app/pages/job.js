@@ -42,6 +42,15 @@ export default async function jobPage(ctx) {
       setLive();
     },
   });
+  // Search within the log (new lines of a live log are filtered as they come) and a
+  // plain-text download of the whole log.
+  const matches = h('span', { class: 'muted small', 'aria-live': 'polite', 'data-testid': 'log-matches' });
+  log.onFilter = ({ shown, total, query }) => {
+    matches.textContent = query ? `${shown} of ${plural(total, 'line')}` : '';
+  };
+  const search = h('input', { type: 'search', class: 'log-search', placeholder: 'Search the log', 'aria-label': 'Search the log', 'data-testid': 'log-search' });
+  search.addEventListener('input', () => log.filter(search.value));
+  const download = h('a', { class: 'btn small', href: `/v1/jobs/${seg(id)}/log?format=text`, download: `job-${id}.log`, 'data-testid': 'log-download' }, 'Download log');
   ctx.onCleanup(() => {
     log.close();
     clearTimeout(timer);
@@ -96,7 +105,8 @@ export default async function jobPage(ctx) {
         item('Finished', fmtTime(job.finishedAt)),
         item('Duration', durationEl),
         item('Exit code', job.exitCode ?? '—'),
-        item('Origin', job.origin),
+        item('Started by', h('span', { 'data-testid': 'started-by' }, job.startedBy || job.origin)),
+        job.scriptVersion != null && job.scriptName ? item('Script version', h('a', { href: `#/scripts/${encodeURIComponent(job.scriptName)}`, 'data-testid': 'script-version' }, `v${job.scriptVersion}`)) : null,
         item('Node', job.nodeId ? shortId(job.nodeId) : '—'),
         item('Attempts', job.attempts),
         job.retryOf ? item('Retry', h('span', {}, `attempt ${job.retryAttempt} of job `,
@@ -187,7 +197,7 @@ export default async function jobPage(ctx) {
   mount(main,
     headArea,
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Details')), metaArea),
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Log'), h('span', { class: 'muted small', 'data-testid': 'log-zone' }, `times in ${zoneLabel()}`), liveState), log.el),
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Log'), h('span', { class: 'muted small', 'data-testid': 'log-zone' }, `times in ${zoneLabel()}`), liveState, search, matches, download), log.el),
     isDryRun ? h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Plan')), planArea) : null,
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Transfers')), transfersArea));
   renderJob();

@@ -54,7 +54,7 @@ export default async function jobsPage(ctx) {
       h('td', {}, h('a', { href: `#/jobs/${encodeURIComponent(job.id)}`, onclick: (e) => e.stopPropagation() }, jobTitle(job)),
         job.dryRun ? h('span', { class: 'tag', 'data-testid': 'dry-run-tag' }, 'dry run') : null,
         h('span', { class: 'sub mono' }, shortId(job.id))),
-      h('td', { class: 'muted hide-sm' }, job.origin || '—'),
+      h('td', { class: 'muted hide-sm' }, job.startedBy || job.origin || '—'),
       h('td', {}, timeEl(job.createdAt)),
       h('td', { class: 'num hide-sm' }, job.startedAt ? duration(job.startedAt, job.finishedAt) : '—'),
       h('td', { class: 'num hide-sm' }, job.exitCode ?? '—'),
@@ -71,7 +71,7 @@ export default async function jobsPage(ctx) {
     } else {
       mount(tableBody, jobs.map(row));
       mount(listArea, h('table', { 'data-testid': 'jobs-table' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Status'), h('th', {}, 'Job'), h('th', { class: 'hide-sm' }, 'Origin'), h('th', {}, 'Queued'),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Status'), h('th', {}, 'Job'), h('th', { class: 'hide-sm' }, 'Started by'), h('th', {}, 'Queued'),
           h('th', { class: 'num hide-sm' }, 'Duration'), h('th', { class: 'num hide-sm' }, 'Exit'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
         tableBody));
     }
