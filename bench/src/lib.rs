@@ -1,6 +1,8 @@
 //! Shared helpers for aft's benchmarks: timing, peak memory of a child process, and one
 //! table format so every benchmark prints our figure beside the peer's.
 
+pub mod svc;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -76,4 +78,52 @@ pub fn aft_binary() -> anyhow::Result<PathBuf> {
         anyhow::ensure!(status.success(), "cargo build --release -p aft failed");
     }
     Ok(bin)
+}
+
+/// Wall time, peak RSS and CPU time of one child process, measured for that child alone.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildStats {
+    /// Wall-clock time from spawn to exit.
+    pub wall: Duration,
+    /// Peak RSS in KiB of this child (`wait4`'s `ru_maxrss`).
+    pub peak_rss_kib: u64,
+    /// User plus system CPU time of this child.
+    pub cpu: Duration,
+}
+
+/// Run `cmd` to completion and measure that one process with `wait4` (as `/usr/bin/time`
+/// does), so its peak RSS is its own and not the largest of every child so far; fails if
+/// it exits non-zero.
+pub fn measure_child(cmd: &mut Command) -> anyhow::Result<ChildStats> {
+    let start = Instant::now();
+    let child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 only writes into the status and the zeroed struct we pass; the child
+    // is reaped here, so `child` (never waited for through std) is just dropped.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = loop {
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break rc;
+    };
+    let wall = start.elapsed();
+    drop(child);
+    anyhow::ensure!(
+        rc == pid,
+        "wait4 on {cmd:?}: {}",
+        std::io::Error::last_os_error()
+    );
+    anyhow::ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed: wait status {status:#x}"
+    );
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(ChildStats {
+        wall,
+        peak_rss_kib: usage.ru_maxrss.max(0) as u64,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+    })
 }

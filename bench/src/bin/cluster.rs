@@ -1,7 +1,10 @@
 //! Cluster benchmark: sustained jobs per second of a one-line script with one, two and three
 //! `aft serve` nodes sharing one PostgreSQL database, beside one node on SQLite, in one run.
 //! Jobs are submitted over HTTPS round-robin to the nodes; the clock stops when the store
-//! counts every job as succeeded (`aft_jobs{status="succeeded"}` of `/metrics`).
+//! counts every job as succeeded (`aft_jobs{status="succeeded"}` of `/metrics`). After each
+//! PostgreSQL run the nodes are stopped and the database is checked for double or missed
+//! runs (every job succeeded on its first attempt and logged its one line once); the row
+//! shows how many jobs each node ran.
 //!
 //! `cargo run --release -p aft-bench --bin cluster [-- JOBS]`
 //!
@@ -72,8 +75,13 @@ impl Drop for Database {
 }
 
 fn psql(server_url: &str, sql: &str) -> anyhow::Result<()> {
+    psql_text(server_url, sql).map(drop)
+}
+
+/// What `sql` prints, unaligned and without headers (`psql -At`).
+fn psql_text(server_url: &str, sql: &str) -> anyhow::Result<String> {
     let out = Command::new("psql")
-        .args([server_url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .args([server_url, "-v", "ON_ERROR_STOP=1", "-q", "-At", "-c", sql])
         .output()
         .map_err(|e| {
             anyhow::anyhow!("cannot run psql (is the PostgreSQL client installed?): {e}")
@@ -83,7 +91,32 @@ fn psql(server_url: &str, sql: &str) -> anyhow::Result<()> {
         "psql {sql:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Check in the store that every job ran exactly once: `expected` jobs, all succeeded on
+/// their first attempt, each with its one log line. Returns how many jobs each node ran.
+fn check_ran_once(db: &Database, expected: u64) -> anyhow::Result<String> {
+    let Database::Postgres { server_url, .. } = db else {
+        return Ok(String::new());
+    };
+    let url = db.url().unwrap_or_else(|| server_url.clone());
+    let counts = psql_text(
+        &url,
+        "SELECT count(*) || ' ' || count(*) FILTER (WHERE status = 'succeeded' AND attempts = 1) \
+         || ' ' || (SELECT count(*) FROM job_logs WHERE message = 'hello') FROM jobs",
+    )?;
+    let want = format!("{expected} {expected} {expected}");
+    anyhow::ensure!(
+        counts == want,
+        "double or missed runs: jobs, succeeded on attempt 1, 'hello' log lines = {counts} (want {want})"
+    );
+    let per_node = psql_text(
+        &url,
+        "SELECT string_agg(n::text, '/' ORDER BY n DESC) FROM \
+         (SELECT count(*) AS n FROM jobs GROUP BY node_id) AS per_node",
+    )?;
+    Ok(per_node)
 }
 
 /// Run `aft` with `data` as data dir against `db`.
@@ -193,14 +226,15 @@ async fn post(node: &Node, key: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Jobs per second of `jobs` one-line jobs on `nodes` nodes sharing `db`.
+/// Jobs per second of `jobs` one-line jobs on `nodes` nodes sharing `db`, and (on
+/// PostgreSQL, checked to have run each job exactly once) how many jobs each node ran.
 fn jobs_per_second(
     runtime: &tokio::runtime::Runtime,
     bin: &Path,
     db: &Database,
     nodes: usize,
     jobs: u64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, String)> {
     let dir = tempfile::tempdir()?;
     let admin = dir.path().join("node0");
     std::fs::create_dir_all(&admin)?;
@@ -237,7 +271,8 @@ fn jobs_per_second(
         .map(|i| start_node(bin, &dir.path().join(format!("node{i}")), db))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let nodes = std::sync::Arc::new(nodes);
-    runtime.block_on(async {
+    let warm = nodes.len() as u64;
+    let rate = runtime.block_on(async {
         // Wait until every node answers, then warm each up with one job.
         for node in nodes.iter() {
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -247,7 +282,6 @@ fn jobs_per_second(
             }
             post(node, &key).await?;
         }
-        let warm = nodes.len() as u64;
         while succeeded(&nodes[0]).await? < warm {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -278,7 +312,10 @@ fn jobs_per_second(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         anyhow::Ok(jobs as f64 / start.elapsed().as_secs_f64())
-    })
+    })?;
+    // Stopped first, so no job is still running or being recorded while it is counted.
+    drop(nodes);
+    Ok((rate, check_ran_once(db, warm + jobs)?))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -294,7 +331,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
 
-    let sqlite = jobs_per_second(&runtime, &bin, &Database::Sqlite, 1, jobs)?;
+    let (sqlite, _) = jobs_per_second(&runtime, &bin, &Database::Sqlite, 1, jobs)?;
     let mut postgres = Vec::new();
     for nodes in 1..=3 {
         let db = Database::fresh_postgres(&format!("n{nodes}"))?;
@@ -306,8 +343,8 @@ fn main() -> anyhow::Result<()> {
          max-concurrent-jobs 16 per node, all nodes on this machine ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    for (nodes, rate) in postgres {
-        let what = format!("jobs/s, {nodes} node(s) on PostgreSQL");
+    for (nodes, (rate, per_node)) in postgres {
+        let what = format!("jobs/s, {nodes} node(s) on PostgreSQL (runs {per_node})");
         row(
             &what,
             &format!("{rate:.0}"),

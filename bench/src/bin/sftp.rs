@@ -1,19 +1,29 @@
-//! SFTP benchmark: aft beside OpenSSH `sftp -b` and `rclone copy`, against the same sshd,
-//! directly and through a delaying proxy (20 ms round trip), plus aft's peak memory while
-//! listing a 100,000-entry remote directory.
+//! SFTP benchmark: aft as users run it (the whole `aft run` process running an AFT!-style
+//! script: `new SftpClient()`, `Connect()`, `Upload`/`Download`) beside the whole processes
+//! of OpenSSH `sftp -b` and `rclone copy`, against the same sshd, with the same data, key
+//! and files; directly and through a delaying proxy (20 ms round trip). Each figure is the
+//! median of `--reps` runs with the tools taking turns, so a busy moment of the machine
+//! does not decide a comparison; beside each time, the peak RSS and CPU time (user +
+//! system) of that process, measured with `wait4` like `/usr/bin/time`. Also aft's peak
+//! memory while listing a 100,000-entry remote directory.
 //!
 //! Start the server first (`mkdir -p /tmp/st && bash ci/peers/sshd.sh /tmp/st > /tmp/st/env
 //! && source /tmp/st/env`), then:
 //! `cargo run --release -p aft-bench --bin sftp -- [--size MIB] [--files N] [--list N]
-//! [--reps N] [--no-delay] [--big-only]` (defaults: 1024 MiB, 5000 files of 8 KiB, 100,000
-//! entries, 3 runs). Each big-file figure is the median of `--reps` runs, the three tools
-//! taking turns, so a busy moment of the machine does not decide a comparison.
+//! [--reps N] [--small-reps N] [--no-delay] [--big-only] [--small-only] [--lib]
+//! [--base AFT_BINARY]`
+//! (defaults: 1024 MiB, 5000 files of 8 KiB, 100,000 entries, 3 runs of each; `--lib` adds
+//! a second aft column: the same copy by aft's library inside the bench process, with no
+//! process start, script engine or login in the time; `--base` runs another aft binary in
+//! turn with the others, on a row of its own, for before/after figures). The `aft` binary is
+//! `target/release/aft` (or `AFT_BIN`), with a fresh data directory where `local-fsync`
+//! keeps its default (on), so downloads are flushed to disk before their rename.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aft_bench::{measure, row};
+use aft_bench::{ChildStats, aft_binary, measure_child};
 use aft_vfs::Vfs;
 use aft_vfs::local::LocalFs;
 use aft_vfs::sftp::{SftpConfig, SftpFs};
@@ -30,7 +40,11 @@ struct Args {
     delay: bool,
     list_only: Option<String>,
     reps: usize,
+    small_reps: Option<usize>,
     big_only: bool,
+    small_only: bool,
+    lib: bool,
+    base: Option<PathBuf>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -41,7 +55,11 @@ fn args() -> anyhow::Result<Args> {
         delay: true,
         list_only: None,
         reps: 3,
+        small_reps: None,
         big_only: false,
+        small_only: false,
+        lib: false,
+        base: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -58,7 +76,11 @@ fn args() -> anyhow::Result<Args> {
             "--no-delay" => a.delay = false,
             "--list-only" => a.list_only = it.next(),
             "--reps" => a.reps = (num("--reps")? as usize).max(1),
+            "--small-reps" => a.small_reps = Some((num("--small-reps")? as usize).max(1)),
             "--big-only" => a.big_only = true,
+            "--small-only" => a.small_only = true,
+            "--lib" => a.lib = true,
+            "--base" => a.base = it.next().map(PathBuf::from),
             other => bail!("unknown argument {other}; see the file's doc comment"),
         }
     }
@@ -70,27 +92,39 @@ fn env(name: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{name} is not set: start ci/peers/sshd.sh and source its output"))
 }
 
-/// The peer's SSH settings, and the server address to use (direct or through the proxy).
+/// The peer's SSH settings, the aft binary and the bench's scratch folder.
 struct Server {
     user: String,
     pass: String,
     key: String,
     fingerprint: String,
     home: String,
+    aft: PathBuf,
+    /// Another aft binary to compare with (`--base PATH`), in a column of its own.
+    base: Option<PathBuf>,
+    /// aft's data directory (a fresh one: default settings).
+    data: PathBuf,
+    /// Where the scripts and sftp batch files are written.
+    scratch: PathBuf,
 }
 
 impl Server {
-    fn from_env() -> anyhow::Result<Self> {
+    fn from_env(scratch: &Path) -> anyhow::Result<Self> {
         Ok(Self {
             user: env("AFT_TEST_SFTP_USER")?,
             pass: env("AFT_TEST_SFTP_PASS")?,
             key: env("AFT_TEST_SFTP_KEY")?,
             fingerprint: env("AFT_TEST_SFTP_HOSTKEY_SHA256")?,
             home: env("AFT_TEST_SFTP_HOME")?,
+            aft: aft_binary()?,
+            base: None,
+            data: scratch.join("data"),
+            scratch: scratch.to_path_buf(),
         })
     }
 
-    fn aft(&self, addr: &str) -> SftpFs {
+    /// aft's library in this process (the `--lib` column and the listing child).
+    fn aft_lib(&self, addr: &str) -> SftpFs {
         let mut cfg = SftpConfig::new(addr, &self.user);
         cfg.password = Some(self.pass.clone().into());
         cfg.host_key_sha256 = Some(self.fingerprint.clone());
@@ -98,11 +132,55 @@ impl Server {
         SftpFs::new(cfg)
     }
 
-    fn sftp_batch(&self, addr: &str, batch: &str) -> anyhow::Result<Duration> {
+    /// `aft run` of an AFT!-style script calling `method(from, to)` on an `SftpClient`
+    /// logged in with the same key as the other tools.
+    fn aft_run(
+        &self,
+        bin: &Path,
+        addr: &str,
+        method: &str,
+        from: &str,
+        to: &str,
+    ) -> anyhow::Result<ChildStats> {
+        let q = |s: &str| serde_json::to_string(s).expect("a string");
+        let script = format!(
+            r#"var cli = new SftpClient();
+cli.Host = {host};
+cli.User = {user};
+cli.KeyFile = {key};
+cli.HostKeySHA256 = {fp};
+cli.BaseDir = {home};
+cli.Options.UploadPolicy = AlwaysOverwrite;
+cli.Options.DownloadPolicy = AlwaysOverwrite;
+if (!cli.Connect()) {{ Log("cannot connect: " + cli.LastError()); Exit(1); }}
+if (!cli.{method}({from}, {to})) {{ Log("{method} failed: " + cli.LastError()); Exit(1); }}
+cli.Close();
+"#,
+            host = q(addr),
+            user = q(&self.user),
+            key = q(&self.key),
+            fp = q(&self.fingerprint),
+            home = q(&self.home),
+            from = q(from),
+            to = q(to),
+        );
+        let file = self.scratch.join(format!("{method}.js"));
+        std::fs::write(&file, script)?;
+        measure_child(
+            Command::new(bin)
+                .arg("--data")
+                .arg(&self.data)
+                .args(["run", "-f"])
+                .arg(&file)
+                .stdout(Stdio::null()),
+        )
+    }
+
+    fn sftp_batch(&self, addr: &str, batch: &str) -> anyhow::Result<ChildStats> {
         let (host, port) = addr.rsplit_once(':').context("addr")?;
-        let file = std::env::temp_dir().join(format!("aft-bench-batch-{}", std::process::id()));
+        let file = self.scratch.join("batch");
         std::fs::write(&file, batch)?;
-        let stats = measure(
+        measure_child(
             Command::new("sftp")
                 .args(["-q", "-b"])
                 .arg(&file)
@@ -116,12 +194,11 @@ impl Server {
                     "LogLevel=ERROR",
                 ])
                 .arg(format!("{}@{host}", self.user))
-                .stdout(std::process::Stdio::null()),
-        )?;
-        Ok(stats.wall)
+                .stdout(Stdio::null()),
+        )
     }
 
-    fn rclone(&self, addr: &str, from: &str, to: &str) -> anyhow::Result<Duration> {
+    fn rclone(&self, addr: &str, from: &str, to: &str) -> anyhow::Result<ChildStats> {
         let (host, port) = addr.rsplit_once(':').context("addr")?;
         let remote = format!(
             ":sftp,host={host},port={port},user={},key_file={}:",
@@ -133,15 +210,14 @@ impl Server {
                 .unwrap_or(p.to_string())
         };
         // --ignore-times: copy even what is already there, as the other tools do on each run.
-        let stats = measure(Command::new("rclone").args([
+        measure_child(Command::new("rclone").args([
             "copy",
             "--ignore-times",
             "--config",
             "/dev/null",
             &fix(from),
             &fix(to),
-        ]))?;
-        Ok(stats.wall)
+        ]))
     }
 }
 
@@ -197,26 +273,74 @@ async fn delayed(
     tokio::join!(reader, writer);
 }
 
-fn mib_s(bytes: u64, d: Duration) -> String {
-    format!("{:.1} MiB/s", bytes as f64 / 1048576.0 / d.as_secs_f64())
-}
-
-/// The middle of several timings of the same thing.
-fn median(mut runs: Vec<Duration>) -> Duration {
-    runs.sort();
+/// The middle of several measurements of the same thing.
+fn median<T: PartialOrd + Copy>(mut runs: Vec<T>) -> T {
+    runs.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
     runs[runs.len() / 2]
 }
 
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
+/// The medians of one tool's runs: wall time, peak RSS, CPU time.
+#[derive(Clone, Copy)]
+struct Medians {
+    wall: Duration,
+    rss_kib: u64,
+    cpu: Duration,
 }
 
-async fn timed<F: std::future::Future<Output = anyhow::Result<()>>>(
-    f: F,
-) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    f.await?;
-    Ok(start.elapsed())
+fn medians(runs: &[ChildStats]) -> Medians {
+    Medians {
+        wall: median(runs.iter().map(|r| r.wall).collect()),
+        rss_kib: median(runs.iter().map(|r| r.peak_rss_kib).collect()),
+        cpu: median(runs.iter().map(|r| r.cpu).collect()),
+    }
+}
+
+fn header(lib: bool) {
+    println!(
+        "{:<26} {:>11} {:>11} {:>11} {:>13} {:>26} {:>20}{}",
+        "figure (median)",
+        "aft run",
+        "sftp -b",
+        "rclone",
+        "aft/faster",
+        "peak RSS aft/sftp/rclone",
+        "CPU s aft/sftp/rcl",
+        if lib { "   aft library in-process" } else { "" }
+    );
+}
+
+/// One figure: the three tools' medians, aft's time over the faster peer's, memory, CPU.
+fn report(what: &str, bytes: Option<u64>, m: [Medians; 3], lib: Option<Duration>) {
+    let show = |d: Duration| match bytes {
+        Some(b) => format!("{:.1} MiB/s", b as f64 / 1048576.0 / d.as_secs_f64()),
+        None => format!("{:.2} s", d.as_secs_f64()),
+    };
+    let (faster, name) = if m[1].wall <= m[2].wall {
+        (m[1].wall, "sftp")
+    } else {
+        (m[2].wall, "rclone")
+    };
+    println!(
+        "{what:<26} {:>11} {:>11} {:>11} {:>6.2} {name:<6} {:>26} {:>20}{}",
+        show(m[0].wall),
+        show(m[1].wall),
+        show(m[2].wall),
+        m[0].wall.as_secs_f64() / faster.as_secs_f64(),
+        format!(
+            "{:.1}/{:.1}/{:.1} MiB",
+            m[0].rss_kib as f64 / 1024.0,
+            m[1].rss_kib as f64 / 1024.0,
+            m[2].rss_kib as f64 / 1024.0
+        ),
+        format!(
+            "{:.2}/{:.2}/{:.2}",
+            m[0].cpu.as_secs_f64(),
+            m[1].cpu.as_secs_f64(),
+            m[2].cpu.as_secs_f64()
+        ),
+        lib.map(|d| format!("   {:>11}", show(d)))
+            .unwrap_or_default(),
+    );
 }
 
 async fn aft_copy(
@@ -236,7 +360,105 @@ async fn aft_copy(
     Ok(())
 }
 
-async fn scenario(
+/// The in-process library timing of one copy (the `--lib` column).
+fn lib_copy(
+    rt: &tokio::runtime::Runtime,
+    srv: &Server,
+    addr: &str,
+    upload: bool,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<Duration> {
+    rt.block_on(async {
+        let remote = srv.aft_lib(addr);
+        let local = LocalFs::new("/");
+        remote.connect().await?;
+        let start = Instant::now();
+        // The script's transfer runs with TransferOptions' default parallelism too.
+        let parallel = TransferOptions::default().parallel;
+        if upload {
+            aft_copy(&local, from, &remote, to, parallel).await?;
+        } else {
+            aft_copy(&remote, from, &local, to, parallel).await?;
+        }
+        let took = start.elapsed();
+        remote.close().await?;
+        Ok(took)
+    })
+}
+
+/// The four transfers of one scenario, one kind at a time, the tools taking turns.
+struct Transfer<'a> {
+    what: String,
+    bytes: Option<u64>,
+    upload: bool,
+    /// aft's source and target (remote paths below the base dir).
+    aft: (String, String),
+    /// The sftp batch command.
+    ssh: String,
+    /// rclone's source and target.
+    rcl: (String, String),
+    /// A local folder emptied before each download.
+    clear: Option<&'a Path>,
+    reps: usize,
+}
+
+fn run_transfer(
+    rt: &tokio::runtime::Runtime,
+    srv: &Server,
+    addr: &str,
+    t: &Transfer<'_>,
+    lib: bool,
+) -> anyhow::Result<()> {
+    let fresh = || -> anyhow::Result<()> {
+        if let Some(dir) = t.clear {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(())
+    };
+    let method = if t.upload { "Upload" } else { "Download" };
+    let (mut a, mut s, mut r, mut l, mut b) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..t.reps {
+        fresh()?;
+        a.push(srv.aft_run(&srv.aft, addr, method, &t.aft.0, &t.aft.1)?);
+        if let Some(base) = &srv.base {
+            fresh()?;
+            b.push(srv.aft_run(base, addr, method, &t.aft.0, &t.aft.1)?);
+        }
+        fresh()?;
+        s.push(srv.sftp_batch(addr, &t.ssh)?);
+        fresh()?;
+        r.push(srv.rclone(addr, &t.rcl.0, &t.rcl.1)?);
+        if lib {
+            fresh()?;
+            l.push(lib_copy(rt, srv, addr, t.upload, &t.aft.0, &t.aft.1)?);
+        }
+    }
+    let lib = (!l.is_empty()).then(|| median(l));
+    report(
+        &t.what,
+        t.bytes,
+        [medians(&a), medians(&s), medians(&r)],
+        lib,
+    );
+    if !b.is_empty() {
+        let peers = [medians(&s), medians(&r)];
+        report(
+            &format!("  --base {}", t.what),
+            t.bytes,
+            [medians(&b), peers[0], peers[1]],
+            None,
+        );
+    }
+    if let Some(dir) = t.clear {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
+}
+
+fn scenario(
+    rt: &tokio::runtime::Runtime,
     label: &str,
     srv: &Server,
     addr: &str,
@@ -244,97 +466,93 @@ async fn scenario(
     a: &Args,
 ) -> anyhow::Result<()> {
     println!("--- {label}");
-    let aft = srv.aft(addr);
-    let fs = LocalFs::new("/");
+    header(a.lib);
     let size = a.size_mib * 1024 * 1024;
-    let big = local.join("big.bin");
-    let small = local.join("small");
-    let out = local.join("down");
-    let (big_s, small_s, out_s) = (
-        big.to_string_lossy(),
-        small.to_string_lossy(),
-        out.to_string_lossy(),
-    );
+    let big = local.join("big.bin").to_string_lossy().into_owned();
+    let small = local.join("small").to_string_lossy().into_owned();
+    let out_path = local.join("down");
+    let out = out_path.to_string_lossy().into_owned();
     let rdir = |name: &str| format!("{}/bench-{name}", srv.home);
+    let uid = uid_of(&srv.home)?;
     for d in ["aft", "ssh", "rcl"] {
         let _ = std::fs::remove_dir_all(rdir(d));
         std::fs::create_dir_all(rdir(d))?;
-        std::os::unix::fs::chown(rdir(d), Some(uid_of(&srv.home)?), None)?;
+        std::os::unix::fs::chown(rdir(d), Some(uid), None)?;
     }
+    // Every tool uploads into a folder that exists, as a scheduled job usually does.
+    std::fs::create_dir_all(rdir("aft") + "/small")?;
+    std::os::unix::fs::chown(rdir("aft") + "/small", Some(uid), None)?;
 
-    let (mut up_aft, mut up_ssh, mut up_rcl) = (vec![], vec![], vec![]);
-    for _ in 0..a.reps {
-        up_aft.push(timed(aft_copy(&fs, &big_s, &aft, "/bench-aft", 1)).await?);
-        up_ssh.push(srv.sftp_batch(addr, &format!("put {big_s} {}/\n", rdir("ssh")))?);
-        up_rcl.push(srv.rclone(addr, &big_s, &format!("remote:{}", rdir("rcl")))?);
+    if !a.small_only {
+        let mib = a.size_mib;
+        run_transfer(
+            rt,
+            srv,
+            addr,
+            &Transfer {
+                what: format!("upload {mib} MiB"),
+                bytes: Some(size),
+                upload: true,
+                aft: (big.clone(), "/bench-aft".into()),
+                ssh: format!("put {big} {}/\n", rdir("ssh")),
+                rcl: (big.clone(), format!("remote:{}", rdir("rcl"))),
+                clear: None,
+                reps: a.reps,
+            },
+            a.lib,
+        )?;
+        run_transfer(
+            rt,
+            srv,
+            addr,
+            &Transfer {
+                what: format!("download {mib} MiB"),
+                bytes: Some(size),
+                upload: false,
+                aft: ("/bench-aft/big.bin".into(), out.clone()),
+                ssh: format!("get {}/big.bin {out}/\n", rdir("ssh")),
+                rcl: (format!("remote:{}/big.bin", rdir("rcl")), out.clone()),
+                clear: Some(&out_path),
+                reps: a.reps,
+            },
+            a.lib,
+        )?;
     }
-    let (up_aft, up_ssh, up_rcl) = (median(up_aft), median(up_ssh), median(up_rcl));
-    row(
-        &format!("upload {} MiB", a.size_mib),
-        &mib_s(size, up_aft),
-        "sftp",
-        &mib_s(size, up_ssh),
-    );
-    row("", "-", "rclone", &mib_s(size, up_rcl));
-
-    let (mut down_aft, mut down_ssh, mut down_rcl) = (vec![], vec![], vec![]);
-    for _ in 0..a.reps {
-        let _ = std::fs::remove_dir_all(&out);
-        down_aft.push(timed(aft_copy(&aft, "/bench-aft/big.bin", &fs, &out_s, 1)).await?);
-        let _ = std::fs::remove_dir_all(&out);
-        std::fs::create_dir_all(&out)?;
-        down_ssh.push(srv.sftp_batch(addr, &format!("get {}/big.bin {out_s}/\n", rdir("ssh")))?);
-        let _ = std::fs::remove_dir_all(&out);
-        down_rcl.push(srv.rclone(addr, &format!("remote:{}/big.bin", rdir("rcl")), &out_s)?);
+    if !a.big_only {
+        let reps = a.small_reps.unwrap_or(a.reps);
+        run_transfer(
+            rt,
+            srv,
+            addr,
+            &Transfer {
+                what: format!("upload {} x 8 KiB", a.files),
+                bytes: None,
+                upload: true,
+                aft: (format!("{small}/*"), "/bench-aft/small".into()),
+                ssh: format!("put -r {small} {}/\n", rdir("ssh")),
+                rcl: (small.clone(), format!("remote:{}/small", rdir("rcl"))),
+                clear: None,
+                reps,
+            },
+            a.lib,
+        )?;
+        run_transfer(
+            rt,
+            srv,
+            addr,
+            &Transfer {
+                what: format!("download {} x 8 KiB", a.files),
+                bytes: None,
+                upload: false,
+                aft: ("/bench-aft/small/*".into(), out.clone()),
+                ssh: format!("get -r {}/small {out}/\n", rdir("ssh")),
+                rcl: (format!("remote:{}/small", rdir("rcl")), out.clone()),
+                clear: Some(&out_path),
+                reps,
+            },
+            a.lib,
+        )?;
     }
-    let (down_aft, down_ssh, down_rcl) = (median(down_aft), median(down_ssh), median(down_rcl));
-    row(
-        &format!("download {} MiB", a.size_mib),
-        &mib_s(size, down_aft),
-        "sftp",
-        &mib_s(size, down_ssh),
-    );
-    row("", "-", "rclone", &mib_s(size, down_rcl));
-    if a.big_only {
-        let _ = std::fs::remove_dir_all(&out);
-        aft.close().await?;
-        return Ok(());
-    }
-
-    let up_aft = timed(aft_copy(
-        &fs,
-        &format!("{small_s}/*"),
-        &aft,
-        "/bench-aft/small",
-        16,
-    ))
-    .await?;
-    let up_ssh = srv.sftp_batch(addr, &format!("put -r {small_s} {}/\n", rdir("ssh")))?;
-    let up_rcl = srv.rclone(addr, &small_s, &format!("remote:{}/small", rdir("rcl")))?;
-    row(
-        &format!("upload {} x 8 KiB", a.files),
-        &secs(up_aft),
-        "sftp",
-        &secs(up_ssh),
-    );
-    row("", "-", "rclone", &secs(up_rcl));
-
-    let _ = std::fs::remove_dir_all(&out);
-    let down_aft = timed(aft_copy(&aft, "/bench-aft/small/*", &fs, &out_s, 16)).await?;
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
-    let down_ssh = srv.sftp_batch(addr, &format!("get -r {}/small {out_s}/\n", rdir("ssh")))?;
-    let _ = std::fs::remove_dir_all(&out);
-    let down_rcl = srv.rclone(addr, &format!("remote:{}/small", rdir("rcl")), &out_s)?;
-    row(
-        &format!("download {} x 8 KiB", a.files),
-        &secs(down_aft),
-        "sftp",
-        &secs(down_ssh),
-    );
-    row("", "-", "rclone", &secs(down_rcl));
-    let _ = std::fs::remove_dir_all(&out);
-    aft.close().await?;
     Ok(())
 }
 
@@ -344,48 +562,61 @@ fn uid_of(path: &str) -> anyhow::Result<u32> {
 }
 
 /// Child mode: list `dir` on the server and print the entry count (RSS is measured outside).
-async fn list_only(srv: &Server, dir: &str) -> anyhow::Result<()> {
-    let aft = srv.aft(&env("AFT_TEST_SFTP_ADDR")?);
-    let n = aft
-        .list(dir)
-        .await?
-        .try_fold(0u64, |n, _| async move { Ok(n + 1) })
-        .await?;
-    println!("{n}");
-    Ok(())
+fn list_only(srv: &Server, dir: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let aft = srv.aft_lib(&env("AFT_TEST_SFTP_ADDR")?);
+        let n = aft
+            .list(dir)
+            .await?
+            .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+            .await?;
+        println!("{n}");
+        Ok(())
+    })
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let a = args()?;
-    let srv = Server::from_env()?;
+    let scratch = tempfile::tempdir()?;
+    let mut srv = Server::from_env(scratch.path())?;
+    srv.base = a.base.clone();
     if let Some(dir) = &a.list_only {
-        return list_only(&srv, dir).await;
+        return list_only(&srv, dir);
     }
     let addr = env("AFT_TEST_SFTP_ADDR")?;
-
-    // First, before anything else grows this process: the kernel reports the largest peak
-    // RSS of any child, so the lister must be the first child measured.
-    println!("--- listing {} entries", a.list);
-    let many = format!("{}/bench-list", srv.home);
-    let _ = std::fs::remove_dir_all(&many);
-    std::fs::create_dir_all(&many)?;
-    for i in 0..a.list {
-        std::fs::File::create(format!("{many}/entry-{i:06}"))?;
-    }
-    let exe = std::env::current_exe()?;
-    let stats = measure(
-        Command::new(exe)
-            .args(["--list-only", "/bench-list"])
-            .stdout(std::process::Stdio::null()),
-    )?;
-    row(
-        &format!("list {} entries: peak RSS (goal < 64 MiB)", a.list),
-        &format!("{} MiB", stats.peak_rss_kib / 1024),
-        "time",
-        &secs(stats.wall),
+    let status = Command::new(&srv.aft)
+        .arg("--data")
+        .arg(&srv.data)
+        .args(["settings", "set", "allow-cli-run", "true"])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "aft settings set allow-cli-run true failed"
     );
-    let _ = std::fs::remove_dir_all(&many);
+
+    if a.list > 0 {
+        println!("--- listing {} entries", a.list);
+        let many = format!("{}/bench-list", srv.home);
+        let _ = std::fs::remove_dir_all(&many);
+        std::fs::create_dir_all(&many)?;
+        for i in 0..a.list {
+            std::fs::File::create(format!("{many}/entry-{i:06}"))?;
+        }
+        let stats = measure_child(
+            Command::new(std::env::current_exe()?)
+                .args(["--list-only", "/bench-list"])
+                .stdout(Stdio::null()),
+        )?;
+        println!(
+            "list {} entries: aft library peak RSS {:.1} MiB (goal < 64 MiB), {:.2} s",
+            a.list,
+            stats.peak_rss_kib as f64 / 1024.0,
+            stats.wall.as_secs_f64()
+        );
+        let _ = std::fs::remove_dir_all(&many);
+    }
 
     let local = tempfile::tempdir()?;
     let local_path: PathBuf = local.path().into();
@@ -405,17 +636,18 @@ async fn main() -> anyhow::Result<()> {
             )?;
         }
     }
-    scenario("direct (loopback)", &srv, &addr, &local_path, &a).await?;
+    let rt = tokio::runtime::Runtime::new()?;
+    scenario(&rt, "direct (loopback)", &srv, &addr, &local_path, &a)?;
     if a.delay {
-        let proxy = delaying_proxy(addr.clone(), Duration::from_millis(10)).await?;
+        let proxy = rt.block_on(delaying_proxy(addr.clone(), Duration::from_millis(10)))?;
         scenario(
+            &rt,
             "through a 20 ms round-trip proxy",
             &srv,
             &proxy,
             &local_path,
             &a,
-        )
-        .await?;
+        )?;
     }
     for d in ["aft", "ssh", "rcl"] {
         let _ = std::fs::remove_dir_all(format!("{}/bench-{d}", srv.home));

@@ -55,16 +55,13 @@ impl Store {
         // database, a read-only directory or a refused login fails here at once with its
         // cause, where the pool would retry until its acquire timeout and then say only
         // "pool timed out".
-        {
-            use sqlx::Connection;
-            let mut probe = sqlx::AnyConnection::connect_with(&options)
-                .await
-                .map_err(open_err)?;
-            prepare_connection(&mut probe, dialect)
-                .await
-                .map_err(open_err)?;
-            let _ = probe.close().await;
-        }
+        use sqlx::Connection;
+        let mut probe = sqlx::AnyConnection::connect_with(&options)
+            .await
+            .map_err(open_err)?;
+        prepare_connection(&mut probe, dialect)
+            .await
+            .map_err(open_err)?;
         let max = if dialect == Dialect::Sqlite { 4 } else { 16 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
@@ -76,6 +73,10 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(open_err)?;
+        // Closed only now that the pool holds a connection: SQLite deletes the WAL and
+        // shared-memory files when the last connection to a database closes, and creating
+        // them again is a large share of a short `aft run`.
+        let _ = probe.close().await;
         let migrator = match dialect {
             Dialect::Sqlite => &SQLITE_MIGRATIONS,
             Dialect::Postgres => &POSTGRES_MIGRATIONS,

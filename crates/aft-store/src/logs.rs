@@ -34,13 +34,28 @@ impl Store {
 
     /// Append lines of one job in one transaction (the batch a log writer collected).
     pub async fn append_job_logs(&self, job_id: &str, lines: &[LogLine]) -> StoreResult<()> {
-        if lines.is_empty() {
+        let rows: Vec<(&str, &LogLine)> = lines.iter().map(|l| (job_id, l)).collect();
+        self.append_log_rows(&rows).await
+    }
+
+    /// Append the lines of several jobs in one transaction: a log writer's batch of many
+    /// short jobs is one write, not one per job.
+    pub async fn append_logs_of_jobs(&self, jobs: &[(String, Vec<LogLine>)]) -> StoreResult<()> {
+        let rows: Vec<(&str, &LogLine)> = jobs
+            .iter()
+            .flat_map(|(id, lines)| lines.iter().map(move |l| (id.as_str(), l)))
+            .collect();
+        self.append_log_rows(&rows).await
+    }
+
+    async fn append_log_rows(&self, rows: &[(&str, &LogLine)]) -> StoreResult<()> {
+        if rows.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
         // Multi-row inserts keep a batch to a few statements; 200 rows x 5 binds stays far
         // below either dialect's bind limit.
-        for chunk in lines.chunks(200) {
+        for chunk in rows.chunks(200) {
             let mut sql =
                 String::from("INSERT INTO job_logs (job_id, line, at, level, message) VALUES ");
             for i in 0..chunk.len() {
@@ -57,10 +72,13 @@ impl Store {
                     b + 5
                 ));
             }
+            // A batch stored just before the connection broke is sent again by the
+            // runner's retry: lines already there are kept as they are.
+            sql.push_str(" ON CONFLICT (job_id, line) DO NOTHING");
             let mut query = sqlx::query(&sql);
-            for line in chunk {
+            for (job_id, line) in chunk {
                 query = query
-                    .bind(job_id)
+                    .bind(*job_id)
                     .bind(line.line)
                     .bind(&line.at)
                     .bind(&line.level)

@@ -30,7 +30,18 @@ pub(super) fn to_io(target: &str, path: &str, e: SftpError) -> io::Error {
         SftpError::Timeout => io::ErrorKind::TimedOut,
         SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => io::ErrorKind::ConnectionAborted,
     };
-    io::Error::new(kind, format!("{target}{path}: {e}"))
+    io::Error::new(kind, format!("{target}{path}: {}", plain_message(&e)))
+}
+
+/// An SFTP error in words: russh-sftp says "sender dropped" when the SSH session ends
+/// under a request (a reset or closed connection).
+pub(super) fn plain_message(e: &SftpError) -> String {
+    match e {
+        SftpError::UnexpectedBehavior(m) if m == "sender dropped" => {
+            "the connection closed before the server answered (the SSH session ended)".into()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Closes a remote handle when dropped, so an abandoned reader or listing does not leak it.
@@ -137,6 +148,8 @@ pub(super) type WriteFut = BoxFuture<'static, Result<(), SftpError>>;
 pub(super) struct SftpWriter {
     pub(super) conn: Arc<Conn>,
     pub(super) handle: Option<String>,
+    /// The server path, under which the attributes fetched at the close are kept.
+    pub(super) remote: String,
     pub(super) label: String,
     pub(super) path: String,
     pub(super) offset: u64,
@@ -222,15 +235,67 @@ impl AsyncWrite for SftpWriter {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.closing.is_none() {
-            match self.as_mut().poll_flush(cx) {
-                Poll::Ready(Ok(())) => {}
-                other => return other,
+            let this = &mut *self;
+            // Room for the last chunk; earlier writes are already sent (each was polled
+            // when queued) and are awaited below, with the last one and the close.
+            if !this.buf.is_empty() && this.inflight.len() >= this.depth {
+                match this.drive(cx) {
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending if this.inflight.len() >= this.depth => return Poll::Pending,
+                    _ => {}
+                }
             }
-            let Some(handle) = self.handle.take() else {
+            if let Some(e) = this.error.take() {
+                return Poll::Ready(Err(e));
+            }
+            let Some(handle) = this.handle.take() else {
                 return Poll::Ready(Ok(()));
             };
-            let conn = self.conn.clone();
-            self.closing = Some(async move { conn.sftp.close(handle).await.map(|_| ()) }.boxed());
+            let last = (!this.buf.is_empty()).then(|| {
+                let data = std::mem::take(&mut this.buf);
+                let at = this.offset;
+                this.offset += data.len() as u64;
+                (at, data)
+            });
+            let earlier = std::mem::take(&mut this.inflight);
+            let (conn, remote) = (this.conn.clone(), this.remote.clone());
+            // The last write, an fstat and the close go out together, without waiting for
+            // each other's answers: the server handles requests on one handle in order, so
+            // the fstat sees every write. A small file then costs one round trip here, not
+            // three (write, close, and the transfer's stat of what landed).
+            this.closing = Some(
+                async move {
+                    let last_write = async {
+                        match last {
+                            Some((at, data)) => {
+                                conn.sftp.write(handle.as_str(), at, data).await.map(|_| ())
+                            }
+                            None => Ok(()),
+                        }
+                    };
+                    let earlier = async {
+                        let mut earlier = earlier;
+                        while let Some(r) = earlier.next().await {
+                            r?;
+                        }
+                        Ok::<(), SftpError>(())
+                    };
+                    let (before, last, attrs, closed) = futures::join!(
+                        earlier,
+                        last_write,
+                        conn.sftp.fstat(handle.as_str()),
+                        conn.sftp.close(handle.as_str())
+                    );
+                    before?;
+                    last?;
+                    closed?;
+                    if let Ok(a) = attrs {
+                        conn.file_landed(remote, a.attrs);
+                    }
+                    Ok(())
+                }
+                .boxed(),
+            );
         }
         let this = &mut *self;
         let closing = this.closing.as_mut().expect("closing future");

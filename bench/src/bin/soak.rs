@@ -1,0 +1,372 @@
+//! Soak benchmark: `aft serve` on SQLite under a steady mixed load, with its RSS, open
+//! files, database size and p99 API latency (`GET /v1/jobs`, `GET /v1/health`) taken near
+//! the start and at the end of the run.
+//!
+//! `cargo run --release -p aft-bench --bin soak [-- SECONDS JOBS]` (default 1200 s,
+//! 20,000 jobs)
+//!
+//! The load: 50 schedules firing every second (`* * * * * *`), 10 watcher jobs
+//! (`FsWatcher` on their own folders, with a file dropped into one of them every 100 ms),
+//! JOBS one-line jobs posted at an even pace over the run (`POST /v1/jobs` with an API
+//! key), and a job logging 100,000 lines every minute. The first sample is taken once the
+//! load has run for a fifth of the run (at most a minute), the last at the end, both under
+//! load; each latency is the p99 of 200 sequential requests (`GET /v1/jobs` as an admin,
+//! first page of 100).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aft_bench::svc::{Server, aft, client, free_port, open_files, rss_kib, sign_in};
+use aft_bench::{aft_binary, percentiles};
+
+const SCHEDULES: usize = 50;
+const WATCHERS: usize = 10;
+const FLOOD_LINES: u32 = 100_000;
+
+const WATCH: &str = r#"
+var w = new FsWatcher();
+w.WatchDir(Param("dir"), false);
+w.Start(function (evt) { if (evt.Event === EVT_CREATE) Log("new " + evt.Object); });
+WaitForHaltSignal();
+w.Stop();
+"#;
+
+const FLOOD: &str = r#"
+var n = parseInt(Param("n"), 10);
+for (var i = 0; i < n; i++) Log("flood line " + i + " of " + n);
+"#;
+
+struct Sample {
+    rss_kib: u64,
+    open_files: usize,
+    db_bytes: u64,
+    jobs_p99: Duration,
+    health_p99: Duration,
+}
+
+fn db_bytes(data: &Path) -> u64 {
+    ["aft.db", "aft.db-wal", "aft.db-shm"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(data.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+async fn p99(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    runs: usize,
+) -> anyhow::Result<Duration> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let resp = http.get(url).header("Cookie", cookie).send().await?;
+        let status = resp.status();
+        let _ = resp.bytes().await?;
+        anyhow::ensure!(status.is_success(), "GET {url}: {status}");
+        samples.push(start.elapsed());
+    }
+    Ok(percentiles(&mut samples).1)
+}
+
+async fn sample(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    pid: u32,
+    data: &Path,
+) -> anyhow::Result<Sample> {
+    Ok(Sample {
+        rss_kib: rss_kib(pid),
+        open_files: open_files(pid),
+        db_bytes: db_bytes(data),
+        jobs_p99: p99(http, &format!("{base}/v1/jobs"), cookie, 200).await?,
+        health_p99: p99(http, &format!("{base}/v1/health"), cookie, 200).await?,
+    })
+}
+
+/// Jobs by status, from `/metrics`.
+async fn job_counts(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("aft_jobs{status="))
+        .map(|l| l.trim_start_matches("aft_jobs{status=").replace("\"}", ""))
+        .map(|l| l.replace('"', "").replace(' ', "="))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let resp = http
+        .post(format!("{base}/v1/jobs"))
+        .header("X-API-Key", key)
+        .json(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let _ = resp.bytes().await?;
+    anyhow::ensure!(status.as_u16() == 202, "POST /v1/jobs: {status}");
+    Ok(())
+}
+
+fn change(start: f64, end: f64) -> String {
+    if start == 0.0 {
+        return "-".into();
+    }
+    format!("{:+.1}%", (end - start) / start * 100.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut args = std::env::args().skip(1);
+    let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1200);
+    let jobs: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(20_000);
+    let run = Duration::from_secs(seconds);
+    let bin = aft_binary()?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data)?;
+    let data = data.as_path();
+    for (name, body) in [
+        ("one", r#"Log(Param("x"));"#),
+        ("tick", r#"Log("tick");"#),
+        ("watch", WATCH),
+        ("flood", FLOOD),
+    ] {
+        let file = dir.path().join(format!("{name}.syncjs"));
+        std::fs::write(&file, body)?;
+        aft(
+            &bin,
+            data,
+            &["script", "push", name, file.to_str().unwrap_or_default()],
+            None,
+        )?;
+    }
+    aft(
+        &bin,
+        data,
+        &["settings", "set", "max-concurrent-jobs", "16"],
+        None,
+    )?;
+    aft(
+        &bin,
+        data,
+        &["admin", "create", "soak"],
+        Some("soak-password\n"),
+    )?;
+    let key = aft(
+        &bin,
+        data,
+        &["apikey", "create", "--name", "soak", "--allow", "127.0.0.1"],
+        None,
+    )?
+    .trim()
+    .to_string();
+    for i in 0..SCHEDULES {
+        aft(
+            &bin,
+            data,
+            &[
+                "schedule",
+                "add",
+                &format!("every-second-{i}"),
+                "--script",
+                "tick",
+                "--cron",
+                "* * * * * *",
+            ],
+            None,
+        )?;
+    }
+    let mut folders = Vec::new();
+    for i in 0..WATCHERS {
+        let folder = dir.path().canonicalize()?.join(format!("inbox-{i}"));
+        std::fs::create_dir(&folder)?;
+        let params = serde_json::json!({ "dir": folder.display().to_string() }).to_string();
+        aft(
+            &bin,
+            data,
+            &[
+                "watcher",
+                "add",
+                &format!("inbox-{i}"),
+                "--script",
+                "watch",
+                "--params",
+                &params,
+            ],
+            None,
+        )?;
+        folders.push(folder);
+    }
+
+    let port = free_port()?;
+    let base = format!("https://127.0.0.1:{port}");
+    let server = Server::start(&bin, data, port)?;
+    let pid = server.pid();
+    let http = client(data)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (first, last, posted, dropped, floods, counts) = runtime.block_on(async {
+        let cookie = sign_in(&http, &base, "soak", "soak-password").await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let posted = Arc::new(AtomicU64::new(0));
+        let poster = {
+            let (http, base, key, stop, posted) = (
+                http.clone(),
+                base.clone(),
+                key.clone(),
+                stop.clone(),
+                posted.clone(),
+            );
+            tokio::spawn(async move {
+                let every = run / jobs.max(1) as u32;
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let body = serde_json::json!({"scriptName": "one", "params": {"x": "soak"}});
+                while !stop.load(Ordering::SeqCst) && posted.load(Ordering::SeqCst) < jobs {
+                    tick.tick().await;
+                    post(&http, &base, &key, &body).await?;
+                    posted.fetch_add(1, Ordering::SeqCst);
+                }
+                anyhow::Ok(())
+            })
+        };
+        let dropper = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut n: u64 = 0;
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                while !stop.load(Ordering::SeqCst) {
+                    tick.tick().await;
+                    let folder = &folders[n as usize % folders.len()];
+                    std::fs::write(folder.join(format!("file-{n}.csv")), b"id,amount\n1,10\n")?;
+                    // Keep each folder small: remove the file dropped ten rounds ago.
+                    if n >= 10 * folders.len() as u64 {
+                        let old = n - 10 * folders.len() as u64;
+                        let _ = std::fs::remove_file(folder.join(format!("file-{old}.csv")));
+                    }
+                    n += 1;
+                }
+                anyhow::Ok(n)
+            })
+        };
+        let floods = Arc::new(AtomicU64::new(0));
+        let flooder = {
+            let (http, base, key, stop, floods) = (
+                http.clone(),
+                base.clone(),
+                key.clone(),
+                stop.clone(),
+                floods.clone(),
+            );
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                let body = serde_json::json!({"scriptName": "flood", "params": {"n": FLOOD_LINES.to_string()}});
+                while !stop.load(Ordering::SeqCst) {
+                    tick.tick().await;
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    post(&http, &base, &key, &body).await?;
+                    floods.fetch_add(1, Ordering::SeqCst);
+                }
+                anyhow::Ok(())
+            })
+        };
+        let started = Instant::now();
+        let warmup = (run / 5).min(Duration::from_secs(60));
+        tokio::time::sleep(warmup).await;
+        let first = sample(&http, &base, &cookie, pid, data).await?;
+        println!(
+            "first sample at {:.0} s: {}",
+            started.elapsed().as_secs_f64(),
+            job_counts(&http, &base).await?
+        );
+        tokio::time::sleep(run.saturating_sub(started.elapsed())).await;
+        let last = sample(&http, &base, &cookie, pid, data).await?;
+        stop.store(true, Ordering::SeqCst);
+        poster.abort();
+        flooder.abort();
+        let dropped = dropper.await??;
+        let counts = job_counts(&http, &base).await?;
+        anyhow::Ok((
+            first,
+            last,
+            posted.load(Ordering::SeqCst),
+            dropped,
+            floods.load(Ordering::SeqCst),
+            counts,
+        ))
+    })?;
+    drop(server);
+
+    println!(
+        "aft serve on SQLite, {seconds} s: {SCHEDULES} schedules every second, {WATCHERS} watcher jobs \
+         ({dropped} files dropped), {posted} jobs posted, {floods} jobs of {FLOOD_LINES} log lines"
+    );
+    println!("jobs at the end: {counts}");
+    println!("{:<28} {:>14} {:>14} {:>9}", "", "start", "end", "change");
+    let mib = |k: f64| format!("{:.1} MiB", k / 1024.0);
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    for (what, a, b, fa, fb) in [
+        (
+            "RSS",
+            first.rss_kib as f64,
+            last.rss_kib as f64,
+            mib(first.rss_kib as f64),
+            mib(last.rss_kib as f64),
+        ),
+        (
+            "open files",
+            first.open_files as f64,
+            last.open_files as f64,
+            first.open_files.to_string(),
+            last.open_files.to_string(),
+        ),
+        (
+            "database (db + wal)",
+            first.db_bytes as f64,
+            last.db_bytes as f64,
+            mib(first.db_bytes as f64 / 1024.0),
+            mib(last.db_bytes as f64 / 1024.0),
+        ),
+        (
+            "GET /v1/jobs p99",
+            first.jobs_p99.as_secs_f64(),
+            last.jobs_p99.as_secs_f64(),
+            ms(first.jobs_p99),
+            ms(last.jobs_p99),
+        ),
+        (
+            "GET /v1/health p99",
+            first.health_p99.as_secs_f64(),
+            last.health_p99.as_secs_f64(),
+            ms(first.health_p99),
+            ms(last.health_p99),
+        ),
+    ] {
+        println!("{what:<28} {fa:>14} {fb:>14} {:>9}", change(a, b));
+    }
+    Ok(())
+}

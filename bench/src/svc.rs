@@ -1,0 +1,135 @@
+//! Driving a real `aft serve` from a benchmark: the CLI, the service process, sign-in.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Run `aft --data DATA ARGS` (with `input` on its stdin); its stdout.
+pub fn aft(bin: &Path, data: &Path, args: &[&str], input: Option<&str>) -> anyhow::Result<String> {
+    let mut child = Command::new(bin)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("AFT_DATABASE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    if let Some(text) = input {
+        stdin.write_all(text.as_bytes())?;
+    }
+    drop(stdin);
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "aft {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A running `aft serve`, stopped (SIGTERM) when dropped.
+pub struct Server(pub Child);
+
+impl Server {
+    /// Start `aft serve` on `127.0.0.1:PORT` over DATA (its log in DATA/serve.log) and wait
+    /// until it writes `service.json`.
+    pub fn start(bin: &Path, data: &Path, port: u16) -> anyhow::Result<Server> {
+        let _ = std::fs::remove_file(data.join("service.json"));
+        let mut child = Command::new(bin)
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("AFT_LOG", "info")
+            .env_remove("AFT_DATABASE")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(data.join("serve.log"))?)
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !data.join("service.json").exists() {
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!("aft serve exited: {status}");
+            }
+            anyhow::ensure!(Instant::now() < deadline, "aft serve did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Server(child))
+    }
+
+    /// The service's process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// An HTTPS client that trusts the service's own certificate (DATA/tls/cert.pem).
+pub fn client(data: &Path) -> anyhow::Result<reqwest::Client> {
+    let cert = std::fs::read(data.join("tls/cert.pem"))?;
+    Ok(reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert)?)
+        .pool_max_idle_per_host(64)
+        .build()?)
+}
+
+/// Sign in as an admin (`POST /v1/session`); the `aft_session=...` cookie.
+pub async fn sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let resp = http
+        .post(format!("{base}/v1/session"))
+        .json(&serde_json::json!({"username": user, "password": password}))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "sign-in: {}", resp.status());
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("aft_session="))
+        })
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("sign-in: no session cookie"))
+}
+
+/// Resident set size of a process in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// How many files a process has open (entries of `/proc/PID/fd`).
+pub fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
