@@ -42,6 +42,24 @@ pub struct TransferRecord {
     pub outcome: String,
 }
 
+impl From<&aft_vfs::transfer::TransferOutcome> for TransferRecord {
+    fn from(o: &aft_vfs::transfer::TransferOutcome) -> Self {
+        TransferRecord {
+            source: o.source.clone(),
+            target: o.target.clone(),
+            bytes: o.bytes,
+            hash: o.sha256.clone(),
+            millis: o.millis,
+            attempts: o.attempts,
+            outcome: match &o.outcome {
+                aft_vfs::transfer::Outcome::Ok => "ok".to_string(),
+                aft_vfs::transfer::Outcome::Skipped(_) => "skipped".to_string(),
+                aft_vfs::transfer::Outcome::Failed(e) => e.clone(),
+            },
+        }
+    }
+}
+
 /// What a job can ask of whoever runs it. Calls block the job's thread, so they may do I/O.
 pub trait JobHost: Send + Sync + 'static {
     /// The value of the named secret (names are case-sensitive), `None` if there is none.

@@ -180,15 +180,7 @@ impl JobHost for StoreJobHost {
             }
             return;
         };
-        let transfer = NewTransfer {
-            source: record.source,
-            target: record.target,
-            bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX),
-            hash: record.hash,
-            millis: i64::try_from(record.millis).unwrap_or(i64::MAX),
-            attempts: i64::from(record.attempts),
-            outcome: record.outcome,
-        };
+        let transfer = stored_transfer(record);
         let store = self.store.clone();
         let id = job_id.clone();
         if let Err(e) = self.wait(async move { store.record_transfer(&id, &transfer).await }) {
@@ -231,6 +223,19 @@ impl JobHost for StoreJobHost {
 }
 
 /// A transfer record as one log line (`aft run` without a service keeps no records).
+/// A transfer record as the store keeps it (`GET /v1/jobs/{id}/transfers`).
+pub fn stored_transfer(record: TransferRecord) -> NewTransfer {
+    NewTransfer {
+        source: record.source,
+        target: record.target,
+        bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX),
+        hash: record.hash,
+        millis: i64::try_from(record.millis).unwrap_or(i64::MAX),
+        attempts: i64::from(record.attempts),
+        outcome: record.outcome,
+    }
+}
+
 fn transfer_line(record: &TransferRecord) -> String {
     let hash = record
         .hash

@@ -19,40 +19,12 @@ fn unique(prefix: &str) -> String {
 }
 
 fn add_entries(aft: &Aft) {
-    aft.secret("sftp-pass", &peer("AFT_TEST_SFTP_PASS"));
-    aft.secret("s3-secret", &peer("AFT_TEST_S3_SECRET"));
-    let sftp = json!({
-        "Host": peer("AFT_TEST_SFTP_ADDR"),
-        "User": peer("AFT_TEST_SFTP_USER"),
-        "PassFromSecret": "sftp-pass",
-        "HostKeySHA256": peer("AFT_TEST_SFTP_HOSTKEY_SHA256"),
-        "BaseDir": peer("AFT_TEST_SFTP_HOME"),
-    });
-    aft.ok(&[
-        "vfs",
-        "add",
+    aft.add_sftp_entry(
         "partner",
-        "--type",
-        "sftp",
-        "--json",
-        &sftp.to_string(),
-    ]);
-    let s3 = json!({
-        "Endpoint": peer("AFT_TEST_S3_ENDPOINT"),
-        "Bucket": peer("AFT_TEST_S3_BUCKET"),
-        "Region": peer("AFT_TEST_S3_REGION"),
-        "APIKeyID": peer("AFT_TEST_S3_KEY_ID"),
-        "APIKeySecretFromSecret": "s3-secret",
-    });
-    aft.ok(&[
-        "vfs",
-        "add",
-        "archive",
-        "--type",
-        "s3",
-        "--json",
-        &s3.to_string(),
-    ]);
+        "sftp-pass",
+        json!({"BaseDir": peer("AFT_TEST_SFTP_HOME")}),
+    );
+    aft.add_s3_entry("archive", "s3-secret");
 }
 
 fn json_of(out: &str) -> Value {

@@ -65,39 +65,8 @@ Log("stored credentials ok " + tag);
 /// A data directory with the secrets and the two VFS Library entries the script uses.
 fn prepared() -> Aft {
     let aft = Aft::allowing_cli_run();
-    aft.secret("sftp-pass", &peer("AFT_TEST_SFTP_PASS"));
-    aft.secret("s3-secret", &peer("AFT_TEST_S3_SECRET"));
-    let partner = json!({
-        "Host": peer("AFT_TEST_SFTP_ADDR"),
-        "User": peer("AFT_TEST_SFTP_USER"),
-        "PassFromSecret": "sftp-pass",
-        "HostKeySHA256": peer("AFT_TEST_SFTP_HOSTKEY_SHA256"),
-    });
-    aft.ok(&[
-        "vfs",
-        "add",
-        "partner",
-        "--type",
-        "sftp",
-        "--json",
-        &partner.to_string(),
-    ]);
-    let archive = json!({
-        "Bucket": peer("AFT_TEST_S3_BUCKET"),
-        "Region": peer("AFT_TEST_S3_REGION"),
-        "Endpoint": peer("AFT_TEST_S3_ENDPOINT"),
-        "APIKeyID": peer("AFT_TEST_S3_KEY_ID"),
-        "APIKeySecretFromSecret": "s3-secret",
-    });
-    aft.ok(&[
-        "vfs",
-        "add",
-        "archive",
-        "--type",
-        "s3",
-        "--json",
-        &archive.to_string(),
-    ]);
+    aft.add_sftp_entry("partner", "sftp-pass", json!({}));
+    aft.add_s3_entry("archive", "s3-secret");
     aft
 }
 

@@ -80,16 +80,11 @@ where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let url = global.database_url();
-    let data_dir = global.data_dir();
-    let needs_dir = global.database.is_none();
+    let at = StoreAt::of(global);
     run_async(async move {
-        if needs_dir {
-            aft_store::create_data_dir(&data_dir)?;
-        }
-        let store = Store::open(&url).await?;
+        let store = at.open().await?;
         // What the command changes in the store goes to the audit trail, as `local`.
-        let audit = aft_server::audit::LocalAudit::begin(&store, &url).await?;
+        let audit = aft_server::audit::LocalAudit::begin(&store, &at.url).await?;
         let outcome = work(store.clone()).await;
         let recorded = audit.finish(&store, &audit::command_words()).await;
         store.close().await;
@@ -97,6 +92,32 @@ where
         recorded?;
         Ok(())
     })
+}
+
+/// The store the global options name, to open inside the command's runtime.
+pub struct StoreAt {
+    /// The database URL in effect.
+    pub url: String,
+    /// The data directory to create first, for the embedded SQLite store.
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl StoreAt {
+    /// The store of `global`'s `--database` or `--data`.
+    pub fn of(global: &GlobalArgs) -> Self {
+        Self {
+            url: global.database_url(),
+            data_dir: global.database.is_none().then(|| global.data_dir()),
+        }
+    }
+
+    /// Create the data directory if the store lives there, and open the store.
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        if let Some(dir) = &self.data_dir {
+            aft_store::create_data_dir(dir)?;
+        }
+        Ok(Store::open(&self.url).await?)
+    }
 }
 
 /// An error and its causes on one line, leaving out a cause whose text the line already

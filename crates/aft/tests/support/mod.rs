@@ -151,6 +151,50 @@ impl Aft {
         ok(self.run_with_input(&["secret", "set", name], value));
     }
 
+    /// Add VFS Library entry `name` of type `kind` with `fields`, as `aft vfs add` does.
+    pub fn add_vfs(&self, name: &str, kind: &str, fields: &serde_json::Value) {
+        self.ok(&[
+            "vfs",
+            "add",
+            name,
+            "--type",
+            kind,
+            "--json",
+            &fields.to_string(),
+        ]);
+    }
+
+    /// Store the test sshd's password as secret `secret` and add SFTP entry `name` that
+    /// reads it from there, with the server's key pinned; `extra` fields (an object) are
+    /// added to those.
+    pub fn add_sftp_entry(&self, name: &str, secret: &str, extra: serde_json::Value) {
+        self.secret(secret, &peer("AFT_TEST_SFTP_PASS"));
+        let mut fields = serde_json::json!({
+            "Host": peer("AFT_TEST_SFTP_ADDR"),
+            "User": peer("AFT_TEST_SFTP_USER"),
+            "PassFromSecret": secret,
+            "HostKeySHA256": peer("AFT_TEST_SFTP_HOSTKEY_SHA256"),
+        });
+        if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
+            fields.extend(extra);
+        }
+        self.add_vfs(name, "sftp", &fields);
+    }
+
+    /// Store the test S3 server's secret key as secret `secret` and add S3 entry `name`
+    /// (on the test bucket) that reads it from there.
+    pub fn add_s3_entry(&self, name: &str, secret: &str) {
+        self.secret(secret, &peer("AFT_TEST_S3_SECRET"));
+        let fields = serde_json::json!({
+            "Endpoint": peer("AFT_TEST_S3_ENDPOINT"),
+            "Bucket": peer("AFT_TEST_S3_BUCKET"),
+            "Region": peer("AFT_TEST_S3_REGION"),
+            "APIKeyID": peer("AFT_TEST_S3_KEY_ID"),
+            "APIKeySecretFromSecret": secret,
+        });
+        self.add_vfs(name, "s3", &fields);
+    }
+
     /// Store a script under `name`.
     pub fn push_script(&self, name: &str, body: &str) {
         let file = self.write(&format!("{}.syncjs", name.replace(' ', "_")), body);
