@@ -14,6 +14,7 @@ const ROUTES = [
   { pattern: /^secrets$/, page: 'secrets', nav: 'secrets' },
   { pattern: /^apikeys$/, page: 'apikeys', nav: 'apikeys' },
   { pattern: /^schedules$/, page: 'schedules', nav: 'schedules' },
+  { pattern: /^schedules\/([^/]+)$/, page: 'schedules', nav: 'schedules', keys: ['name'] },
   { pattern: /^watchers$/, page: 'watchers', nav: 'watchers' },
   { pattern: /^notifications$/, page: 'notifications', nav: 'notifications' },
   { pattern: /^settings$/, page: 'settings', nav: 'settings' },

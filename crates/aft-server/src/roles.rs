@@ -128,6 +128,15 @@ pub const ROUTES: &[RouteRule] = &[
         Change(AuditKind::Script),
     ),
     rule("get", "/v1/scripts/{id}/policy", VIEWER, No),
+    rule("get", "/v1/scripts/{id}/used-by", VIEWER, No),
+    rule("get", "/v1/scripts/{id}/versions", VIEWER, No),
+    rule("get", "/v1/scripts/{id}/versions/{version}", VIEWER, No),
+    rule(
+        "post",
+        "/v1/scripts/{id}/versions/{version}/restore",
+        OPERATOR,
+        Change(AuditKind::Script),
+    ),
     rule("put", "/v1/scripts/{id}/policy", OPERATOR, Audited::Other),
     // Notifications of job outcomes.
     rule("get", "/v1/notifications", VIEWER, No),
@@ -191,9 +200,11 @@ pub const ROUTES: &[RouteRule] = &[
     rule("put", "/v1/vfs/{name}", ADMIN, Change(AuditKind::Vfs)),
     rule("delete", "/v1/vfs/{name}", ADMIN, Change(AuditKind::Vfs)),
     rule("post", "/v1/vfs/{name}/test", OPERATOR, No),
+    rule("get", "/v1/vfs/{name}/used-by", VIEWER, No),
     rule("get", "/v1/nodes", VIEWER, No),
     // The admin role's alone.
     rule("get", "/v1/secrets", ADMIN, No),
+    rule("get", "/v1/secrets/{name}/used-by", ADMIN, No),
     rule(
         "put",
         "/v1/secrets/{name}",

@@ -107,6 +107,8 @@ pub struct NewJob {
     pub not_before: Option<String>,
     /// The job whose end started this one through a chain.
     pub chained_from: Option<String>,
+    /// Who started it, in words (`admin alice`, `API key ci`, `aft cp`).
+    pub started_by: Option<String>,
 }
 
 /// One job as stored.
@@ -166,6 +168,10 @@ pub struct Job {
     pub chained_from: Option<String>,
     /// What the script set with `SetResult`, if anything.
     pub result: Option<String>,
+    /// The version of its stored script it ran (None for file runs and ad-hoc sources).
+    pub script_version: Option<i64>,
+    /// Who started it, in words (`admin alice`, `API key ci`, `schedule nightly`).
+    pub started_by: Option<String>,
 }
 
 /// Which jobs to list, newest first.
@@ -187,10 +193,18 @@ pub struct JobFilter {
     pub limit: Option<i64>,
 }
 
+/// How many jobs one transaction of the retention purge deletes.
+const PURGE_BATCH: i64 = 1000;
+/// The purge's pause between batches, so that waiting writers get the lock.
+const PURGE_PAUSE: Duration = Duration::from_millis(10);
+
+/// The error of a job the lease reaper interrupted (its node may still report its end).
+const REAPED_ERROR: &str = "the node running it stopped renewing its lease";
+
 const JOB_COLUMNS: &str = "seq, id, status, script_id, script_name, file_path, source, params, \
     origin, api_key_id, retry_safe, pinned_node, node_id, lease_until, halt_requested, attempts, \
     exit_code, error, created_at, started_at, finished_at, retry_of, retry_attempt, not_before, \
-    chained_from, result";
+    chained_from, result, script_version, started_by";
 
 fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
     let params: String = row.try_get("params")?;
@@ -222,6 +236,8 @@ fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
         not_before: row.try_get("not_before")?,
         chained_from: row.try_get("chained_from")?,
         result: row.try_get("result")?,
+        script_version: row.try_get("script_version")?,
+        started_by: row.try_get("started_by")?,
     })
 }
 
@@ -246,8 +262,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
              origin, api_key_id, retry_safe, pinned_node, created_at, retry_of, retry_attempt, \
-             not_before, chained_from) \
-             VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             not_before, chained_from, started_by) \
+             VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              RETURNING {JOB_COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -266,6 +282,7 @@ impl Store {
             .bind(job.retry_attempt.max(1))
             .bind(job.not_before.clone())
             .bind(job.chained_from.clone())
+            .bind(job.started_by.clone())
             .fetch_one(self.pool())
             .await?;
         job_from_row(&row)
@@ -285,8 +302,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
              origin, api_key_id, retry_safe, pinned_node, node_id, lease_until, attempts, \
-             created_at, started_at) \
-             VALUES ($1, 'running', $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, 1, $12, $13) \
+             created_at, started_at, started_by) \
+             VALUES ($1, 'running', $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, 1, $12, $13, $14) \
              RETURNING {JOB_COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -303,6 +320,7 @@ impl Store {
             .bind(time_after(lease))
             .bind(&now)
             .bind(&now)
+            .bind(job.started_by.clone())
             .fetch_one(self.pool())
             .await?;
         job_from_row(&row)
@@ -346,8 +364,67 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Extend the leases of `ids`, the jobs this node runs now (not every job the store says
+    /// it runs: one whose end could not be recorded and was given up must run out, so the
+    /// reaper ends it). Returns how many were renewed.
+    pub async fn renew_job_leases(
+        &self,
+        node_id: &str,
+        ids: &[String],
+        lease: Duration,
+    ) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = (0..ids.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE jobs SET lease_until = $1 WHERE node_id = $2 AND status = 'running' \
+             AND id IN ({list})"
+        );
+        let mut query = sqlx::query(&sql).bind(time_after(lease)).bind(node_id);
+        for id in ids {
+            query = query.bind(id);
+        }
+        Ok(query.execute(self.pool()).await?.rows_affected())
+    }
+
+    /// Jobs the store says `node_id` runs that are not in `known` (the ones it runs now):
+    /// claims whose answer was lost when the connection broke after the claim was stored.
+    /// Their lease is renewed in the same statement, so no reaper takes them meanwhile.
+    pub async fn adopt_lost_claims(
+        &self,
+        node_id: &str,
+        known: &[String],
+        lease: Duration,
+    ) -> StoreResult<Vec<Job>> {
+        let not_in = if known.is_empty() {
+            String::new()
+        } else {
+            let list = (0..known.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(" AND id NOT IN ({list})")
+        };
+        let sql = format!(
+            "UPDATE jobs SET lease_until = $1 WHERE node_id = $2 AND status = 'running'{not_in} \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let mut query = sqlx::query(&sql).bind(time_after(lease)).bind(node_id);
+        for id in known {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
     /// Record how a running job ended. Returns false when the job was no longer running on
-    /// this node (a reaper interrupted it meanwhile), in which case nothing changes.
+    /// this node, in which case nothing changes. One exception: a job the lease reaper
+    /// marked `interrupted` while its node could not reach the store (and whose follow-ups
+    /// are not yet settled) takes the true outcome its node reports afterwards.
     pub async fn finish_job(
         &self,
         id: &str,
@@ -363,12 +440,30 @@ impl Store {
         }
         let done = sqlx::query(
             "UPDATE jobs SET status = $1, exit_code = $2, error = $3, finished_at = $4, \
-             lease_until = NULL WHERE id = $5 AND node_id = $6 AND status = 'running'",
+             lease_until = NULL WHERE id = $5 AND node_id = $6 AND (status = 'running' \
+             OR (status = 'interrupted' AND settled = 0 AND error = $7))",
         )
         .bind(status.as_str())
         .bind(exit_code)
         .bind(error.map(str::to_string))
         .bind(now_text())
+        .bind(id)
+        .bind(node_id)
+        .bind(REAPED_ERROR)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Queue again a retry-safe job this node halted because it is stopping (its next claim
+    /// counts the attempt). False, changing nothing, when the job is not running here, is
+    /// not retry-safe, is pinned to this node, or somebody asked to halt it.
+    pub async fn requeue_job(&self, id: &str, node_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', node_id = NULL, lease_until = NULL \
+             WHERE id = $1 AND node_id = $2 AND status = 'running' AND retry_safe = 1 \
+             AND halt_requested = 0 AND pinned_node IS NULL",
+        )
         .bind(id)
         .bind(node_id)
         .execute(self.pool())
@@ -377,8 +472,22 @@ impl Store {
     }
 
     /// Ask a job to halt, from any node: a queued job is halted at once; a running job gets
-    /// `halt_requested`, which its node polls. Returns the job afterwards.
+    /// `halt_requested`, which its node polls; a running job whose lease ran out (its node
+    /// is gone or cut off) is halted at once, as nobody would act on the request. Returns
+    /// the job afterwards.
     pub async fn request_halt(&self, id: &str) -> StoreResult<Job> {
+        let now = now_text();
+        sqlx::query(
+            "UPDATE jobs SET status = 'halted', finished_at = $1, halt_requested = 1, \
+             lease_until = NULL, \
+             error = 'halted on request; the node running it had stopped renewing its lease' \
+             WHERE id = $2 AND status = 'running' AND lease_until < $3",
+        )
+        .bind(&now)
+        .bind(id)
+        .bind(&now)
+        .execute(self.pool())
+        .await?;
         sqlx::query(
             "UPDATE jobs SET status = 'halted', finished_at = $1, error = 'halted before it started' \
              WHERE id = $2 AND status = 'queued'",
@@ -536,10 +645,11 @@ impl Store {
         .await?;
         let interrupted = sqlx::query(
             "UPDATE jobs SET status = 'interrupted', finished_at = $1, \
-             error = 'the node running it stopped renewing its lease', lease_until = NULL \
-             WHERE status = 'running' AND lease_until < $2 RETURNING id",
+             error = $2, lease_until = NULL \
+             WHERE status = 'running' AND lease_until < $3 RETURNING id",
         )
         .bind(&now)
+        .bind(REAPED_ERROR)
         .bind(&now)
         .fetch_all(self.pool())
         .await?;
@@ -565,26 +675,49 @@ impl Store {
 
     /// Delete ended jobs (with their logs and transfer records) that finished before
     /// `cutoff` (RFC 3339). Returns how many jobs were deleted.
+    ///
+    /// In batches of [`PURGE_BATCH`] jobs, each its own short transaction with a pause
+    /// after it, so a purge of millions of records never holds the write lock for long:
+    /// the API and the runner's writes go on meanwhile.
     pub async fn purge_jobs_before(&self, cutoff: &str) -> StoreResult<u64> {
-        let mut tx = self.pool().begin().await?;
-        let old = "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1";
-        sqlx::query(&format!("DELETE FROM job_logs WHERE job_id IN ({old})"))
+        let mut purged = 0;
+        loop {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
+                 ORDER BY finished_at LIMIT $2",
+            )
             .bind(cutoff)
-            .execute(&mut *tx)
+            .bind(PURGE_BATCH)
+            .fetch_all(self.pool())
             .await?;
-        sqlx::query(&format!(
-            "DELETE FROM job_transfers WHERE job_id IN ({old})"
-        ))
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
-        let done =
-            sqlx::query("DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1")
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+            if ids.is_empty() {
+                return Ok(purged);
+            }
+            let list = (1..=ids.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut tx = self.pool().begin().await?;
+            for sql in [
+                format!("DELETE FROM job_logs WHERE job_id IN ({list})"),
+                format!("DELETE FROM job_transfers WHERE job_id IN ({list})"),
+                format!("DELETE FROM jobs WHERE id IN ({list})"),
+            ] {
+                let mut query = sqlx::query(&sql);
+                for id in &ids {
+                    query = query.bind(id);
+                }
+                let done = query.execute(&mut *tx).await?;
+                if sql.starts_with("DELETE FROM jobs ") {
+                    purged += done.rows_affected();
+                }
+            }
+            tx.commit().await?;
+            if (ids.len() as i64) < PURGE_BATCH {
+                return Ok(purged);
+            }
+            tokio::time::sleep(PURGE_PAUSE).await;
+        }
     }
 }
 
@@ -757,6 +890,133 @@ mod tests {
                     .len(),
                 2
             );
+        }
+    );
+
+    crate::both_dialects!(
+        leases_renew_only_known_jobs_and_lost_claims_are_adopted,
+        |store| async move {
+            let a = store.enqueue_job(&job("a", false)).await.unwrap();
+            let b = store.enqueue_job(&job("b", false)).await.unwrap();
+            for _ in 0..2 {
+                store
+                    .claim_job("n1", Duration::ZERO)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            let known = vec![a.id.clone()];
+            assert_eq!(
+                store
+                    .renew_job_leases("n1", &known, Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+                1
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            // b's claim reached the store but not its node: the node adopts it.
+            let adopted = store
+                .adopt_lost_claims("n1", &known, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(adopted.len(), 1);
+            assert_eq!(adopted[0].id, b.id);
+            assert_eq!(adopted[0].attempts, 1);
+            let (requeued, interrupted) = store.reap_expired_leases().await.unwrap();
+            assert!(requeued.is_empty() && interrupted.is_empty());
+            let all = vec![a.id.clone(), b.id.clone()];
+            assert!(
+                store
+                    .adopt_lost_claims("n1", &all, Duration::from_secs(60))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+    );
+
+    crate::both_dialects!(
+        a_reaped_job_takes_the_true_outcome_its_node_reports_later,
+        |store| async move {
+            let a = store.enqueue_job(&job("a", false)).await.unwrap();
+            store
+                .claim_job("n1", Duration::ZERO)
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let (_, interrupted) = store.reap_expired_leases().await.unwrap();
+            assert_eq!(interrupted, vec![a.id.clone()]);
+            assert!(
+                !store
+                    .finish_job(&a.id, "n2", JobStatus::Succeeded, Some(0), None)
+                    .await
+                    .unwrap(),
+                "only its own node may"
+            );
+            assert!(
+                store
+                    .finish_job(&a.id, "n1", JobStatus::Succeeded, Some(0), None)
+                    .await
+                    .unwrap()
+            );
+            let done = store.get_job(&a.id).await.unwrap();
+            assert_eq!(done.status, JobStatus::Succeeded);
+            assert_eq!(done.error, None);
+            assert!(
+                !store
+                    .finish_job(&a.id, "n1", JobStatus::Failed, Some(1), None)
+                    .await
+                    .unwrap(),
+                "an ended job does not change again"
+            );
+        }
+    );
+
+    crate::both_dialects!(
+        a_stopping_node_requeues_only_retry_safe_unhalted_jobs,
+        |store| async move {
+            let safe = store.enqueue_job(&job("safe", true)).await.unwrap();
+            let plain = store.enqueue_job(&job("plain", false)).await.unwrap();
+            for _ in 0..2 {
+                store
+                    .claim_job("n1", Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            assert!(!store.requeue_job(&plain.id, "n1").await.unwrap());
+            assert!(!store.requeue_job(&safe.id, "n2").await.unwrap());
+            assert!(store.requeue_job(&safe.id, "n1").await.unwrap());
+            let again = store
+                .claim_job("n2", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(again.id, safe.id);
+            assert_eq!(again.attempts, 2);
+            store.request_halt(&safe.id).await.unwrap();
+            assert!(
+                !store.requeue_job(&safe.id, "n2").await.unwrap(),
+                "a job somebody asked to halt is not run again"
+            );
+        }
+    );
+
+    crate::both_dialects!(
+        halting_a_job_whose_lease_ran_out_ends_it,
+        |store| async move {
+            let a = store.enqueue_job(&job("a", false)).await.unwrap();
+            store
+                .claim_job("gone", Duration::ZERO)
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let halted = store.request_halt(&a.id).await.unwrap();
+            assert_eq!(halted.status, JobStatus::Halted);
+            assert!(halted.finished_at.is_some());
+            assert!(halted.lease_until.is_none());
         }
     );
 

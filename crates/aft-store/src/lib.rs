@@ -47,6 +47,9 @@ mod followups;
 // Dry-run jobs and their plans (migration 0055).
 mod dry_runs;
 
+// What uses what, refused deletes, script versions (migration 0065).
+mod integrity;
+
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -62,6 +65,7 @@ pub use audit::{
 pub use db::{Dialect, Store, create_data_dir, now_text};
 pub use error::StoreError;
 pub use followups::{NewNotification, Notification, NotificationState, Settlement, StoredPolicy};
+pub use integrity::{DeleteOutcome, UsedBy, literal_call_args};
 pub use jobs::{Job, JobFilter, JobStatus, NewJob, time_after, time_before};
 pub use logs::LogLine;
 pub use nodes::Node;
@@ -72,7 +76,7 @@ pub use schedules::{
     CronTimes, MAX_SLOTS_PER_PASS, MisfirePolicy, NewSchedule, OverlapPolicy,
     SCHEDULE_MISFIRE_GRACE, Schedule, ScheduleSlot, ScheduleUpdate, SlotStatus, SlotTiming,
 };
-pub use scripts::{NewScript, Script, ScriptUpdate};
+pub use scripts::{NewScript, Script, ScriptUpdate, ScriptVersion};
 pub use secrets::{Secret, SecretInfo, SecretsKey};
 pub use settings::{
     SETTINGS, SettingDef, SettingKind, SettingValue, Settings, SmtpTls, normalize_setting,

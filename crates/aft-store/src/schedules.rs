@@ -162,12 +162,21 @@ impl CronTimes {
             .seconds(Seconds::Optional)
             .year(Year::Disallowed)
             .build();
-        let cron = parser.parse(expr).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             StoreError::Invalid(format!(
                 "invalid cron expression {expr:?}: {e} (use 5 fields `min hour day month weekday`, \
                  6 with seconds first, or @daily, @hourly, @weekly, @monthly, @yearly)"
             ))
-        })?;
+        };
+        // croner takes an empty list item (`,,` or `5,`) as no value: the expression then
+        // never fires, and every search for its next time runs for seconds.
+        if let Some(field) = expr
+            .split_whitespace()
+            .find(|f| f.split(',').any(str::is_empty))
+        {
+            return Err(invalid(&format!("empty item in the list {field:?}")));
+        }
+        let cron = parser.parse(expr).map_err(|e| invalid(&e))?;
         Ok(CronTimes { cron, tz })
     }
 
@@ -176,6 +185,15 @@ impl CronTimes {
         let local = after.with_timezone(&self.tz);
         self.cron
             .find_next_occurrence(&local, false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The last fire time before `before` (or at it, when `inclusive`).
+    pub fn previous(&self, before: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
+        let local = before.with_timezone(&self.tz);
+        self.cron
+            .find_previous_occurrence(&local, inclusive)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -297,6 +315,22 @@ impl Schedule {
         let times = self.times()?;
         let mut due = std::collections::VecDeque::new();
         let mut cursor = self.last_slot;
+        // After a long outage, walking every slot since the cursor (an every-second schedule
+        // away for a month: millions) stalls the scheduler; only the newest
+        // MAX_SLOTS_PER_PASS are kept, so start just before the oldest of them, found
+        // walking back from `now`. The slots are still the ones the forward walk gives.
+        let (mut probe, mut inclusive, mut back) = (now, true, 0);
+        while back < MAX_SLOTS_PER_PASS {
+            match times.previous(probe, inclusive) {
+                Some(t) if t > cursor && (t < probe || (inclusive && t == probe)) => {
+                    (probe, inclusive, back) = (t, false, back + 1);
+                }
+                _ => break,
+            }
+        }
+        if back == MAX_SLOTS_PER_PASS {
+            cursor = cursor.max(probe - chrono::Duration::milliseconds(1));
+        }
         while let Some(next) = times.next_after(cursor) {
             if next > now || next <= cursor {
                 break;
@@ -891,7 +925,8 @@ async fn insert_slot_job(
     let id = new_id();
     sqlx::query(
         "INSERT INTO jobs (id, status, script_id, script_name, source, params, origin, retry_safe, \
-         created_at, schedule_id) VALUES ($1, 'queued', $2, $3, $4, $5, 'schedule', $6, $7, $8)",
+         created_at, schedule_id, started_by) \
+         VALUES ($1, 'queued', $2, $3, $4, $5, 'schedule', $6, $7, $8, $9)",
     )
     .bind(&id)
     .bind(&job.script_id)
@@ -901,6 +936,7 @@ async fn insert_slot_job(
     .bind(i64::from(job.retry_safe))
     .bind(now_text())
     .bind(&schedule.id)
+    .bind(format!("schedule {}", schedule.name))
     .execute(&mut **tx)
     .await?;
     Ok(id)

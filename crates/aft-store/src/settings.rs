@@ -66,6 +66,8 @@ pub enum SettingKind {
     OriginList,
     /// `;`-separated list of absolute folders, empty for none.
     FolderList,
+    /// An absolute `http://` or `https://` URL, empty for none.
+    Url,
 }
 
 /// One known setting: its key, default text and what it is for.
@@ -210,7 +212,7 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "public-url",
         default: "",
-        kind: SettingKind::Text,
+        kind: SettingKind::Url,
         description: "base URL of the web UI for links in notifications (https://aft.example.com); empty = the address of the node that settled the job",
     },
     SettingDef {
@@ -222,7 +224,7 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "notify-webhook",
         default: "",
-        kind: SettingKind::Text,
+        kind: SettingKind::Url,
         description: "URL every job's notifications are POSTed to as JSON; empty = none",
     },
     SettingDef {
@@ -332,6 +334,26 @@ pub fn normalize_setting(key: &str, value: &str) -> StoreResult<String> {
                 folders.push(folder.to_string());
             }
             Ok(folders.join(";"))
+        }
+        SettingKind::Url => {
+            if value.is_empty() {
+                return Ok(String::new());
+            }
+            // Checked when set, so a typo is refused at once rather than found by a
+            // notification that cannot be delivered.
+            match url::Url::parse(value) {
+                Ok(url)
+                    if matches!(url.scheme(), "http" | "https")
+                        && url.host_str().is_some_and(|h| !h.is_empty()) =>
+                {
+                    Ok(value.to_string())
+                }
+                _ => Err(invalid(
+                    key,
+                    value,
+                    "an http:// or https:// URL such as https://hooks.example.com/aft, or empty for none",
+                )),
+            }
         }
     }
 }
@@ -566,5 +588,28 @@ mod tests {
             normalize_setting("cors-origins", "https://a.example , http://b:8080").unwrap(),
             "https://a.example,http://b:8080"
         );
+    }
+
+    #[test]
+    fn url_settings_take_only_http_urls_or_nothing() {
+        for bad in [
+            "hooks.example.com/aft",
+            "ftp://h/x",
+            "https://",
+            "not a url",
+        ] {
+            let err = normalize_setting("notify-webhook", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("notify-webhook") && err.contains("https://"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            normalize_setting("notify-webhook", " https://hooks.example.com/aft ").unwrap(),
+            "https://hooks.example.com/aft"
+        );
+        assert_eq!(normalize_setting("public-url", "").unwrap(), "");
     }
 }

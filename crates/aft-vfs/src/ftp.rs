@@ -405,11 +405,15 @@ impl FtpVfs {
         s.login(cfg.user.as_str(), cfg.pass.expose())
             .await
             .map_err(|e| match e {
-                FtpError::UnexpectedResponse(r) => VfsError::Auth(format!(
-                    "{}: login refused: {}",
-                    self.label(),
-                    reply_text(&r)
-                )),
+                // 421: the server is busy or closing (too many connections), not a refusal
+                // of the credentials; worth another try.
+                FtpError::UnexpectedResponse(r) if r.status != Status::NotAvailable => {
+                    VfsError::Auth(format!(
+                        "{}: login refused: {}",
+                        self.label(),
+                        reply_text(&r)
+                    ))
+                }
                 other => self.connect_error(other),
             })?;
         s.transfer_type(FileType::Binary)
@@ -439,6 +443,12 @@ impl FtpVfs {
 
     fn connect_error(&self, e: FtpError) -> VfsError {
         match e {
+            // suppaftp reports a handshake cut by the network as a TLS error too: that is
+            // a lost connection (retried), not a certificate to fix.
+            FtpError::SecureError(msg) if !is_certificate_problem(&msg) => VfsError::Connection {
+                target: self.label().to_string(),
+                message: format!("the connection was lost during the TLS handshake: {msg}"),
+            },
             FtpError::SecureError(msg) => VfsError::Other(format!(
                 "{}: TLS failed: {msg}; if the server uses a private CA set TLSCAFile to its PEM file, or TLSInsecure = true to skip verification",
                 self.label()
@@ -471,10 +481,12 @@ impl FtpVfs {
                             "{at}: the server does not implement {cmd}: {text}"
                         ))
                     }
-                    Status::NotAvailable => VfsError::Connection {
-                        target: self.label().to_string(),
-                        message: format!("{cmd} {at}: {text}"),
-                    },
+                    status if status == Status::NotAvailable || is_data_connection_lost(status) => {
+                        VfsError::Connection {
+                            target: self.label().to_string(),
+                            message: format!("{cmd} {at}: {text}"),
+                        }
+                    }
                     _ => VfsError::Other(format!("{at}: {cmd} failed: {text}")),
                 }
             }
@@ -638,8 +650,8 @@ fn entry_from_listed(path: &str, file: &ListedFile, has_time: bool) -> Entry {
 }
 
 /// Parse one listing line into an entry of `dir`; `None` for `.`, `..` and unparsable lines
-/// (`total 12` headers).
-fn parse_listing_line(dir: &str, line: &str, mlsd: bool) -> Option<Entry> {
+/// (`total 12` headers). Public for the parser property tests (tests/fuzz_parsers.rs).
+pub fn parse_listing_line(dir: &str, line: &str, mlsd: bool) -> Option<Entry> {
     if mlsd {
         let facts = line.split(' ').next().unwrap_or("").to_ascii_lowercase();
         if facts.contains("type=cdir;") || facts.contains("type=pdir;") {
@@ -849,11 +861,25 @@ impl AsyncWrite for FtpWriter {
                 this.vfs.give_back(session);
                 Poll::Ready(Ok(()))
             }
-            Err(e) => Poll::Ready(Err(io::Error::other(format!(
-                "{}{}: the server did not confirm the upload: {e}",
-                this.vfs.label(),
-                this.path
-            )))),
+            Err(e) => {
+                // 425/426: the data connection broke (the server says so); worth a retry
+                // like any connection lost mid-file.
+                let kind = match &e {
+                    FtpError::ConnectionError(_) => io::ErrorKind::ConnectionReset,
+                    FtpError::UnexpectedResponse(r) if is_data_connection_lost(r.status) => {
+                        io::ErrorKind::ConnectionReset
+                    }
+                    _ => io::ErrorKind::Other,
+                };
+                Poll::Ready(Err(io::Error::new(
+                    kind,
+                    format!(
+                        "{}{}: the server did not confirm the upload: {e}",
+                        this.vfs.label(),
+                        this.path
+                    ),
+                )))
+            }
         }
     }
 }
@@ -1137,6 +1163,43 @@ impl Vfs for FtpVfs {
         }
         Ok(())
     }
+}
+
+/// 425 (cannot open the data connection) and 426 (transfer aborted: the data connection
+/// closed): the network failed, not the request.
+fn is_data_connection_lost(status: Status) -> bool {
+    matches!(
+        status,
+        Status::CannotOpenDataConnection | Status::TransferAborted
+    )
+}
+
+/// Whether a TLS failure is about the server's certificate or the TLS settings (to be
+/// fixed by the user) rather than a connection the network broke.
+fn is_certificate_problem(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "certificate",
+        "unknownissuer",
+        "notvalidforname",
+        "badsignature",
+        "expired",
+        "alert",
+        "protocol version",
+        "handshake failure",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+        || ![
+            "reset",
+            "eof",
+            "broken pipe",
+            "timed out",
+            "connection",
+            "os error",
+        ]
+        .iter()
+        .any(|needle| m.contains(needle))
 }
 
 #[cfg(test)]

@@ -119,6 +119,28 @@ fn settings_refuse_unknown_keys_and_bad_values_in_one_line() {
         err.contains("smtp-tls") && err.contains("starttls, tls or none"),
         "{err}"
     );
+    // A webhook URL is checked when it is set, not when a notification fails.
+    let err = aft.fails(
+        &["settings", "set", "notify-webhook", "hooks.example.com/aft"],
+        "",
+        1,
+    );
+    assert!(
+        err.contains("notify-webhook") && err.contains("http:// or https:// URL"),
+        "{err}"
+    );
+    assert_eq!(
+        aft.ok(
+            &[
+                "settings",
+                "set",
+                "notify-webhook",
+                "https://hooks.example.com/aft"
+            ],
+            ""
+        ),
+        "notify-webhook = https://hooks.example.com/aft\n"
+    );
 }
 
 #[tokio::test]

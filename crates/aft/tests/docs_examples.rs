@@ -155,6 +155,7 @@ const DOCS: &[&str] = &[
     "docs/cluster.md",
     "docs/dry-run.md",
     "docs/operations.md",
+    "docs/reliability.md",
     "docs/retries-and-notifications.md",
     "docs/schedules.md",
     "docs/security.md",
@@ -178,9 +179,11 @@ fn api() {
         &[
             "post-job",
             "follow-log",
+            "download-log",
             "list-secrets",
             "vfs-test",
             "aft-start",
+            "delete-in-use",
         ],
     );
 }
@@ -267,6 +270,10 @@ fn syncjs() {
 #[test]
 fn transfers() {
     run_doc("docs/transfers.md", &[]);
+}
+#[test]
+fn reliability() {
+    run_doc("docs/reliability.md", &[]);
 }
 #[test]
 fn web_ui() {
@@ -821,6 +828,22 @@ fn prepare(
                     assert!(out.contains("\"status\":\"succeeded\""), "{out}");
                 })
         }
+        ("docs/api.md", Some("download-log")) => {
+            let base = ctx.serve().base();
+            let key = ctx.aft.create_key("ci", "127.0.0.1");
+            ctx.push_script("nightly", "Log(\"one\");\nconsole.error(\"two\");\n");
+            let job = ctx.job_through_key(&key, "nightly", json!({}));
+            ctx.set_env("AFT_KEY", &key);
+            ctx.set_env("JOB", &job);
+            Plan::new()
+                .sub("https://127.0.0.1:44399", base)
+                .check(|_, out| {
+                    let lines: Vec<&str> = out.lines().collect();
+                    assert_eq!(lines.len(), 2, "{out}");
+                    assert!(lines[0].ends_with(" INFO  one"), "{out}");
+                    assert!(lines[1].ends_with(" ERROR two"), "{out}");
+                })
+        }
         // ------------------------------------------------ retries-and-notifications.md
         ("docs/retries-and-notifications.md", Some("dead-letters")) => {
             // A failed job whose webhook nobody answers: one attempt, then it is dead.
@@ -892,6 +915,37 @@ fn prepare(
                         3,
                         "only name and times: {list}"
                     );
+                })
+        }
+        ("docs/api.md", Some("delete-in-use")) => {
+            let base = ctx.serve().base();
+            let cert = ctx.service().cert().to_string_lossy().into_owned();
+            ctx.set_env("TOKEN", &ctx.service().local_token());
+            ctx.aft.push_script("nightly", "Log('nightly');\n");
+            ctx.aft.ok(&[
+                "schedule",
+                "add",
+                "nightly-at-2",
+                "-s",
+                "nightly",
+                "--cron",
+                "0 2 * * *",
+            ]);
+            Plan::new()
+                .sub("DATA/tls/cert.pem", cert)
+                .sub("https://127.0.0.1:44399", base)
+                .check(|ctx, out| {
+                    let answer = out.json();
+                    assert!(
+                        answer["error"]
+                            .as_str()
+                            .is_some_and(|e| e.contains("schedule nightly-at-2")),
+                        "{answer}"
+                    );
+                    assert_eq!(answer["usedBy"][0]["name"], "nightly-at-2", "{answer}");
+                    assert_eq!(answer["usedBy"][0]["kind"], "schedule", "{answer}");
+                    // Refused: the script is still there.
+                    ctx.aft.ok(&["script", "show", "nightly"]);
                 })
         }
         ("docs/api.md", Some("vfs-test")) => {

@@ -331,6 +331,21 @@ async fn dry_run_plans_everything_and_changes_nothing(remote: Remote) {
     assert_eq!(job["status"], "succeeded", "{job:#}");
     assert_eq!(job["dryRun"], true, "{job:#}");
     check_plan(&job["plan"], &root, "POST /v1/jobs dryRun");
+    // `aft jobs show` prints the stored plan, for people and as JSON.
+    let out = aft.run(&["jobs", "show", id]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("dry run:   yes; the plan:")
+            && shown.contains("plan: not run SendMail")
+            && shown.contains("plan summary: 4 uploaded"),
+        "{shown}"
+    );
+    let out = aft.run(&["jobs", "show", id, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["dryRun"], true, "{shown:#}");
+    check_plan(&shown["plan"], &root, "aft jobs show --json");
     let (status, page) = call(
         &http,
         Method::GET,

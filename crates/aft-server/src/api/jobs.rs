@@ -100,6 +100,12 @@ pub struct JobView {
     /// A dry run's plan, once it ended (`GET /v1/jobs/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<super::dry_run_types::Plan>,
+    /// The version of its stored script the job ran (`GET /v1/scripts/{id}/versions`).
+    pub script_version: Option<i64>,
+    /// Who started it, in words: `admin alice`, `API key ci`, `schedule nightly`,
+    /// `watcher inbox`, `aft run`, `aft cp`, `chain from SCRIPT`, `local` (absent for jobs
+    /// queued before aft recorded it; `origin` then says where it came from).
+    pub started_by: Option<String>,
 }
 
 impl From<Job> for JobView {
@@ -128,6 +134,8 @@ impl From<Job> for JobView {
             result: j.result,
             dry_run: false,
             plan: None,
+            script_version: j.script_version,
+            started_by: j.started_by,
         }
     }
 }
@@ -205,6 +213,9 @@ pub struct LogQuery {
     pub after: Option<i64>,
     /// `true` to follow the log as server-sent events (same as `Accept: text/event-stream`).
     pub follow: Option<bool>,
+    /// `text` for the log as a plain-text file to download (`job-ID.log`, one line each:
+    /// time, level, message, as `aft run` prints them); `json` (the default) otherwise.
+    pub format: Option<String>,
 }
 
 /// A job's transfer records.
@@ -329,6 +340,7 @@ pub async fn create_job(
         params,
         origin: "api".into(),
         api_key_id: caller.api_key_id().map(str::to_string),
+        started_by: Some(crate::audit::caller_words(&caller)),
         ..Default::default()
     };
     if let Some(path) = file_path {
@@ -515,7 +527,7 @@ pub async fn job_transfers(
 /// with a [`LogLineView`], then one `end` event with the final job) when the request
 /// accepts `text/event-stream` or says `follow=true`.
 #[utoipa::path(get, path = "/v1/jobs/{id}/log", tag = "jobs", params(("id" = String, Path, description = "job id"), LogQuery),
-    responses((status = 200, description = "JSON log, or text/event-stream when following", body = JobLog), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "JSON log; text/event-stream when following; a text/plain file with format=text", body = JobLog), (status = 404, body = ErrorBody)))]
 pub async fn job_log(
     State(state): State<AppState>,
     caller: Caller,
@@ -524,9 +536,18 @@ pub async fn job_log(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let job = visible_job(&state, &caller, &id).await?;
+    let as_text = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format {other:?} is not known; use json or text"
+            )));
+        }
+    };
     let wants_stream = q.follow.unwrap_or(false) || accepts_event_stream(&headers);
     let after = q.after.unwrap_or(0);
-    if !wants_stream {
+    if !wants_stream || as_text {
         let mut lines = Vec::new();
         let mut last = after;
         loop {
@@ -534,6 +555,9 @@ pub async fn job_log(
             let Some(tail) = page.last() else { break };
             last = tail.line;
             lines.extend(page.into_iter().map(LogLineView::from));
+        }
+        if as_text {
+            return Ok(log_text_file(&id, &lines));
         }
         return Ok(Json(JobLog {
             job_id: id,
@@ -545,6 +569,38 @@ pub async fn job_log(
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     tokio::spawn(follow_log(state.clone(), id, after, tx));
     Ok(event_stream(rx))
+}
+
+/// A job's log as a plain-text attachment, one line each as `aft run` prints it.
+fn log_text_file(id: &str, lines: &[LogLineView]) -> Response {
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(&format!(
+            "{} {:<5} {}\n",
+            l.at,
+            l.level.to_uppercase(),
+            l.message
+        ));
+    }
+    // Job ids are UUIDs; anything else is left out of the file name rather than quoted.
+    let name: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"job-{name}.log\""),
+            ),
+        ],
+        text,
+    )
+        .into_response()
 }
 
 /// Whether the request asks for server-sent events.
@@ -732,6 +788,7 @@ pub async fn run_source(
         params,
         origin: "delegate".into(),
         pinned_node: Some(state.runner.node_id().to_string()),
+        started_by: Some("aft run".into()),
         ..Default::default()
     };
     let queued = if b.dry_run {

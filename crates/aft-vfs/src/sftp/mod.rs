@@ -14,9 +14,9 @@
 //! - Paths: VFS path `/x` is the server path `<base_dir>/x`; without a base dir, the
 //!   server's own absolute paths.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,7 +38,10 @@ use crate::{
 };
 
 mod host_keys;
+mod keys;
 mod stream;
+
+pub use keys::{KeyError, PPK_MAX_ARGON2_MEMORY_KIB, PPK_MAX_ARGON2_WORK_KIB, decode_private_key};
 
 use host_keys::{ClientHandler, HostKeyPins, SeenKey};
 use stream::{HandleGuard, ReadState, SftpWriter};
@@ -250,6 +253,10 @@ fn load_key_text(key: &str) -> VfsResult<(String, Option<String>)> {
     Ok((text, Some(key.to_string())))
 }
 
+/// How long this connection trusts a folder it saw or made without asking the server again
+/// (a write into a folder removed meanwhile makes it again).
+const KNOWN_FOR: Duration = Duration::from_secs(5);
+
 /// One live SSH connection with its SFTP session.
 struct Conn {
     sftp: RawSftpSession,
@@ -257,11 +264,56 @@ struct Conn {
     posix_rename: bool,
     read_len: u32,
     write_len: u32,
+    /// Server folders seen to exist lately: `mkdir_all` of each file's folder costs no
+    /// round trip when a transfer puts many files in one folder.
+    dirs: StdMutex<HashMap<String, Instant>>,
+    /// Attributes of files just written, from an fstat sent with the last write and the
+    /// close (the server answers requests on one handle in order, so it saw every write):
+    /// the transfer's check of the landed size takes them instead of another round trip.
+    /// Each is used once.
+    landed: StdMutex<HashMap<String, (FileAttributes, Instant)>>,
 }
 
 impl Conn {
     fn is_closed(&self) -> bool {
         self.ssh.is_closed()
+    }
+
+    fn dir_known(&self, remote: &str) -> bool {
+        let dirs = self.dirs.lock().expect("dirs");
+        dirs.get(remote).is_some_and(|at| at.elapsed() < KNOWN_FOR)
+    }
+
+    fn dir_seen(&self, remote: &str) {
+        let mut dirs = self.dirs.lock().expect("dirs");
+        if dirs.len() >= 4096 {
+            dirs.retain(|_, at| at.elapsed() < KNOWN_FOR);
+        }
+        dirs.insert(remote.to_string(), Instant::now());
+    }
+
+    /// Forget what is known about `remote` and everything below it (a removal or rename).
+    fn forget(&self, remote: &str) {
+        let below = format!("{}/", remote.trim_end_matches('/'));
+        self.dirs
+            .lock()
+            .expect("dirs")
+            .retain(|p, _| p != remote && !p.starts_with(&below));
+        self.landed.lock().expect("landed").remove(remote);
+    }
+
+    fn file_landed(&self, remote: String, attrs: FileAttributes) {
+        let mut landed = self.landed.lock().expect("landed");
+        if landed.len() >= 4096 {
+            landed.retain(|_, (_, at)| at.elapsed() < KNOWN_FOR);
+        }
+        landed.insert(remote, (attrs, Instant::now()));
+    }
+
+    fn take_landed(&self, remote: &str) -> Option<FileAttributes> {
+        let (attrs, at) = self.landed.lock().expect("landed").remove(remote)?;
+        // Taken by the transfer's check right after the close; later, ask the server.
+        (at.elapsed() < Duration::from_secs(1)).then_some(attrs)
     }
 }
 
@@ -355,7 +407,11 @@ impl SftpFs {
                     mismatch: seen.mismatch,
                 });
             }
-            Ok(Err(e)) => return Err(self.conn_err(e)),
+            Ok(Err(e)) => {
+                return Err(
+                    self.conn_err(format!("{} during the SSH handshake", ssh_cause(&addr, &e)))
+                );
+            }
         };
         self.authenticate(&mut ssh).await?;
         let channel = ssh
@@ -395,6 +451,8 @@ impl SftpFs {
             posix_rename,
             read_len,
             write_len,
+            dirs: StdMutex::new(HashMap::new()),
+            landed: StdMutex::new(HashMap::new()),
         })
     }
 
@@ -402,7 +460,7 @@ impl SftpFs {
         let cfg = &self.cfg;
         let mut tried = Vec::new();
         if let Some(text) = &cfg.private_key {
-            let key = russh::keys::decode_secret_key(
+            let key = decode_private_key(
                 text.expose(),
                 cfg.key_passphrase.as_ref().map(Secret::expose),
             )
@@ -429,7 +487,10 @@ impl SftpFs {
             let result = ssh
                 .authenticate_publickey(&cfg.user, key)
                 .await
-                .map_err(|e| self.conn_err(format!("key auth: {e}")))?;
+                .map_err(|e| {
+                    let cause = ssh_cause(&cfg.addr(), &e);
+                    self.conn_err(format!("{cause} during login (trying the private key)"))
+                })?;
             if result.success() {
                 return Ok(());
             }
@@ -439,7 +500,10 @@ impl SftpFs {
             let result = ssh
                 .authenticate_password(&cfg.user, pass.expose())
                 .await
-                .map_err(|e| self.conn_err(format!("password auth: {e}")))?;
+                .map_err(|e| {
+                    let cause = ssh_cause(&cfg.addr(), &e);
+                    self.conn_err(format!("{cause} during login (trying the password)"))
+                })?;
             if result.success() {
                 return Ok(());
             }
@@ -455,7 +519,8 @@ impl SftpFs {
         // as a connection error the transfer code retries.
         if ssh.is_closed() {
             return Err(self.conn_err(format!(
-                "the connection closed during login (after trying {})",
+                "connection closed by {} during login (after trying {})",
+                cfg.addr(),
                 tried.join(" and ")
             )));
         }
@@ -500,6 +565,33 @@ impl SftpFs {
     }
 }
 
+/// What broke an SSH connection to `addr`, in words: "connection reset by 127.0.0.1:22".
+fn ssh_cause(addr: &str, e: &russh::Error) -> String {
+    use std::io::ErrorKind;
+    match e {
+        russh::Error::IO(io) => match io.kind() {
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+                format!("connection reset by {addr}")
+            }
+            ErrorKind::UnexpectedEof => format!("connection closed by {addr}"),
+            ErrorKind::ConnectionRefused => format!("connection refused by {addr}"),
+            ErrorKind::TimedOut => format!("no answer from {addr} (timed out)"),
+            _ => format!("connection to {addr} broke: {io}"),
+        },
+        russh::Error::Disconnect
+        | russh::Error::HUP
+        | russh::Error::RecvError
+        | russh::Error::SendError => {
+            format!("connection closed by {addr}")
+        }
+        russh::Error::ConnectionTimeout
+        | russh::Error::KeepaliveTimeout
+        | russh::Error::InactivityTimeout
+        | russh::Error::Elapsed(_) => format!("no answer from {addr} (timed out)"),
+        other => format!("{addr}: {other}"),
+    }
+}
+
 fn map_err(target: &str, path: &str, e: SftpError) -> VfsError {
     match e {
         SftpError::Status(s) => match s.status_code {
@@ -517,9 +609,9 @@ fn map_err(target: &str, path: &str, e: SftpError) -> VfsError {
             target: target.into(),
             message: format!("{path}: request timed out"),
         },
-        SftpError::IO(m) | SftpError::UnexpectedBehavior(m) => VfsError::Connection {
+        e @ (SftpError::IO(_) | SftpError::UnexpectedBehavior(_)) => VfsError::Connection {
             target: target.into(),
-            message: format!("{path}: {m}"),
+            message: format!("{path}: {}", stream::plain_message(&e)),
         },
         other => VfsError::Other(format!("{target}{path}: {other}")),
     }
@@ -569,7 +661,11 @@ impl Vfs for SftpFs {
 
     async fn stat(&self, path: &str) -> VfsResult<Entry> {
         let conn = self.conn().await?;
-        match conn.sftp.stat(self.remote(path)).await {
+        let remote = self.remote(path);
+        if let Some(attrs) = conn.take_landed(&remote) {
+            return Ok(entry(path, &attrs));
+        }
+        match conn.sftp.stat(remote).await {
             Ok(a) => Ok(entry(path, &a.attrs)),
             Err(e) => Err(self.fail(&conn, path, e).await),
         }
@@ -633,11 +729,14 @@ impl Vfs for SftpFs {
     async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> VfsResult<VfsReader> {
         let conn = self.conn().await?;
         let remote = self.remote(path);
-        let handle = match conn
-            .sftp
-            .open(&remote, OpenFlags::READ, FileAttributes::empty())
-            .await
-        {
+        // The size comes from a stat sent beside the open, not an fstat after it: one round
+        // trip per file instead of two, which is most of a small file's time.
+        let (opened, stat) = tokio::join!(
+            conn.sftp
+                .open(&remote, OpenFlags::READ, FileAttributes::empty()),
+            conn.sftp.stat(&remote)
+        );
+        let handle = match opened {
             Ok(h) => h.handle,
             Err(e) => return Err(self.fail(&conn, path, e).await),
         };
@@ -645,7 +744,7 @@ impl Vfs for SftpFs {
             conn: conn.clone(),
             handle: Some(handle.clone()),
         };
-        let size = match conn.sftp.fstat(handle).await {
+        let size = match stat {
             Ok(a) if a.attrs.is_dir() => {
                 return Err(VfsError::Other(format!(
                     "{}{path} is a directory",
@@ -682,6 +781,7 @@ impl Vfs for SftpFs {
     async fn write(&self, path: &str, mode: WriteMode) -> VfsResult<VfsWriter> {
         let conn = self.conn().await?;
         let remote = self.remote(path);
+        conn.forget(&remote);
         let (flags, offset) = match mode {
             WriteMode::Create => (
                 OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
@@ -689,11 +789,25 @@ impl Vfs for SftpFs {
             ),
             WriteMode::ResumeAt(n) => (OpenFlags::WRITE, n),
         };
-        let handle = match conn
+        let mut opened = conn
             .sftp
             .open(&remote, flags, FileAttributes::empty())
-            .await
+            .await;
+        // The folder was taken as existing from what this connection saw lately, and is
+        // gone: make it again, as the check that was skipped would have led to.
+        let folder = crate::parent(&normalize(path));
+        if let Err(SftpError::Status(s)) = &opened
+            && s.status_code == StatusCode::NoSuchFile
+            && conn.dir_known(&self.remote(&folder))
         {
+            conn.forget(&self.remote(&folder));
+            self.mkdir_all(&folder).await?;
+            opened = conn
+                .sftp
+                .open(&remote, flags, FileAttributes::empty())
+                .await;
+        }
+        let handle = match opened {
             Ok(h) => h.handle,
             Err(e) => return Err(self.fail(&conn, path, e).await),
         };
@@ -715,6 +829,7 @@ impl Vfs for SftpFs {
         Ok(Box::pin(SftpWriter {
             conn,
             handle: Some(handle),
+            remote,
             label: self.target(),
             path: path.to_string(),
             offset,
@@ -730,8 +845,12 @@ impl Vfs for SftpFs {
     async fn mkdir_all(&self, path: &str) -> VfsResult<()> {
         let conn = self.conn().await?;
         let clean = normalize(path);
+        if conn.dir_known(&self.remote(&clean)) {
+            return Ok(());
+        }
         if let Ok(a) = conn.sftp.stat(self.remote(&clean)).await {
             return if a.attrs.is_dir() {
+                conn.dir_seen(&self.remote(&clean));
                 Ok(())
             } else {
                 Err(VfsError::AlreadyExists(format!(
@@ -763,12 +882,15 @@ impl Vfs for SftpFs {
                 }
             }
         }
+        conn.dir_seen(&self.remote(&clean));
         Ok(())
     }
 
     async fn rename(&self, from: &str, to: &str) -> VfsResult<()> {
         let conn = self.conn().await?;
         let (rfrom, rto) = (self.remote(from), self.remote(to));
+        conn.forget(&rfrom);
+        conn.forget(&rto);
         if conn.posix_rename {
             let mut data = Vec::new();
             ssh_string(&mut data, &rfrom);
@@ -809,6 +931,7 @@ impl Vfs for SftpFs {
 
     async fn remove_file(&self, path: &str) -> VfsResult<()> {
         let conn = self.conn().await?;
+        conn.forget(&self.remote(path));
         match conn.sftp.remove(self.remote(path)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.fail(&conn, path, e).await),
@@ -817,6 +940,7 @@ impl Vfs for SftpFs {
 
     async fn remove_dir(&self, path: &str) -> VfsResult<()> {
         let conn = self.conn().await?;
+        conn.forget(&self.remote(path));
         match conn.sftp.rmdir(self.remote(path)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.fail(&conn, path, e).await),
@@ -825,6 +949,7 @@ impl Vfs for SftpFs {
 
     async fn set_mtime(&self, path: &str, mtime: DateTime<Utc>) -> VfsResult<()> {
         let conn = self.conn().await?;
+        conn.forget(&self.remote(path));
         let secs = mtime.timestamp().clamp(0, u32::MAX as i64) as u32;
         let attrs = FileAttributes {
             atime: Some(secs),

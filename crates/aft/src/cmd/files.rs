@@ -154,22 +154,19 @@ async fn open_side(store: &Store, data_dir: &Path, text: &str) -> anyhow::Result
 }
 
 /// Open the store, check that the administrator allows the CLI to run transfers, and
-/// run `work`.
+/// run `work`. Unlike [`super::with_store`] this leaves no audit record: a copy is
+/// recorded as a job of origin `cli`, and it must not hold the audit trail's CLI lock for
+/// as long as it runs.
 fn with_allowed_store<F, Fut>(global: &GlobalArgs, work: F) -> ExitCode
 where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = anyhow::Result<bool>>,
 {
-    let url = global.database_url();
-    let data_dir = global.data_dir();
-    let needs_dir = global.database.is_none();
+    let at = super::StoreAt::of(global);
     let failed = Arc::new(AtomicBool::new(false));
     let failed_in = failed.clone();
     let code = run_async(async move {
-        if needs_dir {
-            aft_store::create_data_dir(&data_dir)?;
-        }
-        let store = Store::open(&url).await?;
+        let store = at.open().await?;
         let allowed = store
             .get_setting("allow-cli-run")
             .await
@@ -285,6 +282,7 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
                     script_name: Some("aft cp".into()),
                     source: command.clone(),
                     origin: "cli".into(),
+                    started_by: Some("aft cp".into()),
                     ..NewJob::default()
                 },
                 &node_id,
@@ -544,19 +542,7 @@ fn outcome_line(o: &TransferOutcome) -> (&'static str, String) {
 }
 
 fn record_of(o: &TransferOutcome) -> NewTransfer {
-    NewTransfer {
-        source: o.source.clone(),
-        target: o.target.clone(),
-        bytes: i64::try_from(o.bytes).unwrap_or(i64::MAX),
-        hash: o.sha256.clone(),
-        millis: i64::try_from(o.millis).unwrap_or(i64::MAX),
-        attempts: i64::from(o.attempts),
-        outcome: match &o.outcome {
-            Outcome::Ok => "ok".into(),
-            Outcome::Skipped(_) => "skipped".into(),
-            Outcome::Failed(e) => e.clone(),
-        },
-    }
+    aft_server::host::stored_transfer(aft_engine::TransferRecord::from(o))
 }
 
 /// The job log of an `aft cp`, numbered from 1.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use aft_store::{JobFilter, JobStatus, Store};
+use anyhow::Context;
 use clap::Subcommand;
 
 use super::{UsageError, print_json, print_table, with_store};
@@ -111,11 +112,23 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             JobsCommand::Show { id, json } => {
                 let job = store.get_job(&id).await?;
                 let transfers = store.list_transfers(&job.id).await?;
+                // A dry run's plan, once it ended (`None` for a real job).
+                let plan: Option<Option<aft_vfs::dry_run::Plan>> = store
+                    .dry_run_plan(&job.id)
+                    .await?
+                    .map(|text| text.map(|text| serde_json::from_str(&text)).transpose())
+                    .transpose()
+                    .context("the stored dry-run plan is not valid JSON")?;
                 if json {
                     // The job's fields and, as GET /v1/jobs/{id}/transfers gives them, the
-                    // files it moved.
+                    // files it moved; for a dry run, `dryRun` and its `plan` as
+                    // GET /v1/jobs/{id} names them.
                     let mut shown = serde_json::to_value(&job)?;
                     shown["transfers"] = serde_json::to_value(&transfers)?;
+                    if let Some(plan) = &plan {
+                        shown["dryRun"] = true.into();
+                        shown["plan"] = serde_json::to_value(plan)?;
+                    }
                     return print_json(&shown);
                 }
                 println!("id:        {}", job.id);
@@ -150,6 +163,16 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 }
                 if let Some(result) = &job.result {
                     println!("result:    {result}");
+                }
+                match &plan {
+                    Some(Some(plan)) => {
+                        println!("dry run:   yes; the plan:");
+                        for line in plan.lines() {
+                            println!("  {line}");
+                        }
+                    }
+                    Some(None) => println!("dry run:   yes; no plan yet (the job has not ended)"),
+                    None => {}
                 }
                 if !transfers.is_empty() {
                     println!();

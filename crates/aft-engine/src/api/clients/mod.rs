@@ -364,14 +364,45 @@ impl Call<'_> {
         result
     }
 
+    /// Run a call that is safe to repeat (a read, or a change that repeating leaves as
+    /// it is), made anew by `make` each time: a dropped connection or a time-out is tried
+    /// again, as `Connect()` and transfers are (the backend reconnects on the next call).
+    fn run_retrying<T, Fut>(&self, make: impl Fn() -> Fut) -> Result<T, String>
+    where
+        Fut: Future<Output = Result<T, VfsError>>,
+    {
+        let (log, method) = (self.scope.log.clone(), self.method.to_string());
+        self.run(async move {
+            let mut wait = CONNECT_RETRY_WAIT;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match make().await {
+                    Err(e) if e.is_transient() && attempt <= CONNECT_RETRIES => {
+                        log(
+                            LogLevel::Warn,
+                            &format!("{method}: {e}; trying again in {} ms", wait.as_millis()),
+                        );
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+
     fn list(&self, dir: &str, recursive: bool, keep: impl Fn(&Entry) -> bool) -> Reply {
         let vfs = self.vfs.clone();
         let dir = normalize(dir);
-        let entries: Vec<Entry> = self.run(async move {
-            if recursive {
-                aft_vfs::walk(vfs.as_ref(), &dir).try_collect().await
-            } else {
-                vfs.list(&dir).await?.try_collect().await
+        let entries: Vec<Entry> = self.run_retrying(|| {
+            let (vfs, dir) = (vfs.clone(), dir.clone());
+            async move {
+                if recursive {
+                    aft_vfs::walk(vfs.as_ref(), &dir).try_collect().await
+                } else {
+                    vfs.list(&dir).await?.try_collect().await
+                }
             }
         })?;
         let mut items: Vec<&Entry> = entries.iter().filter(|e| keep(e)).collect();
@@ -405,33 +436,22 @@ impl Call<'_> {
             if let Some(run) = &dry_run {
                 run.note_transfer(o);
             }
-            let (level, line, outcome) = match &o.outcome {
+            // Resumes, restarts from byte 0 and clean-ups, before the outcome line.
+            for note in &o.notes {
+                log(LogLevel::Info, &format!("{method}: {note}"));
+            }
+            let (level, line) = match &o.outcome {
                 Outcome::Ok => (
                     LogLevel::Info,
                     format!("{} -> {} ({} bytes)", o.source, o.target, o.bytes),
-                    "ok".to_string(),
                 ),
-                Outcome::Skipped(why) => (
-                    LogLevel::Info,
-                    format!("skipped {}: {why}", o.target),
-                    "skipped".to_string(),
-                ),
-                Outcome::Failed(e) => (
-                    LogLevel::Warn,
-                    format!("{} -> {}: {e}", o.source, o.target),
-                    e.clone(),
-                ),
+                Outcome::Skipped(why) => (LogLevel::Info, format!("skipped {}: {why}", o.target)),
+                Outcome::Failed(e) => {
+                    (LogLevel::Warn, format!("{} -> {}: {e}", o.source, o.target))
+                }
             };
             log(level, &format!("{method}: {line}"));
-            let record = TransferRecord {
-                source: o.source.clone(),
-                target: o.target.clone(),
-                bytes: o.bytes,
-                hash: o.sha256.clone(),
-                millis: o.millis,
-                attempts: o.attempts,
-                outcome,
-            };
+            let record = TransferRecord::from(o);
             pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -600,7 +620,10 @@ fn dispatch(call: &Call<'_>, args: &CallArgs, other: Option<Arc<dyn Vfs>>) -> Re
         }
         "MakeDir" => {
             let dir = args.str(0, "the folder")?;
-            done(call.run(async move { vfs.mkdir_all(&dir).await }))
+            done(call.run_retrying(|| {
+                let (vfs, dir) = (vfs.clone(), dir.clone());
+                async move { vfs.mkdir_all(&dir).await }
+            }))
         }
         "RenDir" | "RenFile" => {
             let (from, to) = (args.str(0, "the old path")?, args.str(1, "the new path")?);
@@ -646,7 +669,10 @@ fn dispatch(call: &Call<'_>, args: &CallArgs, other: Option<Arc<dyn Vfs>>) -> Re
         }
         "DelTree" => {
             let dir = args.str(0, "the folder")?;
-            done(call.run(async move { vfs.remove_all(&dir).await }))
+            done(call.run_retrying(|| {
+                let (vfs, dir) = (vfs.clone(), dir.clone());
+                async move { vfs.remove_all(&dir).await }
+            }))
         }
         "DelFile" => {
             let path = args.str(0, "the file")?;
@@ -661,13 +687,19 @@ fn dispatch(call: &Call<'_>, args: &CallArgs, other: Option<Arc<dyn Vfs>>) -> Re
         }
         "Stat" => {
             let path = args.str(0, "the path")?;
-            call.run(async move { vfs.stat(&path).await })
-                .map(|e| item(&e))
+            call.run_retrying(|| {
+                let (vfs, path) = (vfs.clone(), path.clone());
+                async move { vfs.stat(&path).await }
+            })
+            .map(|e| item(&e))
         }
         "Exists" => {
             let path = args.str(0, "the path")?;
-            call.run(async move { aft_vfs::exists(vfs.as_ref(), &path).await })
-                .map(Json::Bool)
+            call.run_retrying(|| {
+                let (vfs, path) = (vfs.clone(), path.clone());
+                async move { aft_vfs::exists(vfs.as_ref(), &path).await }
+            })
+            .map(Json::Bool)
         }
         "Upload" => {
             let (glob, dir) = (
@@ -737,6 +769,11 @@ fn dispatch(call: &Call<'_>, args: &CallArgs, other: Option<Arc<dyn Vfs>>) -> Re
 /// Constants, the client classes and `GetVFS`, over the native `__aft_clients` object.
 const PRELUDE: &str = include_str!("prelude.js");
 
+/// Retries of `Connect()` after a transient failure (as a transfer's default retries).
+const CONNECT_RETRIES: u32 = 3;
+/// Wait before the first retry of `Connect()`; doubles on each further one.
+const CONNECT_RETRY_WAIT: Duration = Duration::from_millis(500);
+
 /// Connect `slot` with `fields` (a JSON object of the client's properties).
 fn connect(scope: &JobScope, slots: &Slots, id: usize, fields_json: &str) -> Result<(), String> {
     let kind = slots
@@ -755,14 +792,37 @@ fn connect(scope: &JobScope, slots: &Slots, id: usize, fields_json: &str) -> Res
         Some(run) => run.wrap(vfs),
         None => vfs,
     };
+    let log = scope.log.clone();
     let vfs = block(scope, async {
         // Object stores connect lazily: list the root once so a wrong endpoint, bucket or
-        // key fails here rather than at the first transfer.
-        let mut listing = vfs.list("/").await?;
-        listing.try_next().await?;
-        drop(listing);
-        Ok(vfs)
-    })?;
+        // key fails here rather than at the first transfer. A dropped connection or a
+        // timeout is tried again, as transfers are; a refusal is not.
+        let mut wait = CONNECT_RETRY_WAIT;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let probe = async {
+                let mut listing = vfs.list("/").await?;
+                listing.try_next().await?;
+                Ok::<(), VfsError>(())
+            };
+            match probe.await {
+                Ok(()) => return Ok(Ok(vfs)),
+                Err(e) if e.is_transient() && attempt <= CONNECT_RETRIES => {
+                    log(
+                        LogLevel::Warn,
+                        &format!("Connect: {e}; trying again in {} ms", wait.as_millis()),
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) if attempt > 1 => {
+                    return Ok(Err(format!("{e}; gave up after {attempt} attempts")));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    })??;
     let old = slots.borrow_mut()[id].vfs.replace(vfs.clone());
     if let Some(old) = old {
         let _ = block(scope, async move { old.close().await });
