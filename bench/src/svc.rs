@@ -34,15 +34,15 @@ pub fn aft(bin: &Path, data: &Path, args: &[&str], input: Option<&str>) -> anyho
 pub struct Server(pub Child);
 
 impl Server {
-    /// Start `aft serve` on `127.0.0.1:PORT` over DATA (its log in DATA/serve.log) and wait
-    /// until it writes `service.json`.
-    pub fn start(bin: &Path, data: &Path, port: u16) -> anyhow::Result<Server> {
+    /// Start `aft serve` on `127.0.0.1:PORT` over DATA (its log, at `log_level`, in
+    /// DATA/serve.log) and wait until it writes `service.json`.
+    pub fn start(bin: &Path, data: &Path, port: u16, log_level: &str) -> anyhow::Result<Server> {
         let _ = std::fs::remove_file(data.join("service.json"));
         let mut child = Command::new(bin)
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("AFT_LOG", "info")
+            .env("AFT_LOG", log_level)
             .env_remove("AFT_DATABASE")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(data.join("serve.log"))?)

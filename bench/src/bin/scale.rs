@@ -374,7 +374,7 @@ fn main() -> anyhow::Result<()> {
 
     let port = free_port()?;
     let base = format!("https://127.0.0.1:{port}");
-    let server = Server::start(&bin, data, port)?;
+    let server = Server::start(&bin, data, port, "info")?;
     let http = client(data)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     // RFC 3339 for `days` ago, computed by SQLite as the records' dates were.
@@ -405,7 +405,7 @@ fn main() -> anyhow::Result<()> {
         None,
     )?;
     let cutoff = at(RETENTION_DAYS as f64);
-    let server = Server::start(&bin, data, port)?;
+    let server = Server::start(&bin, data, port, "info")?;
     let (purge_time, reads, health, writes) = runtime.block_on(async {
         let done = Arc::new(AtomicBool::new(false));
         let reader = {

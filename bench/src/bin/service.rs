@@ -9,49 +9,10 @@
 //! `AFT_BIN`). There is no AFT! here to run beside it, so the peer column shows the goal
 //! from the performance issue.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aft_bench::svc::{Server, aft, client, free_port, rss_kib};
 use aft_bench::{aft_binary, percentiles, row};
-
-fn aft(bin: &Path, data: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(bin)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("AFT_DATABASE")
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "aft {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
 
 /// POST one job; its id.
 async fn post(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<String> {
@@ -131,11 +92,13 @@ fn main() -> anyhow::Result<()> {
             "one",
             data.join("one.syncjs").to_str().unwrap_or_default(),
         ],
+        None,
     )?;
     aft(
         &bin,
         data,
         &["settings", "set", "max-concurrent-jobs", "16"],
+        None,
     )?;
     let key = aft(
         &bin,
@@ -148,30 +111,13 @@ fn main() -> anyhow::Result<()> {
             "--allow",
             "127.0.0.1",
         ],
+        None,
     )?
     .trim()
     .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut child = Command::new(&bin)
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("AFT_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    let cert = data.join("tls/cert.pem");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !data.join("service.json").exists() {
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("aft serve exited: {status}");
-        }
-        anyhow::ensure!(Instant::now() < deadline, "aft serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _server = Server(child);
+    let port = free_port()?;
+    let server = Server::start(&bin, data, port, "warn")?;
+    let pid = server.pid();
     std::thread::sleep(Duration::from_millis(500));
     let idle_start = rss_kib(pid);
 
@@ -180,10 +126,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let base = format!("https://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&cert)?)?)
-        .pool_max_idle_per_host(64)
-        .build()?;
+    let http = client(data)?;
     let (p50, p99, jobs_per_sec) = runtime.block_on(async {
         for _ in 0..20 {
             first_line_latency(&http, &base, &key).await?;

@@ -220,7 +220,7 @@ fn main() -> anyhow::Result<()> {
 
     let port = free_port()?;
     let base = format!("https://127.0.0.1:{port}");
-    let server = Server::start(&bin, data, port)?;
+    let server = Server::start(&bin, data, port, "info")?;
     let pid = server.pid();
     let http = client(data)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

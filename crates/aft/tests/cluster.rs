@@ -4,54 +4,22 @@
 //! interrupted within the lease time while the others carry on", "a per-second schedule over
 //! a minute fires each slot once" and "a job's live log can be followed from any node".
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+#[path = "support/node.rs"]
+mod node;
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aft_store::testing::TempPostgres;
+use node::{Node, aft};
 use serde_json::Value;
-
-const AFT: &str = env!("CARGO_BIN_EXE_aft");
-
-/// Every node of a cluster must decrypt the same secrets: one fixed test key for all.
-const SECRET_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+use support::free_port;
 
 /// The server's default lease (`aft_server::runner::DEFAULT_LEASE`) plus two housekeeping rounds (5 s
 /// each) and slack for a loaded machine: a dead node's job must be interrupted by then.
 const LEASE_PLUS_REAP: Duration = Duration::from_secs(30 + 10 + 10);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Run an `aft` command with `data` as data dir against the cluster database `db`.
-fn aft(data: &Path, db: &str, args: &[&str]) -> String {
-    let out: Output = Command::new(AFT)
-        .arg("--data")
-        .arg(data)
-        .args(["--database", db])
-        .args(args)
-        .env("AFT_SECRET_KEY", SECRET_KEY)
-        .env_remove("AFT_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "aft {args:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn push_script(data: &Path, db: &str, name: &str, body: &str) {
     let file = data.join(format!("{name}.syncjs"));
@@ -59,58 +27,7 @@ fn push_script(data: &Path, db: &str, name: &str, body: &str) {
     aft(data, db, &["script", "push", name, file.to_str().unwrap()]);
 }
 
-/// One `aft serve` node of the cluster, with its own data dir and port.
-struct Node {
-    child: Child,
-    data: PathBuf,
-    port: u16,
-    http: reqwest::Client,
-}
-
 impl Node {
-    fn start(data: &Path, db: &str, port: u16) -> Node {
-        std::fs::create_dir_all(data).unwrap();
-        let mut child = Command::new(AFT)
-            .arg("--data")
-            .arg(data)
-            .args(["--database", db])
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("AFT_SECRET_KEY", SECRET_KEY)
-            .env("AFT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("aft serve did not start listening within 60 s");
-        // Two rustls crypto providers are compiled in; pick one as the binary does.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
-        let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .build()
-            .unwrap();
-        Node {
-            child,
-            data: data.to_path_buf(),
-            port,
-            http,
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
     fn pid(&self) -> i64 {
         i64::from(self.child.id())
     }
@@ -120,11 +37,6 @@ impl Node {
             serde_json::from_slice(&std::fs::read(self.data.join("service.json")).unwrap())
                 .unwrap();
         info["token"].as_str().unwrap().to_string()
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
     }
 
     async fn post_job(&self, key: &str, body: String) -> String {
@@ -162,13 +74,6 @@ impl Node {
         let token = self.local_token();
         let nodes = self.get("/v1/nodes", ("X-Aft-Local-Token", &token)).await;
         nodes.as_array().unwrap().clone()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,6 +1,7 @@
-//! A single node killed while jobs run, then started again, through the real binary: a job
-//! of a retry-safe script is queued again and runs to success with its attempt counted; a
-//! job of any other script is recorded interrupted, as is one somebody had asked to halt.
+//! A single node killed (or stopped cleanly) while jobs run, then started again, through
+//! the real binary: a job of a retry-safe script is queued again and runs to success with
+//! its attempt counted; a job of any other script is recorded interrupted, as is one
+//! somebody had asked to halt.
 
 mod support;
 
@@ -10,7 +11,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Aft, Service, call, poll, wait_job};
 
-/// Sleeps through its first run (the kill comes then) and succeeds on the next.
+/// Sleeps through its first run (the kill or the shutdown comes then) and succeeds on the
+/// next.
 fn script(marker: &str) -> String {
     format!(
         r#"if (FileExists("{marker}")) {{ Log("second run"); }} else {{ WriteTextFile("{marker}", "1"); Log("first run"); Sleep(120000); }}"#
@@ -92,4 +94,52 @@ async fn retry_safe_jobs_run_again_after_a_crash_and_restart_of_one_node() {
     assert_ne!(halted["status"], "succeeded", "{halted}");
     assert_ne!(halted["status"], "queued", "{halted}");
     assert_eq!(halted["attempts"], 1, "{halted}");
+}
+
+fn show(aft: &Aft, id: &str) -> Value {
+    serde_json::from_str(&aft.ok(&["jobs", "show", id, "--json"])).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_queues_retry_safe_jobs_again_and_the_restart_runs_them() {
+    let aft = Aft::new();
+    let work = tempfile::tempdir().unwrap();
+    let marker = |n: &str| work.path().join(n).to_string_lossy().into_owned();
+    let safe_file = aft.write("safe.syncjs", &script(&marker("safe")));
+    aft.ok(&["script", "push", "--retry-safe", "Safe", &safe_file]);
+    aft.push_script("Plain", &script(&marker("plain")));
+    let key = aft.create_key("ci", "127.0.0.1");
+
+    let mut svc = aft.serve();
+    let (http, base) = (svc.client(), svc.base());
+    let safe = queue(&http, &base, &key, "Safe").await;
+    let plain = queue(&http, &base, &key, "Plain").await;
+    let started = poll(Duration::from_secs(30), || {
+        ["safe", "plain"]
+            .iter()
+            .all(|m| std::path::Path::new(&marker(m)).exists())
+            .then_some(())
+    });
+    assert!(started.is_some(), "the two jobs did not start");
+    let status = svc.terminate();
+    assert!(status.success(), "aft serve exited with {status}");
+
+    let queued = show(&aft, &safe);
+    assert_eq!(queued["status"], "queued", "{queued}");
+    assert_eq!(queued["attempts"], 1, "{queued}");
+    let interrupted = show(&aft, &plain);
+    assert_eq!(interrupted["status"], "interrupted", "{interrupted}");
+
+    let svc = Service::start(aft.data(), &[], &[]);
+    let (http, base) = (svc.client(), svc.base());
+    let done = wait_job(&http, &base, ("X-API-Key", &key), &safe).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+    let log = aft.ok(&["jobs", "log", &safe]);
+    for line in ["first run", "attempt 2", "second run"] {
+        assert!(log.contains(line), "{line:?} missing from the log:\n{log}");
+    }
+    let plain = show(&aft, &plain);
+    assert_eq!(plain["status"], "interrupted", "{plain}");
+    assert_eq!(plain["attempts"], 1, "{plain}");
 }

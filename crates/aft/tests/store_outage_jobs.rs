@@ -6,97 +6,30 @@
 //! left `running`, both nodes run nothing, and nobody had to step in. Last, `aft jobs halt`
 //! ends a job whose nodes are gone.
 
+#[path = "support/node.rs"]
+mod node;
 #[path = "support/relay.rs"]
 mod relay;
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aft_store::testing::TempPostgres;
+use node::{Node, aft};
 use relay::{Relay, split_address};
 use serde_json::Value;
-use support::{AFT, free_port};
+use support::free_port;
 
-/// Both nodes decrypt the same secrets.
-const SECRET_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 const JOBS: usize = 200;
 
-/// `aft --data DATA --database DB ARGS...`; must succeed. Returns stdout.
-fn aft(data: &Path, db: &str, args: &[&str]) -> String {
-    let out = Command::new(AFT)
-        .arg("--data")
-        .arg(data)
-        .args(["--database", db])
-        .args(args)
-        .env("AFT_SECRET_KEY", SECRET_KEY)
-        .env_remove("AFT_API_KEY")
-        .env("AFT_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "aft {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// One `aft serve` on the relayed database.
-struct Node {
-    child: Child,
-    port: u16,
-    http: reqwest::Client,
-}
-
 impl Node {
-    fn start(data: &Path, db: &str) -> Node {
-        std::fs::create_dir_all(data).unwrap();
-        let port = free_port();
-        let mut child = Command::new(AFT)
-            .arg("--data")
-            .arg(data)
-            .args(["--database", db])
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("AFT_SECRET_KEY", SECRET_KEY)
-            .env("AFT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("aft serve did not start listening within 60 s");
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let pem = std::fs::read(data.join("tls/cert.pem")).unwrap();
-        let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Node { child, port, http }
-    }
-
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
     async fn post_job(&self, key: &str, n: usize) -> String {
         let resp = self
             .http
             .post(format!("{}/v1/jobs", self.base()))
+            // A request the cut relay holds must not hang the test.
+            .timeout(Duration::from_secs(30))
             .header("X-API-Key", key)
             .json(&serde_json::json!({"scriptName": "Short", "params": {"n": n.to_string()}}))
             .send()
@@ -113,6 +46,7 @@ impl Node {
         let resp = match self
             .http
             .get(format!("{}{path}", self.base()))
+            .timeout(Duration::from_secs(30))
             .header("X-API-Key", key)
             .send()
             .await
@@ -124,16 +58,6 @@ impl Node {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 /// Every job of the database, by status (through the relay-free URL, as an operator would).
@@ -210,8 +134,8 @@ async fn jobs_survive_outages(outages: &[Duration]) {
     .trim()
     .to_string();
     let mut nodes = [
-        Node::start(&dir.path().join("node0"), &relayed),
-        Node::start(&dir.path().join("node1"), &relayed),
+        Node::start(&dir.path().join("node0"), &relayed, free_port()),
+        Node::start(&dir.path().join("node1"), &relayed, free_port()),
     ];
 
     let mut ids = Vec::with_capacity(JOBS);
