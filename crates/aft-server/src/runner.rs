@@ -47,6 +47,9 @@ fn dead_node_after(lease: Duration) -> Duration {
 /// How long a node must have reached the store without a failure before it judges other
 /// nodes' leases and heartbeats: after an outage every node's leases look expired, and the
 /// nodes that ran those jobs need a renewal round to renew them.
+/// A housekeeping call slower than this restarts the clock of [`judge_after`].
+const SLOW_CONTACT: Duration = Duration::from_secs(1);
+
 fn judge_after(lease: Duration) -> Duration {
     lease.max(housekeeping_every(lease) * 2)
 }
@@ -476,7 +479,14 @@ impl Runner {
     }
 
     async fn housekeeping(&self) -> Result<(), aft_store::StoreError> {
+        let began = Instant::now();
         self.store.heartbeat_node(&self.node_id).await?;
+        if began.elapsed() > SLOW_CONTACT {
+            // A call the store kept waiting (a pool blocked through an outage) proves no
+            // contact while it waited: judge other nodes' leases only a lease from now, or
+            // a node whose renewals waited in the same outage would be reaped at once.
+            *self.contact_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
         let lease = self.lease();
         // Only the jobs in memory: one whose end was given up must run out its lease.
         let running: Vec<String> = self
