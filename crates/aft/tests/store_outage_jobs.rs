@@ -57,7 +57,6 @@ impl Node {
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
-
 }
 
 /// Every job of the database, by status (through the relay-free URL, as an operator would).
