@@ -66,9 +66,15 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(0)
-            // Long enough for a burst of writers on SQLite, short enough that a request
-            // meets "the database is unavailable" (503) instead of hanging while it is away.
-            .acquire_timeout(Duration::from_secs(10))
+            // SQLite: long enough for a burst of writers on the one file. PostgreSQL: short,
+            // so that while the server is away calls fail (a request meets 503, and a node
+            // knows it lost contact before it judges other nodes' leases) instead of
+            // waiting through the outage and looking as if they never lost it.
+            .acquire_timeout(if dialect == Dialect::Sqlite {
+                Duration::from_secs(10)
+            } else {
+                Duration::from_secs(3)
+            })
             .after_connect(move |conn, _meta| Box::pin(prepare_connection(conn, dialect)))
             .connect_with(options)
             .await
