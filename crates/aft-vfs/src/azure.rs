@@ -2,7 +2,8 @@
 //!
 //! Fields [AFT]: `Container`, `AccountName`, `AccountKey`, `AccountKeyFromSecret`,
 //! `Endpoint` [ours: defaults to `https://ACCOUNT.blob.core.windows.net`; Azurite is
-//! `http://127.0.0.1:10000/devstoreaccount1`].
+//! `http://127.0.0.1:10000/devstoreaccount1`]; [ours] `Streams` (parts of one big file moved
+//! at once, see `object_store/parallel.rs`).
 
 use aft_secret::Secret;
 use opendal::Operator;
@@ -29,6 +30,8 @@ pub const BACKEND: BackendInfo = BackendInfo {
         FieldInfo::secret("AccountKeyFromSecret", "Account key secret", "AccountKey"),
         FieldInfo::url("Endpoint", "Endpoint (Azurite, sovereign clouds)")
             .placeholder("https://ACCOUNT.blob.core.windows.net"),
+        crate::registry::TIMEOUT_FIELD,
+        crate::registry::STREAMS_FIELD,
     ],
     one_of: &[],
     open: |f| Ok(std::sync::Arc::new(from_fields(f)?)),
@@ -53,5 +56,7 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
     let label = format!("{}/{container}", endpoint.trim_end_matches('/'));
     let op = Operator::new(builder)
         .map_err(|e| VfsError::Other(format!("Azure container {label}: invalid settings: {e}")))?;
-    Ok(ObjectStoreVfs::new(op, StoreKind::Azure, label))
+    Ok(ObjectStoreVfs::new(op, StoreKind::Azure, label)
+        .with_stall_timeout(fields.timeout()?)
+        .with_streams(crate::object_store::streams(fields)?))
 }

@@ -217,6 +217,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// `Timeout` ([`crate::registry::TIMEOUT_FIELD`]) in seconds, at least 1;
+    /// [`crate::stall::DEFAULT_TIMEOUT_SECS`] when unset.
+    pub fn timeout(&self) -> VfsResult<std::time::Duration> {
+        let secs = self
+            .u64("Timeout")?
+            .unwrap_or(crate::stall::DEFAULT_TIMEOUT_SECS)
+            .max(1);
+        Ok(std::time::Duration::from_secs(secs))
+    }
+
     fn bad(&self, name: &str, want: &str) -> VfsError {
         VfsError::Other(format!(
             "{} client: the {name} field must be {want}",

@@ -10,6 +10,10 @@
 //! keep their session until the transfer's completion reply has been read, then give it back;
 //! a transfer that is abandoned half way closes its session instead. Passive mode only.
 //! Listings use `MLSD` where `FEAT` announces `MLST`, else `LIST` parsed as Unix or DOS lines.
+//!
+//! Stalls: `Timeout` (default 30 s) bounds the login, each command exchange, and the silence
+//! of a data connection (a read or write that moves nothing for that long); either fails
+//! with a retryable "no data from HOST:PORT for N s", and the session it was on is closed.
 
 use std::collections::HashMap;
 use std::io;
@@ -30,7 +34,9 @@ use suppaftp::list::{File as ListedFile, ListParser};
 use suppaftp::tokio::{ImplAsyncFtpStream, TransferStream};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Status};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader, ReadBuf};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader, ReadBuf,
+};
 
 mod flushing_tls;
 
@@ -43,8 +49,9 @@ use crate::{
     file_name, normalize,
 };
 
-/// How long connecting, the TLS handshake and login may take together.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest listing line taken, its end included: a server that sends an endless line fails
+/// the listing instead of filling memory.
+pub const MAX_LISTING_LINE: usize = 64 * 1024;
 
 /// Idle logged-in sessions kept for reuse.
 const MAX_IDLE_SESSIONS: usize = 4;
@@ -112,6 +119,7 @@ pub const BACKEND: BackendInfo = BackendInfo {
         FieldInfo::number("MaxConnections", "Connections at once")
             .placeholder("8")
             .advanced(),
+        crate::registry::TIMEOUT_FIELD,
     ],
     one_of: &[],
     open: |f| Ok(Arc::new(from_fields(f)?)),
@@ -139,6 +147,8 @@ pub struct FtpConfig {
     pub tls_ca_file: Option<String>,
     /// Most control connections open at once (`MaxConnections` [ours], default 8).
     pub max_connections: usize,
+    /// `Timeout`: how long login, a command's answer or a silent data connection may take.
+    pub timeout: Duration,
 }
 
 impl FtpConfig {
@@ -172,6 +182,7 @@ impl FtpConfig {
             max_connections: fields
                 .u64("MaxConnections")?
                 .map_or(DEFAULT_MAX_CONNECTIONS, |n| n.clamp(1, 64) as usize),
+            timeout: fields.timeout()?,
         })
     }
 }
@@ -332,7 +343,7 @@ impl FtpVfs {
         let idle = self.inner.idle.lock().expect("ftp pool lock").pop();
         if let Some(mut s) = idle {
             // A session idle for long may have been dropped by the server.
-            if s.noop().await.is_ok() {
+            if self.alive(&mut s).await {
                 return Ok(s);
             }
         }
@@ -347,20 +358,70 @@ impl FtpVfs {
         let idle = self.inner.idle.lock().expect("ftp pool lock").pop();
         if let Some(mut s) = idle {
             drop(slot);
-            if s.noop().await.is_ok() {
+            if self.alive(&mut s).await {
                 return Ok(s);
             }
             return Box::pin(self.session()).await;
         }
-        tokio::time::timeout(CONNECT_TIMEOUT, self.open_session(slot))
+        let limit = self.inner.cfg.timeout;
+        tokio::time::timeout(limit, self.open_session(slot))
             .await
             .map_err(|_| VfsError::Connection {
                 target: self.label().to_string(),
                 message: format!(
-                    "no login within {}s; check Host, the port and the TLSMode",
-                    CONNECT_TIMEOUT.as_secs()
+                    "no login within {} s (Timeout); check Host, the port and the TLSMode",
+                    limit.as_secs()
                 ),
             })?
+    }
+
+    /// Whether an idle session still answers (`NOOP`, within `Timeout`).
+    async fn alive(&self, s: &mut Session) -> bool {
+        matches!(
+            crate::stall::within(self.inner.cfg.timeout, &self.peer(), s.noop()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// `host:port` of the server, named when it stops answering.
+    fn peer(&self) -> String {
+        let cfg = &self.inner.cfg;
+        if cfg.host.contains(':') {
+            format!("[{}]:{}", cfg.host, cfg.port)
+        } else {
+            format!("{}:{}", cfg.host, cfg.port)
+        }
+    }
+
+    /// Run `fut` (commands on a control connection) for at most `Timeout`. The outer error
+    /// is a stall: the session's state is unknown then, so callers close it rather than
+    /// give it back.
+    async fn timed<T>(
+        &self,
+        fut: impl std::future::Future<Output = VfsResult<T>>,
+    ) -> Result<VfsResult<T>, VfsError> {
+        crate::stall::within(self.inner.cfg.timeout, &self.peer(), fut)
+            .await
+            .map_err(|e| VfsError::Connection {
+                target: self.label().to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Give `s` back after a command exchange unless it stalled (then it is closed).
+    fn settle<T>(&self, s: Session, result: Result<VfsResult<T>, VfsError>) -> VfsResult<T> {
+        match result {
+            Ok(r) => {
+                self.give_back(s);
+                r
+            }
+            Err(stall) => Err(stall),
+        }
+    }
+
+    /// Watch a data connection's reader or writer for silence.
+    fn watched<T>(&self, io: T) -> crate::stall::Stalled<T> {
+        crate::stall::Stalled::new(io, self.inner.cfg.timeout, self.peer())
     }
 
     async fn open_session(&self, slot: tokio::sync::OwnedSemaphorePermit) -> VfsResult<Session> {
@@ -608,6 +669,30 @@ impl FtpVfs {
             }
         }
     }
+}
+
+/// Read one listing line, its `\n` included, into `raw` (cleared first); 0 at the end of
+/// the listing. A line longer than [`MAX_LISTING_LINE`] is an `InvalidData` error, read no
+/// further than that.
+async fn read_listing_line<R: AsyncBufRead + Unpin>(
+    lines: &mut R,
+    raw: &mut Vec<u8>,
+) -> io::Result<usize> {
+    raw.clear();
+    let n = (&mut *lines)
+        .take(MAX_LISTING_LINE as u64 + 1)
+        .read_until(b'\n', raw)
+        .await?;
+    if n > MAX_LISTING_LINE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the server sent a listing line longer than {} KiB",
+                MAX_LISTING_LINE / 1024
+            ),
+        ));
+    }
+    Ok(n)
 }
 
 /// The server's reply as it sent it (the body starts with the status code).
@@ -905,15 +990,22 @@ impl Vfs for FtpVfs {
 
     async fn stat(&self, path: &str) -> VfsResult<Entry> {
         let mut s = self.session().await?;
-        let result = self.stat_on(&mut s, path).await;
-        self.give_back(s);
-        result
+        let result = self.timed(self.stat_on(&mut s, path)).await;
+        self.settle(s, result)
     }
 
     async fn list(&self, dir: &str) -> VfsResult<EntryStream<'_>> {
         let dir = normalize(dir);
         let mut s = self.session().await?;
-        let (transfer, mlsd) = self.open_listing(&mut s, &dir).await?;
+        // An error before the data connection opened leaves the session as it was.
+        let (transfer, mlsd) = match self.timed(self.open_listing(&mut s, &dir)).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => {
+                self.give_back(s);
+                return Err(e);
+            }
+            Err(stall) => return Err(stall),
+        };
         struct State {
             lines: BufReader<Transfer>,
             session: Session,
@@ -932,21 +1024,35 @@ impl Vfs for FtpVfs {
                 if st.done {
                     return Ok(None);
                 }
+                let limit = this.inner.cfg.timeout;
+                let mut raw = Vec::new();
                 loop {
-                    let mut raw = Vec::new();
-                    let n = st.lines.read_until(b'\n', &mut raw).await.map_err(|e| {
-                        VfsError::Connection {
-                            target: this.label().to_string(),
-                            message: format!("listing {dir}: {e}"),
+                    let read = read_listing_line(&mut st.lines, &mut raw);
+                    let n = match crate::stall::within(limit, &this.peer(), read).await {
+                        Ok(Ok(n)) => n,
+                        Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                            return Err(VfsError::Other(format!(
+                                "{}{dir}: {e}; the listing was stopped",
+                                this.label()
+                            )));
                         }
-                    })?;
+                        Ok(Err(e)) | Err(e) => {
+                            return Err(VfsError::Connection {
+                                target: this.label().to_string(),
+                                message: format!("listing {dir}: {e}"),
+                            });
+                        }
+                    };
                     if n == 0 {
                         st.done = true;
                         let State { lines, session, .. } = st;
-                        lines
-                            .into_inner()
-                            .finish()
+                        let finish = lines.into_inner().finish();
+                        crate::stall::within(limit, &this.peer(), finish)
                             .await
+                            .map_err(|e| VfsError::Connection {
+                                target: this.label().to_string(),
+                                message: format!("listing {dir}: {e}"),
+                            })?
                             .map_err(|e| this.cmd_error("LIST", &dir, e))?;
                         this.give_back(session);
                         return Ok(None);
@@ -966,83 +1072,92 @@ impl Vfs for FtpVfs {
         let path = normalize(path);
         let mut s = self.session().await?;
         if len == Some(0) {
-            let result = self.stat_on(&mut s, &path).await;
-            self.give_back(s);
-            result?;
+            let result = self.timed(self.stat_on(&mut s, &path)).await;
+            self.settle(s, result)?;
             return Ok(Box::pin(tokio::io::empty()));
         }
         let remote = self.remote(&path);
-        if offset > 0 {
-            s.resume_transfer(offset as usize)
-                .await
-                .map_err(|e| self.cmd_error("REST", &path, e))?;
-        }
-        let transfer = match s.retr_as_stream(&remote).await {
-            Ok(t) => t,
-            Err(e) => {
-                let err = self.refine_unavailable(&mut s, "RETR", &path, e).await;
+        let opened = self
+            .timed(async {
+                if offset > 0 {
+                    s.resume_transfer(offset as usize)
+                        .await
+                        .map_err(|e| self.cmd_error("REST", &path, e))?;
+                }
+                match s.retr_as_stream(&remote).await {
+                    Ok(t) => Ok(t),
+                    Err(e) => Err(self.refine_unavailable(&mut s, "RETR", &path, e).await),
+                }
+            })
+            .await;
+        let transfer = match opened {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
                 self.give_back(s);
-                return Err(err);
+                return Err(e);
             }
+            Err(stall) => return Err(stall),
         };
-        Ok(Box::pin(FtpReader {
+        Ok(Box::pin(self.watched(FtpReader {
             vfs: self.clone(),
             path,
             transfer: Some(transfer.take(len.unwrap_or(u64::MAX))),
             session: Some(s),
             limited: len.is_some(),
             finishing: None,
-        }))
+        })))
     }
 
     async fn write(&self, path: &str, mode: WriteMode) -> VfsResult<VfsWriter> {
         let path = normalize(path);
         let mut s = self.session().await?;
         let remote = self.remote(&path);
-        let opened = match mode {
-            WriteMode::Create => s.put_with_stream(&remote).await,
-            WriteMode::ResumeAt(offset) => {
-                let current = match self.stat_on(&mut s, &path).await {
-                    Ok(e) => e.size,
-                    Err(VfsError::NotFound(_)) if offset == 0 => 0,
-                    Err(e) => {
-                        self.give_back(s);
-                        return Err(e);
+        let opened = self
+            .timed(async {
+                let stor = |e| self.cmd_error("STOR", &path, e);
+                match mode {
+                    WriteMode::Create => s.put_with_stream(&remote).await.map_err(stor),
+                    WriteMode::ResumeAt(offset) => {
+                        let current = match self.stat_on(&mut s, &path).await {
+                            Ok(e) => e.size,
+                            Err(VfsError::NotFound(_)) if offset == 0 => 0,
+                            Err(e) => return Err(e),
+                        };
+                        if current == offset {
+                            // Exactly what is kept: append (supported far more widely than
+                            // REST+STOR).
+                            s.append_with_stream(&remote).await.map_err(stor)
+                        } else if current > offset {
+                            s.resume_transfer(offset as usize)
+                                .await
+                                .map_err(|e| self.cmd_error("REST", &path, e))?;
+                            s.put_with_stream(&remote).await.map_err(stor)
+                        } else {
+                            Err(VfsError::Other(format!(
+                                "{}{path}: cannot resume at byte {offset}: the file has only {current}",
+                                self.label()
+                            )))
+                        }
                     }
-                };
-                if current == offset {
-                    // Exactly what is kept: append (supported far more widely than REST+STOR).
-                    s.append_with_stream(&remote).await
-                } else if current > offset {
-                    s.resume_transfer(offset as usize)
-                        .await
-                        .map_err(|e| self.cmd_error("REST", &path, e))?;
-                    s.put_with_stream(&remote).await
-                } else {
-                    self.give_back(s);
-                    return Err(VfsError::Other(format!(
-                        "{}{path}: cannot resume at byte {offset}: the file has only {current}",
-                        self.label()
-                    )));
                 }
-            }
-        };
+            })
+            .await;
         let transfer = match opened {
-            Ok(t) => t,
-            Err(e) => {
-                let err = self.cmd_error("STOR", &path, e);
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
                 self.give_back(s);
-                return Err(err);
+                return Err(e);
             }
+            Err(stall) => return Err(stall),
         };
-        Ok(Box::pin(FtpWriter {
+        Ok(Box::pin(self.watched(FtpWriter {
             vfs: self.clone(),
             path,
             transfer: Some(transfer),
             session: Some(s),
             finishing: None,
             done: false,
-        }))
+        })))
     }
 
     async fn mkdir_all(&self, path: &str) -> VfsResult<()> {
@@ -1071,10 +1186,9 @@ impl Vfs for FtpVfs {
                 }
             }
             Ok(())
-        }
-        .await;
-        self.give_back(s);
-        result
+        };
+        let result = self.timed(result).await;
+        self.settle(s, result)
     }
 
     async fn rename(&self, from: &str, to: &str) -> VfsResult<()> {
@@ -1103,34 +1217,37 @@ impl Vfs for FtpVfs {
                     Err(self.cmd_error("RNFR/RNTO", &from, e))
                 }
             }
-        }
-        .await;
-        self.give_back(s);
-        result
+        };
+        let result = self.timed(result).await;
+        self.settle(s, result)
     }
 
     async fn remove_file(&self, path: &str) -> VfsResult<()> {
         let path = normalize(path);
         let mut s = self.session().await?;
-        let result = match s.rm(self.remote(&path)).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.refine_unavailable(&mut s, "DELE", &path, e).await),
+        let result = async {
+            match s.rm(self.remote(&path)).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(self.refine_unavailable(&mut s, "DELE", &path, e).await),
+            }
         };
-        self.give_back(s);
-        result
+        let result = self.timed(result).await;
+        self.settle(s, result)
     }
 
     async fn remove_dir(&self, path: &str) -> VfsResult<()> {
         let path = normalize(path);
         let mut s = self.session().await?;
-        // Leave the directory first: some servers refuse to remove the working directory.
-        let _ = s.cwd(self.remote("/")).await;
-        let result = match s.rmdir(self.remote(&path)).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.refine_unavailable(&mut s, "RMD", &path, e).await),
+        let result = async {
+            // Leave the directory first: some servers refuse to remove the working directory.
+            let _ = s.cwd(self.remote("/")).await;
+            match s.rmdir(self.remote(&path)).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(self.refine_unavailable(&mut s, "RMD", &path, e).await),
+            }
         };
-        self.give_back(s);
-        result
+        let result = self.timed(result).await;
+        self.settle(s, result)
     }
 
     async fn set_mtime(&self, path: &str, mtime: DateTime<Utc>) -> VfsResult<()> {
@@ -1147,12 +1264,14 @@ impl Vfs for FtpVfs {
             mtime.format("%Y%m%d%H%M%S"),
             self.remote(&path)
         );
-        let result = match s.custom_command(cmd, &[Status::File]).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.refine_unavailable(&mut s, "MFMT", &path, e).await),
+        let result = async {
+            match s.custom_command(cmd, &[Status::File]).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.refine_unavailable(&mut s, "MFMT", &path, e).await),
+            }
         };
-        self.give_back(s);
-        result
+        let result = self.timed(result).await;
+        self.settle(s, result)
     }
 
     async fn close(&self) -> VfsResult<()> {
@@ -1262,5 +1381,35 @@ mod tests {
         assert_eq!(e.size, 5);
         assert_eq!(e.mtime.unwrap().to_rfc3339(), "2001-02-03T04:05:06+00:00");
         assert!(parse_listing_line("/", "type=cdir;modify=20010203040506; /x", true).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_endless_listing_line_is_refused_after_64_kib() {
+        // A server that sends one line without end: memory stays bounded.
+        let endless = tokio::io::repeat(b'a');
+        let mut lines = BufReader::new(endless);
+        let mut raw = Vec::new();
+        let err = read_listing_line(&mut lines, &mut raw).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("longer than 64 KiB"), "{err}");
+        assert!(
+            raw.len() <= MAX_LISTING_LINE + 1,
+            "read {} bytes",
+            raw.len()
+        );
+
+        // Lines up to the limit, and the end of the listing, read as before.
+        let long_name = "n".repeat(MAX_LISTING_LINE - 60);
+        let listing = format!(
+            "-rw-r--r-- 1 u g 5 Jan  1 2020 {long_name}\r\ndrwxr-xr-x 2 u g 0 Jan  1 2020 sub\r\n"
+        );
+        let mut lines = BufReader::new(listing.as_bytes());
+        let n = read_listing_line(&mut lines, &mut raw).await.unwrap();
+        assert!(n > 60_000 && raw.ends_with(b"\r\n"));
+        let first = parse_listing_line("/", std::str::from_utf8(&raw).unwrap().trim_end(), false);
+        assert_eq!(first.map(|e| e.name), Some(long_name));
+        read_listing_line(&mut lines, &mut raw).await.unwrap();
+        assert!(raw.starts_with(b"drwx"));
+        assert_eq!(read_listing_line(&mut lines, &mut raw).await.unwrap(), 0);
     }
 }

@@ -18,6 +18,8 @@ pub mod registry;
 pub mod sftp;
 // SMB/Windows shares (libsmbclient, behind the cargo feature `smb`).
 pub mod smb;
+// Stall detection (`Timeout`) for the FTP and HTTP backends.
+pub mod stall;
 pub mod transfer;
 mod types;
 

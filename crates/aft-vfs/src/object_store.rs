@@ -7,10 +7,12 @@
 //!
 //! Uploads never hold a whole file in memory: multipart stores get opendal's chunked writer
 //! (aborted when dropped before commit), and servers that take a file in one request only
-//! (WebDAV, fake-gcs-server) get a streamed request body (the `upload` submodule).
+//! (WebDAV, fake-gcs-server) get a streamed request body (the `upload` submodule). S3,
+//! Azure and GCS move several parts of one big file at once, up and down, within a memory
+//! budget (the `parallel` submodule).
 
-use std::sync::Once;
-use std::time::SystemTime;
+use std::sync::{Arc, Once};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -20,9 +22,12 @@ use futures::{StreamExt, TryStreamExt, stream};
 use opendal::{ErrorKind, Metadata, Operator};
 use tokio_util::io::StreamReader;
 
+mod parallel;
+mod recent;
 mod stale_uploads;
 mod upload;
 
+pub(crate) use parallel::streams;
 pub(crate) use upload::StreamedTarget;
 use upload::{AbortingWriter, StreamedUploads};
 
@@ -50,12 +55,21 @@ pub(crate) fn ensure_crypto_provider() {
     });
 }
 
-/// Finish an operator built by a backend module: give it aft's HTTP transport.
-pub(crate) fn finish_operator(op: Operator) -> Operator {
+/// Finish an operator built by a backend module: give it aft's HTTP transport, which
+/// fails a request after `stall` without progress (see [`crate::stall`]).
+pub(crate) fn finish_operator(op: Operator, stall: Duration) -> Operator {
     ensure_crypto_provider();
-    let transport =
-        opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::default());
-    let ctx = op.context().with_http_transport(transport);
+    let transport = match crate::stall::StallTransport::new(stall) {
+        Ok(t) => t,
+        // Only a broken TLS set-up fails here; the default client then says so per request.
+        Err(e) => {
+            tracing::warn!("{e}");
+            return op;
+        }
+    };
+    let ctx = op
+        .context()
+        .with_http_transport(opendal::HttpTransporter::new(transport));
     op.with_context(ctx)
 }
 
@@ -89,8 +103,14 @@ pub struct ObjectStoreVfs {
     /// Send each upload as one request with a streamed body instead of through opendal
     /// (servers without multipart uploads: WebDAV, fake-gcs-server).
     streamed: Option<StreamedUploads>,
-    /// S3: aborts the unfinished multipart uploads of a key before it is written again.
+    /// S3 and GCS: aborts the unfinished multipart uploads of a key before it is written again.
     stale_uploads: Option<stale_uploads::StaleUploads>,
+    /// `Timeout`: how long a request or a streamed upload may go without progress.
+    stall: Duration,
+    /// `Streams`: parts of one big file moved at once (see `parallel`).
+    streams: usize,
+    /// What the server just said about a key, for the question that follows (`recent`).
+    recent: Arc<recent::Recent>,
 }
 
 impl std::fmt::Debug for ObjectStoreVfs {
@@ -104,13 +124,44 @@ impl std::fmt::Debug for ObjectStoreVfs {
 impl ObjectStoreVfs {
     /// Wrap an operator; `label` names the bucket/container and endpoint for messages.
     pub fn new(op: Operator, kind: StoreKind, label: String) -> Self {
+        let stall = Duration::from_secs(crate::stall::DEFAULT_TIMEOUT_SECS);
         ObjectStoreVfs {
-            op: finish_operator(op),
+            op: finish_operator(op, stall),
             kind,
             label,
             stat_when_listing: false,
             streamed: None,
             stale_uploads: None,
+            stall,
+            streams: 1,
+            recent: Arc::default(),
+        }
+    }
+
+    /// Move up to `streams` parts of one big file at once (the `Streams` field, clamped to
+    /// 1 to 64): multipart uploads and ranged downloads. Backends without multipart
+    /// uploads keep 1.
+    pub fn with_streams(mut self, streams: usize) -> Self {
+        self.streams = streams.clamp(1, parallel::MAX_STREAMS);
+        self
+    }
+
+    /// Fail requests, reads and writes after `stall` without progress (the `Timeout`
+    /// field) instead of the default 30 s.
+    pub fn with_stall_timeout(mut self, stall: Duration) -> Self {
+        self.op = finish_operator(self.op, stall);
+        self.stall = stall;
+        self
+    }
+
+    /// `host:port` of the endpoint, named when it stops answering.
+    fn peer(&self) -> String {
+        let url = self.label.split_once("://").map_or("", |(_, rest)| rest);
+        let host = url.split('/').next().unwrap_or("");
+        match self.label.split_once("://") {
+            Some(("http", _)) if !host.contains(':') => format!("{host}:80"),
+            Some(("https", _)) if !host.contains(':') => format!("{host}:443"),
+            _ => host.to_string(),
         }
     }
 
@@ -124,9 +175,40 @@ impl ObjectStoreVfs {
         key_id: &str,
         secret: &str,
     ) -> Self {
+        let Some(client) = self.shared_client() else {
+            return self;
+        };
         self.stale_uploads =
-            stale_uploads::StaleUploads::new(endpoint, bucket, region, key_id, secret);
+            stale_uploads::StaleUploads::new(endpoint, bucket, region, key_id, secret, client);
         self
+    }
+
+    /// GCS with a credentials file: the same sweep over GCS's XML multipart API, the token
+    /// fetched through this operator's HTTP transport (see `stale_uploads.rs`).
+    pub(crate) fn with_gcs_stale_upload_sweep(
+        mut self,
+        endpoint: Option<&str>,
+        bucket: &str,
+        credentials: &str,
+    ) -> Self {
+        let Some(client) = self.shared_client() else {
+            return self;
+        };
+        let transport = self.op.context().http_transport().clone();
+        self.stale_uploads =
+            stale_uploads::StaleUploads::gcs(endpoint, bucket, credentials, transport, client);
+        self
+    }
+
+    /// The process's HTTP client for this backend's `Timeout`, the one its operator uses
+    /// (`None` only when TLS cannot be set up, which the operator's requests then report).
+    fn shared_client(&self) -> Option<reqwest::Client> {
+        crate::stall::shared_client(crate::stall::ClientConfig {
+            connect_timeout: self.stall,
+            keep_alive: true,
+        })
+        .map_err(|e| tracing::warn!("{}: {e}", self.label))
+        .ok()
     }
 
     /// Abort what earlier, killed uploads of `key` left; a failure only leaves their parts
@@ -160,7 +242,7 @@ impl ObjectStoreVfs {
     /// encoding), for servers that take a file in one request only: opendal would buffer
     /// the whole file in memory for them.
     pub(crate) fn with_streamed_uploads(mut self, target: StreamedTarget) -> VfsResult<Self> {
-        self.streamed = Some(StreamedUploads::new(target, &self.label)?);
+        self.streamed = Some(StreamedUploads::new(target, &self.label, self.stall)?);
         Ok(self)
     }
 
@@ -187,10 +269,16 @@ impl ObjectStoreVfs {
         self.op.info().capability().copy
     }
 
-    /// Metadata of the object at `key` (no trailing slash), `None` when there is none.
+    /// Metadata of the object at `key` (no trailing slash), `None` when there is none; kept
+    /// for a `checksum` that follows (`recent`).
     async fn stat_object(&self, path: &str, key: &str) -> VfsResult<Option<Metadata>> {
         match self.op.stat(key).await {
-            Ok(meta) => Ok(Some(meta)),
+            Ok(meta) => {
+                if meta.is_file() {
+                    self.recent.stated(key, meta.clone());
+                }
+                Ok(Some(meta))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             // WebDAV servers answer a collection addressed without its slash this way.
             Err(e) if e.kind() == ErrorKind::IsADirectory => {
@@ -203,6 +291,21 @@ impl ObjectStoreVfs {
     /// Whether `path` is a directory: a marker or collection at `key/`, or any object below it.
     async fn dir_exists(&self, path: &str) -> VfsResult<bool> {
         let dkey = dir_key(path);
+        if !self.kind.has_real_directories() {
+            // One listing of the prefix answers both: a marker at `key/` is listed under it
+            // too. (Asking for the marker first cost a request of its own for every file
+            // that is not there yet, which is every file of an upload.)
+            let mut lister = match self.op.lister_with(&dkey).limit(1).await {
+                Ok(l) => l,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(self.err("list", path, e)),
+            };
+            return Ok(lister
+                .try_next()
+                .await
+                .map_err(|e| self.err("list", path, e))?
+                .is_some());
+        }
         match self.op.stat(&dkey).await {
             Ok(meta) if meta.is_dir() => return Ok(true),
             Ok(_) => {}
@@ -235,6 +338,8 @@ impl ObjectStoreVfs {
 
     /// Copy-then-delete one object (object stores have no rename).
     async fn move_object(&self, from_key: &str, to_key: &str, path: &str) -> VfsResult<()> {
+        self.recent.forget(from_key);
+        self.recent.forget(to_key);
         self.op
             .copy(from_key, to_key)
             .await
@@ -267,6 +372,7 @@ impl ObjectStoreVfs {
     /// and opendal does not MOVE WebDAV collections.
     async fn move_tree(&self, from: &str, to: &str) -> VfsResult<()> {
         let (from_dir, to_dir) = (dir_key(from), dir_key(to));
+        self.recent.forget_below(&to_dir);
         let below = self.keys_below(from).await?;
         let (mut dirs, files): (Vec<String>, Vec<String>) =
             below.into_iter().partition(|k| k.ends_with('/'));
@@ -306,6 +412,8 @@ impl ObjectStoreVfs {
     /// it (fake-gcs-server has no batch endpoint).
     async fn delete_tree(&self, path: &str) -> VfsResult<()> {
         let dkey = dir_key(path);
+        self.recent
+            .forget_below(if dkey == "/" { "" } else { &dkey });
         match self.op.delete_with(&dkey).recursive(true).await {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
@@ -471,6 +579,25 @@ pub(crate) fn network_cause(e: &(dyn std::error::Error + 'static)) -> Option<Str
     deepest
 }
 
+/// opendal hands a failed body read over as `Other`; a temporary one (a reset, a stall)
+/// gets a kind that [`VfsError::is_transient`] retries.
+fn retryable_read_error(e: std::io::Error) -> std::io::Error {
+    let temporary = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<opendal::Error>())
+        .is_some_and(opendal::Error::is_temporary);
+    if e.kind() == std::io::ErrorKind::Other && temporary {
+        let kind = if e.to_string().contains("(Timeout)") {
+            std::io::ErrorKind::TimedOut
+        } else {
+            std::io::ErrorKind::ConnectionReset
+        };
+        std::io::Error::new(kind, e.to_string())
+    } else {
+        e
+    }
+}
+
 fn io_error_to_vfs(label: &str, path: &str, e: std::io::Error) -> VfsError {
     let at = format!("{label}{}", normalize(path));
     match e.kind() {
@@ -605,7 +732,7 @@ impl Vfs for ObjectStoreVfs {
             (o, None) => reader.into_bytes_stream(o..).await,
             (o, Some(n)) => reader.into_bytes_stream(o..o.saturating_add(n)).await,
         };
-        let mut bytes = match bytes {
+        let bytes = match bytes {
             Ok(b) => b,
             // A range starting at or after the end of the object: nothing to return.
             Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
@@ -613,14 +740,27 @@ impl Vfs for ObjectStoreVfs {
             }
             Err(e) => return Err(self.err("read", &path, e)),
         };
+        // A big object: the rest comes as parallel ranges (`parallel`).
+        let mut bytes =
+            match parallel::split(&self.op, &key, bytes, offset, len, self.streams).await {
+                Ok(b) => b,
+                Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
+                    return Ok(Box::pin(tokio::io::empty()));
+                }
+                Err(e) => return Err(self.err("read", &path, e)),
+            };
         // Pull the first chunk now so a missing file fails here, with its name, rather than
         // at the caller's first read.
         let first: Option<Bytes> = match bytes.next().await {
             None => None,
             Some(Ok(b)) => Some(b),
-            Some(Err(e)) => return Err(io_error_to_vfs(&self.label, &path, e)),
+            Some(Err(e)) => {
+                return Err(io_error_to_vfs(&self.label, &path, retryable_read_error(e)));
+            }
         };
-        let rest = stream::iter(first.map(Ok)).chain(bytes);
+        let rest = stream::iter(first.map(Ok))
+            .chain(bytes)
+            .map_err(retryable_read_error);
         Ok(Box::pin(StreamReader::new(rest)))
     }
 
@@ -632,6 +772,7 @@ impl Vfs for ObjectStoreVfs {
             ));
         }
         let key = file_key(&path);
+        self.recent.forget(&key);
         let target = format!("{}{path}", self.label);
         if let Some(streamed) = &self.streamed {
             if self.kind.has_real_directories() {
@@ -648,13 +789,20 @@ impl Vfs for ObjectStoreVfs {
                     _ => self.mkdir_all(&parent).await?,
                 }
             }
-            return Ok(Box::pin(streamed.start(&key, target)?));
+            // The body goes through a channel of our own, not opendal: watch it here.
+            let upload = streamed.start(&key, target)?;
+            return Ok(Box::pin(crate::stall::Stalled::new(
+                upload,
+                self.stall,
+                self.peer(),
+            )));
         }
         self.abort_stale_uploads(&key, &target).await;
         let writer = self
             .op
             .writer_with(&key)
             .chunk(UPLOAD_CHUNK)
+            .concurrent(self.streams)
             .await
             .map_err(|e| self.err("write", &path, e))?;
         Ok(Box::pin(AbortingWriter::new(writer, target)))
@@ -705,7 +853,9 @@ impl Vfs for ObjectStoreVfs {
         if !from_is_file && !self.dir_exists(&from).await? {
             return Err(VfsError::NotFound(format!("{}{from}", self.label)));
         }
+        self.recent.forget(&file_key(&to));
         if self.native_rename() && from_is_file {
+            self.recent.forget(&file_key(&from));
             return self
                 .op
                 .rename(&file_key(&from), &file_key(&to))
@@ -732,11 +882,13 @@ impl Vfs for ObjectStoreVfs {
                 "{}{path} is a directory; remove it as a directory",
                 self.label
             ))),
-            Some(_) => self
-                .op
-                .delete(&key)
-                .await
-                .map_err(|e| self.err("delete", &path, e)),
+            Some(_) => {
+                self.recent.forget(&key);
+                self.op
+                    .delete(&key)
+                    .await
+                    .map_err(|e| self.err("delete", &path, e))
+            }
         }
     }
 
@@ -774,6 +926,7 @@ impl Vfs for ObjectStoreVfs {
             && let Some(meta) = self.stat_object(&path, &file_key(&path)).await?
             && !meta.is_dir()
         {
+            self.recent.forget(&file_key(&path));
             return self
                 .op
                 .delete(&file_key(&path))
@@ -788,10 +941,15 @@ impl Vfs for ObjectStoreVfs {
             return Ok(None);
         }
         let path = normalize(path);
-        let meta = self
-            .stat_object(&path, &file_key(&path))
-            .await?
-            .ok_or_else(|| VfsError::NotFound(format!("{}{path}", self.label)))?;
+        let key = file_key(&path);
+        // Mostly asked right after a stat of the key: its answer, when fresh.
+        let meta = match self.recent.take_checksum(&key) {
+            Some(meta) => meta,
+            None => self
+                .stat_object(&path, &key)
+                .await?
+                .ok_or_else(|| VfsError::NotFound(format!("{}{path}", self.label)))?,
+        };
         Ok(md5_of(&meta))
     }
 }

@@ -243,6 +243,24 @@ impl FieldInfo {
     }
 }
 
+/// `Timeout`, declared once for the backends that watch for stalls (FTP/FTPS, S3, Azure,
+/// GCS, WebDAV; SFTP's has the same name, default and meaning): seconds without progress
+/// before a read, write or request fails with a retryable error.
+pub const TIMEOUT_FIELD: FieldInfo = FieldInfo::number("Timeout", "Timeout (seconds)")
+    .placeholder("30")
+    .help(
+        "Seconds without any data moving before a read, write or request is given up and retried.",
+    )
+    .advanced();
+
+/// `Streams`, declared once for S3, Azure Blob and GCS: parts of one big file uploaded or
+/// downloaded at once (see `object_store/parallel.rs`); each holds 8 MiB in memory. SFTP
+/// takes the same field with its own help (each stream is an SSH connection).
+pub const STREAMS_FIELD: FieldInfo = FieldInfo::number("Streams", "Parts at once per file")
+    .placeholder("4")
+    .help("Parts of one big file moved at once, 1 to 64 (default 4); each holds 8 MiB in memory.")
+    .advanced();
+
 /// A type name resolved to its backend.
 #[derive(Debug, Clone, Copy)]
 pub struct VfsType {

@@ -2,7 +2,8 @@
 //!
 //! Fields [AFT]: `Region`, `Bucket`, `APIKeyID`, `APIKeySecret`, `APIKeySecretFromSecret`,
 //! `Endpoint` [ours: the URL of an S3-compatible server; requests are path-style],
-//! `UseMetadataWhenListing` (fetch each listed file's full metadata, one request per file).
+//! `UseMetadataWhenListing` (fetch each listed file's full metadata, one request per file);
+//! [ours] `Streams` (parts of one big file moved at once, see `object_store/parallel.rs`).
 
 use opendal::Operator;
 use opendal::services::S3;
@@ -34,6 +35,8 @@ pub const BACKEND: BackendInfo = BackendInfo {
         FieldInfo::url("Endpoint", "Endpoint (S3-compatible servers)")
             .placeholder("https://s3.example.com"),
         FieldInfo::bool("UseMetadataWhenListing", "Use metadata when listing"),
+        crate::registry::TIMEOUT_FIELD,
+        crate::registry::STREAMS_FIELD,
     ],
     one_of: &[],
     open: |f| Ok(std::sync::Arc::new(from_fields(f)?)),
@@ -78,6 +81,8 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
     let op = Operator::new(builder)
         .map_err(|e| VfsError::Other(format!("S3 bucket {label}: invalid settings: {e}")))?;
     let mut vfs = ObjectStoreVfs::new(op, StoreKind::S3, label)
+        .with_stall_timeout(fields.timeout()?)
+        .with_streams(crate::object_store::streams(fields)?)
         .with_stat_when_listing(fields.bool("UseMetadataWhenListing"));
     if let (Some(id), Some(secret)) = (&key_id, &secret) {
         vfs =

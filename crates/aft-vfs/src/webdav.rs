@@ -35,6 +35,7 @@ pub const BACKEND: BackendInfo = BackendInfo {
         FieldInfo::text("User", "User"),
         FieldInfo::credential("Pass", "Password"),
         FieldInfo::secret("PassFromSecret", "Password secret", "Pass"),
+        crate::registry::TIMEOUT_FIELD,
     ],
     one_of: &["Endpoint", "Host"],
     open: |f| Ok(std::sync::Arc::new(from_fields(f)?)),
@@ -81,10 +82,10 @@ pub fn from_fields(fields: &Fields<'_>) -> VfsResult<ObjectStoreVfs> {
         }
         None => None,
     };
-    ObjectStoreVfs::new(op, StoreKind::WebDav, label.clone()).with_streamed_uploads(
-        StreamedTarget::WebDavPut {
+    ObjectStoreVfs::new(op, StoreKind::WebDav, label.clone())
+        .with_stall_timeout(fields.timeout()?)
+        .with_streamed_uploads(StreamedTarget::WebDavPut {
             endpoint: label,
             authorization,
-        },
-    )
+        })
 }

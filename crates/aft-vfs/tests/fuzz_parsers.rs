@@ -3,10 +3,9 @@
 //!
 //! Each parser must never panic, must give the right answer for every well-formed input a
 //! generator can build, and must stay bounded in time and memory on adversarial input. The
-//! committed corpus (tests/corpus/ftp_list, tests/corpus/ppk) holds hand-picked and
-//! previously failing inputs; it is replayed on every run.
+//! committed corpus (tests/corpus/ftp_list, tests/corpus/ppk, tests/corpus/openssh) holds
+//! hand-picked and previously failing inputs; it is replayed on every run.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aft_vfs::ftp::parse_listing_line;
@@ -19,34 +18,11 @@ use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use sha2::Sha256;
 
+mod fuzz_support;
+use fuzz_support::{config, corpus};
+
 /// The passphrase of the encrypted keys in tests/corpus/ppk.
 const PASSPHRASE: &str = "fuzz-pass";
-
-fn corpus(name: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(name);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "empty corpus {}", dir.display());
-    files
-}
-
-/// `cases` per property, or `PROPTEST_CASES` for a longer run by hand.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        // Failures are kept by hand in tests/corpus, with a name saying what they show.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // FTP LIST / MLSD lines
@@ -434,6 +410,80 @@ fn ppk_huge_argon2_costs_are_refused_fast() {
         let e = decode_timed(&text, Some(PASSPHRASE)).unwrap_err();
         assert!(matches!(e, KeyError::OverLimit(_)), "{field}: {e}");
         assert!(e.to_string().contains(field), "{e}");
+    }
+}
+
+/// The OpenSSH keys of tests/corpus/openssh (`ssh-keygen -N fuzz-pass`): name and text.
+fn openssh_corpus() -> Vec<(String, String)> {
+    corpus("openssh")
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn openssh_corpus_good_keys_load_and_bad_ones_are_refused_by_name() {
+    let corpus = openssh_corpus();
+    assert!(corpus.iter().any(|(n, _)| n.starts_with("bad-")));
+    for (name, text) in corpus {
+        let with_pass = decode_timed(&text, Some(PASSPHRASE));
+        if let Some(says) = name.strip_prefix("bad-") {
+            let says = says.split("--").next().unwrap().replace('_', " ");
+            let e = with_pass.expect_err(&name).to_string();
+            assert!(e.to_lowercase().contains(&says), "{name}: {e}");
+            assert!(decode_timed(&text, None).is_err(), "{name}");
+        } else {
+            with_pass.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                decode_timed(&text, None).is_err(),
+                "{name} without a passphrase"
+            );
+            assert!(decode_timed(&text, Some("wrong")).is_err(), "{name}");
+        }
+    }
+}
+
+/// The corpus's 16-round OpenSSH key claiming `rounds` bcrypt rounds instead.
+fn openssh_with_rounds(rounds: u32) -> String {
+    let (_, text) = openssh_corpus()
+        .into_iter()
+        .find(|(n, _)| n == "ed25519-encrypted-16-rounds.key")
+        .unwrap();
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut blob = B64.decode(body).unwrap();
+    // magic (15), "aes256-ctr" (4 + 10), "bcrypt" (4 + 6), options length (4), salt (4 + 16)
+    let at = 15 + 14 + 10 + 4 + 20;
+    assert_eq!(blob[at..at + 4], 16u32.to_be_bytes());
+    blob[at..at + 4].copy_from_slice(&rounds.to_be_bytes());
+    format!(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+        B64.encode(blob)
+    )
+}
+
+proptest! {
+    #![proptest_config(config(32))]
+
+    /// A key's bcrypt rounds are read before any work: over the limit it is refused at
+    /// once, naming the rounds; at a few rounds it is judged by its passphrase as usual.
+    #[test]
+    fn openssh_bcrypt_rounds_are_bounded(
+        rounds in prop_oneof![1u32..=40, 1025u32..=u32::MAX],
+    ) {
+        let text = openssh_with_rounds(rounds);
+        let result = decode_timed(&text, Some(PASSPHRASE));
+        match (rounds > 1024, &result) {
+            (true, Err(KeyError::OverLimit(m))) => {
+                prop_assert!(m.contains(&format!("{rounds} bcrypt rounds")), "{}", m);
+            }
+            (true, other) => prop_assert!(false, "{rounds} rounds: {other:?}"),
+            (false, Err(KeyError::OverLimit(m))) => prop_assert!(false, "{rounds} rounds: {m}"),
+            // Other rounds derive another key: the passphrase no longer opens it.
+            (false, r) => prop_assert_eq!(r.is_ok(), rounds == 16, "{} rounds: {:?}", rounds, r),
+        }
     }
 }
 

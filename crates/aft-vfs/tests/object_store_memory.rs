@@ -1,6 +1,7 @@
-//! Uploads keep the process's memory flat: a 200 MiB file generated on the fly goes up
-//! while the resident set grows by far less than the file, and comes back intact (compared
-//! by hash). Against servers that take a file in one request (WebDAV via wsgidav, GCS via
+//! Uploads and downloads keep the process's memory flat: a 200 MiB file generated on the
+//! fly goes up while the resident set grows by far less than the file, and comes back
+//! intact (compared by hash), in parallel ranges where the store has them, within their
+//! budget. Against servers that take a file in one request (WebDAV via wsgidav, GCS via
 //! fake-gcs-server) and a multipart one (S3 via moto); started by `ci/peers/wsgidav.sh`,
 //! `ci/peers/fakegcs.sh` and `ci/peers/moto.sh`.
 
@@ -19,6 +20,11 @@ const UPLOAD_SIZE: u64 = 200 * 1024 * 1024;
 
 /// Largest resident-set growth allowed while it uploads.
 const MAX_RSS_GROWTH: u64 = 64 * 1024 * 1024;
+
+/// Largest resident-set growth allowed while it downloads with the default 4 streams: the
+/// ranges held, `(4 + 2) × 4 MiB`, and room for the HTTP client's buffers (8 MiB ranges
+/// held twice that).
+const MAX_DOWNLOAD_GROWTH: u64 = 40 * 1024 * 1024;
 
 /// One memory measurement at a time: tests of one binary may share a process.
 static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -156,6 +162,8 @@ async fn big_upload_keeps_memory_flat(vfs: Arc<dyn Vfs>, what: &str) {
 
     let entry = vfs.stat(&path).await.expect("stat uploaded file");
     assert_eq!(entry.size, UPLOAD_SIZE, "{what}: size on the server");
+    let baseline = rss_bytes();
+    let sampler = RssSampler::start();
     let mut back = vfs.read(&path, 0, None).await.expect("download");
     let mut back_hash = Sha256::new();
     let mut back_len = 0u64;
@@ -167,6 +175,22 @@ async fn big_upload_keeps_memory_flat(vfs: Arc<dyn Vfs>, what: &str) {
         back_hash.update(&buf[..n]);
         back_len += n as u64;
     }
+    drop(back);
+    let peak = sampler.peak().await;
+    eprintln!(
+        "{what}: {} MiB download, resident set {} KiB before, {} KiB at peak",
+        UPLOAD_SIZE >> 20,
+        baseline >> 10,
+        peak >> 10
+    );
+    assert!(
+        peak.saturating_sub(baseline) < MAX_DOWNLOAD_GROWTH,
+        "{what}: resident memory grew by {} MiB (baseline {} MiB, peak {} MiB) during a {} MiB download",
+        peak.saturating_sub(baseline) >> 20,
+        baseline >> 20,
+        peak >> 20,
+        UPLOAD_SIZE >> 20
+    );
     assert_eq!(back_len, UPLOAD_SIZE, "{what}: downloaded length");
     assert!(
         back_hash.finalize() == sent_hash.finalize(),

@@ -291,3 +291,28 @@ async fn unpinned_key_is_refused_without_a_mismatch() {
         "{err}"
     );
 }
+
+/// An encrypted OpenSSH key that claims 4 billion bcrypt rounds (tests/corpus/openssh) is
+/// refused at once, naming the file and the rounds, instead of holding the login for months.
+#[tokio::test]
+async fn openssh_key_with_huge_bcrypt_rounds_is_refused_fast() {
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus/openssh/bad-bcrypt_rounds--4g-rounds.key");
+    let key = key.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let err = logs_in(&key_fields(key, Some("fuzz-pass")))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let message = err.to_string();
+    assert!(message.contains(key), "names the key file: {message}");
+    assert!(
+        message.contains("4294967295 bcrypt rounds") && message.contains("limit of 1024"),
+        "{message}"
+    );
+    assert!(!err.is_transient(), "{err:?}");
+}

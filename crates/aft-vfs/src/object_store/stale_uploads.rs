@@ -1,4 +1,4 @@
-//! S3: unfinished multipart uploads that a killed run left behind.
+//! S3 and GCS: unfinished multipart uploads that a killed run left behind.
 //!
 //! A run that ends normally aborts its own unfinished upload ([`super::upload`]); a process
 //! killed mid-upload cannot. So before a new upload of a key starts, the multipart uploads
@@ -6,17 +6,55 @@
 //! (`AbortMultipartUpload`): their parts would otherwise stay, invisible and billed, until a
 //! lifecycle rule removes them. opendal has neither call, so they are signed here with the
 //! signer opendal itself uses (reqsign).
+//!
+//! GCS: opendal uploads big files with GCS's XML multipart API, which has the same two calls
+//! (`GET /BUCKET?uploads`, `DELETE /BUCKET/KEY?uploadId=...`) in S3's XML, authorised with
+//! the OAuth token of the `CredentialsFile`. (GCS's JSON-API resumable sessions, the other
+//! way to send a big file, cannot be listed; opendal uses them only for conditional writes,
+//! which aft does not make.)
+//!
+//! One listing per folder, not per file: the first upload into a folder lists that folder's
+//! unfinished uploads (`prefix` + `delimiter`), and the uploads after it look their key up
+//! in that answer for [`FOLDER_LISTING_TTL`], so 5,000 small files cost one listing, not
+//! 5,000. A listing the server cut short (`IsTruncated`) is not kept: each key is then
+//! listed on its own. A listing the server refuses is not asked again for that folder
+//! until the listing would have gone stale.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use reqsign_aws_v4::{RequestSigner, StaticCredentialProvider};
 use reqsign_core::{Context, Signer};
 use reqwest::Url;
+
+/// GCS's default endpoint and the scope opendal asks a GCS token for.
+const GCS_ENDPOINT: &str = "https://storage.googleapis.com";
+const GCS_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
+
+/// How the requests are authorised.
+enum Signing {
+    /// AWS Signature V4 with explicit keys.
+    Aws(Signer<reqsign_aws_v4::Credential>),
+    /// A Google OAuth token from a credentials file.
+    Google(Signer<reqsign_google::Credential>),
+}
+
+/// How long a folder's listing answers for the uploads into it: long enough for a batch of
+/// files, short enough that an upload killed by another process meanwhile is still found.
+const FOLDER_LISTING_TTL: Duration = Duration::from_secs(60);
+
+/// How long one listing or abort may take in all: the sweep must never hold an upload up.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Lists and aborts one bucket's unfinished multipart uploads.
 pub(crate) struct StaleUploads {
     client: reqwest::Client,
     /// The bucket's URL, ending in `/` (path-style on an `Endpoint`, virtual-hosted on AWS).
     bucket_url: Url,
-    signer: Signer<reqsign_aws_v4::Credential>,
+    signing: Signing,
+    /// Folder prefix → when it was listed and what was unfinished in it then.
+    folders: Mutex<HashMap<String, (Instant, Vec<Unfinished>)>>,
 }
 
 impl std::fmt::Debug for StaleUploads {
@@ -43,43 +81,74 @@ impl StaleUploads {
         region: &str,
         key_id: &str,
         secret: &str,
+        client: reqwest::Client,
     ) -> Option<Self> {
         let url = match endpoint {
             Some(e) => format!("{}/{bucket}/", e.trim_end_matches('/')),
             None => format!("https://{bucket}.s3.{region}.amazonaws.com/"),
         };
-        let bucket_url = Url::parse(&url).ok()?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .ok()?;
         let signer = Signer::new(
             Context::new(),
             StaticCredentialProvider::new(key_id, secret),
             RequestSigner::new("s3", region),
         );
+        Self::with(&url, Signing::Aws(signer), client)
+    }
+
+    /// For GCS bucket `bucket` at `endpoint` (or Google's), with the service-account (or
+    /// other) credentials file at `credentials`; the token is fetched through `transport`,
+    /// the operator's own.
+    pub(crate) fn gcs(
+        endpoint: Option<&str>,
+        bucket: &str,
+        credentials: &str,
+        transport: opendal::HttpTransporter,
+        client: reqwest::Client,
+    ) -> Option<Self> {
+        let url = format!(
+            "{}/{bucket}/",
+            endpoint.unwrap_or(GCS_ENDPOINT).trim_end_matches('/')
+        );
+        let ctx = Context::new()
+            .with_file_read(reqsign_file_read_tokio::TokioFileRead)
+            .with_http_send(transport);
+        let signer = Signer::new(
+            ctx,
+            reqsign_google::FileCredentialProvider::new(credentials).with_scope(GCS_SCOPE),
+            reqsign_google::RequestSigner::new("storage").with_scope(GCS_SCOPE),
+        );
+        Self::with(&url, Signing::Google(signer), client)
+    }
+
+    /// `client` is the process's shared one (see [`crate::stall::shared_client`]).
+    fn with(bucket_url: &str, signing: Signing, client: reqwest::Client) -> Option<Self> {
+        let bucket_url = Url::parse(bucket_url).ok()?;
         Some(StaleUploads {
             client,
             bucket_url,
-            signer,
+            signing,
+            folders: Mutex::new(HashMap::new()),
         })
     }
 
     async fn send(&self, method: http::Method, url: Url) -> Result<String, String> {
-        let mut parts = http::Request::builder()
+        let mut request = http::Request::builder()
             .method(method.clone())
-            .uri(url.as_str())
-            .header("x-amz-content-sha256", EMPTY_SHA256)
-            .body(())
-            .map_err(|e| e.to_string())?
-            .into_parts()
-            .0;
-        self.signer
-            .sign(&mut parts, None)
-            .await
-            .map_err(|e| format!("signing: {e}"))?;
-        let mut req = self.client.request(method, url);
+            .uri(url.as_str());
+        if matches!(self.signing, Signing::Aws(_)) {
+            request = request.header("x-amz-content-sha256", EMPTY_SHA256);
+        }
+        let mut parts = request.body(()).map_err(|e| e.to_string())?.into_parts().0;
+        match &self.signing {
+            Signing::Aws(signer) => signer.sign(&mut parts, None).await,
+            Signing::Google(signer) => signer.sign(&mut parts, None).await,
+        }
+        .map_err(|e| format!("signing: {e}"))?;
+        if matches!(self.signing, Signing::Google(_)) {
+            // As opendal does for GCS: the client sets Host for the HTTP version it speaks.
+            parts.headers.remove(http::header::HOST);
+        }
+        let mut req = self.client.request(method, url).timeout(REQUEST_TIMEOUT);
         for (name, value) in &parts.headers {
             req = req.header(name, value);
         }
@@ -96,17 +165,78 @@ impl StaleUploads {
         }
     }
 
-    /// The unfinished uploads of exactly `key`.
+    /// The unfinished uploads of exactly `key`, each handed out once: from its folder's
+    /// listing while that is fresh, else from a new one.
     pub(crate) async fn list(&self, key: &str) -> Result<Vec<Unfinished>, String> {
-        let mut url = self.bucket_url.clone();
-        url.query_pairs_mut()
-            .append_pair("uploads", "")
-            .append_pair("prefix", key);
-        let body = self.send(http::Method::GET, url).await?;
-        Ok(parse_uploads(&body)
+        let folder = &key[..key.rfind('/').map_or(0, |i| i + 1)];
+        if let Some(found) = self.take_listed(folder, key) {
+            return Ok(found);
+        }
+        let (uploads, truncated) = match self.list_prefix(folder, true).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                // A server without the call (s3s-fs answers 501) or a key without the right
+                // to it (403) would refuse every file the same way: the folder goes
+                // unswept until its listing would have gone stale, not asked again per file.
+                self.folders
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(folder.to_string(), (Instant::now(), Vec::new()));
+                return Err(e);
+            }
+        };
+        if truncated {
+            let (uploads, _) = self.list_prefix(key, false).await?;
+            return Ok(uploads.into_iter().filter(|u| u.key == key).collect());
+        }
+        self.folders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(folder.to_string(), (Instant::now(), uploads));
+        Ok(self.take_listed(folder, key).unwrap_or_default())
+    }
+
+    /// `key`'s uploads from a fresh listing of `folder`, removed from it; `None` when there
+    /// is no fresh listing.
+    fn take_listed(&self, folder: &str, key: &str) -> Option<Vec<Unfinished>> {
+        let mut folders = self.folders.lock().unwrap_or_else(|e| e.into_inner());
+        let (listed_at, uploads) = folders.get_mut(folder)?;
+        if listed_at.elapsed() > FOLDER_LISTING_TTL {
+            folders.remove(folder);
+            return None;
+        }
+        let (found, rest) = std::mem::take(uploads)
             .into_iter()
-            .filter(|u| u.key == key)
-            .collect())
+            .partition(|u| u.key == key);
+        *uploads = rest;
+        Some(found)
+    }
+
+    /// The unfinished uploads under `prefix` (only its own level with `one_level`), and
+    /// whether the server cut the answer short.
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        one_level: bool,
+    ) -> Result<(Vec<Unfinished>, bool), String> {
+        let mut url = self.bucket_url.clone();
+        // The documented form names the bucket without a trailing slash (`/BUCKET?uploads`).
+        let path = url.path().trim_end_matches('/').to_string();
+        if !path.is_empty() {
+            url.set_path(&path);
+        }
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("uploads", "")
+                .append_pair("prefix", prefix);
+            if one_level {
+                query.append_pair("delimiter", "/");
+            }
+        }
+        let body = self.send(http::Method::GET, url).await?;
+        let truncated = element(&body, "IsTruncated").is_some_and(|t| t.trim() == "true");
+        Ok((parse_uploads(&body), truncated))
     }
 
     /// Abort one upload (its parts are deleted).
@@ -181,5 +311,81 @@ mod tests {
         assert_eq!(got[0].upload_id, "X1");
         assert_eq!(got[1].initiated, "");
         assert_eq!(encode_key("in/a b+c.bin"), "in/a%20b%2Bc.bin");
+    }
+
+    #[tokio::test]
+    async fn a_refused_listing_is_not_asked_again_for_each_file_of_the_folder() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Nothing listens on the discard port: the listing fails.
+        let stale = StaleUploads::new(
+            Some("http://127.0.0.1:9"),
+            "b",
+            "us-east-1",
+            "k",
+            "s",
+            reqwest::Client::new(),
+        )
+        .expect("a valid bucket URL");
+        assert!(stale.list("in/a.bin").await.is_err());
+        assert_eq!(
+            stale.take_listed("in/", "in/b.bin"),
+            Some(vec![]),
+            "the next file of the folder sends no request"
+        );
+        assert_eq!(stale.take_listed("out/", "out/c.bin"), None);
+    }
+
+    #[test]
+    fn a_folder_listing_hands_out_each_keys_uploads_once_while_fresh() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let stale = StaleUploads::new(
+            Some("http://127.0.0.1:9"),
+            "b",
+            "us-east-1",
+            "k",
+            "s",
+            client,
+        )
+        .expect("a valid bucket URL");
+        let upload = |key: &str, id: &str| Unfinished {
+            key: key.into(),
+            upload_id: id.into(),
+            initiated: String::new(),
+        };
+        assert_eq!(
+            stale.take_listed("in/", "in/a.bin"),
+            None,
+            "nothing listed yet"
+        );
+        stale.folders.lock().unwrap().insert(
+            "in/".into(),
+            (
+                Instant::now(),
+                vec![
+                    upload("in/a.bin", "1"),
+                    upload("in/b.bin", "2"),
+                    upload("in/a.bin", "3"),
+                ],
+            ),
+        );
+        let a = stale.take_listed("in/", "in/a.bin").unwrap();
+        assert_eq!(
+            a.iter().map(|u| u.upload_id.as_str()).collect::<Vec<_>>(),
+            ["1", "3"]
+        );
+        assert_eq!(
+            stale.take_listed("in/", "in/a.bin"),
+            Some(vec![]),
+            "handed out once"
+        );
+        assert_eq!(stale.take_listed("in/", "in/c.bin"), Some(vec![]));
+        stale.folders.lock().unwrap().get_mut("in/").unwrap().0 =
+            Instant::now() - FOLDER_LISTING_TTL - Duration::from_secs(1);
+        assert_eq!(
+            stale.take_listed("in/", "in/b.bin"),
+            None,
+            "a stale listing is dropped"
+        );
     }
 }

@@ -93,7 +93,8 @@ enum WriterState {
 ///
 /// Each `poll_write` hands a copy of the buffer to opendal and returns at once; the write
 /// finishes (or fails) before the next one starts, so at most one buffer is in flight
-/// beside opendal's own chunk.
+/// beside opendal's parts: the one being filled, the one kept back for the commit and up
+/// to `Streams` uploading at once (see `parallel.rs`).
 pub(crate) struct AbortingWriter {
     state: WriterState,
     /// `s3 bucket/path`, for messages.
@@ -274,13 +275,22 @@ pub(crate) struct StreamedUploads {
 }
 
 impl StreamedUploads {
-    /// An uploader for `target`; `label` names the server in errors.
-    pub(crate) fn new(target: StreamedTarget, label: &str) -> VfsResult<Self> {
+    /// An uploader for `target` whose connects may take `connect_timeout`; `label` names
+    /// the server in errors.
+    pub(crate) fn new(
+        target: StreamedTarget,
+        label: &str,
+        connect_timeout: Duration,
+    ) -> VfsResult<Self> {
         super::ensure_crypto_provider();
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| VfsError::Other(format!("{label}: cannot build the HTTP client: {e}")))?;
+        // A fresh connection for each upload: a streamed body cannot be sent again, and a
+        // kept-alive connection the server closes as the next request goes out (cheroot,
+        // behind wsgidav, closes idle ones beyond ten) would fail that upload with a reset.
+        let client = crate::stall::shared_client(crate::stall::ClientConfig {
+            connect_timeout,
+            keep_alive: false,
+        })
+        .map_err(|e| VfsError::Other(format!("{label}: {e}")))?;
         Ok(StreamedUploads { client, target })
     }
 
@@ -565,6 +575,10 @@ impl Drop for StreamedUploadWriter {
                 "{}: upload dropped before shutdown; request cut",
                 self.target
             );
+        }
+        // A request whose server stopped answering would otherwise wait for good.
+        if let Some(response) = self.response.take() {
+            response.abort();
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   `accept_any_host_key` is set explicitly.
 //! - Big files move as pipelined reads/writes: up to [`SftpConfig::max_in_flight`] requests
 //!   of [`SftpConfig::chunk_size`] bytes, capped by the server's `limits@openssh.com`.
+//! - One big file can move over several SSH connections at once (`Streams`, see
+//!   [`SftpConfig::streams`]): its requests take turns on them, within the same window.
 //! - The connection is opened lazily by the first operation, shared by all tasks using this
 //!   backend, and re-opened by the next operation after it broke.
 //! - Paths: VFS path `/x` is the server path `<base_dir>/x`; without a base dir, the
@@ -83,12 +85,17 @@ pub const BACKEND: BackendInfo = BackendInfo {
             .advanced(),
         FieldInfo::bool("AcceptAnyHostKey", "Accept any host key (unsafe: testing only)"),
         FieldInfo::number("ChunkSize", "Bytes per request")
-            .placeholder("65536")
-            .help("4096 to 1048576, capped by the server's limits.")
+            .placeholder("262144")
+            .help("4096 to 1048576, capped by the server's limits (default: 256 KiB where the server states its limits, 64 KiB elsewhere).")
             .advanced(),
         FieldInfo::number("MaxInFlight", "Requests in flight per file")
-            .placeholder("64")
+            .placeholder("16")
+            .help("Default: as many as make 4 MiB (16 of 256 KiB, 64 of 64 KiB).")
             .advanced(),
+        // The object stores' field (name, label, meaning); on SFTP each stream is a connection.
+        crate::registry::STREAMS_FIELD
+            .placeholder("4 down, 1 up")
+            .help("SSH connections one file from 16 MiB up moves over at once, 1 to 16 (when not set: 4 for downloads, 1 for uploads); the requests in flight stay MaxInFlight over all of them."),
         FieldInfo::number("Timeout", "Timeout (seconds)")
             .placeholder("30")
             .advanced(),
@@ -125,10 +132,20 @@ pub struct SftpConfig {
     pub accept_any_host_key: bool,
     /// Server folder that VFS path `/` maps to; `None` uses the server's absolute paths.
     pub base_dir: Option<String>,
-    /// Bytes per read/write request (capped by the server's limits); default 64 KiB.
-    pub chunk_size: u32,
-    /// Requests in flight per file; default 64.
-    pub max_in_flight: usize,
+    /// Bytes per read/write request (capped by the server's limits); `None`: 256 KiB where
+    /// the server states its limits (`limits@openssh.com`), 64 KiB elsewhere (a server that
+    /// answers big reads short would cost a round trip per missing piece).
+    pub chunk_size: Option<u32>,
+    /// Requests in flight per file; `None`: as many as make [`IN_FLIGHT_BYTES`].
+    pub max_in_flight: Option<usize>,
+    /// SSH connections one big file (from [`STREAMS_FROM`] bytes) is moved over at once,
+    /// its requests taking turns on them within the same window of
+    /// [`SftpConfig::max_in_flight`] (the `Streams` field, 1 to 16). `None`:
+    /// [`DEFAULT_READ_STREAMS`] for downloads, one for uploads (several connections writing
+    /// one file measured slower than one; reading, much faster). The extra connections are
+    /// opened when a big file starts, kept for later files, and a stream that cannot be
+    /// opened (a server's session limit) is done without.
+    pub streams: Option<usize>,
     /// Seconds before connecting or one request is given up; default 30.
     pub timeout_secs: u64,
 }
@@ -149,8 +166,9 @@ impl SftpConfig {
             host_key_sha1: None,
             accept_any_host_key: false,
             base_dir: None,
-            chunk_size: 64 * 1024,
-            max_in_flight: 64,
+            chunk_size: None,
+            max_in_flight: None,
+            streams: None,
             timeout_secs: 30,
         }
     }
@@ -158,7 +176,8 @@ impl SftpConfig {
     /// Build from client fields: `Host`, `User`, `Pass`/`PassFromSecret`, `KeyFile` (a path
     /// or the key text) or `KeyFileFromSecret` (a secret holding the key text, which wins),
     /// `KeyFilePass`/`KeyFileSecret`, `HostKeySHA256`, `HostKeyMD5`,
-    /// `HostKeySHA1`, `AcceptAnyHostKey`, `BaseDir`, `ChunkSize`, `MaxInFlight`, `Timeout`.
+    /// `HostKeySHA1`, `AcceptAnyHostKey`, `BaseDir`, `ChunkSize`, `MaxInFlight`, `Streams`,
+    /// `Timeout`.
     /// A pin that is not a fingerprint of its kind is refused here.
     pub fn from_fields(fields: &Fields<'_>) -> VfsResult<Self> {
         let mut cfg = Self::new(fields.required("Host")?, fields.required("User")?);
@@ -189,15 +208,34 @@ impl SftpConfig {
         cfg.accept_any_host_key = fields.bool("AcceptAnyHostKey");
         cfg.base_dir = fields.str("BaseDir");
         if let Some(n) = fields.u64("ChunkSize")? {
-            cfg.chunk_size = n.clamp(4096, 1 << 20) as u32;
+            cfg.chunk_size = Some(n.clamp(4096, 1 << 20) as u32);
         }
         if let Some(n) = fields.u64("MaxInFlight")? {
-            cfg.max_in_flight = n.clamp(1, 1024) as usize;
+            cfg.max_in_flight = Some(n.clamp(1, 1024) as usize);
+        }
+        if let Some(n) = fields.u64(crate::registry::STREAMS_FIELD.name)? {
+            cfg.streams = Some(n.clamp(1, MAX_STREAMS as u64) as usize);
         }
         if let Some(n) = fields.u64("Timeout")? {
             cfg.timeout_secs = n.max(1);
         }
         Ok(cfg)
+    }
+
+    /// Connections a big file is read over.
+    fn read_streams(&self) -> usize {
+        self.streams.unwrap_or(DEFAULT_READ_STREAMS)
+    }
+
+    /// Connections a big file is written over.
+    fn write_streams(&self) -> usize {
+        self.streams.unwrap_or(1)
+    }
+
+    /// Requests in flight per file on a connection moving `chunk`-byte requests.
+    fn depth(&self, chunk: u32) -> usize {
+        self.max_in_flight
+            .unwrap_or((IN_FLIGHT_BYTES / chunk.max(1) as usize).clamp(4, 64))
     }
 
     fn addr(&self) -> String {
@@ -252,6 +290,27 @@ fn load_key_text(key: &str) -> VfsResult<(String, Option<String>)> {
         .map_err(|e| VfsError::Auth(format!("cannot read the KeyFile {key}: {e}")))?;
     Ok((text, Some(key.to_string())))
 }
+
+/// Bytes per request where the server states its limits (`limits@openssh.com`; OpenSSH
+/// allows 255 KiB): a quarter of the requests, answers and thread wake-ups of 64 KiB ones.
+const LIMITED_CHUNK: u32 = 256 * 1024;
+
+/// Bytes per request where the server does not state its limits: what every server serves.
+const UNLIMITED_CHUNK: u32 = 64 * 1024;
+
+/// Bytes of requests in flight per file by default (the window, whatever the streams).
+pub const IN_FLIGHT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Connections a big file is downloaded over when `Streams` is not set (uploads: one; see
+/// [`SftpConfig::streams`]).
+pub const DEFAULT_READ_STREAMS: usize = 4;
+
+/// The most `Streams` a client may ask for: each is an SSH connection and a server process.
+pub const MAX_STREAMS: usize = 16;
+
+/// Files from this size on move over [`SftpConfig::streams`] connections; smaller ones do
+/// not wait for a connection to open.
+pub const STREAMS_FROM: u64 = 16 * 1024 * 1024;
 
 /// How long this connection trusts a folder it saw or made without asking the server again
 /// (a write into a folder removed meanwhile makes it again).
@@ -319,8 +378,14 @@ impl Conn {
 
 /// An SFTP server seen as a [`Vfs`].
 pub struct SftpFs {
-    cfg: SftpConfig,
+    cfg: Arc<SftpConfig>,
     conn: Mutex<Option<Arc<Conn>>>,
+    /// The other connections of big files (`Streams` - 1 slots), opened when first needed,
+    /// shared by every file of this backend and opened again after they broke.
+    extra: Arc<[Mutex<Option<Arc<Conn>>>]>,
+    /// The private key once decoded: an encrypted one costs its passphrase hashing (bcrypt,
+    /// Argon2) once, not at each of the streams' logins or each re-connection.
+    key: Arc<std::sync::OnceLock<Arc<russh::keys::PrivateKey>>>,
 }
 
 impl std::fmt::Debug for SftpFs {
@@ -334,10 +399,79 @@ impl std::fmt::Debug for SftpFs {
 impl SftpFs {
     /// A backend for `cfg`; nothing is opened until the first operation (or [`Vfs::connect`]).
     pub fn new(cfg: SftpConfig) -> Self {
+        let most = cfg.read_streams().max(cfg.write_streams());
+        let extra = (1..most).map(|_| Mutex::new(None)).collect();
         Self {
-            cfg,
+            cfg: Arc::new(cfg),
             conn: Mutex::new(None),
+            extra,
+            key: Arc::default(),
         }
+    }
+
+    /// A backend on the same config and extra connections, for a task opening one of them.
+    fn dialer(&self) -> SftpFs {
+        SftpFs {
+            cfg: self.cfg.clone(),
+            conn: Mutex::new(None),
+            extra: self.extra.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// The extra connection in `slot`, opened when there is none or it broke.
+    async fn extra_conn(&self, slot: usize) -> VfsResult<Arc<Conn>> {
+        let mut held = self.extra[slot].lock().await;
+        if let Some(c) = held.as_ref()
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        *held = None;
+        let c = Arc::new(self.open().await?);
+        *held = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Open `remote` with `flags` on the extra connections of `streams`, at once, in tasks of their own:
+    /// each handle arrives on the channel when ready (the copy goes on meanwhile on the
+    /// connections it has). A stream that cannot be opened is left out, logged.
+    fn join_streams(
+        &self,
+        remote: &str,
+        flags: OpenFlags,
+        streams: usize,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<HandleGuard> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for slot in 0..self.extra.len().min(streams.saturating_sub(1)) {
+            let (fs, tx, remote) = (self.dialer(), tx.clone(), remote.to_string());
+            tokio::spawn(async move {
+                let conn = match fs.extra_conn(slot).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!("{}: stream {} not opened: {e}", fs.target(), slot + 2);
+                        return;
+                    }
+                };
+                match conn
+                    .sftp
+                    .open(&remote, flags, FileAttributes::empty())
+                    .await
+                {
+                    // A reader or writer done meanwhile drops the guard, closing the handle.
+                    Ok(h) => drop(tx.send(HandleGuard {
+                        conn,
+                        handle: Some(h.handle),
+                    })),
+                    Err(e) => tracing::debug!(
+                        "{}{remote}: stream {} not opened: {e}",
+                        fs.target(),
+                        slot + 2
+                    ),
+                }
+            });
+        }
+        rx
     }
 
     /// Build from client/VFS Library fields (see [`SftpConfig::from_fields`]).
@@ -433,10 +567,18 @@ impl SftpFs {
             .await
             .map_err(|e| self.conn_err(format!("SFTP init: {e}")))?;
         let posix_rename = version.extensions.contains_key("posix-rename@openssh.com");
-        let (mut read_len, mut write_len) = (cfg.chunk_size, cfg.chunk_size);
-        if version.extensions.contains_key("limits@openssh.com")
-            && let Ok(limits) = sftp.limits().await
-        {
+        let limits = if version.extensions.contains_key("limits@openssh.com") {
+            sftp.limits().await.ok()
+        } else {
+            None
+        };
+        let chunk = cfg.chunk_size.unwrap_or(if limits.is_some() {
+            LIMITED_CHUNK
+        } else {
+            UNLIMITED_CHUNK
+        });
+        let (mut read_len, mut write_len) = (chunk, chunk);
+        if let Some(limits) = limits {
             if limits.max_read_len > 0 {
                 read_len = read_len.min(limits.max_read_len.min(u32::MAX as u64) as u32);
             }
@@ -460,11 +602,15 @@ impl SftpFs {
         let cfg = &self.cfg;
         let mut tried = Vec::new();
         if let Some(text) = &cfg.private_key {
-            let key = decode_private_key(
-                text.expose(),
-                cfg.key_passphrase.as_ref().map(Secret::expose),
-            )
-            .map_err(|e| {
+            let decoded = match self.key.get() {
+                Some(key) => Ok(key.clone()),
+                None => decode_private_key(
+                    text.expose(),
+                    cfg.key_passphrase.as_ref().map(Secret::expose),
+                )
+                .map(|key| self.key.get_or_init(|| Arc::new(key)).clone()),
+            };
+            let key = decoded.map_err(|e| {
                 let source = match (&cfg.key_file, &cfg.key_secret) {
                     (Some(path), _) => format!("KeyFile {path}"),
                     (None, Some(secret)) => {
@@ -483,7 +629,7 @@ impl SftpFs {
                 ))
             })?;
             let hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
-            let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+            let key = PrivateKeyWithHashAlg::new(key, hash);
             let result = ssh
                 .authenticate_publickey(&cfg.user, key)
                 .await
@@ -760,14 +906,23 @@ impl Vfs for SftpFs {
             (None, Some(l)) => Some(offset.saturating_add(l)),
             (None, None) => None,
         };
+        let chunk = conn.read_len.max(1);
+        // A big file's requests also take turns on the extra connections, as they open.
+        let streams = self.cfg.read_streams();
+        let joining = (streams > 1
+            && end.is_some_and(|e| e.saturating_sub(offset) >= STREAMS_FROM))
+        .then(|| self.join_streams(&remote, OpenFlags::READ, streams));
         let state = ReadState {
             guard,
+            extra: Vec::new(),
+            joining,
+            turn: 0,
             label: self.target(),
             path: path.to_string(),
             next: offset,
             end,
-            chunk: conn.read_len.max(1),
-            depth: self.cfg.max_in_flight.max(1),
+            chunk,
+            depth: self.cfg.depth(chunk),
             inflight: FuturesOrdered::new(),
             done: false,
         };
@@ -825,17 +980,24 @@ impl Vfs for SftpFs {
                 return Err(self.fail(&conn, path, e).await);
             }
         }
-        let chunk = conn.write_len.max(1) as usize;
+        let chunk = conn.write_len.max(1);
         Ok(Box::pin(SftpWriter {
             conn,
             handle: Some(handle),
+            extra: Vec::new(),
+            joining: None,
+            // The size is not known here: the other streams are asked for once this much
+            // has been written, so a small file never waits for them.
+            dialer: (self.cfg.write_streams() > 1).then(|| self.dialer()),
+            turn: 0,
+            sent: 0,
             remote,
             label: self.target(),
             path: path.to_string(),
             offset,
-            buf: Vec::with_capacity(chunk),
-            chunk,
-            depth: self.cfg.max_in_flight.max(1),
+            buf: Vec::with_capacity(chunk as usize),
+            chunk: chunk as usize,
+            depth: self.cfg.depth(chunk),
             inflight: FuturesUnordered::new(),
             error: None,
             closing: None,
@@ -963,7 +1125,12 @@ impl Vfs for SftpFs {
     }
 
     async fn close(&self) -> VfsResult<()> {
-        if let Some(c) = self.conn.lock().await.take() {
+        let mut conns = Vec::new();
+        conns.extend(self.conn.lock().await.take());
+        for slot in self.extra.iter() {
+            conns.extend(slot.lock().await.take());
+        }
+        for c in conns {
             let _ = c.sftp.close_session();
             let _ = c
                 .ssh

@@ -1,5 +1,8 @@
 //! Pipelined file I/O: a reader keeping many read requests in flight and a writer keeping
-//! many writes in flight, each closing its remote handle even when dropped half way.
+//! many writes in flight, each closing its remote handle even when dropped half way. A big
+//! file's requests take turns on the extra connections of `Streams` as they join: the
+//! reader still hands its answers on in order, the writer's requests land at their offsets,
+//! and either keeps at most `depth` requests in flight over all its connections.
 
 use std::io;
 use std::pin::Pin;
@@ -11,10 +14,11 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
 use russh_sftp::client::error::Error as SftpError;
-use russh_sftp::protocol::StatusCode;
+use russh_sftp::protocol::{OpenFlags, StatusCode};
 use tokio::io::AsyncWrite;
+use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::Conn;
+use super::{Conn, STREAMS_FROM, SftpFs};
 
 /// An SFTP failure as the `io::Error` a reader or writer returns, its kind kept so the
 /// transfer code can tell a missing file from a dropped connection.
@@ -50,6 +54,41 @@ pub(super) struct HandleGuard {
     pub(super) handle: Option<String>,
 }
 
+impl HandleGuard {
+    /// Close the handle now, waiting for the server's answer.
+    async fn close(mut self) -> Result<(), SftpError> {
+        match self.handle.take() {
+            Some(h) => self.conn.sftp.close(h).await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The handles of one file on its connections: the first one's, then those that joined;
+/// requests take turns on them.
+fn pick<'a>(
+    first: (&'a Arc<Conn>, &'a Option<String>),
+    extra: &'a [HandleGuard],
+    turn: &mut usize,
+) -> (Arc<Conn>, String) {
+    let k = *turn % (extra.len() + 1);
+    *turn = turn.wrapping_add(1);
+    let (conn, handle) = match k {
+        0 => first,
+        k => (&extra[k - 1].conn, &extra[k - 1].handle),
+    };
+    (conn.clone(), handle.clone().unwrap_or_default())
+}
+
+/// Take the streams that joined since the last look.
+fn take_joined(joining: &mut Option<UnboundedReceiver<HandleGuard>>, extra: &mut Vec<HandleGuard>) {
+    if let Some(rx) = joining {
+        while let Ok(guard) = rx.try_recv() {
+            extra.push(guard);
+        }
+    }
+}
+
 impl Drop for HandleGuard {
     fn drop(&mut self) {
         if let Some(h) = self.handle.take()
@@ -68,6 +107,12 @@ pub(super) type ReadFut = BoxFuture<'static, (u64, u32, Result<Vec<u8>, SftpErro
 /// Pipelined reader state: requests at increasing offsets, answers consumed in order.
 pub(super) struct ReadState {
     pub(super) guard: HandleGuard,
+    /// The file's handles on the other connections of `Streams` (closed when dropped).
+    pub(super) extra: Vec<HandleGuard>,
+    /// Where those arrive as they open.
+    pub(super) joining: Option<UnboundedReceiver<HandleGuard>>,
+    /// Which connection the next request goes to.
+    pub(super) turn: usize,
     pub(super) label: String,
     pub(super) path: String,
     pub(super) next: u64,
@@ -79,9 +124,12 @@ pub(super) struct ReadState {
 }
 
 impl ReadState {
-    pub(super) fn request(&self, offset: u64, len: u32) -> ReadFut {
-        let conn = self.guard.conn.clone();
-        let handle = self.guard.handle.clone().unwrap_or_default();
+    pub(super) fn request(&mut self, offset: u64, len: u32) -> ReadFut {
+        let (conn, handle) = pick(
+            (&self.guard.conn, &self.guard.handle),
+            &self.extra,
+            &mut self.turn,
+        );
         async move {
             (
                 offset,
@@ -93,6 +141,7 @@ impl ReadState {
     }
 
     pub(super) fn fill(&mut self) {
+        take_joined(&mut self.joining, &mut self.extra);
         while !self.done && self.inflight.len() < self.depth {
             let len = match self.end {
                 Some(end) if self.next >= end => return,
@@ -148,6 +197,17 @@ pub(super) type WriteFut = BoxFuture<'static, Result<(), SftpError>>;
 pub(super) struct SftpWriter {
     pub(super) conn: Arc<Conn>,
     pub(super) handle: Option<String>,
+    /// The file's handles on the other connections of `Streams` (closed when dropped).
+    pub(super) extra: Vec<HandleGuard>,
+    /// Where those arrive as they open, once asked for.
+    pub(super) joining: Option<UnboundedReceiver<HandleGuard>>,
+    /// Opens the other streams once [`STREAMS_FROM`] bytes were sent (`None`: one stream,
+    /// or already asked).
+    pub(super) dialer: Option<SftpFs>,
+    /// Which connection the next request goes to.
+    pub(super) turn: usize,
+    /// Bytes sent by this writer.
+    pub(super) sent: u64,
     /// The server path, under which the attributes fetched at the close are kept.
     pub(super) remote: String,
     pub(super) label: String,
@@ -163,11 +223,19 @@ pub(super) struct SftpWriter {
 
 impl SftpWriter {
     pub(super) fn send(&mut self) {
+        if self.sent >= STREAMS_FROM
+            && let Some(dialer) = self.dialer.take()
+        {
+            // The primary handle created (or cut) the file: the others only write into it.
+            let streams = dialer.cfg.write_streams();
+            self.joining = Some(dialer.join_streams(&self.remote, OpenFlags::WRITE, streams));
+        }
+        take_joined(&mut self.joining, &mut self.extra);
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
-        let conn = self.conn.clone();
-        let handle = self.handle.clone().unwrap_or_default();
+        let (conn, handle) = pick((&self.conn, &self.handle), &self.extra, &mut self.turn);
         let offset = self.offset;
         self.offset += data.len() as u64;
+        self.sent += data.len() as u64;
         self.inflight
             .push(async move { conn.sftp.write(handle, offset, data).await.map(|_| ()) }.boxed());
     }
@@ -258,6 +326,10 @@ impl AsyncWrite for SftpWriter {
                 (at, data)
             });
             let earlier = std::mem::take(&mut this.inflight);
+            // Streams still opening are not waited for: dropped, they close their handles.
+            this.joining = None;
+            this.dialer = None;
+            let extra = std::mem::take(&mut this.extra);
             let (conn, remote) = (this.conn.clone(), this.remote.clone());
             // The last write, an fstat and the close go out together, without waiting for
             // each other's answers: the server handles requests on one handle in order, so
@@ -273,8 +345,22 @@ impl AsyncWrite for SftpWriter {
                             None => Ok(()),
                         }
                     };
+                    let mut earlier = earlier;
+                    if !extra.is_empty() {
+                        // Writes on other connections are not ordered with this handle's
+                        // requests: the fstat must follow their answers, and their handles
+                        // close first.
+                        while let Some(r) = earlier.next().await {
+                            r?;
+                        }
+                        for r in
+                            futures::future::join_all(extra.into_iter().map(HandleGuard::close))
+                                .await
+                        {
+                            r?;
+                        }
+                    }
                     let earlier = async {
-                        let mut earlier = earlier;
                         while let Some(r) = earlier.next().await {
                             r?;
                         }

@@ -285,10 +285,22 @@ impl FileJob<'_> {
             (Some(_), OtfeDirection::Encrypt) => Some(crate::otfe::encrypted_len(src_entry.size)),
             (Some(_), OtfeDirection::Decrypt) => None,
         };
-        let existing = match dst.stat(self.dst_path).await {
-            Ok(e) => Some(e),
-            Err(VfsError::NotFound(_)) => None,
-            Err(e) => return Err(e),
+        // AlwaysOverwrite onto an object store (S3, Azure, GCS) needs nothing from the
+        // target: no policy to weigh, no old version to keep, and an object cannot clash
+        // with a "directory" (a prefix) there. Not asking saves a HEAD and a listing per
+        // file, most of the cost of many small uploads.
+        let blind = matches!(self.decide, Decide::Policy(TransferPolicy::AlwaysOverwrite))
+            && !opts.versioned
+            && dst.capabilities().atomic_write
+            && !dst.capabilities().real_directories;
+        let existing = if blind {
+            None
+        } else {
+            match dst.stat(self.dst_path).await {
+                Ok(e) => Some(e),
+                Err(VfsError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            }
         };
         if let Some(existing) = &existing {
             if existing.is_dir {
@@ -464,8 +476,7 @@ impl FileJob<'_> {
             };
         }
         let mut writer = dst.write(write_path, mode).await?;
-        let mut hashes = StreamHasher::new(hashes, src_len >= BACKGROUND_HASH_FROM);
-        let mut buf = vec![0u8; CHUNK];
+        let mut hashes = StreamHasher::new(hashes, src_len);
         let mut written = 0u64;
         let target = || format!("{}{write_path}", dst.describe());
         loop {
@@ -475,6 +486,7 @@ impl FileJob<'_> {
                     self.source_label()
                 )));
             }
+            let mut buf = hashes.buffer().await;
             let n = reader
                 .read(&mut buf)
                 .await
@@ -482,11 +494,13 @@ impl FileJob<'_> {
             if n == 0 {
                 break;
             }
-            hashes.update(&buf[..n]).await;
             writer
                 .write_all(&buf[..n])
                 .await
                 .map_err(|e| VfsError::io(target(), e))?;
+            // After the write: the hash thread works on this chunk while the next one is
+            // read, and takes the buffer itself rather than a copy.
+            hashes.update(buf, n).await;
             written += n as u64;
             self.written.fetch_add(n as u64, Ordering::Relaxed);
             if let Some(progress) = &opts.progress {
@@ -565,46 +579,106 @@ impl FileJob<'_> {
 /// on the copy loop cost big downloads about a third of their speed.
 const BACKGROUND_HASH_FROM: u64 = 4 * 1024 * 1024;
 
+/// Copy buffers of a file hashed on its own thread: one being filled by the copy loop, the
+/// others queued for or being hashed. They go to the thread and come back, so the data is
+/// neither copied for the hash nor allocated again (1 MiB, where a queue of copies held
+/// up to 2.5 MiB).
+const HASH_BUFFERS: usize = 4;
+
 /// [`Hashes`] fed inline, or by a channel to a blocking thread so that hashing overlaps
-/// reading and writing.
+/// reading and writing. Either way it lends the copy loop the buffer it reads into.
 enum StreamHasher {
-    Inline(Box<Hashes>),
+    Inline {
+        hashes: Box<Hashes>,
+        buf: Option<Vec<u8>>,
+        len: usize,
+    },
     Background {
-        chunks: tokio::sync::mpsc::Sender<Vec<u8>>,
+        /// Filled buffers and how many of their bytes count, to the hash thread.
+        chunks: tokio::sync::mpsc::Sender<(Vec<u8>, usize)>,
+        /// Hashed buffers back from it.
+        free: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        /// Buffers not made yet.
+        unmade: usize,
         done: tokio::task::JoinHandle<Hashes>,
     },
 }
 
 impl StreamHasher {
-    fn new(hashes: Hashes, background: bool) -> Self {
-        if !background || !hashes.active() {
-            return StreamHasher::Inline(Box::new(hashes));
+    /// A hasher for a source of `src_len` bytes (the stream may turn out longer or
+    /// shorter: the buffer size only sets how many reads it takes).
+    fn new(hashes: Hashes, src_len: u64) -> Self {
+        if src_len < BACKGROUND_HASH_FROM || !hashes.active() {
+            // A small file's buffer is its size: a whole chunk, zeroed, for every 8 KiB
+            // file costs more than copying the file.
+            let len = usize::try_from(src_len).unwrap_or(CHUNK).clamp(8192, CHUNK);
+            return StreamHasher::Inline {
+                hashes: Box::new(hashes),
+                buf: None,
+                len,
+            };
         }
-        let (chunks, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+        let (chunks, mut rx) = tokio::sync::mpsc::channel::<(Vec<u8>, usize)>(HASH_BUFFERS);
+        let (free_tx, free) = tokio::sync::mpsc::channel::<Vec<u8>>(HASH_BUFFERS);
         let done = tokio::task::spawn_blocking(move || {
             let mut hashes = hashes;
-            while let Some(chunk) = rx.blocking_recv() {
-                hashes.update(&chunk);
+            while let Some((chunk, n)) = rx.blocking_recv() {
+                hashes.update(&chunk[..n]);
+                // At most HASH_BUFFERS exist, so this never waits; the copy loop may have
+                // stopped taking them back (an error), which only frees the buffer.
+                let _ = free_tx.try_send(chunk);
             }
             hashes.finish()
         });
-        StreamHasher::Background { chunks, done }
+        StreamHasher::Background {
+            chunks,
+            free,
+            unmade: HASH_BUFFERS,
+            done,
+        }
     }
 
-    async fn update(&mut self, data: &[u8]) {
+    /// A buffer to read the next chunk into (waits for the hash thread when every buffer
+    /// is queued for it).
+    async fn buffer(&mut self) -> Vec<u8> {
         match self {
-            StreamHasher::Inline(h) => h.update(data),
+            StreamHasher::Inline { buf, len, .. } => buf.take().unwrap_or_else(|| vec![0; *len]),
+            StreamHasher::Background { free, unmade, .. } => {
+                if let Ok(buf) = free.try_recv() {
+                    return buf;
+                }
+                if *unmade > 0 {
+                    *unmade -= 1;
+                    return vec![0; CHUNK];
+                }
+                // All are lent to the thread, which hands each back once hashed; if the
+                // thread is gone (the runtime shuts down) a new buffer keeps the copy going
+                // and `finish` reports no hash.
+                free.recv().await.unwrap_or_else(|| vec![0; CHUNK])
+            }
+        }
+    }
+
+    /// Hash the first `n` bytes of `buf` (a buffer from [`StreamHasher::buffer`]).
+    async fn update(&mut self, buf: Vec<u8>, n: usize) {
+        match self {
+            StreamHasher::Inline {
+                hashes, buf: slot, ..
+            } => {
+                hashes.update(&buf[..n]);
+                *slot = Some(buf);
+            }
             StreamHasher::Background { chunks, .. } => {
                 // The thread only ends when the sender is dropped, so a send cannot fail.
-                let _ = chunks.send(data.to_vec()).await;
+                let _ = chunks.send((buf, n)).await;
             }
         }
     }
 
     async fn finish(self) -> Hashes {
         match self {
-            StreamHasher::Inline(h) => h.finish(),
-            StreamHasher::Background { chunks, done } => {
+            StreamHasher::Inline { hashes, .. } => hashes.finish(),
+            StreamHasher::Background { chunks, done, .. } => {
                 drop(chunks);
                 // A runtime shutting down may cancel the thread: then no hash, size only.
                 done.await

@@ -1,0 +1,171 @@
+//! A big file over several SFTP connections (`Streams` = 4) when one of them breaks, against
+//! the real sshd of `ci/peers/sshd.sh` through a proxy that cuts every connection after a
+//! share of the file: the transfer fails, leaves no final file (only its temp name at the
+//! target), and the next run lands the file byte for byte, its SHA-256 the source's,
+//! whatever the broken run left (an upload's temp written by several connections may have
+//! gaps, which the resume's byte-for-byte check of the kept part must catch).
+
+mod support;
+
+use aft_vfs::local::LocalFs;
+use aft_vfs::sftp::SftpFs;
+use aft_vfs::transfer::{Outcome, TransferOptions, TransferOutcome, copy_file};
+use aft_vfs::{Vfs, read_all};
+use sha2::{Digest, Sha256};
+
+/// 40 MiB and an odd end: past the 16 MiB from which streams are used.
+const SIZE: usize = 40 * 1024 * 1024 + 4321;
+
+/// Bytes each connection may carry before the proxy cuts it: the first connection carries
+/// the first 16 MiB alone, so the cut falls after the other streams joined.
+const CUT_AFTER: u64 = 20 * 1024 * 1024;
+
+fn no_sink(_: &TransferOutcome) {}
+
+/// `len` pseudo-random bytes (xorshift64): a gap of zeros never matches them.
+fn content(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn streams(host: Option<&str>) -> SftpFs {
+    let mut cfg = support::sftp_config();
+    if let Some(host) = host {
+        cfg.host = host.to_string();
+    }
+    cfg.streams = Some(4);
+    cfg.timeout_secs = 5;
+    SftpFs::new(cfg)
+}
+
+fn once() -> TransferOptions {
+    TransferOptions {
+        retries: 0,
+        ..TransferOptions::default()
+    }
+}
+
+async fn remote_names(sftp: &SftpFs, dir: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let mut v: Vec<String> = sftp
+        .list(dir)
+        .await
+        .unwrap()
+        .map_ok(|e| e.name)
+        .try_collect()
+        .await
+        .unwrap();
+    v.sort();
+    v
+}
+
+fn local_names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_multi_stream_upload_cut_midway_is_landed_whole_by_the_next_run() {
+    let base = support::sftp();
+    let dir = format!("/streams-up-{:016x}", rand::random::<u64>());
+    base.mkdir_all(&dir).await.unwrap();
+    let proxy =
+        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), CUT_AFTER, usize::MAX).await;
+    let cut = streams(Some(&proxy.addr));
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = LocalFs::new("/");
+    let data = content(SIZE);
+    let src = local_dir
+        .path()
+        .join("big.bin")
+        .to_string_lossy()
+        .into_owned();
+    std::fs::write(&src, &data).unwrap();
+    let dst = format!("{dir}/big.bin");
+
+    let o = copy_file(&local, &src, &cut, &dst, &once(), &no_sink).await;
+    assert!(matches!(o.outcome, Outcome::Failed(_)), "{o:?}");
+    assert!(
+        proxy.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the upload used one connection only"
+    );
+    let left = remote_names(&base, &dir).await;
+    assert!(
+        left.len() == 1 && left[0].starts_with("big.bin.aft-tmp-"),
+        "only a temp name, never the final one: {left:?}"
+    );
+
+    let whole = streams(None);
+    let o = copy_file(&local, &src, &whole, &dst, &once(), &no_sink).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert_eq!(
+        o.sha256.as_deref(),
+        Some(hex::encode(Sha256::digest(&data)).as_str()),
+        "the record's SHA-256"
+    );
+    let landed = read_all(&base, &dst).await.unwrap();
+    assert_eq!(landed.len(), SIZE);
+    assert!(landed == data, "the landed file differs from the source");
+    assert_eq!(remote_names(&base, &dir).await, ["big.bin"]);
+    base.remove_all(&dir).await.unwrap();
+    whole.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_multi_stream_download_cut_midway_is_landed_whole_by_the_next_run() {
+    let base = support::sftp();
+    let dir = format!("/streams-down-{:016x}", rand::random::<u64>());
+    base.mkdir_all(&dir).await.unwrap();
+    let data = content(SIZE);
+    let src = format!("{dir}/big.bin");
+    aft_vfs::write_all(&base, &src, &data).await.unwrap();
+    let proxy =
+        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), CUT_AFTER, usize::MAX).await;
+    let cut = streams(Some(&proxy.addr));
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = LocalFs::new("/");
+    let dst = local_dir
+        .path()
+        .join("big.bin")
+        .to_string_lossy()
+        .into_owned();
+
+    let o = copy_file(&cut, &src, &local, &dst, &once(), &no_sink).await;
+    assert!(matches!(o.outcome, Outcome::Failed(_)), "{o:?}");
+    assert!(
+        proxy.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the download used one connection only"
+    );
+    assert!(
+        !local_names(local_dir.path()).contains(&"big.bin".to_string()),
+        "no final file after a failed download"
+    );
+
+    let whole = streams(None);
+    let o = copy_file(&whole, &src, &local, &dst, &once(), &no_sink).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert_eq!(
+        o.sha256.as_deref(),
+        Some(hex::encode(Sha256::digest(&data)).as_str()),
+        "the record's SHA-256"
+    );
+    assert!(
+        std::fs::read(&dst).unwrap() == data,
+        "the downloaded file differs from the source"
+    );
+    assert_eq!(local_names(local_dir.path()), ["big.bin"]);
+    base.remove_all(&dir).await.unwrap();
+    whole.close().await.unwrap();
+}
