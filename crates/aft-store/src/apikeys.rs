@@ -311,20 +311,10 @@ impl Store {
 
     /// The key with this id or (case-insensitive) name; `NotFound` if none.
     pub async fn find_api_key(&self, id_or_name: &str) -> StoreResult<ApiKey> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE id = $1 OR name_key = $2"
-        ))
-        .bind(id_or_name)
-        .bind(name_key(id_or_name))
-        .fetch_optional(self.pool())
-        .await?;
-        match row {
-            Some(row) => api_key_from_row(&row),
-            None => Err(StoreError::NotFound {
-                kind: "API key",
-                name: id_or_name.to_string(),
-            }),
-        }
+        let row = self
+            .row_by_id_or_name("api_keys", COLUMNS, "API key", id_or_name)
+            .await?;
+        api_key_from_row(&row)
     }
 
     /// Revoke the key with this id or name (it stays listed, marked revoked); revoking twice

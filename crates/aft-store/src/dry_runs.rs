@@ -29,6 +29,23 @@ impl Store {
         self.get_job(&queued.id).await
     }
 
+    /// Record `job` as a dry run that this process runs itself (`aft run --dry-run` without
+    /// a service), as [`Store::start_job_here`] does. No node claims a running job, so it
+    /// cannot run for real while it is being marked.
+    pub async fn start_dry_run_here(
+        &self,
+        job: &NewJob,
+        node_id: &str,
+        lease: std::time::Duration,
+    ) -> StoreResult<Job> {
+        let started = self.start_job_here(job, node_id, lease).await?;
+        sqlx::query("INSERT INTO job_dry_runs (job_id) VALUES ($1)")
+            .bind(&started.id)
+            .execute(self.pool())
+            .await?;
+        Ok(started)
+    }
+
     /// Whether job `id` is a dry run.
     pub async fn is_dry_run(&self, id: &str) -> StoreResult<bool> {
         let row = sqlx::query("SELECT job_id FROM job_dry_runs WHERE job_id = $1")

@@ -14,7 +14,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::jobs::time_after;
+use crate::jobs::{JOB_COLUMNS, bind_queued_job, insert_queued_job_sql, job_from_row, time_after};
 use crate::util::new_id;
 use crate::{Dialect, Job, JobStatus, NewJob, Store, StoreError, StoreResult, now_text};
 
@@ -237,19 +237,15 @@ impl Store {
     /// Ended jobs whose follow-ups are not recorded yet, oldest first, with their watcher
     /// id (a watcher's runs are restarted by the watcher, never retried or chained).
     pub async fn unsettled_jobs(&self, limit: i64) -> StoreResult<Vec<(Job, Option<String>)>> {
-        let mut out = Vec::new();
-        let rows = sqlx::query(
-            "SELECT id, watcher_id FROM jobs WHERE settled = 0 \
-             AND status IN ('succeeded', 'failed', 'halted', 'interrupted') ORDER BY seq LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            out.push((self.get_job(&id).await?, row.try_get("watcher_id")?));
-        }
-        Ok(out)
+        // One query for the whole page (not one more per job).
+        let sql = format!(
+            "SELECT {JOB_COLUMNS}, watcher_id FROM jobs WHERE settled = 0 \
+             AND status IN ('succeeded', 'failed', 'halted', 'interrupted') ORDER BY seq LIMIT $1"
+        );
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|row| Ok((job_from_row(row)?, row.try_get("watcher_id")?)))
+            .collect()
     }
 
     /// The last final outcome recorded for script `script_id`, if any.
@@ -266,40 +262,47 @@ impl Store {
     /// (and changes nothing) then.
     pub async fn settle_job(&self, job_id: &str, settlement: &Settlement) -> StoreResult<bool> {
         let mut tx = self.pool().begin().await?;
-        let claimed = sqlx::query("UPDATE jobs SET settled = 1 WHERE id = $1 AND settled = 0")
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
-        if claimed.rows_affected() != 1 {
+        if !Store::settle_in(&mut tx, job_id, settlement).await? {
             tx.rollback().await?;
             return Ok(false);
         }
-        let now = now_text();
-        for job in &settlement.jobs {
-            sqlx::query(
-                "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
-                 origin, api_key_id, retry_safe, pinned_node, created_at, retry_of, retry_attempt, \
-                 not_before, chained_from, started_by) \
-                 VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(new_id())
-            .bind(job.script_id.clone())
-            .bind(job.script_name.clone())
-            .bind(job.file_path.clone())
-            .bind(&job.source)
-            .bind(job.params.to_json().to_string())
-            .bind(&job.origin)
-            .bind(job.api_key_id.clone())
-            .bind(i64::from(job.retry_safe))
-            .bind(job.pinned_node.clone())
-            .bind(&now)
-            .bind(job.retry_of.clone())
-            .bind(job.retry_attempt.max(1))
-            .bind(job.not_before.clone())
-            .bind(job.chained_from.clone())
-            .bind(job.started_by.clone())
-            .execute(&mut *tx)
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// [`Store::settle_job`] for several jobs in one transaction (a settler's page of short
+    /// jobs is one write); the answer says, job by job, whether this call recorded it.
+    pub async fn settle_jobs(&self, jobs: &[(String, Settlement)]) -> StoreResult<Vec<bool>> {
+        let mut tx = self.pool().begin().await?;
+        let mut settled = Vec::with_capacity(jobs.len());
+        for (job_id, settlement) in jobs {
+            settled.push(Store::settle_in(&mut tx, job_id, settlement).await?);
+        }
+        tx.commit().await?;
+        Ok(settled)
+    }
+
+    /// Record job `job_id`'s follow-ups in `tx`, unless another node already did (false,
+    /// writing nothing).
+    async fn settle_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        job_id: &str,
+        settlement: &Settlement,
+    ) -> StoreResult<bool> {
+        let claimed = sqlx::query("UPDATE jobs SET settled = 1 WHERE id = $1 AND settled = 0")
+            .bind(job_id)
+            .execute(&mut **tx)
             .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let now = now_text();
+        let insert_job = insert_queued_job_sql();
+        for job in &settlement.jobs {
+            let id = new_id();
+            bind_queued_job(sqlx::query(&insert_job), &id, job, &now)
+                .execute(&mut **tx)
+                .await?;
         }
         for n in &settlement.notifications {
             sqlx::query(
@@ -315,7 +318,7 @@ impl Store {
             .bind(&n.target)
             .bind(n.payload.to_string())
             .bind(&now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         if let Some((script_id, status)) = &settlement.outcome {
@@ -328,10 +331,9 @@ impl Store {
             .bind(status.as_str())
             .bind(job_id)
             .bind(&now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(true)
     }
 
@@ -512,6 +514,63 @@ mod tests {
             ..Default::default()
         }
     }
+
+    crate::both_dialects!(
+        a_page_of_jobs_settles_in_one_call_each_job_once,
+        |store| async move {
+            let mut ids = Vec::new();
+            for name in ["a", "b", "c"] {
+                let queued = store.enqueue_job(&job(name)).await.unwrap();
+                store
+                    .claim_job("n1", Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                store
+                    .finish_job(&queued.id, "n1", JobStatus::Succeeded, Some(0), None)
+                    .await
+                    .unwrap();
+                ids.push(queued.id);
+            }
+            let unsettled = store.unsettled_jobs(10).await.unwrap();
+            assert_eq!(
+                unsettled.iter().map(|(j, _)| &j.id).collect::<Vec<_>>(),
+                ids.iter().collect::<Vec<_>>(),
+                "whole jobs, oldest first, from one page query"
+            );
+            assert_eq!(unsettled[0].0.status, JobStatus::Succeeded);
+            // Another node settled the middle one first.
+            assert!(
+                store
+                    .settle_job(&ids[1], &Settlement::default())
+                    .await
+                    .unwrap()
+            );
+            let chained = Settlement {
+                jobs: vec![NewJob {
+                    chained_from: Some(ids[0].clone()),
+                    ..job("next")
+                }],
+                ..Default::default()
+            };
+            let page = vec![
+                (ids[0].clone(), chained.clone()),
+                (ids[1].clone(), chained),
+                (ids[2].clone(), Settlement::default()),
+            ];
+            assert_eq!(
+                store.settle_jobs(&page).await.unwrap(),
+                vec![true, false, true]
+            );
+            assert!(store.unsettled_jobs(10).await.unwrap().is_empty());
+            let next = store
+                .claim_jobs("n1", Duration::from_secs(30), 10)
+                .await
+                .unwrap();
+            assert_eq!(next.len(), 1, "the settled job's chain is queued once");
+            assert_eq!(next[0].chained_from.as_deref(), Some(ids[0].as_str()));
+        }
+    );
 
     crate::both_dialects!(
         a_job_settles_once_and_a_retry_waits_for_its_time,

@@ -45,19 +45,32 @@ pub struct DeleteOutcome {
     pub halted_jobs: Vec<String>,
 }
 
-/// Refused: `what` is in use by `used_by`.
-fn in_use(what: String, used_by: &[UsedBy]) -> StoreError {
-    let users: Vec<String> = used_by
-        .iter()
-        .map(|u| format!("{} {}", u.kind, u.name))
-        .collect();
-    StoreError::InUse {
-        message: format!(
-            "{what} is used by {}; change those first, or delete anyway with force (which disables the schedules and watchers)",
-            users.join(", ")
-        ),
-        used_by: used_by.to_vec(),
+/// What deleting the `kind` (`script`, `secret`, `VFS entry`) named `deleted` will report,
+/// used by `used_by`; refused (`InUse`) while anything uses it, unless `force`.
+fn delete_outcome(
+    kind: &str,
+    deleted: &str,
+    used_by: Vec<UsedBy>,
+    force: bool,
+) -> StoreResult<DeleteOutcome> {
+    if !used_by.is_empty() && !force {
+        let users: Vec<String> = used_by
+            .iter()
+            .map(|u| format!("{} {}", u.kind, u.name))
+            .collect();
+        return Err(StoreError::InUse {
+            message: format!(
+                "{kind} {deleted} is used by {}; change those first, or delete anyway with force (which disables the schedules and watchers)",
+                users.join(", ")
+            ),
+            used_by,
+        });
     }
+    Ok(DeleteOutcome {
+        deleted: deleted.to_string(),
+        used_by,
+        ..DeleteOutcome::default()
+    })
 }
 
 /// The literal first arguments of every `call(...)` in `source`: `GetVFS("a")`,
@@ -245,14 +258,7 @@ impl Store {
     ) -> StoreResult<DeleteOutcome> {
         let script = self.find_script(id_or_name).await?;
         let used_by = self.script_name_used_by(&script.name).await?;
-        if !used_by.is_empty() && !force {
-            return Err(in_use(format!("script {}", script.name), &used_by));
-        }
-        let mut outcome = DeleteOutcome {
-            deleted: script.name.clone(),
-            used_by,
-            ..DeleteOutcome::default()
-        };
+        let mut outcome = delete_outcome("script", &script.name, used_by, force)?;
         self.disable_dependants(&mut outcome).await?;
         self.delete_script(&script.id).await?;
         Ok(outcome)
@@ -266,22 +272,16 @@ impl Store {
         force: bool,
     ) -> StoreResult<DeleteOutcome> {
         let used_by = self.secret_used_by(name).await?;
-        if !used_by.is_empty() && !force {
-            // Not found beats in use: the list only means something for a secret that exists.
-            if !self.list_secrets().await?.iter().any(|s| s.name == name) {
-                return Err(StoreError::NotFound {
-                    kind: "secret",
-                    name: name.to_string(),
-                });
-            }
-            return Err(in_use(format!("secret {name}"), &used_by));
+        // Not found beats in use: the list only means something for a secret that exists.
+        if !used_by.is_empty() && !self.list_secrets().await?.iter().any(|s| s.name == name) {
+            return Err(StoreError::NotFound {
+                kind: "secret",
+                name: name.to_string(),
+            });
         }
+        let mut outcome = delete_outcome("secret", name, used_by, force)?;
+        // Deleted first: a forced delete of a secret that is gone disables nothing.
         self.delete_secret(name).await?;
-        let mut outcome = DeleteOutcome {
-            deleted: name.to_string(),
-            used_by,
-            ..DeleteOutcome::default()
-        };
         self.disable_dependants(&mut outcome).await?;
         Ok(outcome)
     }
@@ -295,14 +295,7 @@ impl Store {
     ) -> StoreResult<DeleteOutcome> {
         let entry = self.find_vfs_entry(id_or_name).await?;
         let used_by = self.vfs_used_by(&entry.id).await?;
-        if !used_by.is_empty() && !force {
-            return Err(in_use(format!("VFS entry {}", entry.name), &used_by));
-        }
-        let mut outcome = DeleteOutcome {
-            deleted: entry.name.clone(),
-            used_by,
-            ..DeleteOutcome::default()
-        };
+        let mut outcome = delete_outcome("VFS entry", &entry.name, used_by, force)?;
         self.disable_dependants(&mut outcome).await?;
         self.delete_vfs_entry(&entry.id).await?;
         Ok(outcome)
@@ -326,66 +319,145 @@ mod tests {
         }
     }
 
-    crate::both_dialects!(versions_and_the_job_version_trigger, |store| async move {
-        let s = store
-            .create_script(script("Report", "Log(1);"))
-            .await
-            .unwrap();
-        let body = |b: &str| ScriptUpdate {
-            body: Some(b.into()),
-            ..ScriptUpdate::default()
-        };
-        store
-            .update_script("report", body("Log(2);"))
-            .await
-            .unwrap();
-        // The same source again is no new version.
-        store
-            .update_script("report", body("Log(2);"))
-            .await
-            .unwrap();
-        let versions = store.list_script_versions("REPORT").await.unwrap();
-        let numbers: Vec<i64> = versions.iter().map(|v| v.version).collect();
-        assert_eq!(numbers, [2, 1]);
-        assert_eq!(store.current_script_version(&s.id).await.unwrap(), 2);
+    crate::both_dialects!(
+        versions_and_every_way_of_queuing_records_the_job_version,
+        |store| async move {
+            let s = store
+                .create_script(script("Report", "Log(1);"))
+                .await
+                .unwrap();
+            let body = |b: &str| ScriptUpdate {
+                body: Some(b.into()),
+                ..ScriptUpdate::default()
+            };
+            store
+                .update_script("report", body("Log(2);"))
+                .await
+                .unwrap();
+            // The same source again is no new version.
+            store
+                .update_script("report", body("Log(2);"))
+                .await
+                .unwrap();
+            let versions = store.list_script_versions("REPORT").await.unwrap();
+            let numbers: Vec<i64> = versions.iter().map(|v| v.version).collect();
+            assert_eq!(numbers, [2, 1]);
+            assert_eq!(store.current_script_version(&s.id).await.unwrap(), 2);
 
-        // A job queued with the current source records version 2 (the trigger).
-        let job = NewJob {
-            script_id: Some(s.id.clone()),
-            script_name: Some(s.name.clone()),
-            source: "Log(2);".into(),
-            origin: "api".into(),
-            ..NewJob::default()
-        };
-        let queued = store.enqueue_job(&job).await.unwrap();
-        assert_eq!(
-            store.get_job(&queued.id).await.unwrap().script_version,
-            Some(2)
-        );
+            // A job queued with the current source records version 2.
+            let job = NewJob {
+                script_id: Some(s.id.clone()),
+                script_name: Some(s.name.clone()),
+                source: "Log(2);".into(),
+                origin: "api".into(),
+                ..NewJob::default()
+            };
+            let queued = store.enqueue_job(&job).await.unwrap();
+            assert_eq!(
+                store.get_job(&queued.id).await.unwrap().script_version,
+                Some(2)
+            );
 
-        let restored = store.restore_script_version("report", 1).await.unwrap();
-        assert_eq!(restored.body, "Log(1);");
-        assert_eq!(store.current_script_version(&s.id).await.unwrap(), 3);
-        assert_eq!(
-            store.script_version("report", 3).await.unwrap().body,
-            "Log(1);"
-        );
-        assert!(store.script_version("report", 9).await.is_err());
-        // An ad-hoc source matches no version.
-        let adhoc = store
-            .enqueue_job(&NewJob {
-                source: "Log('other');".into(),
-                ..job.clone()
-            })
-            .await
-            .unwrap();
-        assert_eq!(store.get_job(&adhoc.id).await.unwrap().script_version, None);
+            let restored = store.restore_script_version("report", 1).await.unwrap();
+            assert_eq!(restored.body, "Log(1);");
+            assert_eq!(store.current_script_version(&s.id).await.unwrap(), 3);
+            assert_eq!(
+                store.script_version("report", 3).await.unwrap().body,
+                "Log(1);"
+            );
+            assert!(store.script_version("report", 9).await.is_err());
+            // An ad-hoc source matches no version.
+            let adhoc = store
+                .enqueue_job(&NewJob {
+                    source: "Log('other');".into(),
+                    ..job.clone()
+                })
+                .await
+                .unwrap();
+            assert_eq!(store.get_job(&adhoc.id).await.unwrap().script_version, None);
 
-        // Deleting the script removes its versions.
-        store.delete_script_checked("report", false).await.unwrap();
-        store.create_script(script("Report", "x")).await.unwrap();
-        assert_eq!(store.list_script_versions("report").await.unwrap().len(), 1);
-    });
+            // Every other way of queuing records the version its INSERT finds: a job this
+            // process runs itself, a schedule's slot, a watcher's run and a settled job's
+            // follow-up (retry or chain) — each now on the restored version 3.
+            let version_of = |id: String| {
+                let store = store.clone();
+                async move { store.get_job(&id).await.unwrap().script_version }
+            };
+            let here = store
+                .start_job_here(
+                    &NewJob {
+                        source: "Log(1);".into(),
+                        ..job.clone()
+                    },
+                    "n1",
+                    std::time::Duration::from_secs(30),
+                )
+                .await
+                .unwrap();
+            assert_eq!(version_of(here.id.clone()).await, Some(3));
+            let nightly = store
+                .create_schedule(NewSchedule {
+                    name: "nightly".into(),
+                    script_name: "report".into(),
+                    cron: "0 2 * * *".into(),
+                    time_zone: "UTC".into(),
+                    params: JobParams::default(),
+                    overlap: OverlapPolicy::Allow,
+                    misfire: MisfirePolicy::Skip,
+                    enabled: true,
+                })
+                .await
+                .unwrap();
+            let slot = store
+                .decide_slot(
+                    &nightly,
+                    chrono::Utc::now(),
+                    crate::SlotTiming::OnTime,
+                    "n1",
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(version_of(slot.job_id.unwrap()).await, Some(3));
+            let watcher = store
+                .create_watcher_job(NewWatcherJob {
+                    name: "inbox".into(),
+                    script_name: "report".into(),
+                    params: JobParams::default(),
+                })
+                .await
+                .unwrap();
+            let run = store.start_watcher_run(&watcher.id).await.unwrap().unwrap();
+            assert_eq!(version_of(run).await, Some(3));
+            let settlement = crate::Settlement {
+                jobs: vec![NewJob {
+                    source: "Log(1);".into(),
+                    retry_of: Some(here.id.clone()),
+                    retry_attempt: 2,
+                    ..job.clone()
+                }],
+                ..crate::Settlement::default()
+            };
+            assert!(store.settle_job(&here.id, &settlement).await.unwrap());
+            let retry = store
+                .list_jobs(&crate::JobFilter::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|j| j.retry_of.as_deref() == Some(here.id.as_str()))
+                .unwrap();
+            assert_eq!(retry.script_version, Some(3));
+            // The old source stays version 2, for a job queued with it (an edit raced).
+            assert_eq!(version_of(queued.id.clone()).await, Some(2));
+            store.delete_schedule("nightly").await.unwrap();
+            store.delete_watcher_job("inbox").await.unwrap();
+
+            // Deleting the script removes its versions.
+            store.delete_script_checked("report", false).await.unwrap();
+            store.create_script(script("Report", "x")).await.unwrap();
+            assert_eq!(store.list_script_versions("report").await.unwrap().len(), 1);
+        }
+    );
 
     crate::both_dialects!(used_by_refusals_and_forced_deletes, |store| async move {
         store

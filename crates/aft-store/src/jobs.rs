@@ -1,15 +1,16 @@
 //! The durable job queue: `queued → running → succeeded | failed | halted | interrupted`.
 //!
 //! Every state change is one statement, so several nodes can share the queue: a node claims
-//! the oldest queued job with a lease (`UPDATE … WHERE seq = (SELECT … LIMIT 1) RETURNING`;
-//! on PostgreSQL the inner select adds `FOR UPDATE SKIP LOCKED`), renews its leases while it
+//! the oldest queued jobs with a lease (`UPDATE … WHERE seq IN (SELECT … LIMIT n) RETURNING`;
+//! on PostgreSQL `seq = ANY(ARRAY(SELECT … FOR UPDATE SKIP LOCKED))`), renews its leases while it
 //! runs them, and a reaper on any node interrupts the jobs whose lease ran out.
 
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 
 use crate::{Dialect, JobParams, Store, StoreError, StoreResult, now_text};
 
@@ -198,15 +199,33 @@ const PURGE_BATCH: i64 = 1000;
 /// The purge's pause between batches, so that waiting writers get the lock.
 const PURGE_PAUSE: Duration = Duration::from_millis(10);
 
+/// How much earlier than a job queued before it a job may be stamped (its `created_at`):
+/// the time filters of [`Store::list_jobs`] rely on it (see `Store::seq_bound`).
+const QUEUE_CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+
+/// A time filter (RFC 3339, any offset) as the text `created_at` holds: UTC, milliseconds,
+/// rounded up, so that comparing the texts compares the times. None if it is not RFC 3339.
+fn stored_time(time: &str) -> Option<String> {
+    let at = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    let at = at.with_timezone(&chrono::Utc);
+    let whole_ms = at.timestamp_subsec_nanos() % 1_000_000 == 0;
+    let at = if whole_ms {
+        at
+    } else {
+        at + chrono::TimeDelta::milliseconds(1)
+    };
+    Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 /// The error of a job the lease reaper interrupted (its node may still report its end).
 const REAPED_ERROR: &str = "the node running it stopped renewing its lease";
 
-const JOB_COLUMNS: &str = "seq, id, status, script_id, script_name, file_path, source, params, \
+pub(crate) const JOB_COLUMNS: &str = "seq, id, status, script_id, script_name, file_path, source, params, \
     origin, api_key_id, retry_safe, pinned_node, node_id, lease_until, halt_requested, attempts, \
     exit_code, error, created_at, started_at, finished_at, retry_of, retry_attempt, not_before, \
     chained_from, result, script_version, started_by";
 
-fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
+pub(crate) fn job_from_row(row: &AnyRow) -> StoreResult<Job> {
     let params: String = row.try_get("params")?;
     Ok(Job {
         seq: row.try_get("seq")?,
@@ -255,34 +274,101 @@ pub fn time_before(delta: Duration) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The `script_version` of a job being inserted, as an SQL expression: the newest version
+/// of its script whose body is the job's source; NULL for an ad-hoc job or a source no
+/// version holds. `script_id` and `source` are the statement's placeholders for those two
+/// values. Every INSERT into `jobs` sets it this way, in the same statement, so queuing a job
+/// stays one write.
+pub(crate) fn script_version_of(script_id: &str, source: &str) -> String {
+    format!(
+        "(SELECT MAX(version) FROM script_versions WHERE script_id = {script_id} AND body = {source})"
+    )
+}
+
+/// The INSERT of a queued job from a [`NewJob`] (no `RETURNING`); bind it with
+/// [`bind_queued_job`]. Shared by [`Store::enqueue_job`] and the follow-ups a settled job
+/// queues (retries, chains).
+pub(crate) fn insert_queued_job_sql() -> String {
+    format!(
+        "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
+         origin, api_key_id, retry_safe, pinned_node, created_at, retry_of, retry_attempt, \
+         not_before, chained_from, started_by, script_version) \
+         VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         {})",
+        script_version_of("$2", "$5")
+    )
+}
+
+/// Bind job `id`, queued at `now`, to a statement built on [`insert_queued_job_sql`].
+pub(crate) fn bind_queued_job<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    id: &'q str,
+    job: &'q NewJob,
+    now: &'q str,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    query
+        .bind(id)
+        .bind(job.script_id.as_deref())
+        .bind(job.script_name.as_deref())
+        .bind(job.file_path.as_deref())
+        .bind(job.source.as_str())
+        .bind(job.params.to_json().to_string())
+        .bind(job.origin.as_str())
+        .bind(job.api_key_id.as_deref())
+        .bind(i64::from(job.retry_safe))
+        .bind(job.pinned_node.as_deref())
+        .bind(now)
+        .bind(job.retry_of.as_deref())
+        .bind(job.retry_attempt.max(1))
+        .bind(job.not_before.as_deref())
+        .bind(job.chained_from.as_deref())
+        .bind(job.started_by.as_deref())
+}
+
+/// How a job ended, as its node reports it ([`Store::store_logs_and_ends`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEnd {
+    /// The job.
+    pub job_id: String,
+    /// A final status.
+    pub status: JobStatus,
+    /// The script's exit code, when it got that far.
+    pub exit_code: Option<i64>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Records a job's end ([`Store::finish_job`]): only while it runs on the reporting node, or
+/// when the lease reaper marked it interrupted while that node could not reach the store.
+const FINISH_JOB_SQL: &str = "UPDATE jobs SET status = $1, exit_code = $2, error = $3, \
+     finished_at = $4, lease_until = NULL WHERE id = $5 AND node_id = $6 AND (status = 'running' \
+     OR (status = 'interrupted' AND settled = 0 AND error = $7))";
+
+fn bind_finish<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    id: &'q str,
+    node_id: &'q str,
+    status: JobStatus,
+    exit_code: Option<i64>,
+    error: Option<&'q str>,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    query
+        .bind(status.as_str())
+        .bind(exit_code)
+        .bind(error)
+        .bind(now_text())
+        .bind(id)
+        .bind(node_id)
+        .bind(REAPED_ERROR)
+}
+
 impl Store {
     /// Queue a job; returns it with its new id.
     pub async fn enqueue_job(&self, job: &NewJob) -> StoreResult<Job> {
         let id = uuid::Uuid::now_v7().to_string();
-        let sql = format!(
-            "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
-             origin, api_key_id, retry_safe, pinned_node, created_at, retry_of, retry_attempt, \
-             not_before, chained_from, started_by) \
-             VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-             RETURNING {JOB_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(&id)
-            .bind(job.script_id.clone())
-            .bind(job.script_name.clone())
-            .bind(job.file_path.clone())
-            .bind(&job.source)
-            .bind(job.params.to_json().to_string())
-            .bind(&job.origin)
-            .bind(job.api_key_id.clone())
-            .bind(i64::from(job.retry_safe))
-            .bind(job.pinned_node.clone())
-            .bind(now_text())
-            .bind(job.retry_of.clone())
-            .bind(job.retry_attempt.max(1))
-            .bind(job.not_before.clone())
-            .bind(job.chained_from.clone())
-            .bind(job.started_by.clone())
+        let now = now_text();
+        let sql = format!("{} RETURNING {JOB_COLUMNS}", insert_queued_job_sql());
+        let row = bind_queued_job(sqlx::query(&sql), &id, job, &now)
             .fetch_one(self.pool())
             .await?;
         job_from_row(&row)
@@ -302,9 +388,11 @@ impl Store {
         let sql = format!(
             "INSERT INTO jobs (id, status, script_id, script_name, file_path, source, params, \
              origin, api_key_id, retry_safe, pinned_node, node_id, lease_until, attempts, \
-             created_at, started_at, started_by) \
-             VALUES ($1, 'running', $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, 1, $12, $13, $14) \
-             RETURNING {JOB_COLUMNS}"
+             created_at, started_at, started_by, script_version) \
+             VALUES ($1, 'running', $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, 1, $12, $13, $14, \
+             {}) \
+             RETURNING {JOB_COLUMNS}",
+            script_version_of("$2", "$5")
         );
         let row = sqlx::query(&sql)
             .bind(&id)
@@ -329,27 +417,51 @@ impl Store {
     /// Claim the oldest queued job this node may run, in one statement, with a lease of
     /// `lease`; `None` when nothing is queued.
     pub async fn claim_job(&self, node_id: &str, lease: Duration) -> StoreResult<Option<Job>> {
-        let lock = match self.dialect() {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
+        Ok(self.claim_jobs(node_id, lease, 1).await?.into_iter().next())
+    }
+
+    /// Claim up to `limit` of the oldest queued jobs this node may run, in one statement,
+    /// each with a lease of `lease`; oldest first, empty when nothing is queued. One write
+    /// for a burst of jobs instead of one each; on PostgreSQL the rows are taken with
+    /// `FOR UPDATE SKIP LOCKED`, so nodes claiming at once never take the same job.
+    pub async fn claim_jobs(
+        &self,
+        node_id: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<Job>> {
+        // PostgreSQL may run an `IN (subquery)` more than once in a plan, and with SKIP
+        // LOCKED each run can pick other rows (claiming more than `limit`): an ARRAY(...)
+        // of it is computed once, before the update.
+        let (open, close) = match self.dialect() {
+            Dialect::Postgres => ("= ANY(ARRAY(", " FOR UPDATE SKIP LOCKED))"),
+            Dialect::Sqlite => ("IN (", ")"),
         };
         let sql = format!(
             "UPDATE jobs SET status = 'running', node_id = $1, lease_until = $2, started_at = $3, \
              attempts = attempts + 1 \
-             WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' \
+             WHERE seq {open}SELECT seq FROM jobs WHERE status = 'queued' \
                  AND (pinned_node IS NULL OR pinned_node = $4) \
-                 AND (not_before IS NULL OR not_before <= $5) ORDER BY seq LIMIT 1{lock}) \
+                 AND (not_before IS NULL OR not_before <= $5) ORDER BY seq LIMIT $6{close} \
              AND status = 'queued' RETURNING {JOB_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
+        let now = now_text();
+        let rows = sqlx::query(&sql)
             .bind(node_id)
             .bind(time_after(lease))
-            .bind(now_text())
+            .bind(&now)
             .bind(node_id)
-            .bind(now_text())
-            .fetch_optional(self.pool())
+            .bind(&now)
+            .bind(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
+            .fetch_all(self.pool())
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING gives no order: run them oldest first, as queued.
+        jobs.sort_by_key(|job| job.seq);
+        Ok(jobs)
     }
 
     /// Extend the lease of every job this node runs; returns how many were renewed.
@@ -438,21 +550,57 @@ impl Store {
                 "cannot finish a job as {status}"
             )));
         }
-        let done = sqlx::query(
-            "UPDATE jobs SET status = $1, exit_code = $2, error = $3, finished_at = $4, \
-             lease_until = NULL WHERE id = $5 AND node_id = $6 AND (status = 'running' \
-             OR (status = 'interrupted' AND settled = 0 AND error = $7))",
+        let done = bind_finish(
+            sqlx::query(FINISH_JOB_SQL),
+            id,
+            node_id,
+            status,
+            exit_code,
+            error,
         )
-        .bind(status.as_str())
-        .bind(exit_code)
-        .bind(error.map(str::to_string))
-        .bind(now_text())
-        .bind(id)
-        .bind(node_id)
-        .bind(REAPED_ERROR)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Store the log lines of several jobs and record how some of them ended, all in one
+    /// transaction: the lines land before (or with) their job's end, and a burst of short
+    /// jobs costs one write instead of two per job. Each end is recorded as
+    /// [`Store::finish_job`] records it; the answer says, end by end, whether it was.
+    pub async fn store_logs_and_ends(
+        &self,
+        node_id: &str,
+        lines: &[(String, Vec<crate::LogLine>)],
+        ends: &[JobEnd],
+    ) -> StoreResult<Vec<bool>> {
+        if let Some(end) = ends.iter().find(|end| !end.status.is_final()) {
+            return Err(StoreError::Invalid(format!(
+                "cannot finish a job as {}",
+                end.status
+            )));
+        }
+        let rows: Vec<(&str, &crate::LogLine)> = lines
+            .iter()
+            .flat_map(|(id, lines)| lines.iter().map(move |l| (id.as_str(), l)))
+            .collect();
+        let mut tx = self.pool().begin().await?;
+        crate::logs::insert_log_rows(&mut tx, &rows).await?;
+        let mut recorded = Vec::with_capacity(ends.len());
+        for end in ends {
+            let done = bind_finish(
+                sqlx::query(FINISH_JOB_SQL),
+                &end.job_id,
+                node_id,
+                end.status,
+                end.exit_code,
+                end.error.as_deref(),
+            )
+            .execute(&mut *tx)
+            .await?;
+            recorded.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     /// Queue again a retry-safe job this node halted because it is stopping (its next claim
@@ -542,11 +690,21 @@ impl Store {
         if let Some(script) = &filter.script {
             add(" AND LOWER(script_name) = ?", script.to_lowercase());
         }
-        if let Some(since) = &filter.since {
-            add(" AND created_at >= ?", since.clone());
-        }
-        if let Some(until) = &filter.until {
-            add(" AND created_at < ?", until.clone());
+        // A time filter becomes a range of `seq` too (see `seq_bound`), and the time
+        // itself is then compared as an expression (`|| ''`) so that no index on
+        // `created_at` is used: the planner would read every job in the time range through
+        // it and sort them, where walking `seq` down (or a `(status|script|key, seq)`
+        // index) stops after one page.
+        let mut seq_bounds: Vec<(&str, i64)> = Vec::new();
+        for (time, op) in [(&filter.since, ">="), (&filter.until, "<")] {
+            let Some(time) = time else { continue };
+            match stored_time(time) {
+                Some(time) => {
+                    seq_bounds.extend(self.seq_bound(&time, op).await?);
+                    add(&format!(" AND (created_at || '') {op} ?"), time);
+                }
+                None => add(&format!(" AND created_at {op} ?"), time.clone()),
+            }
         }
         if let Some(key) = &filter.api_key_id {
             add(" AND api_key_id = ?", key.clone());
@@ -554,20 +712,56 @@ impl Store {
         let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
         let mut query_sql = sql;
         let mut n = binds.len();
-        if filter.before_seq.is_some() {
+        seq_bounds.extend(filter.before_seq.map(|b| ("<", b)));
+        for (op, _) in &seq_bounds {
             n += 1;
-            query_sql.push_str(&format!(" AND seq < ${n}"));
+            query_sql.push_str(&format!(" AND seq {op} ${n}"));
         }
         query_sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", n + 1));
         let mut query = sqlx::query(&query_sql);
         for value in binds {
             query = query.bind(value);
         }
-        if let Some(before) = filter.before_seq {
-            query = query.bind(before);
+        for (_, seq) in seq_bounds {
+            query = query.bind(seq);
         }
         let rows = query.bind(limit).fetch_all(self.pool()).await?;
         rows.iter().map(job_from_row).collect()
+    }
+
+    /// The `seq` bound that a time filter (`created_at OP time`, OP `>=` or `<`) implies:
+    /// `(">", s)` or `("<", s)`, none when no job was queued that far outside the range.
+    ///
+    /// Jobs are numbered (`seq`) in the order they are queued and stamped (`created_at`)
+    /// just before, so a job stamped [`QUEUE_CLOCK_SLACK`] before another was queued
+    /// before it. The bound is the job found through the `created_at` index at that
+    /// distance outside the range; the slack covers stamps taken before waiting for the
+    /// database and the clocks of several nodes.
+    async fn seq_bound(&self, time: &str, op: &str) -> StoreResult<Option<(&'static str, i64)>> {
+        let Ok(at) = chrono::DateTime::parse_from_rfc3339(time) else {
+            return Ok(None);
+        };
+        let (sql, at, bound) = if op == ">=" {
+            (
+                "SELECT seq FROM jobs WHERE created_at < $1 ORDER BY created_at DESC LIMIT 1",
+                at - QUEUE_CLOCK_SLACK,
+                ">",
+            )
+        } else {
+            (
+                "SELECT seq FROM jobs WHERE created_at >= $1 ORDER BY created_at LIMIT 1",
+                at + QUEUE_CLOCK_SLACK,
+                "<",
+            )
+        };
+        let at = at
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let seq: Option<i64> = sqlx::query_scalar(sql)
+            .bind(at)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(seq.map(|s| (bound, s)))
     }
 
     /// How many jobs are in each status (every status present, zero if none).
@@ -832,6 +1026,141 @@ mod tests {
     );
 
     crate::both_dialects!(
+        batch_claims_take_at_most_their_limit_oldest_first_and_never_twice,
+        |store| async move {
+            let mut queued = Vec::new();
+            for i in 0..60 {
+                queued.push(
+                    store
+                        .enqueue_job(&job(&format!("j{i}"), false))
+                        .await
+                        .unwrap()
+                        .id,
+                );
+            }
+            let first = store
+                .claim_jobs("n0", Duration::from_secs(30), 3)
+                .await
+                .unwrap();
+            let ids: Vec<&String> = first.iter().map(|j| &j.id).collect();
+            assert_eq!(ids, queued.iter().take(3).collect::<Vec<_>>());
+            assert!(first.iter().all(|j| j.status == JobStatus::Running));
+            let mut tasks = Vec::new();
+            for worker in 0..6 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let node = format!("n{}", worker % 3);
+                    let mut got = Vec::new();
+                    loop {
+                        let batch = store
+                            .claim_jobs(&node, Duration::from_secs(30), 4)
+                            .await
+                            .unwrap();
+                        assert!(
+                            batch.len() <= 4,
+                            "claimed {} with a limit of 4",
+                            batch.len()
+                        );
+                        if batch.is_empty() {
+                            break;
+                        }
+                        got.extend(batch.into_iter().map(|j| j.id));
+                    }
+                    got
+                }));
+            }
+            let mut all: Vec<String> = first.into_iter().map(|j| j.id).collect();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            let unique: HashSet<_> = all.iter().collect();
+            assert_eq!(all.len(), 60);
+            assert_eq!(unique.len(), 60);
+        }
+    );
+
+    crate::both_dialects!(
+        lines_and_ends_stored_together_only_end_jobs_running_on_the_node,
+        |store| async move {
+            let a = store.enqueue_job(&job("a", false)).await.unwrap();
+            let b = store.enqueue_job(&job("b", false)).await.unwrap();
+            store
+                .claim_jobs("n1", Duration::from_secs(30), 2)
+                .await
+                .unwrap();
+            let line = |n: i64, text: &str| crate::LogLine {
+                line: n,
+                at: now_text(),
+                level: "info".into(),
+                message: text.into(),
+            };
+            let lines = vec![
+                (a.id.clone(), vec![line(1, "a1"), line(2, "a2")]),
+                (b.id.clone(), vec![line(1, "b1")]),
+            ];
+            let ends = vec![
+                crate::JobEnd {
+                    job_id: a.id.clone(),
+                    status: JobStatus::Succeeded,
+                    exit_code: Some(0),
+                    error: None,
+                },
+                crate::JobEnd {
+                    job_id: b.id.clone(),
+                    status: JobStatus::Failed,
+                    exit_code: Some(2),
+                    error: Some("boom".into()),
+                },
+            ];
+            // Another node cannot end them, and nothing of its batch is kept.
+            assert_eq!(
+                store.store_logs_and_ends("n2", &[], &ends).await.unwrap(),
+                vec![false, false]
+            );
+            assert_eq!(
+                store
+                    .store_logs_and_ends("n1", &lines, &ends)
+                    .await
+                    .unwrap(),
+                vec![true, true]
+            );
+            let a_now = store.get_job(&a.id).await.unwrap();
+            assert_eq!(a_now.status, JobStatus::Succeeded);
+            assert_eq!(a_now.exit_code, Some(0));
+            let b_now = store.get_job(&b.id).await.unwrap();
+            assert_eq!(b_now.status, JobStatus::Failed);
+            assert_eq!(b_now.error.as_deref(), Some("boom"));
+            let a_log = store.read_job_logs(&a.id, 0, 10).await.unwrap();
+            assert_eq!(
+                a_log.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+                ["a1", "a2"]
+            );
+            assert_eq!(store.read_job_logs(&b.id, 0, 10).await.unwrap().len(), 1);
+            // Sent again (an answer lost): lines stay as they are, the ends change nothing.
+            assert_eq!(
+                store
+                    .store_logs_and_ends("n1", &lines, &ends)
+                    .await
+                    .unwrap(),
+                vec![false, false]
+            );
+            assert_eq!(store.read_job_logs(&a.id, 0, 10).await.unwrap().len(), 2);
+            let not_final = [crate::JobEnd {
+                job_id: a.id.clone(),
+                status: JobStatus::Running,
+                exit_code: None,
+                error: None,
+            }];
+            assert!(
+                store
+                    .store_logs_and_ends("n1", &[], &not_final)
+                    .await
+                    .is_err()
+            );
+        }
+    );
+
+    crate::both_dialects!(
         expired_leases_requeue_retry_safe_jobs_and_interrupt_the_rest,
         |store| async move {
             let safe = store.enqueue_job(&job("safe", true)).await.unwrap();
@@ -1070,6 +1399,94 @@ mod tests {
                 .id,
             pinned.id
         );
+    });
+
+    crate::both_dialects!(time_filters_match_the_queue_times, |store| async move {
+        use chrono::{DateTime, TimeDelta, Utc};
+        // 30 jobs an hour apart; job 10 stamped a minute before job 9 (another node's
+        // clock, within the slack), job 20 half a millisecond into its hour.
+        let base: DateTime<Utc> = "2026-01-10T00:00:00Z".parse().unwrap();
+        let mut jobs = Vec::new();
+        for i in 0..30 {
+            let job = store
+                .enqueue_job(&job(&format!("s{}", i % 3), false))
+                .await
+                .unwrap();
+            let at = match i {
+                10 => base + TimeDelta::hours(9) - TimeDelta::minutes(1),
+                20 => base + TimeDelta::hours(20) + TimeDelta::milliseconds(1),
+                _ => base + TimeDelta::hours(i),
+            };
+            let text = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            sqlx::query("UPDATE jobs SET created_at = $1 WHERE id = $2")
+                .bind(&text)
+                .bind(&job.id)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            jobs.push((job.seq, job.id, job.script_name.unwrap(), at));
+        }
+        let times = [
+            None,
+            Some("2026-01-09T00:00:00Z"),
+            Some("2026-01-10T00:00:00Z"),
+            Some("2026-01-10T09:00:00Z"),
+            Some("2026-01-10T10:00:00+01:00"),
+            Some("2026-01-10T04:00:00-05:00"),
+            Some("2026-01-10T08:59:30.000Z"),
+            Some("2026-01-10T20:00:00.0005Z"),
+            Some("2026-01-10T20:00:00.001Z"),
+            Some("2026-01-11T05:00:00Z"),
+            Some("2026-01-12T00:00:00Z"),
+        ];
+        let at = |t: Option<&str>| t.map(|t| DateTime::parse_from_rfc3339(t).unwrap());
+        for since in times {
+            for until in times {
+                for script in [None, Some("S1")] {
+                    let want: Vec<&String> = jobs
+                        .iter()
+                        .rev()
+                        .filter(|(_, _, name, t)| {
+                            at(since).is_none_or(|s| *t >= s)
+                                && at(until).is_none_or(|u| *t < u)
+                                && script.is_none_or(|s| name.eq_ignore_ascii_case(s))
+                        })
+                        .map(|(_, id, _, _)| id)
+                        .collect();
+                    // Paging through it 4 at a time gives the same jobs.
+                    let mut got = Vec::new();
+                    let mut before = None;
+                    loop {
+                        let filter = JobFilter {
+                            script: script.map(str::to_string),
+                            since: since.map(str::to_string),
+                            until: until.map(str::to_string),
+                            before_seq: before,
+                            limit: Some(4),
+                            ..Default::default()
+                        };
+                        let page = store.list_jobs(&filter).await.unwrap();
+                        before = page.last().map(|j| j.seq);
+                        let done = page.len() < 4;
+                        got.extend(page.into_iter().map(|j| j.id));
+                        if done {
+                            break;
+                        }
+                    }
+                    let got: Vec<&String> = got.iter().collect();
+                    assert_eq!(
+                        got, want,
+                        "since {since:?} until {until:?} script {script:?}"
+                    );
+                }
+            }
+        }
+        // A time that is not RFC 3339 is compared as text, as before.
+        let day = JobFilter {
+            until: Some("2026-01-10T05".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.list_jobs(&day).await.unwrap().len(), 5);
     });
 
     crate::both_dialects!(logs_transfers_listing_and_purge, |store| async move {

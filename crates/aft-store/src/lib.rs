@@ -66,7 +66,7 @@ pub use db::{Dialect, Store, create_data_dir, now_text};
 pub use error::StoreError;
 pub use followups::{NewNotification, Notification, NotificationState, Settlement, StoredPolicy};
 pub use integrity::{DeleteOutcome, UsedBy, literal_call_args};
-pub use jobs::{Job, JobFilter, JobStatus, NewJob, time_after, time_before};
+pub use jobs::{Job, JobEnd, JobFilter, JobStatus, NewJob, time_after, time_before};
 pub use logs::LogLine;
 pub use nodes::Node;
 pub use params::{JobParams, ParamsError};

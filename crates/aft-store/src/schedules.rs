@@ -15,6 +15,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::jobs::script_version_of;
 use crate::util::{
     conflict_or_db, int_bool, is_unique_violation, name_key, new_id, parse_time, time_text,
     validate_name,
@@ -455,17 +456,9 @@ impl Store {
 
     /// One schedule by id or name (case-insensitive).
     pub async fn find_schedule(&self, id_or_name: &str) -> StoreResult<Schedule> {
-        let sql =
-            format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1 OR name_key = $2");
-        let row = sqlx::query(&sql)
-            .bind(id_or_name)
-            .bind(name_key(id_or_name))
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "schedule",
-                name: id_or_name.to_string(),
-            })?;
+        let row = self
+            .row_by_id_or_name("schedules", SCHEDULE_COLUMNS, "schedule", id_or_name)
+            .await?;
         schedule_from_row(&row)
     }
 
@@ -923,22 +916,24 @@ async fn insert_slot_job(
     job: &SlotJob,
 ) -> StoreResult<String> {
     let id = new_id();
-    sqlx::query(
+    let insert_job = format!(
         "INSERT INTO jobs (id, status, script_id, script_name, source, params, origin, retry_safe, \
-         created_at, schedule_id, started_by) \
-         VALUES ($1, 'queued', $2, $3, $4, $5, 'schedule', $6, $7, $8, $9)",
-    )
-    .bind(&id)
-    .bind(&job.script_id)
-    .bind(&job.script_name)
-    .bind(&job.source)
-    .bind(schedule.params.to_json().to_string())
-    .bind(i64::from(job.retry_safe))
-    .bind(now_text())
-    .bind(&schedule.id)
-    .bind(format!("schedule {}", schedule.name))
-    .execute(&mut **tx)
-    .await?;
+         created_at, schedule_id, started_by, script_version) \
+         VALUES ($1, 'queued', $2, $3, $4, $5, 'schedule', $6, $7, $8, $9, {})",
+        script_version_of("$2", "$4")
+    );
+    sqlx::query(&insert_job)
+        .bind(&id)
+        .bind(&job.script_id)
+        .bind(&job.script_name)
+        .bind(&job.source)
+        .bind(schedule.params.to_json().to_string())
+        .bind(i64::from(job.retry_safe))
+        .bind(now_text())
+        .bind(&schedule.id)
+        .bind(format!("schedule {}", schedule.name))
+        .execute(&mut **tx)
+        .await?;
     Ok(id)
 }
 

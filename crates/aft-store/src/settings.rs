@@ -417,7 +417,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Build from stored key → value text, using defaults for missing keys.
-    fn from_values(stored: &HashMap<String, String>) -> StoreResult<Settings> {
+    pub fn from_values(stored: &HashMap<String, String>) -> StoreResult<Settings> {
         let get = |key: &str| -> StoreResult<String> {
             let def = setting_def(key)?;
             match stored.get(key) {

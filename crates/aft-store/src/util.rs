@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::{StoreError, StoreResult};
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError, StoreResult};
 
 /// A new row id: a UUIDv7, so ids sort by creation time.
 pub(crate) fn new_id() -> String {
@@ -53,6 +55,29 @@ pub(crate) fn validate_name(kind: &str, name: &str) -> StoreResult<()> {
         )));
     }
     Ok(())
+}
+
+impl Store {
+    /// The row (`columns`) of `table` whose id or case-insensitive name is `id_or_name`;
+    /// `NotFound`, naming it a `kind`, if none. For the tables with a `name_key` column.
+    pub(crate) async fn row_by_id_or_name(
+        &self,
+        table: &str,
+        columns: &str,
+        kind: &'static str,
+        id_or_name: &str,
+    ) -> StoreResult<AnyRow> {
+        let sql = format!("SELECT {columns} FROM {table} WHERE id = $1 OR name_key = $2");
+        sqlx::query(&sql)
+            .bind(id_or_name)
+            .bind(name_key(id_or_name))
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind,
+                name: id_or_name.to_string(),
+            })
+    }
 }
 
 /// Whether a query failed because a unique constraint was violated (both dialects).

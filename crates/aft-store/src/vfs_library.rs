@@ -139,20 +139,10 @@ impl Store {
 
     /// The entry with this id or (case-insensitive) name; `NotFound` if none.
     pub async fn find_vfs_entry(&self, id_or_name: &str) -> StoreResult<VfsEntry> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM vfs_entries WHERE id = $1 OR name_key = $2"
-        ))
-        .bind(id_or_name)
-        .bind(name_key(id_or_name))
-        .fetch_optional(self.pool())
-        .await?;
-        match row {
-            Some(row) => entry_from_row(&row),
-            None => Err(StoreError::NotFound {
-                kind: "VFS",
-                name: id_or_name.to_string(),
-            }),
-        }
+        let row = self
+            .row_by_id_or_name("vfs_entries", COLUMNS, "VFS", id_or_name)
+            .await?;
+        entry_from_row(&row)
     }
 
     /// All entries, by name.

@@ -12,6 +12,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::jobs::script_version_of;
 use crate::util::{
     conflict_or_db, int_bool, name_key, new_id, parse_opt_time, parse_time, time_text,
     validate_name,
@@ -131,17 +132,9 @@ impl Store {
 
     /// One watcher job by id or name (case-insensitive).
     pub async fn find_watcher_job(&self, id_or_name: &str) -> StoreResult<WatcherJob> {
-        let sql =
-            format!("SELECT {WATCHER_COLUMNS} FROM watcher_jobs WHERE id = $1 OR name_key = $2");
-        let row = sqlx::query(&sql)
-            .bind(id_or_name)
-            .bind(name_key(id_or_name))
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "watcher",
-                name: id_or_name.to_string(),
-            })?;
+        let row = self
+            .row_by_id_or_name("watcher_jobs", WATCHER_COLUMNS, "watcher", id_or_name)
+            .await?;
         watcher_from_row(&row)
     }
 
@@ -302,21 +295,23 @@ impl Store {
             });
         };
         let job_id = new_id();
-        sqlx::query(
+        let insert_job = format!(
             "INSERT INTO jobs (id, status, script_id, script_name, source, params, origin, retry_safe, \
-             created_at, watcher_id, started_by) \
-             VALUES ($1, 'queued', $2, $3, $4, $5, 'watcher', 1, $6, $7, $8)",
-        )
-        .bind(&job_id)
-        .bind(&script.id)
-        .bind(&script.name)
-        .bind(&script.body)
-        .bind(watcher.params.to_json().to_string())
-        .bind(now_text())
-        .bind(id)
-        .bind(format!("watcher {}", watcher.name))
-        .execute(&mut *tx)
-        .await?;
+             created_at, watcher_id, started_by, script_version) \
+             VALUES ($1, 'queued', $2, $3, $4, $5, 'watcher', 1, $6, $7, $8, {})",
+            script_version_of("$2", "$4")
+        );
+        sqlx::query(&insert_job)
+            .bind(&job_id)
+            .bind(&script.id)
+            .bind(&script.name)
+            .bind(&script.body)
+            .bind(watcher.params.to_json().to_string())
+            .bind(now_text())
+            .bind(id)
+            .bind(format!("watcher {}", watcher.name))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE watcher_jobs SET current_job_id = $1, updated_at = $2 WHERE id = $3")
             .bind(&job_id)
             .bind(now_text())

@@ -7,7 +7,6 @@
 //! previously failing inputs; it is replayed on every run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aft_store::{CronTimes, JobParams, MAX_SLOTS_PER_PASS, MisfirePolicy, OverlapPolicy, Schedule};
@@ -15,31 +14,9 @@ use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn corpus(name: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(name);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "empty corpus {}", dir.display());
-    files
-}
-
-/// `cases` per property, or `PROPTEST_CASES` for a longer run by hand.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        // Failures are kept by hand in tests/corpus, with a name saying what they show.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+#[path = "../../aft-vfs/tests/fuzz_support/mod.rs"]
+mod fuzz_support;
+use fuzz_support::{config, corpus};
 
 /// Run `f` and fail when it took longer than `limit`.
 fn bounded<T>(what: &str, limit: Duration, f: impl FnOnce() -> T) -> T {
