@@ -8,9 +8,19 @@ use aft_engine::{JobScope, LogLevel};
 use aft_store::Store;
 use aft_vfs::dry_run::DryRun;
 
-/// If job `id` is a dry run, put `scope` behind a recorder and say so in the log.
-pub async fn prepare(store: &Store, id: &str, scope: &mut JobScope) -> Option<Arc<DryRun>> {
-    match store.is_dry_run(id).await {
+/// If job `id` is a dry run, put `scope` behind a recorder and say so in the log. `known`
+/// is the answer when the caller already read it (or why it could not), else it is read here.
+pub async fn prepare(
+    store: &Store,
+    id: &str,
+    scope: &mut JobScope,
+    known: Option<Result<bool, String>>,
+) -> Option<Arc<DryRun>> {
+    let marked = match known {
+        Some(known) => known,
+        None => store.is_dry_run(id).await.map_err(|e| e.to_string()),
+    };
+    match marked {
         Ok(true) => {}
         Ok(false) => return None,
         Err(e) => {

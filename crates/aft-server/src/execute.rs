@@ -1,5 +1,7 @@
 //! Running one claimed job through the engine and turning its outcome into a job status.
 
+use std::collections::HashMap;
+
 use aft_engine::{JobScope, Limits, Outcome, run_job};
 use aft_store::{Job, JobStatus};
 
@@ -37,10 +39,16 @@ fn script_file_name(job: &Job) -> String {
     }
 }
 
-/// Run `job` to its end on the calling (blocking) thread.
-pub fn run(job: &Job, scope: JobScope) -> Ended {
+/// Run `job` to its end on the calling (blocking) thread. `settings` are every setting's
+/// text value when the caller has read them already; otherwise the limits are read through
+/// the job's host.
+pub fn run(job: &Job, scope: JobScope, settings: Option<&HashMap<String, String>>) -> Ended {
     let host = scope.host.clone();
-    let limits = match Limits::from_settings(|key| host.setting(key)) {
+    let limits = match settings {
+        Some(settings) => Limits::from_settings(|key| settings.get(key).cloned()),
+        None => Limits::from_settings(|key| host.setting(key)),
+    };
+    let limits = match limits {
         Ok(limits) => limits,
         Err(e) => {
             let message = format!("cannot start the job: {e}");

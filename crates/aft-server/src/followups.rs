@@ -472,17 +472,75 @@ async fn settle_loop(store: Store, node_url: String) {
             last_purge = Some(std::time::Instant::now());
             purge_old_notifications(&store).await;
         }
-        match store.unsettled_jobs(50).await {
+        let full = match store.unsettled_jobs(SETTLE_PAGE).await {
             Ok(jobs) => {
-                for (job, watcher_id) in jobs {
-                    if let Err(e) = settle(&store, &job, watcher_id.is_some(), &node_url).await {
-                        tracing::warn!("cannot record what follows job {}: {e}", job.id);
-                    }
-                }
+                let full = jobs.len() as i64 == SETTLE_PAGE;
+                settle_page(&store, &jobs, &node_url).await;
+                full
             }
-            Err(e) => tracing::warn!("cannot look for ended jobs: {e}"),
+            Err(e) => {
+                tracing::warn!("cannot look for ended jobs: {e}");
+                false
+            }
+        };
+        // A full page means more are waiting: go on at once, so the settler keeps up with
+        // a runner ending hundreds of jobs a second.
+        if !full {
+            tokio::time::sleep(POLL_EVERY).await;
         }
-        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Ended jobs the settler takes at a time.
+const SETTLE_PAGE: i64 = 200;
+
+/// What the settler read once for a page of jobs.
+struct PageCache {
+    settings: NotifySettings,
+    dry_runs: std::collections::HashSet<String>,
+    /// Script id → its policy.
+    policies: HashMap<String, ScriptPolicy>,
+    /// Script id → its last final outcome, as the page's settlements leave it.
+    outcomes: HashMap<String, Option<JobStatus>>,
+}
+
+/// Record the follow-ups of a page of ended jobs: the settings, dry-run marks, policies and
+/// last outcomes are read once for the page, and the settlements written in one
+/// transaction (one by one if that fails, so one job's refusal holds no other back).
+async fn settle_page(store: &Store, jobs: &[(Job, Option<String>)], node_url: &str) {
+    if jobs.is_empty() {
+        return;
+    }
+    let ids = crate::runner::padded(jobs.iter().map(|(job, _)| job.id.clone()).collect());
+    let read = async {
+        StoreResult::Ok(PageCache {
+            settings: notify_settings(store, node_url).await?,
+            dry_runs: store.dry_runs_among(&ids).await?,
+            policies: HashMap::new(),
+            outcomes: HashMap::new(),
+        })
+    };
+    let mut cache = match read.await {
+        Ok(cache) => cache,
+        Err(e) => {
+            tracing::warn!("cannot record what follows {} ended jobs: {e}", jobs.len());
+            return;
+        }
+    };
+    let mut settlements = Vec::with_capacity(jobs.len());
+    for (job, watcher_id) in jobs {
+        match settlement_of(store, job, watcher_id.is_some(), &mut cache).await {
+            Ok(settlement) => settlements.push((job.id.clone(), settlement)),
+            Err(e) => tracing::warn!("cannot record what follows job {}: {e}", job.id),
+        }
+    }
+    if let Err(e) = store.settle_jobs(&settlements).await {
+        tracing::debug!("settling a page of jobs at once failed, one by one now: {e}");
+        for (id, settlement) in &settlements {
+            if let Err(e) = store.settle_job(id, settlement).await {
+                tracing::warn!("cannot record what follows job {id}: {e}");
+            }
+        }
     }
 }
 
@@ -503,28 +561,32 @@ async fn purge_old_notifications(store: &Store) {
     }
 }
 
-/// Record the follow-ups of one ended job (a no-op if another node did).
-async fn settle(store: &Store, job: &Job, watcher_run: bool, node_url: &str) -> StoreResult<()> {
-    // A dry run changed nothing: it is not retried, starts no chain and tells no one.
-    if store.is_dry_run(&job.id).await? {
-        return store
-            .settle_job(&job.id, &Settlement::default())
-            .await
-            .map(|_| ());
-    }
+/// The follow-ups of one ended job, to record with [`Store::settle_jobs`].
+async fn settlement_of(
+    store: &Store,
+    job: &Job,
+    watcher_run: bool,
+    cache: &mut PageCache,
+) -> StoreResult<Settlement> {
     // A dry run changes nothing: it neither retries, notifies nor chains (docs/dry-run.md).
-    if store.is_dry_run(&job.id).await? {
-        return store
-            .settle_job(&job.id, &Settlement::default())
-            .await
-            .map(|_| ());
+    if cache.dry_runs.contains(&job.id) {
+        return Ok(Settlement::default());
     }
-    let settings = notify_settings(store, node_url).await?;
+    let settings = &cache.settings;
     let policy = match &job.script_id {
-        Some(id) => load_policy(store, id).await.unwrap_or_else(|e| {
-            tracing::warn!("script {id}: {e}; its jobs get no retry, notification or chain");
-            ScriptPolicy::default()
-        }),
+        Some(id) => match cache.policies.get(id) {
+            Some(policy) => policy.clone(),
+            None => {
+                let policy = load_policy(store, id).await.unwrap_or_else(|e| {
+                    tracing::warn!(
+                        "script {id}: {e}; its jobs get no retry, notification or chain"
+                    );
+                    ScriptPolicy::default()
+                });
+                cache.policies.insert(id.clone(), policy.clone());
+                policy
+            }
+        },
         None => ScriptPolicy::default(),
     };
     let mut settlement = Settlement::default();
@@ -560,14 +622,17 @@ async fn settle(store: &Store, job: &Job, watcher_run: bool, node_url: &str) -> 
             // A retry is started by whoever started the first attempt.
             started_by: job.started_by.clone(),
         });
-        return store.settle_job(&job.id, &settlement).await.map(|_| ());
+        return Ok(settlement);
     }
 
     let failed = matches!(job.status, JobStatus::Failed | JobStatus::Interrupted);
     let succeeded = job.status == JobStatus::Succeeded;
     let event = if succeeded {
         let before = match &job.script_id {
-            Some(id) => store.script_last_outcome(id).await?,
+            Some(id) => match cache.outcomes.get(id) {
+                Some(outcome) => *outcome,
+                None => store.script_last_outcome(id).await?,
+            },
             None => None,
         };
         Some(
@@ -584,6 +649,7 @@ async fn settle(store: &Store, job: &Job, watcher_run: bool, node_url: &str) -> 
     };
     if let (Some(id), true) = (&job.script_id, succeeded || failed) {
         settlement.outcome = Some((id.clone(), job.status));
+        cache.outcomes.insert(id.clone(), Some(job.status));
     }
 
     if let (Some(chain), false) = (&policy.chain, watcher_run) {
@@ -636,7 +702,7 @@ async fn settle(store: &Store, job: &Job, watcher_run: bool, node_url: &str) -> 
         emails.sort();
         emails.dedup();
         if !webhooks.is_empty() || !emails.is_empty() {
-            let message = Message::of(store, job, event, &settings).await?;
+            let message = Message::of(store, job, event, settings).await?;
             for hook in webhooks {
                 settlement.notifications.push(NewNotification {
                     job_id: job.id.clone(),
@@ -666,7 +732,7 @@ async fn settle(store: &Store, job: &Job, watcher_run: bool, node_url: &str) -> 
             }
         }
     }
-    store.settle_job(&job.id, &settlement).await.map(|_| ())
+    Ok(settlement)
 }
 
 /// A chained job's parameters: the ending job's, and its `Result` when the script set one.

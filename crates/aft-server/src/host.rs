@@ -82,7 +82,8 @@ impl StoreJobHost {
         }
     }
 
-    /// The host of a job that has no record in the store (`aft run` without a service):
+    /// The host of a job that has no record in the store (what `aft run` without a service
+    /// prints on the terminal beside its recorded job's host):
     /// transfers and warnings are lines of `log`.
     pub fn logging_to(&self, log: LogSink) -> StoreJobHost {
         StoreJobHost {
@@ -211,7 +212,7 @@ impl JobHost for StoreJobHost {
     }
 
     fn set_result(&self, value: &str) -> Result<(), String> {
-        // `aft run` without a service has no job record: the result has nowhere to go.
+        // A job without a record in the store: the result has nowhere to go.
         let Some(job_id) = self.job_id.clone() else {
             return Ok(());
         };
@@ -222,7 +223,6 @@ impl JobHost for StoreJobHost {
     }
 }
 
-/// A transfer record as one log line (`aft run` without a service keeps no records).
 /// A transfer record as the store keeps it (`GET /v1/jobs/{id}/transfers`).
 pub fn stored_transfer(record: TransferRecord) -> NewTransfer {
     NewTransfer {
@@ -236,6 +236,7 @@ pub fn stored_transfer(record: TransferRecord) -> NewTransfer {
     }
 }
 
+/// A transfer record as one log line (what the terminal of `aft run` shows).
 fn transfer_line(record: &TransferRecord) -> String {
     let hash = record
         .hash

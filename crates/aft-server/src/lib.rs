@@ -16,6 +16,7 @@ pub mod error;
 pub mod execute;
 pub mod followups;
 pub mod host;
+pub mod job_log;
 pub mod metrics;
 pub mod refusals;
 pub mod roles;

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,8 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use aft_engine::{HaltFlag, JobHost, JobScope, LogLevel, LogSink};
 use aft_store::LogLine;
-use aft_store::{Job, JobStatus};
-use aft_store::{Store, StoreError, StoreResult, now_text};
+use aft_store::{Job, JobEnd, JobStatus};
+use aft_store::{Store, StoreError, StoreResult};
 
 use crate::host::StoreJobHost;
 use crate::metrics::Metrics;
@@ -85,6 +85,24 @@ pub struct LiveTail {
 
 /// Makes the [`JobHost`] of one job.
 type HostFactory = Box<dyn Fn(&Job, LogSink) -> Arc<dyn JobHost> + Send + Sync>;
+
+/// `ids` with its last one repeated up to a power of two: a query with an `IN` list of
+/// every length would leave one prepared statement per length in each connection's cache
+/// (memory that grows with the batch sizes seen); this keeps it to a handful.
+pub(crate) fn padded(mut ids: Vec<String>) -> Vec<String> {
+    if let Some(last) = ids.last().cloned() {
+        ids.resize(ids.len().next_power_of_two(), last);
+    }
+    ids
+}
+
+/// What the claim loop read for a batch of claimed jobs, for one of them.
+struct Claimed {
+    /// Whether the job is a dry run (or why that could not be read).
+    dry_run: Result<bool, String>,
+    /// Every setting's text value, for the job's limits.
+    settings: Option<Arc<HashMap<String, String>>>,
+}
 
 /// One running job on this node.
 struct RunningJob {
@@ -258,14 +276,34 @@ impl Runner {
                 && !self.stopping.load(Ordering::SeqCst)
                 && !self.claim_unsure.load(Ordering::SeqCst)
             {
-                match self.store.claim_job(&self.node_id, self.lease()).await {
-                    Ok(Some(job)) => {
-                        self.store_reached();
-                        self.clone().start_claimed(job).await
-                    }
-                    Ok(None) => {
+                // Every free slot in one claim: a burst of queued jobs costs one write, and
+                // one read each for their dry-run marks and the limits settings.
+                let free = self.max_concurrent.load(Ordering::SeqCst) - self.running_count();
+                match self
+                    .store
+                    .claim_jobs(&self.node_id, self.lease(), free)
+                    .await
+                {
+                    Ok(jobs) if jobs.is_empty() => {
                         self.store_reached();
                         break;
+                    }
+                    Ok(jobs) => {
+                        self.store_reached();
+                        let ids: Vec<String> = jobs.iter().map(|job| job.id.clone()).collect();
+                        let dry_runs = self.store.dry_runs_among(&padded(ids)).await;
+                        let settings = self.job_settings().await;
+                        for job in jobs {
+                            let dry_run = match &dry_runs {
+                                Ok(marked) => Ok(marked.contains(&job.id)),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            let claimed = Claimed {
+                                dry_run,
+                                settings: settings.clone(),
+                            };
+                            self.clone().start_claimed(job, Some(claimed)).await
+                        }
                     }
                     Err(e) => {
                         self.store_failed(&e);
@@ -280,8 +318,25 @@ impl Runner {
         }
     }
 
-    /// Launch a job this node claimed.
-    async fn start_claimed(self: Arc<Self>, job: Job) {
+    /// The settings a job reads as it starts (its limits), read once for a batch of claims;
+    /// `None` if they cannot be read now (each job then reads them itself).
+    async fn job_settings(&self) -> Option<Arc<HashMap<String, String>>> {
+        match self.store.list_settings().await {
+            Ok(all) => Some(Arc::new(
+                all.into_iter()
+                    .map(|s| (s.key.to_string(), s.value))
+                    .collect(),
+            )),
+            Err(e) => {
+                tracing::warn!("cannot read the settings for claimed jobs: {e}");
+                None
+            }
+        }
+    }
+
+    /// Launch a job this node claimed; `claimed` holds what was read for its batch of
+    /// claims (`None`: the job reads it itself).
+    async fn start_claimed(self: Arc<Self>, job: Job, claimed: Option<Claimed>) {
         // A job queued again after its node stopped keeps its first attempt's log; this
         // attempt's lines follow it.
         let first_line = if job.attempts > 1 {
@@ -295,7 +350,7 @@ impl Runner {
         } else {
             0
         };
-        self.launch(job, first_line)
+        self.launch(job, first_line, claimed)
     }
 
     /// Ids of the jobs this node runs or has ended (their end perhaps not yet recorded).
@@ -335,7 +390,7 @@ impl Runner {
                         "job {} was claimed by this node just before the store became unreachable; running it now",
                         job.id
                     );
-                    self.clone().start_claimed(job).await;
+                    self.clone().start_claimed(job, None).await;
                 }
             }
             Err(e) => {
@@ -533,7 +588,7 @@ impl Runner {
 
     /// Run one claimed job on its own thread; its end goes through the log writer so the
     /// status changes only after every line is stored.
-    fn launch(self: Arc<Self>, job: Job, first_line: i64) {
+    fn launch(self: Arc<Self>, job: Job, first_line: i64, claimed: Option<Claimed>) {
         let halt = HaltFlag::new();
         let halt_by_user = Arc::new(AtomicBool::new(false));
         self.running_count.fetch_add(1, Ordering::SeqCst);
@@ -582,13 +637,20 @@ impl Runner {
         tokio::spawn(async move {
             let started = Instant::now();
             let job_id = job.id.clone();
-            let dry_run = crate::dry_run::prepare(&runner.store, &job_id, &mut scope).await;
+            let (known_dry_run, settings) = match claimed {
+                Some(claimed) => (Some(claimed.dry_run), claimed.settings),
+                None => (None, None),
+            };
+            let dry_run =
+                crate::dry_run::prepare(&runner.store, &job_id, &mut scope, known_dry_run).await;
             let log = scope.log.clone();
-            let ended = tokio::task::spawn_blocking(move || crate::execute::run(&job, scope))
-                .await
-                .unwrap_or_else(|e| {
-                    crate::execute::Ended::failed(format!("the job's thread panicked: {e}"))
-                });
+            let ended = tokio::task::spawn_blocking(move || {
+                crate::execute::run(&job, scope, settings.as_deref())
+            })
+            .await
+            .unwrap_or_else(|e| {
+                crate::execute::Ended::failed(format!("the job's thread panicked: {e}"))
+            });
             if let Some(run) = &dry_run {
                 crate::dry_run::finish(&runner.store, &job_id, run, &log).await;
             }
@@ -633,29 +695,11 @@ impl Runner {
     /// The log sink of one job: numbers lines, keeps them for live followers until stored,
     /// and hands them to the batch writer.
     fn log_sink(self: Arc<Self>, job_id: String, after_line: i64) -> LogSink {
-        let counter = AtomicI64::new(after_line);
-        // Past the cap one line says so and the rest is dropped: a script logging in a
-        // loop must not fill the memory or the database.
-        let cap = after_line
-            + i64::try_from(self.log_max_lines.load(Ordering::SeqCst)).unwrap_or(i64::MAX);
+        let numbers =
+            crate::job_log::LineNumbers::new(after_line, self.log_max_lines.load(Ordering::SeqCst));
         Arc::new(move |level: LogLevel, message: &str| {
-            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            let (level, message) = match n.cmp(&(cap + 1)) {
-                std::cmp::Ordering::Less => (level, clip(message)),
-                std::cmp::Ordering::Equal => (
-                    LogLevel::Warn,
-                    format!(
-                        "log truncated: this job wrote more than {} lines (the setting job-log-max-lines); the rest is not kept",
-                        cap - after_line
-                    ),
-                ),
-                std::cmp::Ordering::Greater => return,
-            };
-            let line = LogLine {
-                line: n,
-                at: now_text(),
-                level: level_name(level).to_string(),
-                message,
+            let Some(line) = numbers.next(level, message) else {
+                return;
             };
             if let Some(live) = self
                 .live
@@ -731,6 +775,11 @@ impl Runner {
         };
         self.keep_trying(&what, || self.store.append_logs_of_jobs(jobs))
             .await;
+        self.forget_stored_lines(jobs);
+    }
+
+    /// Lines now in the store: live followers read them there, so they leave `pending`.
+    fn forget_stored_lines(&self, jobs: &[(String, Vec<LogLine>)]) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         for (job_id, lines) in jobs {
             if let Some(live) = live.get_mut(job_id) {
@@ -742,15 +791,95 @@ impl Runner {
 }
 
 impl Runner {
+    /// Store a writer batch: the lines and the ends of the jobs that ended in it, in one
+    /// transaction (one write for a burst of short jobs, not two per job). If that fails,
+    /// each part is written on its own and tried until the store takes it, as
+    /// [`Runner::store_lines`] and [`Runner::record_end`] do.
+    async fn write_batch(
+        &self,
+        lines: &mut Vec<(String, Vec<LogLine>)>,
+        ends: &mut Vec<(JobEnd, oneshot::Sender<()>)>,
+    ) {
+        if ends.is_empty() {
+            self.store_lines(lines).await;
+            lines.clear();
+            return;
+        }
+        let job_ends: Vec<JobEnd> = ends.iter().map(|(end, _)| end.clone()).collect();
+        // A stopping node's last tries are bounded by keep_trying: go there directly.
+        let stopping = self
+            .give_up_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        let together = if stopping {
+            None
+        } else {
+            Some(
+                self.store
+                    .store_logs_and_ends(&self.node_id, lines, &job_ends)
+                    .await,
+            )
+        };
+        match together {
+            Some(Ok(recorded)) => {
+                self.store_reached();
+                self.forget_stored_lines(lines);
+                for (end, recorded) in job_ends.iter().zip(recorded) {
+                    if !recorded {
+                        tracing::warn!(
+                            "job {} ended ({}) after another node took it over",
+                            end.job_id,
+                            end.status
+                        );
+                    }
+                }
+            }
+            failed => {
+                if let Some(Err(e)) = &failed {
+                    self.store_failed(e);
+                }
+                self.store_lines(lines).await;
+                for end in &job_ends {
+                    // The failed write may have been stored with its answer lost.
+                    self.record_end(
+                        &end.job_id,
+                        end.status,
+                        end.exit_code,
+                        end.error.as_deref(),
+                        failed.is_some(),
+                    )
+                    .await;
+                }
+            }
+        }
+        lines.clear();
+        for (end, done) in ends.drain(..) {
+            self.end_written(&end.job_id, done);
+        }
+    }
+
+    /// A job's end is recorded (or given up): free its live log and its slot.
+    fn end_written(&self, job_id: &str, done: oneshot::Sender<()>) {
+        self.finishing.fetch_sub(1, Ordering::SeqCst);
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job_id);
+        let _ = done.send(());
+    }
+
     /// Record how a job ended, trying until the store takes it; the job keeps its slot (and
     /// its lease is renewed) meanwhile. Given up only by a stopping node or a store that
-    /// refuses it: the job is then left to the lease reaper.
+    /// refuses it: the job is then left to the lease reaper. `maybe_recorded`: an earlier
+    /// write of this end failed, and may have been stored with its answer lost.
     async fn record_end(
         &self,
         job_id: &str,
         status: JobStatus,
         exit_code: Option<i64>,
         error: Option<&str>,
+        maybe_recorded: bool,
     ) {
         let what = format!("record the end of job {job_id} ({status})");
         let mut tries = 0u32;
@@ -761,10 +890,11 @@ impl Runner {
                     .finish_job(job_id, &self.node_id, status, exit_code, error)
             })
             .await;
+        // A try whose answer was lost may have recorded it already.
+        let answer_lost = tries > 1 || maybe_recorded;
         match recorded {
             Some(true) => {}
-            // A try whose answer was lost may have recorded it already.
-            Some(false) if tries > 1 && self.ended_as(job_id, status).await => {}
+            Some(false) if answer_lost && self.ended_as(job_id, status).await => {}
             Some(false) => {
                 tracing::warn!("job {job_id} ended ({status}) after another node took it over")
             }
@@ -802,34 +932,6 @@ impl Runner {
     }
 }
 
-/// Longest log line kept, in bytes; longer ones are cut at a character boundary.
-const MAX_LINE_BYTES: usize = 64 * 1024;
-
-/// `message`, cut to [`MAX_LINE_BYTES`] with a note of how much was left out.
-fn clip(message: &str) -> String {
-    if message.len() <= MAX_LINE_BYTES {
-        return message.to_string();
-    }
-    let mut end = MAX_LINE_BYTES;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}… ({} more bytes not kept)",
-        &message[..end],
-        message.len() - end
-    )
-}
-
-fn level_name(level: LogLevel) -> &'static str {
-    match level {
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-    }
-}
-
 /// Writes log lines to the store as they come, batching whatever queued up while the
 /// previous write ran; a job's end is written after all its lines.
 async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterMsg>) {
@@ -843,6 +945,7 @@ async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterM
             }
         }
         let mut lines: Vec<(String, Vec<LogLine>)> = Vec::new();
+        let mut ends: Vec<(JobEnd, oneshot::Sender<()>)> = Vec::new();
         for msg in batch.drain(..) {
             match msg {
                 WriterMsg::Line(job_id, line) => {
@@ -856,27 +959,36 @@ async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterM
                     status,
                     exit_code,
                     error,
-                    requeue,
+                    requeue: true,
                     done,
                 } => {
-                    runner.store_lines(&lines).await;
-                    lines.clear();
-                    if !(requeue && runner.requeue(&job_id).await) {
+                    // What came before it first, then the requeue on its own.
+                    runner.write_batch(&mut lines, &mut ends).await;
+                    if !runner.requeue(&job_id).await {
                         runner
-                            .record_end(&job_id, status, exit_code, error.as_deref())
+                            .record_end(&job_id, status, exit_code, error.as_deref(), false)
                             .await;
                     }
-                    runner.finishing.fetch_sub(1, Ordering::SeqCst);
-                    runner
-                        .live
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&job_id);
-                    let _ = done.send(());
+                    runner.end_written(&job_id, done);
                 }
+                WriterMsg::Finish {
+                    job_id,
+                    status,
+                    exit_code,
+                    error,
+                    requeue: false,
+                    done,
+                } => ends.push((
+                    JobEnd {
+                        job_id,
+                        status,
+                        exit_code,
+                        error,
+                    },
+                    done,
+                )),
             }
         }
-        runner.store_lines(&lines).await;
-        lines.clear();
+        runner.write_batch(&mut lines, &mut ends).await;
     }
 }

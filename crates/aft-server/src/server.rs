@@ -157,6 +157,13 @@ pub async fn serve(
         data_dir: data_dir.clone(),
     }));
     let app = crate::api::router(state);
+    // Building the routes and their OpenAPI document freed about 2 MiB of heap that glibc
+    // keeps resident among live blocks; give those pages back before the service idles.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free pages of glibc's allocator back to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 
     let info = ServiceInfo {
         pid: std::process::id(),
