@@ -174,7 +174,7 @@ pub fn print_log_event(event: &LogEvent) {
     if let LogEvent::Line { level, message } = event {
         match level.as_str() {
             "error" | "warn" => eprintln!("{message}"),
-            _ => println!("{message}"),
+            _ => outln!("{message}"),
         }
     }
 }

@@ -155,7 +155,7 @@ pub async fn delegate(
             "dryRun": view["dryRun"],
             "plan": view["plan"],
         });
-        println!("{doc}");
+        outln!("{doc}");
     }
     Some(match end {
         Ok(job) if client::succeeded(&job) => ExitCode::SUCCESS,

@@ -1,9 +1,12 @@
 //! The `aft` command: parses the command line and hands each subcommand to its module.
 
+// First: its `out!` and `outln!` macros are used by the modules after it.
+#[macro_use]
+mod global;
 mod client;
 mod cmd;
 mod delegate;
-mod global;
+mod local_job;
 
 use std::process::ExitCode;
 
@@ -80,7 +83,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return global::usage_error(e),
     };
-    match cli.command {
+    if !matches!(cli.command, Command::Serve(_)) {
+        global::share_malloc_arenas();
+    }
+    let code = match cli.command {
         Command::Run(args) => cmd::run::execute(&cli.global, args),
         Command::Check(args) => cmd::check::execute(&cli.global, args),
         Command::Ls(args) => cmd::files::ls(&cli.global, args),
@@ -105,5 +111,6 @@ fn main() -> ExitCode {
         Command::Restore(args) => cmd::backup::restore(&cli.global, args),
         Command::Completions(args) => cmd::completions::completions::<Cli>(args),
         Command::Man(args) => cmd::completions::man::<Cli>(args),
-    }
+    };
+    global::finish_output(code)
 }

@@ -95,3 +95,64 @@ fn every_list_and_show_command_prints_json() {
     assert_eq!(status["running"], true, "{status}");
     drop(svc);
 }
+
+/// `aft script versions NAME | grep -q …` and `aft jobs list | head -1`: the reader
+/// leaves early. aft drops the rest of its output and exits 0, without a panic and without
+/// dying by SIGPIPE (exit 141), so the pipeline passes under `set -o pipefail`.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let aft = Aft::allowing_cli_run();
+    aft.push_script("Hello", r#"Log("hello");"#);
+    let script = aft.write("hello.syncjs", r#"Log("hello");"#);
+    let run = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = aft.command(args).stdout(writer).output().expect("run aft");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "aft {args:?} on a closed pipe: {:?}, {stderr}",
+            out.status
+        );
+    };
+    run(&["run", "-f", &script]);
+    let _service = aft.serve();
+    for args in [
+        &["script", "versions", "Hello"][..],
+        &["script", "list"],
+        &["settings", "get", "--json"],
+        &["audit", "export"],
+        // Delegated to the service, which keeps the job's record.
+        &["run", "-f", &script],
+    ] {
+        run(args);
+    }
+    // A change is still made, and audited, when nobody reads what it prints.
+    run(&["vfs", "add", "disk", "--type", "disk", "--set", "Root=/tmp"]);
+    let entries = aft.ok(&["vfs", "list"]);
+    assert!(entries.contains("disk"), "{entries}");
+    let audit = aft.ok(&["audit", "export"]);
+    assert!(audit.contains("disk"), "the change is not audited: {audit}");
+}
+
+/// Output that cannot be written for another reason (a full disk under `> file`) fails
+/// the command, so a cut-short file is not taken for a whole one.
+#[test]
+fn output_to_a_full_disk_fails_the_command() {
+    let aft = Aft::new();
+    aft.push_script("Hello", r#"Log("hello");"#);
+    for args in [&["script", "list"][..], &["audit", "export"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let out = aft.command(args).stdout(full).output().expect("run aft");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "aft {args:?} into /dev/full: {stderr}"
+        );
+        assert!(stderr.contains("No space left"), "aft {args:?}: {stderr}");
+    }
+}

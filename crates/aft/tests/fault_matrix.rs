@@ -21,6 +21,13 @@
 //! `data` hit the data connection, faults at `login` the control connection); FTPS encrypts
 //! its control connection, so only its login is faulted.
 //!
+//! Stall cells set the client's `Timeout` to [`STALL_TIMEOUT`] seconds: the proxy then goes
+//! silent towards `aft` (and resets the server's side, see [`Kind::Silence`]), and the cell
+//! checks that the run took at least that long and retried (a stall found, not a reset).
+//! The download stall cells (FTP and the HTTP backends) go silent at byte [`EARLY`] of what
+//! the server sends on every connection: the job must fail with `no data from … (Timeout)`,
+//! leave nothing under the final local name, and be rerun clean.
+//!
 //! Backends run side by side, one thread each; cells of one backend run one after the other.
 //! Every cell runs before the test judges, so one failure shows the whole table.
 
@@ -34,7 +41,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use support::{Aft, peer, poll, text};
+use support::{Aft, peer, poll, text, xorshift_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -53,6 +60,8 @@ const MID: u64 = 1_500_000;
 const EARLY: u64 = 256 * 1024;
 /// How long one `aft run` may take before the cell fails.
 const RUN_LIMIT: Duration = Duration::from_secs(90);
+/// The `Timeout` (seconds) of the stall cells: short, so that the matrix stays fast.
+const STALL_TIMEOUT: u64 = 3;
 
 // ---------------------------------------------------------------------------------------------
 // The proxy
@@ -63,6 +72,11 @@ enum Kind {
     Reset,
     /// Nothing more is forwarded either way; the connection stays open.
     Stall,
+    /// Nothing more reaches `aft`, whose side stays open and silent; the server's side is
+    /// reset (a server that froze behind a middlebox that keeps the client's connection),
+    /// so the server lets go of what the connection held (vsftpd locks a file being
+    /// uploaded, fake-gcs-server holds an upload) and a retry can get through.
+    Silence,
     /// Both sides see the stream end (FIN) there.
     Truncate,
 }
@@ -258,6 +272,12 @@ async fn apply(
         Kind::Stall => {
             // Hold both ends open, forwarding nothing, until the cell ends.
             let _ = stop.changed().await;
+        }
+        Kind::Silence => {
+            let _ = server.set_zero_linger();
+            drop(server);
+            let _ = stop.changed().await;
+            drop(client);
         }
     }
 }
@@ -480,8 +500,20 @@ impl Backend {
                 ("reset@data always", f(Kind::Reset, EARLY, u32::MAX, ftp)),
             ]);
         }
-        if self.name == Name::Sftp {
-            cells.push(("stall@mid once", f(Kind::Stall, MID, 1, false)));
+        // A server that stops answering: the cell sets `Timeout` to [`STALL_TIMEOUT`], so
+        // the stalled read, write or request fails after it and is retried. FTPS's data
+        // connections do not pass the proxy: its login stalls instead.
+        if self.name == Name::Ftps {
+            cells.push(("stall@login once", f(Kind::Silence, LOGIN, 1, false)));
+        } else {
+            cells.push(("stall@mid once", f(Kind::Silence, MID, 1, ftp)));
+        }
+        // One lasting stall, to show its error: on S3 (the HTTP transport's watch).
+        if self.name == Name::S3 {
+            cells.push((
+                "stall@data always",
+                f(Kind::Silence, EARLY, u32::MAX, false),
+            ));
         }
         cells.into_iter().map(|(n, f)| (n.to_string(), f)).collect()
     }
@@ -510,19 +542,6 @@ struct Work {
     src: PathBuf,
     content: Vec<u8>,
     remote: String,
-}
-
-/// Bytes that show a shift or a text-mode transfer: a counter mixed into every byte.
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn unique(tag: &str) -> String {
@@ -566,7 +585,7 @@ impl Work {
     fn new(rt: Arc<Runtime>, tag: &str, len: usize) -> Work {
         let aft = Aft::allowing_cli_run();
         let remote = format!("/{}", unique(tag));
-        let content = content(len, tag.len() as u64 * 7919 + len as u64);
+        let content = xorshift_bytes(len, tag.len() as u64 * 7919 + len as u64);
         let src = aft.path(&format!("{tag}.bin").replace(['@', ' '], "-"));
         std::fs::write(&src, &content).unwrap();
         Work {
@@ -765,10 +784,26 @@ fn fault_cell(
     cell: &str,
     fault: Fault,
 ) -> (String, Result<(), String>) {
-    let work = Work::new(rt.clone(), &format!("{}-{cell}", b.label()), SIZE);
+    let stall = fault.kind == Kind::Silence;
+    // FTP: vsftpd answers a data connection it lost with 426 on the control connection,
+    // which aft reads once its writes are done; a file bigger than the sockets' buffers
+    // keeps aft writing into the silence, which is what the cell is about.
+    let size = if stall && b.name == Name::Ftp {
+        BIG
+    } else {
+        SIZE
+    };
+    let work = Work::new(rt.clone(), &format!("{}-{cell}", b.label()), size);
     let proxy = Proxy::start(rt, b.upstream, Some(fault), b.name == Name::Ftp);
+    let upload = if stall {
+        format!("c.Timeout = {STALL_TIMEOUT};\n{UPLOAD}")
+    } else {
+        UPLOAD.to_string()
+    };
     let result = (|| {
-        let out = work.run(&b.script(proxy.addr, UPLOAD), &work.upload_params())?;
+        let started = Instant::now();
+        let out = work.run(&b.script(proxy.addr, &upload), &work.upload_params())?;
+        let took = started.elapsed();
         let log = text(&out);
         if proxy.fired() == 0 {
             return Err(format!(
@@ -782,7 +817,37 @@ fn fault_cell(
         // A fault that fires once must be retried away, during login too (FTPS: inside
         // the TLS handshake).
         let must_retry = fault.times == 1;
-        if out.status.success() && fault.times == 1 {
+        if out.status.success() && fault.times == 1 && stall {
+            // The stall was detected (after `Timeout`) and retried: the transfer took more
+            // than one attempt, or the connect step was tried again naming the timeout.
+            let attempts = log
+                .lines()
+                .filter(|l| l.contains(" transfer ") && l.ends_with(": ok"))
+                .find_map(|l| {
+                    l.split(" attempt(s)")
+                        .next()?
+                        .rsplit(' ')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(1u32);
+            let connect_retried = log
+                .lines()
+                .any(|l| l.contains("trying again") && l.to_lowercase().contains("timeout"));
+            if attempts < 2 && !connect_retried {
+                return Err(format!("the stall was not retried\n{log}"));
+            }
+            if took < Duration::from_secs(STALL_TIMEOUT) {
+                return Err(format!(
+                    "done in {took:?}, before the stall could be detected ({STALL_TIMEOUT} s)\n{log}"
+                ));
+            }
+            observed = format!(
+                "exit 0 (stall detected after Timeout = {STALL_TIMEOUT} s, retried; fault fired {}x)",
+                proxy.fired()
+            );
+        } else if out.status.success() && fault.times == 1 {
             observed = format!("exit 0 (retried; fault fired {}x)", proxy.fired());
         } else if must_retry || out.status.success() {
             return Err(format!(
@@ -851,6 +916,122 @@ fn fault_cell(
         Ok(observed)
     })();
     drop(proxy);
+    work.clean(b);
+    match result {
+        Ok(observed) => (observed, Ok(())),
+        Err(e) => (String::new(), Err(e)),
+    }
+}
+
+/// A server that goes silent in the middle of every download (byte [`EARLY`] of what it
+/// sends; FTP: of the data connection) with `Timeout` = [`STALL_TIMEOUT`]: the job fails,
+/// after that long, with the named `no data from … (Timeout)` error; nothing is under the
+/// final local name; a temp file is kept only when the job log says so, and the rerun,
+/// straight to the server, resumes it or starts clean and leaves only the whole file.
+fn download_stall_cell(rt: &Arc<Runtime>, b: &Backend) -> (String, Result<(), String>) {
+    let work = Work::new(rt.clone(), &format!("{}-stall-download", b.label()), SIZE);
+    let local = tempfile::tempdir().unwrap();
+    let to = local.path().join(work.name());
+    let from = format!("{}/{}", work.remote, work.name());
+    let params = json!({"from": from, "to": to.to_str().unwrap()});
+    let ftp = b.name == Name::Ftp;
+    let fault = Fault {
+        kind: Kind::Silence,
+        way: Way::Down,
+        at: EARLY,
+        times: u32::MAX,
+        data: ftp,
+    };
+    let result = (|| {
+        let up = work.run(&b.script(b.upstream, UPLOAD), &work.upload_params())?;
+        if !up.status.success() {
+            return Err(format!("the source upload failed\n{}", text(&up)));
+        }
+        let proxy = Proxy::start(rt, b.upstream, Some(fault), ftp);
+        let download = format!("c.Timeout = {STALL_TIMEOUT};\n{DOWNLOAD}");
+        let started = Instant::now();
+        let out = work.run(&b.script(proxy.addr, &download), &params);
+        let took = started.elapsed();
+        let fired = proxy.fired();
+        drop(proxy);
+        let out = out?;
+        let log = text(&out);
+        if fired == 0 {
+            return Err(format!(
+                "the fault never fired (the download did not reach byte {EARLY})\n{log}"
+            ));
+        }
+        if out.status.code() != Some(1) {
+            return Err(format!(
+                "a server silent mid-download: exit {} (1 expected)\n{log}",
+                out.status
+            ));
+        }
+        named_error(&log)?;
+        let error = log
+            .lines()
+            .find_map(|l| l.split("FAULT FAILED: ").nth(1))
+            .unwrap_or("")
+            .to_string();
+        let named = format!("for {STALL_TIMEOUT} s (Timeout)");
+        if !error.contains("no data from ") || !error.contains(&named) {
+            return Err(format!(
+                "the error is not \"no data from … {named}\": {error}\n{log}"
+            ));
+        }
+        if took < Duration::from_secs(STALL_TIMEOUT) {
+            return Err(format!(
+                "failed in {took:?}, before the stall could be detected ({STALL_TIMEOUT} s)\n{log}"
+            ));
+        }
+        if to.exists() {
+            return Err(format!(
+                "{} bytes under the final local name after the failure\n{log}",
+                std::fs::metadata(&to).map(|m| m.len()).unwrap_or(0)
+            ));
+        }
+        let left = walk(local.path());
+        let kept = log.contains("kept the temp file");
+        if left.len() > usize::from(kept)
+            || left
+                .iter()
+                .any(|p| !p.to_string_lossy().contains(".aft-tmp-"))
+        {
+            return Err(format!("left after the failure: {left:?}\n{log}"));
+        }
+        let rerun = work.run(&b.script(b.upstream, DOWNLOAD), &params)?;
+        let rerun_log = text(&rerun);
+        if !rerun.status.success() {
+            return Err(format!("the rerun failed\n{rerun_log}"));
+        }
+        let resumed = rerun_log.contains("the kept bytes match the source");
+        let kept_len = left
+            .first()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len());
+        if kept_len.is_some_and(|n| n > 0) && !resumed {
+            return Err(format!(
+                "the rerun did not resume the kept temp file {left:?}\n{rerun_log}"
+            ));
+        }
+        if std::fs::read(&to).unwrap_or_default() != work.content {
+            return Err("the rerun's file has other bytes".into());
+        }
+        let after = walk(local.path());
+        if after != [to.clone()] {
+            return Err(format!("leftovers after the rerun: {after:?}"));
+        }
+        let temp = match kept_len {
+            Some(n) if resumed => format!("temp {n} B kept, resumed by the rerun"),
+            Some(n) => format!("temp {n} B kept, started again by the rerun"),
+            None => "no temp left".into(),
+        };
+        Ok(format!(
+            "exit 1 after {:.1} s: {}; nothing under the final name; {temp}; rerun exit 0",
+            took.as_secs_f64(),
+            short(&error)
+        ))
+    })();
     work.clean(b);
     match result {
         Ok(observed) => (observed, Ok(())),
@@ -1048,7 +1229,7 @@ fn disk_full_cell(rt: &Arc<Runtime>, _: &Backend) -> (String, Result<(), String>
             .find_map(|l| l.split("FAULT FAILED: ").nth(1))
             .unwrap_or("")
             .to_string();
-        let small = content(4 * 1024 * 1024, 42);
+        let small = xorshift_bytes(4 * 1024 * 1024, 42);
         std::fs::write(&work.src, &small).unwrap();
         let rerun = work.run(&script, &params)?;
         if !rerun.status.success() {
@@ -1189,7 +1370,7 @@ fn sweep_cell(rt: &Arc<Runtime>, b: &Backend) -> (String, Result<(), String>) {
             .status()
             .unwrap();
         assert!(touched.success());
-        std::fs::write(&work.src, content(64 * 1024, 7)).unwrap();
+        std::fs::write(&work.src, xorshift_bytes(64 * 1024, 7)).unwrap();
         let renamed = work.src.with_file_name("second.bin");
         std::fs::rename(&work.src, &renamed).unwrap();
         let params = json!({"src": renamed.to_str().unwrap(), "remote": work.remote});
@@ -1239,6 +1420,18 @@ fn backend_cells(rt: &Arc<Runtime>, b: &Backend) -> Vec<CellResult> {
             "kill -9 mid-upload".into(),
             started,
             kill_cell(rt, b, false),
+        );
+    }
+    // A server silent mid-download. FTPS's data connections do not pass the proxy.
+    if matches!(
+        b.name,
+        Name::Ftp | Name::S3 | Name::Azure | Name::Gcs | Name::WebDav
+    ) {
+        let started = Instant::now();
+        record(
+            "stall@data always, download".into(),
+            started,
+            download_stall_cell(rt, b),
         );
     }
     if b.name == Name::Sftp {

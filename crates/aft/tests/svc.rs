@@ -76,7 +76,24 @@ fn install_writes_a_checked_unit_whose_command_serves_as_its_user() {
         .unwrap();
     let up = support::wait_until_listening(&mut child);
     let status = support::ok(support::aft_at(&data, &["svc", "status"]));
-    let _ = child.kill();
+    // `runuser` forks the service and waits for it: killing `runuser` would leave the
+    // service running (and its user undeletable). Stop the service by its pid first.
+    let service_pid = status
+        .split("running: pid")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .find(|s| !s.is_empty())
+        })
+        .map(str::to_string);
+    match &service_pid {
+        Some(pid) => {
+            let _ = Command::new("kill").arg(pid).status();
+        }
+        None => {
+            let _ = child.kill();
+        }
+    }
     let _ = child.wait();
     let cleanup = || {
         let _ = Command::new("userdel").arg(&user).status();
@@ -93,4 +110,10 @@ fn install_writes_a_checked_unit_whose_command_serves_as_its_user() {
     assert!(removed.contains("removed"), "{removed}");
     assert!(!units.join("aft.service").exists());
     cleanup();
+    // The service is gone with its user: nothing of the test is left running.
+    let user_left = Command::new("id").arg(&user).output().unwrap();
+    assert!(
+        !user_left.status.success(),
+        "user {user} is still there: its service kept running"
+    );
 }

@@ -70,29 +70,30 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 let admin = store
                     .create_admin_with_role(&user, &Secret::new(password), role)
                     .await?;
-                println!(
+                outln!(
                     "admin {} created with the role {}",
-                    admin.username, admin.role
+                    admin.username,
+                    admin.role
                 );
             }
             AdminCommand::Reset2fa { user } => {
                 store.reset_two_factor(&user).await?;
-                println!("two-factor sign-in of {user} is off; they may set it up again");
+                outln!("two-factor sign-in of {user} is off; they may set it up again");
             }
             AdminCommand::Role { user, role } => {
                 let admin = store.set_admin_role(&user, role).await?;
-                println!("admin {} now has the role {}", admin.username, admin.role);
+                outln!("admin {} now has the role {}", admin.username, admin.role);
             }
             AdminCommand::Passwd { user } => {
                 let password = read_stdin_value(&format!("New password for {user}"))?;
                 store
                     .set_admin_password(&user, &Secret::new(password))
                     .await?;
-                println!("password of {user} changed; their sessions have ended");
+                outln!("password of {user} changed; their sessions have ended");
             }
             AdminCommand::Delete { user } => {
                 store.delete_admin(&user).await?;
-                println!("admin {user} deleted");
+                outln!("admin {user} deleted");
             }
             AdminCommand::List { json } => {
                 let admins = store.admin_accounts().await?;

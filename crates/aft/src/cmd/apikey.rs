@@ -152,7 +152,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     value["key"] = serde_json::Value::String(key.expose().to_string());
                     print_json(&value)?;
                 } else {
-                    println!("{}", key.expose());
+                    outln!("{}", key.expose());
                 }
                 eprintln!(
                     "API key {} created (id {}). Copy the key now: it cannot be shown again.",
@@ -196,12 +196,12 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             }
             ApiKeyCommand::Revoke { name } => {
                 let key = store.revoke_api_key(&name).await?;
-                println!("API key {} revoked", key.name);
+                outln!("API key {} revoked", key.name);
             }
             ApiKeyCommand::Delete { name } => {
                 let key = store.find_api_key(&name).await?;
                 store.delete_api_key(&key.id).await?;
-                println!("API key {} deleted", key.name);
+                outln!("API key {} deleted", key.name);
             }
         }
         Ok(())

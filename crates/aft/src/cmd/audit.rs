@@ -162,7 +162,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                         std::fs::File::create(path)
                             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
                     )),
-                    None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                    None => Box::new(std::io::BufWriter::new(crate::global::Output)),
                 };
                 export(&store, &filters.filter(), format, &mut out).await?;
                 out.flush()?;
@@ -173,13 +173,15 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 if json {
                     print_json(&report)?;
                 } else if report.problems.is_empty() {
-                    println!(
+                    outln!(
                         "audit trail intact: {} records, head {} {}",
-                        report.records, report.head_seq, report.head_hash
+                        report.records,
+                        report.head_seq,
+                        report.head_hash
                     );
                 } else {
                     for p in &report.problems {
-                        println!("record {}: {}", p.seq, p.problem);
+                        outln!("record {}: {}", p.seq, p.problem);
                     }
                 }
                 if report.problems.is_empty() {
@@ -196,7 +198,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 let cutoff = Utc::now() - chrono::Duration::days(i64::from(older_than_days));
                 let by = aft_server::audit::local_entry(String::new(), "audit", "", "audit prune");
                 let removed = store.prune_audit(cutoff, &by).await?;
-                println!("{removed} audit records older than {older_than_days} days removed");
+                outln!("{removed} audit records older than {older_than_days} days removed");
                 Ok(())
             }
         }

@@ -45,13 +45,13 @@ pub fn backup(global: &GlobalArgs, args: BackupArgs) -> ExitCode {
             let key = SecretsKey::load_or_create(&data_dir)?;
             let key_file = key_path(&args.file);
             write_private(&key_file, key.to_base64().expose().as_bytes())?;
-            println!(
+            outln!(
                 "backup written to {}, the secrets key to {}: store them apart",
                 args.file.display(),
                 key_file.display()
             );
         } else {
-            println!(
+            outln!(
                 "backup written to {}; the secrets key is not in it: keep {} (or AFT_SECRET_KEY) \
                  safe apart, the secrets cannot be read without it",
                 args.file.display(),
@@ -149,7 +149,7 @@ pub fn restore(global: &GlobalArgs, args: RestoreArgs) -> ExitCode {
                 current.display()
             )
         })?;
-        println!(
+        outln!(
             "restored {} into {}",
             args.file.display(),
             data_dir.display()

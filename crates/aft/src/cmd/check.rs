@@ -22,7 +22,7 @@ pub fn execute(_global: &GlobalArgs, args: Args) -> ExitCode {
     };
     match aft_engine::check_syntax(&name, &source) {
         Ok(()) => {
-            println!("{name}: syntax OK");
+            outln!("{name}: syntax OK");
             ExitCode::SUCCESS
         }
         Err(e) => {

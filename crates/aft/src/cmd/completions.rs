@@ -46,7 +46,7 @@ pub fn man<C: CommandFactory>(args: ManArgs) -> ExitCode {
     command.build();
     match write_pages(&command, &args.dir) {
         Ok(count) => {
-            println!("{count} man pages written to {}", args.dir.display());
+            outln!("{count} man pages written to {}", args.dir.display());
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aft_engine::LogLevel;
 use aft_server::vfs_library::open_entry;
-use aft_store::{JobStatus, LogLine, NewJob, NewTransfer, Store, now_text};
+use aft_store::{JobStatus, NewJob, NewTransfer, Store};
 use aft_vfs::local::LocalFs;
 use aft_vfs::transfer::{
     self, Outcome, TransferOptions, TransferOutcome, TransferPolicy, TransferSummary,
@@ -26,10 +27,7 @@ use serde_json::json;
 use super::run::{HaltSignals, REFUSED};
 use super::{print_json, run_async};
 use crate::global::GlobalArgs;
-
-/// How long the job record of an `aft cp` stays claimed without a renewal; a service's
-/// reaper marks it interrupted after that if this process died.
-const LEASE: Duration = Duration::from_secs(30);
+use crate::local_job::{JobSettings, LocalJob};
 
 /// List a folder on a VFS Library entry or on local disk
 #[derive(clap::Args, Debug)]
@@ -223,7 +221,7 @@ pub fn ls(global: &GlobalArgs, args: LsArgs) -> ExitCode {
                 let kind = if e.is_dir { "d" } else { "-" };
                 let shown = if args.recursive { &e.path } else { &e.name };
                 let slash = if e.is_dir { "/" } else { "" };
-                println!(
+                outln!(
                     "{kind} {:>14} {:<20} {shown}{slash}",
                     e.size,
                     shown_time.as_deref().unwrap_or("-")
@@ -271,26 +269,20 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
         let dst = open_side(&store, &data_dir, &args.dst).await?;
         let plan = plan(&src, &dst).await?;
         let command = format!("aft cp {} {}", args.src, args.dst);
-        let node_id = format!(
-            "cli-{}-{}",
-            aft_server::server::host_name(),
-            std::process::id()
-        );
-        let job = store
-            .start_job_here(
-                &NewJob {
-                    script_name: Some("aft cp".into()),
-                    source: command.clone(),
-                    origin: "cli".into(),
-                    started_by: Some("aft cp".into()),
-                    ..NewJob::default()
-                },
-                &node_id,
-                LEASE,
-            )
-            .await?;
-        let log = JobLog::new(&store, &job.id);
-        log.write("info", &command).await;
+        let job = LocalJob::start(
+            &store,
+            &NewJob {
+                script_name: Some("aft cp".into()),
+                source: command.clone(),
+                origin: "cli".into(),
+                started_by: Some("aft cp".into()),
+                ..NewJob::default()
+            },
+            false,
+            JobSettings::read(&store).await?,
+        )
+        .await?;
+        job.log(LogLevel::Info, &command);
 
         let bar = (!args.json
             && !args.no_progress
@@ -326,27 +318,23 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
                 let (level, line) = outcome_line(&o);
                 match &bar {
                     Some(bar) => bar.println(&line),
-                    None if !args.json => println!("{line}"),
+                    None if !args.json => outln!("{line}"),
                     None => {}
                 }
-                log.write(level, &line).await;
-                if let Err(e) = store.record_transfer(&job.id, &record_of(&o)).await {
-                    eprintln!("warning: cannot record a transfer of job {}: {e}", job.id);
+                job.log(level, &line);
+                if let Err(e) = store.record_transfer(job.id(), &record_of(&o)).await {
+                    eprintln!("warning: cannot record a transfer of job {}: {e}", job.id());
                 }
                 files.push(o);
             }
         };
         // Keep the job's lease, and halt on a signal or a halt asked from the API or UI.
         let keeper = async {
-            let mut tick = tokio::time::interval(LEASE / 3);
+            let lease = job.keep_lease(|| cancel.store(true, Ordering::SeqCst));
+            tokio::pin!(lease);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {
-                        let _ = store.renew_leases(&node_id, LEASE).await;
-                        if store.halt_requests(&node_id).await.is_ok_and(|ids| !ids.is_empty()) {
-                            cancel.store(true, Ordering::SeqCst);
-                        }
-                    }
+                    never = &mut lease => match never {},
                     name = signals.recv() => {
                         eprintln!("{name} received: halting the copy");
                         cancel.store(true, Ordering::SeqCst);
@@ -381,25 +369,23 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
             summary.bytes,
             took.as_secs_f64()
         );
-        log.write(
+        job.log(
             if status == JobStatus::Succeeded {
-                "info"
+                LogLevel::Info
             } else {
-                "error"
+                LogLevel::Error
             },
             &match &error {
                 Some(e) => format!("{line}: {e}"),
                 None => line.clone(),
             },
-        )
-        .await;
+        );
         let exit_code = i64::from(status != JobStatus::Succeeded);
-        store
-            .finish_job(&job.id, &node_id, status, Some(exit_code), error.as_deref())
-            .await?;
+        let job_id = job.id().to_string();
+        job.finish(status, Some(exit_code), error.as_deref()).await;
         if args.json {
             print_json(&json!({
-                "job": job.id,
+                "job": job_id,
                 "status": status,
                 "transferred": summary.transferred,
                 "skipped": summary.skipped,
@@ -410,7 +396,7 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
                 "files": files,
             }))?;
         } else {
-            println!("{line} (job {})", job.id);
+            outln!("{line} (job {job_id})");
             if let Some(e) = &error {
                 eprintln!("error: {e}");
             }
@@ -530,48 +516,22 @@ async fn folder_size(src: &Side, recursive: bool) -> Option<u64> {
         .ok()
 }
 
-fn outcome_line(o: &TransferOutcome) -> (&'static str, String) {
+fn outcome_line(o: &TransferOutcome) -> (LogLevel, String) {
     match &o.outcome {
         Outcome::Ok => (
-            "info",
+            LogLevel::Info,
             format!("copied {} -> {} ({} bytes)", o.source, o.target, o.bytes),
         ),
-        Outcome::Skipped(why) => ("info", format!("skipped {}: {why}", o.target)),
-        Outcome::Failed(e) => ("warn", format!("failed {} -> {}: {e}", o.source, o.target)),
+        Outcome::Skipped(why) => (LogLevel::Info, format!("skipped {}: {why}", o.target)),
+        Outcome::Failed(e) => (
+            LogLevel::Warn,
+            format!("failed {} -> {}: {e}", o.source, o.target),
+        ),
     }
 }
 
 fn record_of(o: &TransferOutcome) -> NewTransfer {
     aft_server::host::stored_transfer(aft_engine::TransferRecord::from(o))
-}
-
-/// The job log of an `aft cp`, numbered from 1.
-struct JobLog<'a> {
-    store: &'a Store,
-    job_id: &'a str,
-    line: std::sync::atomic::AtomicI64,
-}
-
-impl<'a> JobLog<'a> {
-    fn new(store: &'a Store, job_id: &'a str) -> JobLog<'a> {
-        JobLog {
-            store,
-            job_id,
-            line: std::sync::atomic::AtomicI64::new(0),
-        }
-    }
-
-    async fn write(&self, level: &str, message: &str) {
-        let line = LogLine {
-            line: self.line.fetch_add(1, Ordering::SeqCst) + 1,
-            at: now_text(),
-            level: level.to_string(),
-            message: message.to_string(),
-        };
-        if let Err(e) = self.store.append_job_logs(self.job_id, &[line]).await {
-            eprintln!("warning: cannot write the log of job {}: {e}", self.job_id);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -131,51 +131,51 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     }
                     return print_json(&shown);
                 }
-                println!("id:        {}", job.id);
-                println!("status:    {}", job.status);
-                println!(
+                outln!("id:        {}", job.id);
+                outln!("status:    {}", job.status);
+                outln!(
                     "script:    {}",
                     job.script_name
                         .clone()
                         .or(job.file_path.clone())
                         .unwrap_or_default()
                 );
-                println!("params:    {}", job.params.to_json());
-                println!("origin:    {}", job.origin);
-                println!("node:      {}", job.node_id.clone().unwrap_or_default());
-                println!("queued:    {}", job.created_at);
-                println!("started:   {}", job.started_at.clone().unwrap_or_default());
-                println!("ended:     {}", job.finished_at.clone().unwrap_or_default());
+                outln!("params:    {}", job.params.to_json());
+                outln!("origin:    {}", job.origin);
+                outln!("node:      {}", job.node_id.clone().unwrap_or_default());
+                outln!("queued:    {}", job.created_at);
+                outln!("started:   {}", job.started_at.clone().unwrap_or_default());
+                outln!("ended:     {}", job.finished_at.clone().unwrap_or_default());
                 if let Some(code) = job.exit_code {
-                    println!("exit code: {code}");
+                    outln!("exit code: {code}");
                 }
                 if let Some(error) = &job.error {
-                    println!("error:     {error}");
+                    outln!("error:     {error}");
                 }
                 if let Some(first) = &job.retry_of {
-                    println!("attempt:   {} (retry of job {first})", job.retry_attempt);
+                    outln!("attempt:   {} (retry of job {first})", job.retry_attempt);
                 }
                 if let (Some(at), JobStatus::Queued) = (&job.not_before, job.status) {
-                    println!("not before: {at}");
+                    outln!("not before: {at}");
                 }
                 if let Some(parent) = &job.chained_from {
-                    println!("chained from: job {parent}");
+                    outln!("chained from: job {parent}");
                 }
                 if let Some(result) = &job.result {
-                    println!("result:    {result}");
+                    outln!("result:    {result}");
                 }
                 match &plan {
                     Some(Some(plan)) => {
-                        println!("dry run:   yes; the plan:");
+                        outln!("dry run:   yes; the plan:");
                         for line in plan.lines() {
-                            println!("  {line}");
+                            outln!("  {line}");
                         }
                     }
-                    Some(None) => println!("dry run:   yes; no plan yet (the job has not ended)"),
+                    Some(None) => outln!("dry run:   yes; no plan yet (the job has not ended)"),
                     None => {}
                 }
                 if !transfers.is_empty() {
-                    println!();
+                    outln!();
                     let rows: Vec<Vec<String>> = transfers
                         .iter()
                         .map(|t| {
@@ -203,8 +203,8 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 );
                 store.append_audit(&[entry]).await?;
                 match job.status {
-                    JobStatus::Running => println!("halt signal sent to job {id}"),
-                    status => println!("job {id} is {status}"),
+                    JobStatus::Running => outln!("halt signal sent to job {id}"),
+                    status => outln!("job {id} is {status}"),
                 }
                 Ok(())
             }
@@ -220,11 +220,11 @@ async fn print_log(store: &Store, id: &str, follow: bool, json: bool) -> anyhow:
         let lines = store.read_job_logs(id, last, 10_000).await?;
         for line in &lines {
             if json {
-                println!("{}", serde_json::to_string(line)?);
+                outln!("{}", serde_json::to_string(line)?);
             } else {
                 match line.level.as_str() {
                     "error" | "warn" => eprintln!("{}", line.message),
-                    _ => println!("{}", line.message),
+                    _ => outln!("{}", line.message),
                 }
             }
             last = line.line;

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod check;
 pub mod completions;
 pub mod files;
+pub mod in_use;
 pub mod jobs;
 pub mod nodes;
 pub mod notify;
@@ -181,7 +182,7 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<width$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(headers.to_vec());
     for row in rows {
@@ -191,7 +192,7 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 
 /// Print `value` as pretty JSON on standard output.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

@@ -88,10 +88,10 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             NotifyCommand::Retry { id, all: _ } => {
                 let retried = store.retry_dead_notifications(id.as_deref()).await?;
                 for id in &retried {
-                    println!("notification {id} queued for delivery again");
+                    outln!("notification {id} queued for delivery again");
                 }
                 if retried.is_empty() {
-                    println!("no dead notification");
+                    outln!("no dead notification");
                 }
                 Ok(())
             }

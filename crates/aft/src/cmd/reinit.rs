@@ -32,7 +32,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         }
         store.reset_settings().await?;
         let admins = store.delete_all_admins().await?;
-        println!(
+        outln!(
             "settings reset to defaults; {admins} admin user(s) and all sessions deleted; \
              scripts, VFS Library, secrets, API keys and schedules kept"
         );

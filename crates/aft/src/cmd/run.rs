@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aft_engine::{HaltFlag, JobScope, JobSpec, Limits, LogLevel, LogSink, Outcome, run_job};
-use aft_store::Store;
+use aft_store::{JobParams, JobStatus, NewJob, Store};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::fail;
 use crate::global::{self, GlobalArgs};
+use crate::local_job::{JobSettings, LocalJob};
 use aft_server::host::StoreJobHost;
 
 /// The message `aft run` gives when the administrator has not allowed it.
@@ -171,19 +172,42 @@ async fn run_with_store(
         Err(e) => return fail(e),
     };
 
-    let log = if mode.json {
+    // The job's record, as a delegated run gets one. A store that cannot take it stops the
+    // run before the script starts: a job that ran without a trace is worse than a clear
+    // failure the caller (cron, CI) sees.
+    let new_job = NewJob {
+        file_path: Some(spec.name.clone()),
+        source: spec.source.clone(),
+        params: JobParams::from(spec.params.clone()),
+        origin: "cli".into(),
+        started_by: Some("aft run".into()),
+        ..NewJob::default()
+    };
+    let job_settings = match aft_store::Settings::from_values(&settings) {
+        Ok(typed) => JobSettings::of(&typed),
+        Err(e) => return fail(format!("cannot read settings: {e}")),
+    };
+    let job = match LocalJob::start(store, &new_job, mode.dry_run, job_settings).await {
+        Ok(job) => job,
+        Err(e) => return fail(format!("cannot record the job in the store: {e}")),
+    };
+
+    let terminal = if mode.json {
         terminal_log_to(Stream::Stderr)
     } else {
         terminal_log()
     };
+    let log = job.tee(terminal.clone());
     let halt = HaltFlag::new();
-    let host = StoreJobHost::loading_key_from(
+    let base = StoreJobHost::loading_key_from(
         store.clone(),
         global.data_dir(),
         tokio::runtime::Handle::current(),
-    )
-    .logging_to(log.clone());
-    let mut host: Arc<dyn aft_engine::JobHost> = Arc::new(host);
+    );
+    let mut host: Arc<dyn aft_engine::JobHost> = Arc::new(RecordedHost {
+        recorded: base.for_job(job.id(), log.clone()),
+        echo: base.logging_to(terminal),
+    });
     let dry_run = mode.dry_run.then(aft_vfs::dry_run::DryRun::new);
     if let Some(run) = &dry_run {
         host = Arc::new(aft_engine::api::dry_run::DryRunHost::new(host, run.clone()));
@@ -198,12 +222,6 @@ async fn run_with_store(
         halt: halt.clone(),
         tokio: tokio::runtime::Handle::current(),
     };
-    let report = |outcome: Option<Outcome>| {
-        if let Some(run) = &dry_run {
-            print_plan(&run.plan(), outcome.as_ref(), mode, &log);
-        }
-        exit_for(outcome)
-    };
 
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<Outcome>();
     let started = std::thread::Builder::new()
@@ -212,27 +230,120 @@ async fn run_with_store(
             let _ = done_tx.send(run_job(spec, scope, limits));
         });
     if let Err(e) = started {
-        return fail(format!("cannot start the job thread: {e}"));
+        let message = format!("cannot start the job thread: {e}");
+        job.finish(JobStatus::Failed, Some(1), Some(&message)).await;
+        return fail(message);
     }
 
-    let signal_name = tokio::select! {
-        outcome = &mut done_rx => return report(outcome.ok()),
-        name = signals.recv() => name,
+    let halt_asked = tokio::sync::Notify::new();
+    let stop = tokio::select! {
+        outcome = &mut done_rx => Err(outcome.ok()),
+        name = signals.recv() => Ok(format!("{name} received: halting the job")),
+        () = halt_asked.notified() => {
+            Ok("halt requested (aft jobs halt, the API or the web UI): halting the job".to_string())
+        }
+        never = job.keep_lease(|| halt_asked.notify_one()) => match never {},
     };
-    log(
-        LogLevel::Warn,
-        &format!("{signal_name} received: halting the job"),
-    );
+    let stop = match stop {
+        Ok(stop) => stop,
+        Err(outcome) => return end(job, outcome, dry_run.as_deref(), mode, &log).await,
+    };
+    log(LogLevel::Warn, &stop);
     halt.raise();
     match tokio::time::timeout(HALT_EXIT_WAIT, done_rx).await {
-        Ok(outcome) => report(outcome.ok()),
+        Ok(outcome) => end(job, outcome.ok(), dry_run.as_deref(), mode, &log).await,
         Err(_) => {
-            log(
-                LogLevel::Error,
-                "halted: the job did not stop in time; exiting anyway",
-            );
+            let message = "halted: the job did not stop in time; exiting anyway";
+            log(LogLevel::Error, message);
+            job.finish(JobStatus::Halted, Some(1), Some(message)).await;
             ExitCode::from(global::EXIT_FAILURE)
         }
+    }
+}
+
+/// Report the job's end: the plan of a dry run (printed and stored), the job's record, and
+/// the exit code.
+async fn end(
+    job: LocalJob,
+    outcome: Option<Outcome>,
+    dry_run: Option<&aft_vfs::dry_run::DryRun>,
+    mode: RunMode,
+    log: &LogSink,
+) -> ExitCode {
+    if let Some(run) = dry_run {
+        let plan = run.plan();
+        print_plan(&plan, outcome.as_ref(), mode, log, job.id());
+        if mode.json {
+            // Not printed as lines, but the stored log ends with them as a service's does.
+            for line in plan.lines() {
+                job.log(LogLevel::Info, &line);
+            }
+        }
+        let json = serde_json::to_string(&plan).unwrap_or_default();
+        if let Err(e) = job.store().save_dry_run_plan(job.id(), &json).await {
+            eprintln!("warning: cannot store the plan of job {}: {e}", job.id());
+        }
+    }
+    let (status, exit_code, error) = match &outcome {
+        Some(outcome) => (
+            JobStatus::parse(outcome.status()).unwrap_or(JobStatus::Failed),
+            i64::from(outcome.exit_code()),
+            (!outcome.is_success()).then(|| outcome.to_string()),
+        ),
+        None => (
+            JobStatus::Failed,
+            1,
+            Some("the job thread ended without an outcome".to_string()),
+        ),
+    };
+    job.finish(status, Some(exit_code), error.as_deref()).await;
+    exit_for(outcome)
+}
+
+/// The host of a recorded `aft run`: transfers are recorded under the job (as a service's
+/// job's are) and still printed on the terminal, as `aft run` always did.
+struct RecordedHost {
+    recorded: StoreJobHost,
+    echo: StoreJobHost,
+}
+
+impl aft_engine::JobHost for RecordedHost {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.recorded.secret(name)
+    }
+
+    fn vfs_entry(&self, name: &str) -> Result<serde_json::Value, String> {
+        self.recorded.vfs_entry(name)
+    }
+
+    fn setting(&self, key: &str) -> Option<String> {
+        self.recorded.setting(key)
+    }
+
+    fn record_transfer(&self, record: aft_engine::TransferRecord) {
+        self.echo.record_transfer(record.clone());
+        self.recorded.record_transfer(record);
+    }
+
+    fn watch_state_load(&self, key: &str) -> Result<Vec<aft_engine::SeenEntry>, String> {
+        self.recorded.watch_state_load(key)
+    }
+
+    fn watch_state_save(
+        &self,
+        key: &str,
+        changed: &[aft_engine::SeenEntry],
+        removed: &[String],
+    ) -> Result<(), String> {
+        self.recorded.watch_state_save(key, changed, removed)
+    }
+
+    fn set_result(&self, value: &str) -> Result<(), String> {
+        self.recorded.set_result(value)
+    }
+
+    fn dry_run(&self) -> Option<Arc<aft_vfs::dry_run::DryRun>> {
+        self.recorded.dry_run()
     }
 }
 
@@ -246,21 +357,23 @@ fn exit_for(outcome: Option<Outcome>) -> ExitCode {
 }
 
 /// A dry run's plan: its lines in the log, or with `--json` one document on standard output
-/// (`status`, `exitCode`, `dryRun`, `plan`, as `GET /v1/jobs/{id}` names them).
+/// (`jobId`, `status`, `exitCode`, `dryRun`, `plan`, as a delegated run prints it).
 fn print_plan(
     plan: &aft_vfs::dry_run::Plan,
     outcome: Option<&Outcome>,
     mode: RunMode,
     log: &LogSink,
+    job_id: &str,
 ) {
     if mode.json {
         let doc = serde_json::json!({
+            "jobId": job_id,
             "status": outcome.map_or("failed", |o| o.status()),
             "exitCode": outcome.map_or(1, |o| o.exit_code()),
             "dryRun": true,
             "plan": plan,
         });
-        println!("{doc}");
+        outln!("{doc}");
     } else {
         for line in plan.lines() {
             log(LogLevel::Info, &line);
@@ -291,15 +404,19 @@ fn terminal_log_to(stream: Stream) -> LogSink {
             LogLevel::Error => "ERROR",
         };
         let mut out: Box<dyn Write> = match stream {
-            Stream::Stdout => Box::new(std::io::stdout().lock()),
+            Stream::Stdout => Box::new(crate::global::Output),
             Stream::Stderr => Box::new(std::io::stderr().lock()),
         };
+        // One write per message, so that its lines stay together.
+        use std::fmt::Write as _;
+        let mut text = String::new();
         for line in message.lines() {
-            let _ = writeln!(out, "{at} {tag} {line}");
+            let _ = writeln!(text, "{at} {tag} {line}");
         }
         if message.is_empty() {
-            let _ = writeln!(out, "{at} {tag} ");
+            let _ = writeln!(text, "{at} {tag} ");
         }
+        let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     })
 }

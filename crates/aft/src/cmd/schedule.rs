@@ -148,7 +148,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                         enabled: !disabled,
                     })
                     .await?;
-                println!("schedule {} created ({})", schedule.name, schedule.id);
+                outln!("schedule {} created ({})", schedule.name, schedule.id);
             }
             ScheduleCommand::Update {
                 name,
@@ -178,7 +178,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 // Slots of the old expression this edit decides are recorded as decided by
                 // the CLI (their jobs run on whichever node claims them).
                 let s = store.update_schedule(&name, update, "cli").await?;
-                println!(
+                outln!(
                     "schedule {} updated: {} {} ({}), {}",
                     s.name,
                     s.cron,
@@ -262,7 +262,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     return Ok(());
                 }
                 for t in times.next_n(from, count) {
-                    println!(
+                    outln!(
                         "{}  ({})",
                         t.with_timezone(&times.time_zone())
                             .format("%Y-%m-%d %H:%M:%S %:z"),
@@ -291,15 +291,15 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             }
             ScheduleCommand::Enable { name } => {
                 let s = store.set_schedule_enabled(&name, true).await?;
-                println!("schedule {} enabled", s.name);
+                outln!("schedule {} enabled", s.name);
             }
             ScheduleCommand::Disable { name } => {
                 let s = store.set_schedule_enabled(&name, false).await?;
-                println!("schedule {} disabled", s.name);
+                outln!("schedule {} disabled", s.name);
             }
             ScheduleCommand::Delete { name } => {
                 store.delete_schedule(&name).await?;
-                println!("schedule {name} deleted");
+                outln!("schedule {name} deleted");
             }
         }
         Ok(())

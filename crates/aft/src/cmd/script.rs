@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aft_store::{DeleteOutcome, NewScript, ScriptUpdate, StoreError, UsedBy};
+use aft_store::{NewScript, ScriptUpdate};
 use clap::Subcommand;
 
+use super::in_use::{DeleteArgs, UsedByArgs, print_used_by, report_delete};
 use super::{UsageError, print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
@@ -58,21 +59,9 @@ enum ScriptCommand {
     },
     /// Delete script NAME (refused while schedules or watchers run it, unless --force)
     #[command(visible_alias = "rm")]
-    Delete {
-        /// Script name or id
-        name: String,
-        /// Delete even when in use, disabling the schedules and watchers that run it
-        #[arg(long)]
-        force: bool,
-    },
+    Delete(DeleteArgs),
     /// List the schedules and watchers that run script NAME
-    UsedBy {
-        /// Script name or id
-        name: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
+    UsedBy(UsedByArgs),
     /// List the versions of script NAME (each save that changed its source), newest first
     Versions {
         /// Script name or id
@@ -115,7 +104,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                             retry_safe,
                         };
                         let script = store.update_script(&existing.id, update).await?;
-                        println!("script {} updated ({})", script.name, script.id);
+                        outln!("script {} updated ({})", script.name, script.id);
                     }
                     None => {
                         let new = NewScript {
@@ -125,7 +114,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                             retry_safe: retry_safe.unwrap_or(false),
                         };
                         let (script, _) = store.put_script(new).await?;
-                        println!("script {} stored ({})", script.name, script.id);
+                        outln!("script {} stored ({})", script.name, script.id);
                     }
                 }
             }
@@ -157,17 +146,17 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 if json {
                     print_json(&script)?;
                 } else {
-                    print!("{}", script.body);
+                    out!("{}", script.body);
                     if !script.body.ends_with('\n') && !script.body.is_empty() {
-                        println!();
+                        outln!();
                     }
                 }
             }
-            ScriptCommand::Delete { name, force } => {
+            ScriptCommand::Delete(DeleteArgs { name, force }) => {
                 let outcome = store.delete_script_checked(&name, force).await;
                 report_delete("script", outcome)?;
             }
-            ScriptCommand::UsedBy { name, json } => {
+            ScriptCommand::UsedBy(UsedByArgs { name, json }) => {
                 print_used_by(&store.script_used_by(&name).await?, json)?;
             }
             ScriptCommand::Versions { name, json } => {
@@ -193,7 +182,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 let version = number;
                 let script = store.restore_script_version(&name, version).await?;
                 let current = store.current_script_version(&script.id).await?;
-                println!(
+                outln!(
                     "script {} restored from version {version} (now version {current})",
                     script.name
                 );
@@ -202,64 +191,4 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
         }
         Ok(())
     })
-}
-
-/// Print what uses something, as a table or JSON.
-pub(crate) fn print_used_by(users: &[UsedBy], json: bool) -> anyhow::Result<()> {
-    if json {
-        return print_json(&users);
-    }
-    if users.is_empty() {
-        println!("nothing uses it");
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = users
-        .iter()
-        .map(|u| {
-            vec![
-                u.kind.clone(),
-                u.name.clone(),
-                match u.enabled {
-                    Some(true) => "enabled",
-                    Some(false) => "disabled",
-                    None => "-",
-                }
-                .to_string(),
-                u.how.clone(),
-            ]
-        })
-        .collect();
-    print_table(&["KIND", "NAME", "STATE", "HOW"], &rows);
-    Ok(())
-}
-
-/// Print the outcome of a checked delete of a `kind`: what was deleted and disabled, or
-/// why it was refused (with the users, one a line).
-pub(crate) fn report_delete(
-    kind: &str,
-    outcome: Result<DeleteOutcome, StoreError>,
-) -> anyhow::Result<()> {
-    match outcome {
-        Ok(outcome) => {
-            println!("{kind} {} deleted", outcome.deleted);
-            for name in &outcome.disabled {
-                println!("disabled {name}");
-            }
-            for u in outcome
-                .used_by
-                .iter()
-                .filter(|u| !outcome.disabled.contains(&format!("{}/{}", u.kind, u.name)))
-            {
-                println!("{} {} still names it ({})", u.kind, u.name, u.how);
-            }
-            Ok(())
-        }
-        Err(StoreError::InUse { message, used_by }) => {
-            for u in &used_by {
-                eprintln!("used by {} {} ({})", u.kind, u.name, u.how);
-            }
-            Err(anyhow::anyhow!("{message} (--force)"))
-        }
-        Err(e) => Err(e.into()),
-    }
 }

@@ -226,9 +226,9 @@ pub async fn run(store: &Store, command: PolicyCommand) -> anyhow::Result<()> {
 }
 
 fn print_policy(name: &str, policy: &ScriptPolicy) {
-    println!("script:  {name}");
+    outln!("script:  {name}");
     match &policy.retry {
-        Some(r) => println!(
+        Some(r) => outln!(
             "retry:   {} attempts in all, {} backoff from {} ms (at most {} ms, jitter {}), on {}{}",
             r.attempts,
             match r.backoff {
@@ -258,7 +258,7 @@ fn print_policy(name: &str, policy: &ScriptPolicy) {
                 )
             }
         ),
-        None => println!("retry:   none"),
+        None => outln!("retry:   none"),
     }
     match &policy.notify {
         Some(n) => {
@@ -279,17 +279,17 @@ fn print_policy(name: &str, policy: &ScriptPolicy) {
                 })
                 .collect();
             targets.extend(n.emails.iter().map(|e| format!("email {e}")));
-            println!("notify:  on {} to {}", events.join(","), targets.join(", "));
+            outln!("notify:  on {} to {}", events.join(","), targets.join(", "));
         }
-        None => println!("notify:  only the global settings (notify-*)"),
+        None => outln!("notify:  only the global settings (notify-*)"),
     }
     match &policy.chain {
-        Some(c) => println!(
+        Some(c) => outln!(
             "chain:   on success {}; on failure {}",
             list_or_none(&c.on_success),
             list_or_none(&c.on_failure)
         ),
-        None => println!("chain:   none"),
+        None => outln!("chain:   none"),
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use aft_store::{Secret, SecretsKey};
 use clap::Subcommand;
 
+use super::in_use::{DeleteArgs, UsedByArgs, print_used_by, report_delete, secret_name};
 use super::{UsageError, print_json, print_table, read_stdin_value, show_time, with_store};
 use crate::global::GlobalArgs;
 
@@ -32,22 +33,11 @@ enum SecretCommand {
     },
     /// Delete secret NAME (refused while VFS entries, settings or scripts name it, unless
     /// --force)
-    #[command(visible_alias = "rm")]
-    Delete {
-        /// Secret name (case-sensitive)
-        name: String,
-        /// Delete even when in use, disabling the watchers that use it
-        #[arg(long)]
-        force: bool,
-    },
+    #[command(visible_alias = "rm", mut_arg("name", secret_name))]
+    Delete(DeleteArgs),
     /// List the VFS entries, settings, scripts and watchers that use secret NAME
-    UsedBy {
-        /// Secret name (case-sensitive)
-        name: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(mut_arg("name", secret_name))]
+    UsedBy(UsedByArgs),
 }
 
 /// Run `aft secret ...`.
@@ -66,7 +56,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 }
                 let key = SecretsKey::load_or_create(&data_dir)?;
                 store.set_secret(&key, &name, &Secret::new(value)).await?;
-                println!("secret {name} set");
+                outln!("secret {name} set");
             }
             SecretCommand::List { json } => {
                 let secrets = store.list_secrets().await?;
@@ -86,12 +76,12 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     print_table(&["NAME", "CREATED", "UPDATED"], &rows);
                 }
             }
-            SecretCommand::Delete { name, force } => {
+            SecretCommand::Delete(DeleteArgs { name, force }) => {
                 let outcome = store.delete_secret_checked(&name, force).await;
-                super::script::report_delete("secret", outcome)?;
+                report_delete("secret", outcome)?;
             }
-            SecretCommand::UsedBy { name, json } => {
-                super::script::print_used_by(&store.secret_used_by(&name).await?, json)?;
+            SecretCommand::UsedBy(UsedByArgs { name, json }) => {
+                print_used_by(&store.secret_used_by(&name).await?, json)?;
             }
         }
         Ok(())

@@ -45,7 +45,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 if json {
                     print_json(&setting)?;
                 } else {
-                    println!("{}", setting.value);
+                    outln!("{}", setting.value);
                 }
             }
             SettingsCommand::Get { key: None, json } => {
@@ -74,7 +74,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             }
             SettingsCommand::Set { key, value } => {
                 let stored = store.set_setting(&key, &value).await?;
-                println!("{key} = {stored}");
+                outln!("{key} = {stored}");
             }
         }
         Ok(())

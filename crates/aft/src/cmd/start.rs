@@ -107,7 +107,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             .as_str()
             .context("the service's answer has no jobId")?
             .to_string();
-        println!("{job_id}");
+        outln!("{job_id}");
         if !args.wait {
             return Ok(());
         }

@@ -146,13 +146,13 @@ fn install(
     let path = unit_dir.join(UNIT);
     std::fs::write(&path, unit).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     verify(&path)?;
-    println!("wrote and checked {}", path.display());
+    outln!("wrote and checked {}", path.display());
     if systemd_running() {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", "--now", UNIT])?;
-        println!("enabled and started {UNIT}; aft svc status shows it");
+        outln!("enabled and started {UNIT}; aft svc status shows it");
     } else {
-        println!(
+        outln!(
             "systemd is not running this machine (a container?): on a systemd host run \
              'systemctl daemon-reload && systemctl enable --now {UNIT}'; here, keep \
              'aft --data {} serve' running under your supervisor",
@@ -180,7 +180,7 @@ fn print_unit(
         .iter()
         .map(|p| absolute(p))
         .collect::<Result<Vec<_>, _>>()?;
-    print!(
+    out!(
         "{}",
         unit_text(
             &exe,
@@ -308,7 +308,7 @@ fn uninstall(unit_dir: &Path) -> Result<(), String> {
         systemctl(&["disable", "--now", UNIT])?;
     }
     match std::fs::remove_file(&path) {
-        Ok(()) => println!("removed {}", path.display()),
+        Ok(()) => outln!("removed {}", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("no unit at {}", path.display()));
         }
@@ -317,7 +317,7 @@ fn uninstall(unit_dir: &Path) -> Result<(), String> {
     if systemd_running() {
         systemctl(&["daemon-reload"])?;
     }
-    println!("the data directory and the system user are kept");
+    outln!("the data directory and the system user are kept");
     Ok(())
 }
 
@@ -340,18 +340,20 @@ fn status(global: &GlobalArgs, json: bool) {
             "nodeId": info.as_ref().map(|i| i.node_id.clone()),
             "unit": unit,
         });
-        println!("{value}");
+        outln!("{value}");
         return;
     }
     match info {
-        Some(info) => println!(
+        Some(info) => outln!(
             "running: pid {}, {} (node {})",
-            info.pid, info.url, info.node_id
+            info.pid,
+            info.url,
+            info.node_id
         ),
-        None => println!("not running on {}", global.data_dir().display()),
+        None => outln!("not running on {}", global.data_dir().display()),
     }
     if let Some(state) = unit {
-        println!("{UNIT}: {state}");
+        outln!("{UNIT}: {state}");
     }
 }
 

@@ -10,6 +10,7 @@ use aft_vfs::registry::{self, FieldKind};
 use clap::Subcommand;
 use serde_json::{Map, Value};
 
+use super::in_use::{DeleteArgs, UsedByArgs, print_used_by, report_delete};
 use super::{UsageError, print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
@@ -58,21 +59,9 @@ enum VfsCommand {
     },
     /// Delete entry NAME (refused while scripts or watchers use it, unless --force)
     #[command(visible_alias = "rm")]
-    Delete {
-        /// Entry name or id
-        name: String,
-        /// Delete even when in use, disabling the watchers that use it
-        #[arg(long)]
-        force: bool,
-    },
+    Delete(DeleteArgs),
     /// List the scripts (GetVFS("NAME")) and watchers that use entry NAME
-    UsedBy {
-        /// Entry name or id
-        name: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
+    UsedBy(UsedByArgs),
     /// Connect to entry NAME and list its root folder; for SFTP, an unknown host key's
     /// fingerprint is printed so it can be pinned with --set HostKeySHA256=...
     Test {
@@ -201,16 +190,16 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             }
             return match serde_json::to_string_pretty(&views) {
                 Ok(text) => {
-                    println!("{text}");
+                    outln!("{text}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => super::fail(e),
             };
         }
         match kind {
-            None => print!("{}", types_help()),
+            None => out!("{}", types_help()),
             Some(kind) => match registry::lookup(kind) {
-                Some(ty) => print!("{}", type_help(ty)),
+                Some(ty) => out!("{}", type_help(ty)),
                 None => {
                     return crate::global::usage_failure(UsageError(format!(
                         "unknown VFS type {kind:?}; use one of: {}",
@@ -250,7 +239,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     Err(VfsSaveError::Refused(e)) => return Err(UsageError(e.to_string()).into()),
                     Err(VfsSaveError::Store(e)) => return Err(e.into()),
                 };
-                println!("vfs {} ({}) saved ({})", entry.name, entry.kind, entry.id);
+                outln!("vfs {} ({}) saved ({})", entry.name, entry.kind, entry.id);
             }
             VfsCommand::List { json } => {
                 let entries = store.list_vfs_entries().await?;
@@ -280,27 +269,27 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 if json {
                     print_json(&entry)?;
                 } else {
-                    println!("name:    {}", entry.name);
-                    println!("type:    {}", entry.kind);
-                    println!("id:      {}", entry.id);
-                    println!("updated: {}", show_time(&entry.updated_at));
+                    outln!("name:    {}", entry.name);
+                    outln!("type:    {}", entry.kind);
+                    outln!("id:      {}", entry.id);
+                    outln!("updated: {}", show_time(&entry.updated_at));
                     let rows: Vec<Vec<String>> = entry
                         .settings
                         .iter()
                         .map(|(k, v)| vec![k.clone(), show_value(v)])
                         .collect();
                     if !rows.is_empty() {
-                        println!();
+                        outln!();
                         print_table(&["FIELD", "VALUE"], &rows);
                     }
                 }
             }
-            VfsCommand::Delete { name, force } => {
+            VfsCommand::Delete(DeleteArgs { name, force }) => {
                 let outcome = store.delete_vfs_entry_checked(&name, force).await;
-                super::script::report_delete("vfs", outcome)?;
+                report_delete("vfs", outcome)?;
             }
-            VfsCommand::UsedBy { name, json } => {
-                super::script::print_used_by(&store.vfs_used_by(&name).await?, json)?;
+            VfsCommand::UsedBy(UsedByArgs { name, json }) => {
+                print_used_by(&store.vfs_used_by(&name).await?, json)?;
             }
             VfsCommand::Test { name } => {
                 let entry = store.find_vfs_entry(&name).await?;
@@ -310,14 +299,16 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                 let outcome = aft_vfs::test_connection(&entry.kind, &fields, &lookup).await;
                 match outcome {
                     Ok(report) => {
-                        println!(
+                        outln!(
                             "vfs {} ({}): connected to {}",
-                            entry.name, entry.kind, report.target
+                            entry.name,
+                            entry.kind,
+                            report.target
                         );
                         let plus = if report.more { "+" } else { "" };
-                        println!("root folder: {}{plus} entries", report.root_entries);
+                        outln!("root folder: {}{plus} entries", report.root_entries);
                         for name in report.sample.iter() {
-                            println!("  {name}");
+                            outln!("  {name}");
                         }
                     }
                     Err(aft_vfs::ConnectionTestError::UnknownHostKey {
@@ -325,7 +316,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                         fingerprint,
                         mismatch,
                     }) => {
-                        println!("host key fingerprint of {host}: {fingerprint}");
+                        outln!("host key fingerprint of {host}: {fingerprint}");
                         if let Some(mismatch) = mismatch {
                             anyhow::bail!(
                                 "the host key of {host} does not match the pins: {mismatch}; \

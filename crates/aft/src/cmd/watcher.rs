@@ -69,7 +69,7 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                         params,
                     })
                     .await?;
-                println!("watcher {} created ({})", w.name, w.id);
+                outln!("watcher {} created ({})", w.name, w.id);
             }
             WatcherCommand::List { json } => {
                 let watchers = store.list_watcher_jobs().await?;
@@ -111,22 +111,22 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
             }
             WatcherCommand::Enable { name } => {
                 let (w, _) = store.set_watcher_enabled(&name, true).await?;
-                println!("watcher {} enabled", w.name);
+                outln!("watcher {} enabled", w.name);
             }
             WatcherCommand::Disable { name } => {
                 match store.set_watcher_enabled(&name, false).await? {
                     (w, Some(job)) => {
-                        println!(
+                        outln!(
                             "watcher {} disabled; its run {job} was asked to halt",
                             w.name
                         )
                     }
-                    (w, None) => println!("watcher {} disabled", w.name),
+                    (w, None) => outln!("watcher {} disabled", w.name),
                 }
             }
             WatcherCommand::Delete { name } => match store.delete_watcher_job(&name).await? {
-                Some(job) => println!("watcher {name} deleted; its run {job} was asked to halt"),
-                None => println!("watcher {name} deleted"),
+                Some(job) => outln!("watcher {name} deleted; its run {job} was asked to halt"),
+                None => outln!("watcher {name} deleted"),
             },
         }
         Ok(())

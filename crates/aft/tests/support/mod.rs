@@ -464,3 +464,17 @@ pub async fn sign_in_with(
     let body = resp.json().await.unwrap_or(Value::Null);
     (status, cookie, body)
 }
+
+/// `len` deterministic pseudo-random bytes from `seed` (xorshift64, one byte per step): file
+/// content in which a shifted, lost or repeated range, or a text-mode transfer, shows.
+pub fn xorshift_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
