@@ -49,6 +49,16 @@ pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     (at(0.5), at(0.99))
 }
 
+/// A duration in milliseconds, two decimals (`12.34 ms`).
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A size in KiB as MiB, one decimal (`38.3 MiB`).
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
 /// Print one row: what was measured, our figure, the peer's figure.
 pub fn row(what: &str, ours: &str, peer_name: &str, peer: &str) {
     println!("{what:<44} aft {ours:>14}   {peer_name} {peer:>14}");

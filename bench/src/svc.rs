@@ -115,16 +115,73 @@ pub async fn sign_in(
         .ok_or_else(|| anyhow::anyhow!("sign-in: no session cookie"))
 }
 
-/// Resident set size of a process in KiB (`VmRSS`).
-pub fn rss_kib(pid: u32) -> u64 {
+/// `POST /v1/jobs` with an API key and a JSON body (`{"scriptName": ..., "params": ...}`);
+/// the queued job's id. Fails unless the service answers 202.
+pub async fn post_job(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<String> {
+    let resp = http
+        .post(format!("{base}/v1/jobs"))
+        .header("X-API-Key", key)
+        .json(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    anyhow::ensure!(
+        status.as_u16() == 202,
+        "POST {base}/v1/jobs: {status} {text}"
+    );
+    let body: serde_json::Value = serde_json::from_str(&text)?;
+    Ok(body["jobId"].as_str().unwrap_or_default().to_string())
+}
+
+/// Jobs by status (`aft_jobs{status="..."}` of `/metrics`: store-wide counts).
+pub async fn job_counts(http: &reqwest::Client, base: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("aft_jobs{status=\""))
+        .filter_map(|l| {
+            let (status, n) = l.split_once("\"} ")?;
+            Some((status.to_string(), n.trim().parse().ok()?))
+        })
+        .collect())
+}
+
+/// How many jobs have succeeded (store-wide, from `/metrics`).
+pub async fn succeeded(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    Ok(job_counts(http, base)
+        .await?
+        .into_iter()
+        .find(|(status, _)| status == "succeeded")
+        .map_or(0, |(_, n)| n))
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`; PID may be `self`), 0 when
+/// unreadable.
+pub fn proc_status_kib(pid: &str, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// Resident set size of a process in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(&pid.to_string(), "VmRSS:")
 }
 
 /// How many files a process has open (entries of `/proc/PID/fd`).

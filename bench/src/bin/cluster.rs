@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aft_bench::{aft_binary, row};
+use aft_bench::{aft_binary, row, svc};
 
 /// Every node must decrypt the same secrets (32 bytes, base64).
 const SECRET_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
@@ -194,35 +194,12 @@ fn start_node(bin: &Path, data: &Path, db: &Database) -> anyhow::Result<Node> {
 
 /// `aft_jobs{status="succeeded"}` of a node's `/metrics` (a store-wide count).
 async fn succeeded(node: &Node) -> anyhow::Result<u64> {
-    let text = node
-        .http
-        .get(format!("{}/metrics", node.base))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find(|l| l.starts_with("aft_jobs{status=\"succeeded\"}"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
+    svc::succeeded(&node.http, &node.base).await
 }
 
 async fn post(node: &Node, key: &str) -> anyhow::Result<()> {
-    let resp = node
-        .http
-        .post(format!("{}/v1/jobs", node.base))
-        .header("X-API-Key", key)
-        .json(&serde_json::json!({"scriptName": "one", "params": {"x": "hello"}}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().as_u16() == 202,
-        "POST /v1/jobs on {}: {}",
-        node.base,
-        resp.status()
-    );
+    let body = serde_json::json!({"scriptName": "one", "params": {"x": "hello"}});
+    svc::post_job(&node.http, &node.base, key, &body).await?;
     Ok(())
 }
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aft_bench::svc::{Server, aft, client, free_port, sign_in};
-use aft_bench::{aft_binary, percentiles, row};
+use aft_bench::svc::{Server, aft, client, free_port, post_job, sign_in};
+use aft_bench::{aft_binary, ms, percentiles, row};
 use sqlx::Connection;
 
 const DAYS: f64 = 60.0;
@@ -151,16 +151,8 @@ impl Api {
 
     async fn post_job(&self) -> anyhow::Result<Duration> {
         let start = Instant::now();
-        let resp = self
-            .http
-            .post(format!("{}/v1/jobs", self.base))
-            .header("X-API-Key", &self.key)
-            .json(&serde_json::json!({"scriptName": "one", "params": {"n": "x"}}))
-            .send()
-            .await?;
-        let status = resp.status();
-        let _ = resp.bytes().await?;
-        anyhow::ensure!(status.as_u16() == 202, "POST /v1/jobs: {status}");
+        let body = serde_json::json!({"scriptName": "one", "params": {"n": "x"}});
+        post_job(&self.http, &self.base, &self.key, &body).await?;
         Ok(start.elapsed())
     }
 
@@ -176,10 +168,6 @@ impl Api {
             .await?;
         Ok(body["nextBefore"].as_i64())
     }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// p50/p99 of `requests` runs of each filter.

@@ -11,11 +11,16 @@
 //! && source /tmp/st/env`), then:
 //! `cargo run --release -p aft-bench --bin sftp -- [--size MIB] [--files N] [--list N]
 //! [--reps N] [--small-reps N] [--no-delay] [--big-only] [--small-only] [--lib]
-//! [--base AFT_BINARY]`
+//! [--base AFT_BINARY] [--streams N[,N...]] [--delay-only]`
 //! (defaults: 1024 MiB, 5000 files of 8 KiB, 100,000 entries, 3 runs of each; `--lib` adds
 //! a second aft column: the same copy by aft's library inside the bench process, with no
 //! process start, script engine or login in the time; `--base` runs another aft binary in
-//! turn with the others, on a row of its own, for before/after figures). The `aft` binary is
+//! turn with the others, on a row of its own and with a data folder of its own, for
+//! before/after figures; `--streams 1,4` runs aft's big-file transfers once per value of
+//! the client's `Streams`, in turn with the others, on a row each, and rclone with
+//! `--multi-thread-streams` set to the largest value; default: aft's default, rclone's;
+//! `--delay-only` skips the loopback figures).
+//! The `aft` binary is
 //! `target/release/aft` (or `AFT_BIN`), with a fresh data directory where `local-fsync`
 //! keeps its default (on), so downloads are flushed to disk before their rename.
 
@@ -38,6 +43,7 @@ struct Args {
     files: usize,
     list: usize,
     delay: bool,
+    delay_only: bool,
     list_only: Option<String>,
     reps: usize,
     small_reps: Option<usize>,
@@ -45,6 +51,8 @@ struct Args {
     small_only: bool,
     lib: bool,
     base: Option<PathBuf>,
+    /// `Streams` values for aft's big files (empty: the client's default).
+    streams: Vec<u32>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -53,6 +61,7 @@ fn args() -> anyhow::Result<Args> {
         files: 5000,
         list: 100_000,
         delay: true,
+        delay_only: false,
         list_only: None,
         reps: 3,
         small_reps: None,
@@ -60,6 +69,7 @@ fn args() -> anyhow::Result<Args> {
         small_only: false,
         lib: false,
         base: None,
+        streams: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -74,6 +84,7 @@ fn args() -> anyhow::Result<Args> {
             "--files" => a.files = num("--files")? as usize,
             "--list" => a.list = num("--list")? as usize,
             "--no-delay" => a.delay = false,
+            "--delay-only" => a.delay_only = true,
             "--list-only" => a.list_only = it.next(),
             "--reps" => a.reps = (num("--reps")? as usize).max(1),
             "--small-reps" => a.small_reps = Some((num("--small-reps")? as usize).max(1)),
@@ -81,6 +92,18 @@ fn args() -> anyhow::Result<Args> {
             "--small-only" => a.small_only = true,
             "--lib" => a.lib = true,
             "--base" => a.base = it.next().map(PathBuf::from),
+            "--streams" => {
+                a.streams = it
+                    .next()
+                    .context("--streams needs numbers like 1,4")?
+                    .split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse::<u32>()
+                            .context("--streams needs numbers like 1,4")
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+            }
             other => bail!("unknown argument {other}; see the file's doc comment"),
         }
     }
@@ -104,6 +127,10 @@ struct Server {
     base: Option<PathBuf>,
     /// aft's data directory (a fresh one: default settings).
     data: PathBuf,
+    /// The `--base` binary's own (it may carry an older store migration).
+    base_data: PathBuf,
+    /// rclone's `--multi-thread-streams`, when set.
+    rclone_streams: Option<u32>,
     /// Where the scripts and sftp batch files are written.
     scratch: PathBuf,
 }
@@ -119,6 +146,8 @@ impl Server {
             aft: aft_binary()?,
             base: None,
             data: scratch.join("data"),
+            base_data: scratch.join("data-base"),
+            rclone_streams: None,
             scratch: scratch.to_path_buf(),
         })
     }
@@ -133,7 +162,8 @@ impl Server {
     }
 
     /// `aft run` of an AFT!-style script calling `method(from, to)` on an `SftpClient`
-    /// logged in with the same key as the other tools.
+    /// logged in with the same key as the other tools (with `Streams` = `streams`, when
+    /// given).
     fn aft_run(
         &self,
         bin: &Path,
@@ -141,6 +171,7 @@ impl Server {
         method: &str,
         from: &str,
         to: &str,
+        streams: Option<u32>,
     ) -> anyhow::Result<ChildStats> {
         let q = |s: &str| serde_json::to_string(s).expect("a string");
         let script = format!(
@@ -150,7 +181,7 @@ cli.User = {user};
 cli.KeyFile = {key};
 cli.HostKeySHA256 = {fp};
 cli.BaseDir = {home};
-cli.Options.UploadPolicy = AlwaysOverwrite;
+{streams}cli.Options.UploadPolicy = AlwaysOverwrite;
 cli.Options.DownloadPolicy = AlwaysOverwrite;
 if (!cli.Connect()) {{ Log("cannot connect: " + cli.LastError()); Exit(1); }}
 if (!cli.{method}({from}, {to})) {{ Log("{method} failed: " + cli.LastError()); Exit(1); }}
@@ -163,13 +194,21 @@ cli.Close();
             home = q(&self.home),
             from = q(from),
             to = q(to),
+            streams = streams
+                .map(|n| format!("cli.Streams = {n};\n"))
+                .unwrap_or_default(),
         );
         let file = self.scratch.join(format!("{method}.js"));
         std::fs::write(&file, script)?;
+        let data = if bin == self.aft {
+            &self.data
+        } else {
+            &self.base_data
+        };
         measure_child(
             Command::new(bin)
                 .arg("--data")
-                .arg(&self.data)
+                .arg(data)
                 .args(["run", "-f"])
                 .arg(&file)
                 .stdout(Stdio::null()),
@@ -210,14 +249,19 @@ cli.Close();
                 .unwrap_or(p.to_string())
         };
         // --ignore-times: copy even what is already there, as the other tools do on each run.
-        measure_child(Command::new("rclone").args([
+        let mut cmd = Command::new("rclone");
+        cmd.args([
             "copy",
             "--ignore-times",
             "--config",
             "/dev/null",
             &fix(from),
             &fix(to),
-        ]))
+        ]);
+        if let Some(n) = self.rclone_streams {
+            cmd.args(["--multi-thread-streams", &n.to_string()]);
+        }
+        measure_child(&mut cmd)
     }
 }
 
@@ -401,6 +445,8 @@ struct Transfer<'a> {
     /// A local folder emptied before each download.
     clear: Option<&'a Path>,
     reps: usize,
+    /// aft's `Streams` values, a row each (`None`: the client's default).
+    streams: Vec<Option<u32>>,
 }
 
 fn run_transfer(
@@ -418,13 +464,16 @@ fn run_transfer(
         Ok(())
     };
     let method = if t.upload { "Upload" } else { "Download" };
-    let (mut a, mut s, mut r, mut l, mut b) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut s, mut r, mut l, mut b) = (vec![], vec![], vec![], vec![]);
+    let mut a: Vec<Vec<ChildStats>> = vec![vec![]; t.streams.len()];
     for _ in 0..t.reps {
-        fresh()?;
-        a.push(srv.aft_run(&srv.aft, addr, method, &t.aft.0, &t.aft.1)?);
+        for (runs, &streams) in a.iter_mut().zip(&t.streams) {
+            fresh()?;
+            runs.push(srv.aft_run(&srv.aft, addr, method, &t.aft.0, &t.aft.1, streams)?);
+        }
         if let Some(base) = &srv.base {
             fresh()?;
-            b.push(srv.aft_run(base, addr, method, &t.aft.0, &t.aft.1)?);
+            b.push(srv.aft_run(base, addr, method, &t.aft.0, &t.aft.1, t.streams[0])?);
         }
         fresh()?;
         s.push(srv.sftp_batch(addr, &t.ssh)?);
@@ -435,13 +484,19 @@ fn run_transfer(
             l.push(lib_copy(rt, srv, addr, t.upload, &t.aft.0, &t.aft.1)?);
         }
     }
-    let lib = (!l.is_empty()).then(|| median(l));
-    report(
-        &t.what,
-        t.bytes,
-        [medians(&a), medians(&s), medians(&r)],
-        lib,
-    );
+    let mut lib = (!l.is_empty()).then(|| median(l));
+    for (runs, streams) in a.iter().zip(&t.streams) {
+        let what = match streams {
+            Some(n) => format!("{}, Streams {n}", t.what),
+            None => t.what.clone(),
+        };
+        report(
+            &what,
+            t.bytes,
+            [medians(runs), medians(&s), medians(&r)],
+            lib.take(),
+        );
+    }
     if !b.is_empty() {
         let peers = [medians(&s), medians(&r)];
         report(
@@ -483,6 +538,11 @@ fn scenario(
     std::fs::create_dir_all(rdir("aft") + "/small")?;
     std::os::unix::fs::chown(rdir("aft") + "/small", Some(uid), None)?;
 
+    let big_streams: Vec<Option<u32>> = if a.streams.is_empty() {
+        vec![None]
+    } else {
+        a.streams.iter().copied().map(Some).collect()
+    };
     if !a.small_only {
         let mib = a.size_mib;
         run_transfer(
@@ -498,6 +558,7 @@ fn scenario(
                 rcl: (big.clone(), format!("remote:{}", rdir("rcl"))),
                 clear: None,
                 reps: a.reps,
+                streams: big_streams.clone(),
             },
             a.lib,
         )?;
@@ -514,6 +575,7 @@ fn scenario(
                 rcl: (format!("remote:{}/big.bin", rdir("rcl")), out.clone()),
                 clear: Some(&out_path),
                 reps: a.reps,
+                streams: big_streams.clone(),
             },
             a.lib,
         )?;
@@ -533,6 +595,7 @@ fn scenario(
                 rcl: (small.clone(), format!("remote:{}/small", rdir("rcl"))),
                 clear: None,
                 reps,
+                streams: vec![None],
             },
             a.lib,
         )?;
@@ -549,6 +612,7 @@ fn scenario(
                 rcl: (format!("remote:{}/small", rdir("rcl")), out.clone()),
                 clear: Some(&out_path),
                 reps,
+                streams: vec![None],
             },
             a.lib,
         )?;
@@ -581,20 +645,28 @@ fn main() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let mut srv = Server::from_env(scratch.path())?;
     srv.base = a.base.clone();
+    srv.rclone_streams = a.streams.iter().copied().max();
     if let Some(dir) = &a.list_only {
         return list_only(&srv, dir);
     }
     let addr = env("AFT_TEST_SFTP_ADDR")?;
-    let status = Command::new(&srv.aft)
-        .arg("--data")
-        .arg(&srv.data)
-        .args(["settings", "set", "allow-cli-run", "true"])
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(
-        status.success(),
-        "aft settings set allow-cli-run true failed"
-    );
+    // Each binary gets a data folder of its own: a `--base` build may carry an older store
+    // migration than the other, and refuses a folder the newer one migrated.
+    let own = [(srv.aft.clone(), srv.data.clone())];
+    let base = srv.base.clone().map(|b| (b, srv.base_data.clone()));
+    for (bin, data) in own.into_iter().chain(base) {
+        let status = Command::new(&bin)
+            .arg("--data")
+            .arg(&data)
+            .args(["settings", "set", "allow-cli-run", "true"])
+            .stdout(Stdio::null())
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "{} settings set allow-cli-run true failed",
+            bin.display()
+        );
+    }
 
     if a.list > 0 {
         println!("--- listing {} entries", a.list);
@@ -637,8 +709,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let rt = tokio::runtime::Runtime::new()?;
-    scenario(&rt, "direct (loopback)", &srv, &addr, &local_path, &a)?;
-    if a.delay {
+    if !a.delay_only {
+        scenario(&rt, "direct (loopback)", &srv, &addr, &local_path, &a)?;
+    }
+    if a.delay || a.delay_only {
         let proxy = rt.block_on(delaying_proxy(addr.clone(), Duration::from_millis(10)))?;
         scenario(
             &rt,

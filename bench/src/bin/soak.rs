@@ -8,18 +8,23 @@
 //! The load: 50 schedules firing every second (`* * * * * *`), 10 watcher jobs
 //! (`FsWatcher` on their own folders, with a file dropped into one of them every 100 ms),
 //! JOBS one-line jobs posted at an even pace over the run (`POST /v1/jobs` with an API
-//! key), and a job logging 100,000 lines every minute. The first sample is taken once the
-//! load has run for a fifth of the run (at most a minute), the last at the end, both under
-//! load; each latency is the p99 of 200 sequential requests (`GET /v1/jobs` as an admin,
-//! first page of 100).
+//! key), and a job logging 100,000 lines every minute (from 30 s on). The first sample is
+//! taken once the load has run for a fifth of the run (at most two minutes: the SQLite page
+//! caches and the statement caches fill in that time), the last at the end, both under load
+//! and both half-way between two floods, so that they compare the same phase of the load;
+//! the peak RSS of the minute before each sample (a flood's) is printed beside it. Each
+//! latency is the p99 of 200 sequential requests (`GET /v1/jobs` as an admin, first page of
+//! 100, whose cost does not depend on how many jobs the store holds).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aft_bench::svc::{Server, aft, client, free_port, open_files, rss_kib, sign_in};
-use aft_bench::{aft_binary, percentiles};
+use aft_bench::svc::{
+    self, Server, aft, client, free_port, open_files, post_job, rss_kib, sign_in,
+};
+use aft_bench::{aft_binary, mib, ms, percentiles};
 
 const SCHEDULES: usize = 50;
 const WATCHERS: usize = 10;
@@ -40,14 +45,16 @@ for (var i = 0; i < n; i++) Log("flood line " + i + " of " + n);
 
 struct Sample {
     rss_kib: u64,
+    peak_rss_kib: u64,
     open_files: usize,
     db_bytes: u64,
+    wal_bytes: u64,
     jobs_p99: Duration,
     health_p99: Duration,
 }
 
-fn db_bytes(data: &Path) -> u64 {
-    ["aft.db", "aft.db-wal", "aft.db-shm"]
+fn file_bytes(data: &Path, files: &[&str]) -> u64 {
+    files
         .iter()
         .filter_map(|f| std::fs::metadata(data.join(f)).ok())
         .map(|m| m.len())
@@ -78,49 +85,27 @@ async fn sample(
     cookie: &str,
     pid: u32,
     data: &Path,
+    peak_rss_kib: &AtomicU64,
 ) -> anyhow::Result<Sample> {
     Ok(Sample {
         rss_kib: rss_kib(pid),
+        peak_rss_kib: peak_rss_kib.swap(0, Ordering::SeqCst),
         open_files: open_files(pid),
-        db_bytes: db_bytes(data),
+        db_bytes: file_bytes(data, &["aft.db", "aft.db-wal", "aft.db-shm"]),
+        wal_bytes: file_bytes(data, &["aft.db-wal"]),
         jobs_p99: p99(http, &format!("{base}/v1/jobs"), cookie, 200).await?,
         health_p99: p99(http, &format!("{base}/v1/health"), cookie, 200).await?,
     })
 }
 
-/// Jobs by status, from `/metrics`.
+/// Jobs by status, from `/metrics`: `queued=8 running=16 ...`.
 async fn job_counts(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
+    Ok(svc::job_counts(http, base)
         .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with("aft_jobs{status="))
-        .map(|l| l.trim_start_matches("aft_jobs{status=").replace("\"}", ""))
-        .map(|l| l.replace('"', "").replace(' ', "="))
+        .iter()
+        .map(|(status, n)| format!("{status}={n}"))
         .collect::<Vec<_>>()
         .join(" "))
-}
-
-async fn post(
-    http: &reqwest::Client,
-    base: &str,
-    key: &str,
-    body: &serde_json::Value,
-) -> anyhow::Result<()> {
-    let resp = http
-        .post(format!("{base}/v1/jobs"))
-        .header("X-API-Key", key)
-        .json(body)
-        .send()
-        .await?;
-    let status = resp.status();
-    let _ = resp.bytes().await?;
-    anyhow::ensure!(status.as_u16() == 202, "POST /v1/jobs: {status}");
-    Ok(())
 }
 
 fn change(start: f64, end: f64) -> String {
@@ -246,7 +231,7 @@ fn main() -> anyhow::Result<()> {
                 let body = serde_json::json!({"scriptName": "one", "params": {"x": "soak"}});
                 while !stop.load(Ordering::SeqCst) && posted.load(Ordering::SeqCst) < jobs {
                     tick.tick().await;
-                    post(&http, &base, &key, &body).await?;
+                    post_job(&http, &base, &key, &body).await?;
                     posted.fetch_add(1, Ordering::SeqCst);
                 }
                 anyhow::Ok(())
@@ -281,32 +266,51 @@ fn main() -> anyhow::Result<()> {
                 floods.clone(),
             );
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                // Floods at 30 s, 90 s, ...: the samples (at whole minutes) fall between two.
+                let first = tokio::time::Instant::now() + Duration::from_secs(30);
+                let mut tick = tokio::time::interval_at(first, Duration::from_secs(60));
                 let body = serde_json::json!({"scriptName": "flood", "params": {"n": FLOOD_LINES.to_string()}});
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    post(&http, &base, &key, &body).await?;
+                    post_job(&http, &base, &key, &body).await?;
                     floods.fetch_add(1, Ordering::SeqCst);
                 }
                 anyhow::Ok(())
             })
         };
+        // The peak RSS since the last sample, read every 100 ms.
+        let peak = Arc::new(AtomicU64::new(0));
+        let peak_reader = {
+            let (peak, stop) = (peak.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                while !stop.load(Ordering::SeqCst) {
+                    tick.tick().await;
+                    peak.fetch_max(rss_kib(pid), Ordering::SeqCst);
+                }
+            })
+        };
         let started = Instant::now();
-        let warmup = (run / 5).min(Duration::from_secs(60));
-        tokio::time::sleep(warmup).await;
-        let first = sample(&http, &base, &cookie, pid, data).await?;
+        let warmup = (run / 5).min(Duration::from_secs(120));
+        tokio::time::sleep(warmup.saturating_sub(Duration::from_secs(60))).await;
+        peak.store(0, Ordering::SeqCst);
+        tokio::time::sleep(warmup.min(Duration::from_secs(60))).await;
+        let first = sample(&http, &base, &cookie, pid, data, &peak).await?;
         println!(
             "first sample at {:.0} s: {}",
             started.elapsed().as_secs_f64(),
             job_counts(&http, &base).await?
         );
+        tokio::time::sleep(run.saturating_sub(started.elapsed() + Duration::from_secs(60))).await;
+        peak.store(0, Ordering::SeqCst);
         tokio::time::sleep(run.saturating_sub(started.elapsed())).await;
-        let last = sample(&http, &base, &cookie, pid, data).await?;
+        let last = sample(&http, &base, &cookie, pid, data, &peak).await?;
         stop.store(true, Ordering::SeqCst);
         poster.abort();
+        peak_reader.abort();
         flooder.abort();
         let dropped = dropper.await??;
         let counts = job_counts(&http, &base).await?;
@@ -327,45 +331,40 @@ fn main() -> anyhow::Result<()> {
     );
     println!("jobs at the end: {counts}");
     println!("{:<28} {:>14} {:>14} {:>9}", "", "start", "end", "change");
-    let mib = |k: f64| format!("{:.1} MiB", k / 1024.0);
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
-    for (what, a, b, fa, fb) in [
-        (
-            "RSS",
-            first.rss_kib as f64,
-            last.rss_kib as f64,
-            mib(first.rss_kib as f64),
-            mib(last.rss_kib as f64),
+    let kib_row =
+        |what: &str, a: u64, b: u64| (what.to_string(), a as f64, b as f64, mib(a), mib(b));
+    let ms_row = |what: &str, a: Duration, b: Duration| {
+        let (fa, fb) = (ms(a), ms(b));
+        (what.to_string(), a.as_secs_f64(), b.as_secs_f64(), fa, fb)
+    };
+    let rows = [
+        kib_row("RSS", first.rss_kib, last.rss_kib),
+        kib_row(
+            "RSS peak, minute before",
+            first.peak_rss_kib,
+            last.peak_rss_kib,
         ),
         (
-            "open files",
+            "open files".to_string(),
             first.open_files as f64,
             last.open_files as f64,
             first.open_files.to_string(),
             last.open_files.to_string(),
         ),
-        (
-            "database (db + wal)",
-            first.db_bytes as f64,
-            last.db_bytes as f64,
-            mib(first.db_bytes as f64 / 1024.0),
-            mib(last.db_bytes as f64 / 1024.0),
+        kib_row(
+            "database (db + wal + shm)",
+            first.db_bytes / 1024,
+            last.db_bytes / 1024,
         ),
-        (
-            "GET /v1/jobs p99",
-            first.jobs_p99.as_secs_f64(),
-            last.jobs_p99.as_secs_f64(),
-            ms(first.jobs_p99),
-            ms(last.jobs_p99),
+        kib_row(
+            "  of which the WAL",
+            first.wal_bytes / 1024,
+            last.wal_bytes / 1024,
         ),
-        (
-            "GET /v1/health p99",
-            first.health_p99.as_secs_f64(),
-            last.health_p99.as_secs_f64(),
-            ms(first.health_p99),
-            ms(last.health_p99),
-        ),
-    ] {
+        ms_row("GET /v1/jobs p99", first.jobs_p99, last.jobs_p99),
+        ms_row("GET /v1/health p99", first.health_p99, last.health_p99),
+    ];
+    for (what, a, b, fa, fb) in rows {
         println!("{what:<28} {fa:>14} {fb:>14} {:>9}", change(a, b));
     }
     Ok(())

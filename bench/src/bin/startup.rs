@@ -4,15 +4,17 @@
 //!
 //! Needs a release build of aft (`cargo build --release -p aft`; this bench builds it if
 //! `target/release/aft` is missing, or set `AFT_BIN`). Prints, for a one-line script that
-//! logs a parameter, the median wall time and the peak RSS of `aft run`, `node -e` and
-//! `python3 -c`; then the wall time of a CPU-bound script (recursion, strings, JSON,
-//! regex) in aft and in node.
+//! logs a parameter, the median wall time, the median CPU time (user + system, the steadier
+//! figure on a busy machine) and the peak RSS of `aft run`, `node -e` and `python3 -c`; the
+//! same for `aft --version` (loading the binary and parsing the command line, the floor under
+//! every command); then the wall time of a CPU-bound script (recursion, strings, JSON, regex)
+//! in aft and in node.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aft_bench::{aft_binary, row};
+use aft_bench::{aft_binary, mib, ms, row};
 
 /// The one-liner every contender runs: print parameter `x`.
 const ONE_LINER: &str = r#"Log(Param("x"))"#;
@@ -35,10 +37,23 @@ for (var k = 0; k < split.length; k++) { var m = re.exec(split[k]); if (m && m[2
 print(total + " " + split.length + " " + round.length + " " + matched);
 "#;
 
-/// Wall time and peak RSS of one child process.
+/// Wall time, CPU time and peak RSS of one child process.
 struct Sample {
     wall: Duration,
+    cpu: Duration,
     peak_rss_kib: u64,
+}
+
+/// A `timeval` from `rusage` as a duration.
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+}
+
+/// What [`measure`] reports: median wall time, median CPU time, largest peak RSS (KiB).
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    rss: u64,
 }
 
 /// Run `cmd` once, silently, and measure it with `wait4` so the RSS is this child's own.
@@ -64,30 +79,29 @@ fn run_once(cmd: &mut Command) -> anyhow::Result<Sample> {
     }
     Ok(Sample {
         wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss_kib: usage.ru_maxrss.max(0) as u64,
     })
 }
 
-/// Median wall time and the largest peak RSS over `runs` runs (after one warm-up).
-fn measure(runs: usize, mut make: impl FnMut() -> Command) -> anyhow::Result<(Duration, u64)> {
+/// Median wall and CPU time and the largest peak RSS over `runs` runs (after one warm-up).
+fn measure(runs: usize, mut make: impl FnMut() -> Command) -> anyhow::Result<Measured> {
     run_once(&mut make())?;
-    let mut walls = Vec::with_capacity(runs);
+    let (mut walls, mut cpus) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     let mut rss = 0;
     for _ in 0..runs {
         let s = run_once(&mut make())?;
         walls.push(s.wall);
+        cpus.push(s.cpu);
         rss = rss.max(s.peak_rss_kib);
     }
     walls.sort();
-    Ok((walls[walls.len() / 2], rss))
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
+    cpus.sort();
+    Ok(Measured {
+        wall: walls[walls.len() / 2],
+        cpu: cpus[cpus.len() / 2],
+        rss,
+    })
 }
 
 /// The python3 interpreter itself: `python3` on PATH may be a version-manager shim (a
@@ -151,35 +165,45 @@ fn main() -> anyhow::Result<()> {
         c.args(["-c", "import sys; print(sys.argv[1])", "hello"]);
         c
     });
-    let show = |r: &anyhow::Result<(Duration, u64)>, f: fn(&(Duration, u64)) -> String| match r {
+    let show = |r: &anyhow::Result<Measured>, f: fn(&Measured) -> String| match r {
         Ok(v) => f(v),
         Err(e) => format!("n/a ({e})"),
     };
-    row(
-        "one-liner wall (median)",
-        &ms(aft_one.0),
-        "node",
-        &show(&node_one, |v| ms(v.0)),
+    for (name, peer) in [("node", &node_one), ("python3", &python_one)] {
+        row(
+            "one-liner wall (median)",
+            &ms(aft_one.wall),
+            name,
+            &show(peer, |v| ms(v.wall)),
+        );
+        row(
+            "one-liner CPU user+sys (median)",
+            &ms(aft_one.cpu),
+            name,
+            &show(peer, |v| ms(v.cpu)),
+        );
+        row(
+            "one-liner peak RSS",
+            &mib(aft_one.rss),
+            name,
+            &show(peer, |v| mib(v.rss)),
+        );
+    }
+    // What loading the binary and parsing the command line cost alone: the floor under
+    // every aft command, whatever it does next.
+    let aft_version = measure(runs, || {
+        let mut c = Command::new(&aft);
+        c.arg("--version");
+        c
+    })?;
+    println!(
+        "{:<44} aft {:>10}   CPU {:>10}   peak RSS {:>9}",
+        "start-up floor (aft --version)",
+        ms(aft_version.wall),
+        ms(aft_version.cpu),
+        mib(aft_version.rss)
     );
-    row(
-        "one-liner peak RSS",
-        &mib(aft_one.1),
-        "node",
-        &show(&node_one, |v| mib(v.1)),
-    );
-    row(
-        "one-liner wall (median)",
-        &ms(aft_one.0),
-        "python3",
-        &show(&python_one, |v| ms(v.0)),
-    );
-    row(
-        "one-liner peak RSS",
-        &mib(aft_one.1),
-        "python3",
-        &show(&python_one, |v| mib(v.1)),
-    );
-    let goal_ok = aft_one.0 <= Duration::from_millis(5) && aft_one.1 <= 12 * 1024;
+    let goal_ok = aft_one.wall <= Duration::from_millis(5) && aft_one.rss <= 12 * 1024;
     println!(
         "goal (<= 5 ms, <= 12 MiB): {}",
         if goal_ok { "met" } else { "NOT met" }
@@ -201,15 +225,15 @@ fn main() -> anyhow::Result<()> {
     });
     row(
         "cpu script wall (median)",
-        &ms(aft_cpu.0),
+        &ms(aft_cpu.wall),
         "node",
-        &show(&node_cpu, |v| ms(v.0)),
+        &show(&node_cpu, |v| ms(v.wall)),
     );
     row(
         "cpu script peak RSS",
-        &mib(aft_cpu.1),
+        &mib(aft_cpu.rss),
         "node",
-        &show(&node_cpu, |v| mib(v.1)),
+        &show(&node_cpu, |v| mib(v.rss)),
     );
 
     let _ = std::fs::remove_dir_all(&dir);

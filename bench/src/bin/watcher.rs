@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aft_bench::row;
+use aft_bench::svc::proc_status_kib;
 use aft_engine::{HaltFlag, JobScope, JobSpec, Limits, LogLevel, MemoryHost, run_job};
 
 const SCRIPT: &str = r#"
@@ -71,14 +72,14 @@ fn main() -> anyhow::Result<()> {
     while !ready.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let rss_before = rss_kib("self");
+    let rss_before = proc_status_kib("self", "VmRSS:");
     let peak = Arc::new(AtomicU64::new(rss_before));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let (peak, sampling) = (peak.clone(), sampling.clone());
         std::thread::spawn(move || {
             while sampling.load(Ordering::SeqCst) {
-                peak.fetch_max(rss_kib("self"), Ordering::SeqCst);
+                peak.fetch_max(proc_status_kib("self", "VmRSS:"), Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -118,7 +119,7 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(300));
             let closed = burst(&theirs, files)?;
             let result = wait_all(&peer_seen, files, "inotifywait");
-            let hwm = rss_kib_field(&pid.to_string(), "VmHWM:");
+            let hwm = proc_status_kib(&pid.to_string(), "VmHWM:");
             let _ = child.kill();
             let _ = child.wait();
             result?;
@@ -204,21 +205,4 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn rss_kib(pid: &str) -> u64 {
-    rss_kib_field(pid, "VmRSS:")
-}
-
-/// A `kB` field of `/proc/PID/status` (0 when unreadable).
-fn rss_kib_field(pid: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
