@@ -685,11 +685,15 @@ impl Vfs for ObjectStoreVfs {
                 let (_, meta) = entry.into_parts();
                 if stat_files && meta.is_file() {
                     let full = self
-                        .op
-                        .stat(&file_key(&path))
-                        .await
-                        .map_err(|e| self.err("stat", &path, e))?;
+                        .stat_object(&path, &file_key(&path))
+                        .await?
+                        .ok_or_else(|| VfsError::NotFound(format!("{}{path}", self.label)))?;
                     return Ok(entry_from(&path, &full));
+                }
+                if meta.is_file() {
+                    // Azure and GCS list each object's MD5: a copy of the file checks
+                    // against it instead of asking again (`recent`).
+                    self.recent.listed(&file_key(&path), &meta);
                 }
                 Ok(entry_from(&path, &meta))
             });
@@ -732,7 +736,7 @@ impl Vfs for ObjectStoreVfs {
             (o, None) => reader.into_bytes_stream(o..).await,
             (o, Some(n)) => reader.into_bytes_stream(o..o.saturating_add(n)).await,
         };
-        let bytes = match bytes {
+        let mut bytes = match bytes {
             Ok(b) => b,
             // A range starting at or after the end of the object: nothing to return.
             Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
@@ -740,6 +744,18 @@ impl Vfs for ObjectStoreVfs {
             }
             Err(e) => return Err(self.err("read", &path, e)),
         };
+        if offset == 0 && len.is_none() && self.kind != StoreKind::WebDav {
+            // The answer's headers name the MD5 of the very bytes that follow: the check
+            // after the download takes it, rather than a HEAD of its own (`recent`).
+            match bytes.metadata().await {
+                Ok(meta) => self.recent.answered(&key, meta),
+                Err(e) if e.kind() == ErrorKind::Unsupported => {}
+                Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
+                    return Ok(Box::pin(tokio::io::empty()));
+                }
+                Err(e) => return Err(self.err("read", &path, e)),
+            }
+        }
         // A big object: the rest comes as parallel ranges (`parallel`).
         let mut bytes =
             match parallel::split(&self.op, &key, bytes, offset, len, self.streams).await {
@@ -805,7 +821,13 @@ impl Vfs for ObjectStoreVfs {
             .concurrent(self.streams)
             .await
             .map_err(|e| self.err("write", &path, e))?;
-        Ok(Box::pin(AbortingWriter::new(writer, target)))
+        // A single-part PUT answers the MD5 of what landed as its ETag: the check that
+        // follows compares it instead of sending a HEAD (`recent`).
+        let recent = self.recent.clone();
+        let committed: upload::OnCommit = Box::new(move |meta| recent.answered(&key, meta));
+        Ok(Box::pin(
+            AbortingWriter::new(writer, target).on_commit(committed),
+        ))
     }
 
     async fn mkdir_all(&self, path: &str) -> VfsResult<()> {

@@ -6,8 +6,13 @@
 //! small files, 5,000 requests that told nothing new. So a `stat`'s answer also answers the
 //! next `checksum` of that key, once, for [`FRESH`].
 //!
-//! (The answer to our own `PUT` cannot stand in for the `stat`: it names the ETag but not
-//! the object's time, which a `stat` must give.)
+//! The headers of a request that moved the whole object serve the same `checksum` better:
+//! a `GET`'s ETag (or `Content-MD5`) is the MD5 of the very bytes it carried, a single-part
+//! `PUT`'s that of the bytes that landed; and a listing of Azure or GCS names each object's
+//! MD5. So a folder download sends one `GET` per file (its `stat` is the listing's entry,
+//! see `transfer::tree`), and an upload one `PUT` (a matching MD5 proves the size too, so
+//! the check needs no `stat` of what landed). Such an answer only stands in for a
+//! `checksum`: a `PUT` does not name the object's time, which a `stat` must give.
 //!
 //! Anything this client writes, deletes or renames forgets the key first. Another client
 //! changing the object inside that window is the same race as between two requests a few
@@ -43,6 +48,24 @@ impl Recent {
             }
         }
         keys.insert(key.to_string(), (Instant::now(), meta));
+    }
+
+    /// A request moving the whole of `key` was answered with `meta`: the headers of a `GET`
+    /// of it, or of the `PUT` that wrote it. Kept when they name an MD5, which is then that
+    /// of the very bytes moved; otherwise an earlier answer stays (an Azure `GET` may not
+    /// repeat a blob's MD5; a multipart upload's ETag is none).
+    pub(crate) fn answered(&self, key: &str, meta: Metadata) {
+        if super::md5_of(&meta).is_some() {
+            self.stated(key, meta);
+        }
+    }
+
+    /// A listing showed `key` with `meta`: kept when it names an MD5 (Azure and GCS list
+    /// one; S3 lists an ETag that is one for a single-part object).
+    pub(crate) fn listed(&self, key: &str, meta: &Metadata) {
+        if super::md5_of(meta).is_some() {
+            self.stated(key, meta.clone());
+        }
     }
 
     /// The last answer about `key` for a `checksum`, once, while fresh.
@@ -104,6 +127,43 @@ mod tests {
         assert!(r.take_checksum("d/y").is_none());
         r.keys.lock().unwrap().get_mut("e/z").unwrap().0 = Instant::now() - FRESH;
         assert!(r.take_checksum("e/z").is_none(), "too old");
+    }
+
+    #[test]
+    fn only_answers_naming_an_md5_are_kept_from_gets_puts_and_listings() {
+        let r = Recent::default();
+        let mut plain = MetadataBuilder::file(3);
+        plain.etag("\"9e107d9d372bb6826bd81d3542a419d6\"");
+        r.answered("put", plain.build());
+        assert!(
+            r.take_checksum("put").is_some(),
+            "a single-part ETag is an MD5"
+        );
+        let mut multipart = MetadataBuilder::file(3);
+        multipart.etag("\"9e107d9d372bb6826bd81d3542a419d6-2\"");
+        r.stated("big", meta(3));
+        r.answered("big", multipart.build());
+        assert!(
+            r.take_checksum("big")
+                .and_then(|m| m.etag().map(str::to_string))
+                .is_none(),
+            "a multipart ETag does not replace the stat's answer"
+        );
+        let mut azure = MetadataBuilder::file(3);
+        azure.etag("\"0x8DC0FFEE\"");
+        r.listed("blob", &azure.build());
+        assert!(
+            r.take_checksum("blob").is_none(),
+            "an ETag that is no MD5 is not kept"
+        );
+        let mut with_md5 = MetadataBuilder::file(3);
+        with_md5.etag("\"0x8DC0FFEE\"");
+        with_md5.content_md5("nhB9nTcrtoJr2B01QqQZ1g==");
+        r.listed("blob", &with_md5.build());
+        assert!(
+            r.take_checksum("blob").is_some(),
+            "a listed Content-MD5 is kept"
+        );
     }
 
     #[test]

@@ -75,13 +75,16 @@ async fn abort_upload(mut writer: opendal::Writer, target: String) {
 
 type WriterOutcome = (opendal::Writer, opendal::Result<()>);
 
+/// What the commit answered (the object's ETag, ...), for whoever asked to hear it.
+pub(crate) type OnCommit = Box<dyn FnOnce(opendal::Metadata) + Send>;
+
 enum WriterState {
     /// Ready for the next write.
     Idle(opendal::Writer),
     /// A write in flight (a part may be uploading); the writer comes back with its result.
     Writing(BoxFuture<'static, WriterOutcome>),
     /// `close()` in flight (the multipart upload being completed).
-    Closing(BoxFuture<'static, WriterOutcome>),
+    Closing(BoxFuture<'static, (opendal::Writer, opendal::Result<opendal::Metadata>)>),
     /// Committed: the object is whole.
     Committed,
     /// A write or the commit failed; the upload was aborted.
@@ -99,6 +102,8 @@ pub(crate) struct AbortingWriter {
     state: WriterState,
     /// `s3 bucket/path`, for messages.
     target: String,
+    /// Told the commit's answer once the object is whole.
+    on_commit: Option<OnCommit>,
 }
 
 impl AbortingWriter {
@@ -107,7 +112,14 @@ impl AbortingWriter {
         AbortingWriter {
             state: WriterState::Idle(writer),
             target,
+            on_commit: None,
         }
+    }
+
+    /// Hand the commit's answer (the server's metadata of the object written) to `f`.
+    pub(crate) fn on_commit(mut self, f: OnCommit) -> Self {
+        self.on_commit = Some(f);
+        self
     }
 
     /// Drive an in-flight write to its end; Ready(Ok) once the writer is idle (or done).
@@ -176,7 +188,7 @@ impl AsyncWrite for AbortingWriter {
                 WriterState::Idle(mut writer) => {
                     this.state = WriterState::Closing(
                         async move {
-                            let result = writer.close().await.map(|_| ());
+                            let result = writer.close().await;
                             (writer, result)
                         }
                         .boxed(),
@@ -188,8 +200,11 @@ impl AsyncWrite for AbortingWriter {
                         return Poll::Pending;
                     };
                     return match result {
-                        Ok(()) => {
+                        Ok(meta) => {
                             this.state = WriterState::Committed;
+                            if let Some(f) = this.on_commit.take() {
+                                f(meta);
+                            }
                             Poll::Ready(Ok(()))
                         }
                         Err(e) => {

@@ -66,6 +66,21 @@ pub(crate) async fn copy_file_with(
     opts: &TransferOptions,
     decide: Decide,
 ) -> TransferOutcome {
+    copy_listed_file(src, src_path, None, dst, dst_path, opts, decide).await
+}
+
+/// [`copy_file_with`] for a source file whose entry a listing gave moments ago: the first
+/// attempt takes it for the source's `stat` (a retry asks the source again).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn copy_listed_file(
+    src: &dyn Vfs,
+    src_path: &str,
+    listed: Option<Entry>,
+    dst: &dyn Vfs,
+    dst_path: &str,
+    opts: &TransferOptions,
+    decide: Decide,
+) -> TransferOutcome {
     let start = Instant::now();
     let mut attempts = 0u32;
     let mut delay = opts.retry_backoff;
@@ -76,6 +91,7 @@ pub(crate) async fn copy_file_with(
         dst_path,
         opts,
         decide,
+        listed: Mutex::new(listed),
         written: AtomicU64::new(0),
         temp: Mutex::new(None),
         notes: Mutex::new(Vec::new()),
@@ -138,6 +154,8 @@ struct FileJob<'a> {
     dst_path: &'a str,
     opts: &'a TransferOptions,
     decide: Decide,
+    /// The source's entry from the listing that selected it, for the first attempt.
+    listed: Mutex<Option<Entry>>,
     /// Bytes written to the target by every attempt, for the record of a failed file.
     written: AtomicU64,
     /// The temp file an attempt wrote to, and whether a later run can resume it.
@@ -273,7 +291,11 @@ impl FileJob<'_> {
 
     async fn attempt(&self) -> VfsResult<Done> {
         let (src, dst, opts) = (self.src, self.dst, self.opts);
-        let src_entry = src.stat(self.src_path).await?;
+        let listed = self.listed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let src_entry = match listed {
+            Some(entry) => entry,
+            None => src.stat(self.src_path).await?,
+        };
         if src_entry.is_dir {
             return Err(VfsError::Other(format!(
                 "{} is a directory, not a file",
@@ -540,25 +562,32 @@ impl FileJob<'_> {
                 ),
             });
         }
-        let landed = self.dst.stat(write_path).await?;
-        if landed.size != total {
-            return Err(VfsError::Verify {
-                path: target,
-                message: format!(
-                    "the server reports {} bytes after {total} were written",
-                    landed.size
-                ),
-            });
-        }
+        // The target's hash of the whole file, where it has one: equal to ours, it proves
+        // the size as well, and the `stat` below (a request of its own) is not needed.
+        let mut hash_matched = false;
         if let Some(algo) = self.dst.capabilities().server_hash
             && let Some(ours) = hashes.get(algo)
             && let Some(theirs) = self.dst.checksum(write_path, algo).await?
-            && !theirs.eq_ignore_ascii_case(ours)
         {
-            return Err(VfsError::Verify {
-                path: target,
-                message: format!("{algo:?} is {theirs} on the server but {ours} was sent"),
-            });
+            if !theirs.eq_ignore_ascii_case(ours) {
+                return Err(VfsError::Verify {
+                    path: target,
+                    message: format!("{algo:?} is {theirs} on the server but {ours} was sent"),
+                });
+            }
+            hash_matched = true;
+        }
+        if !hash_matched {
+            let landed = self.dst.stat(write_path).await?;
+            if landed.size != total {
+                return Err(VfsError::Verify {
+                    path: target,
+                    message: format!(
+                        "the server reports {} bytes after {total} were written",
+                        landed.size
+                    ),
+                });
+            }
         }
         if self.opts.otfe_key.is_none()
             && let Some(algo) = self.src.capabilities().server_hash

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::TryStreamExt;
 use globset::{Glob, GlobMatcher};
 
-use super::file::{Decide, TEMP_MARKER, copy_file_with};
+use super::file::{Decide, TEMP_MARKER, copy_file_with, copy_listed_file};
 use super::rails::DeleteRails;
 use super::versions::VERSIONS_DIR;
 use super::{OtfeDirection, OutcomeSink, TransferOptions, TransferOutcome, TransferSummary};
@@ -210,18 +210,21 @@ async fn run_copies(
 ) -> VfsResult<()> {
     let stop = AtomicBool::new(false);
     let stop = &stop;
+    let trust_listing = listing_says_all(src);
     let copies = stream
-        .try_filter_map(|entry| async move {
-            Ok(selection.selects(&entry).map(|rel| (entry.path, rel)))
-        })
-        .map_ok(|(src_path, rel)| async move {
+        .try_filter_map(
+            |entry| async move { Ok(selection.selects(&entry).map(|rel| (entry, rel))) },
+        )
+        .map_ok(|(entry, rel)| async move {
             if stop.load(Ordering::Relaxed) || opts.cancelled() {
                 return Ok::<Option<TransferOutcome>, VfsError>(None);
             }
             let target = join(dst_dir, &rel);
             dirs.ensure(&parent(&target)).await?;
+            let src_path = entry.path.clone();
+            let listed = trust_listing.then_some(entry);
             Ok(Some(
-                copy_file_with(src, &src_path, dst, &target, opts, decide).await,
+                copy_listed_file(src, &src_path, listed, dst, &target, opts, decide).await,
             ))
         })
         .try_buffer_unordered(opts.parallel.max(1));
@@ -238,6 +241,15 @@ async fn run_copies(
         return Err(VfsError::Other("transfer halted by the halt signal".into()));
     }
     Ok(())
+}
+
+/// Whether a listing of `src` tells each file's copy all that a `stat` of it would: an
+/// object store (S3, Azure, GCS) lists each object's size, time and ETag, so a `stat` per
+/// file only repeated the listing (a request each: half the requests of a small
+/// download). Elsewhere a listing may show a link that a `stat` follows, so it is asked.
+fn listing_says_all(src: &dyn Vfs) -> bool {
+    let caps = src.capabilities();
+    caps.atomic_write && !caps.real_directories && caps.server_hash.is_some()
 }
 
 /// The local file system as a backend rooted at `/`, and `path` made absolute.
