@@ -22,20 +22,6 @@ const CUT_AFTER: u64 = 20 * 1024 * 1024;
 
 fn no_sink(_: &TransferOutcome) {}
 
-/// `len` pseudo-random bytes (xorshift64): a gap of zeros never matches them.
-fn content(len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn streams(host: Option<&str>) -> SftpFs {
     let mut cfg = support::sftp_config();
     if let Some(host) = host {
@@ -51,20 +37,6 @@ fn once() -> TransferOptions {
         retries: 0,
         ..TransferOptions::default()
     }
-}
-
-async fn remote_names(sftp: &SftpFs, dir: &str) -> Vec<String> {
-    use futures::TryStreamExt;
-    let mut v: Vec<String> = sftp
-        .list(dir)
-        .await
-        .unwrap()
-        .map_ok(|e| e.name)
-        .try_collect()
-        .await
-        .unwrap();
-    v.sort();
-    v
 }
 
 fn local_names(dir: &std::path::Path) -> Vec<String> {
@@ -86,7 +58,7 @@ async fn a_multi_stream_upload_cut_midway_is_landed_whole_by_the_next_run() {
     let cut = streams(Some(&proxy.addr));
     let local_dir = tempfile::tempdir().unwrap();
     let local = LocalFs::new("/");
-    let data = content(SIZE);
+    let data = support::xorshift_bytes(SIZE, 0x9E37_79B9_7F4A_7C15);
     let src = local_dir
         .path()
         .join("big.bin")
@@ -101,7 +73,7 @@ async fn a_multi_stream_upload_cut_midway_is_landed_whole_by_the_next_run() {
         proxy.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2,
         "the upload used one connection only"
     );
-    let left = remote_names(&base, &dir).await;
+    let left = support::sftp_names(&base, &dir).await;
     assert!(
         left.len() == 1 && left[0].starts_with("big.bin.aft-tmp-"),
         "only a temp name, never the final one: {left:?}"
@@ -118,7 +90,7 @@ async fn a_multi_stream_upload_cut_midway_is_landed_whole_by_the_next_run() {
     let landed = read_all(&base, &dst).await.unwrap();
     assert_eq!(landed.len(), SIZE);
     assert!(landed == data, "the landed file differs from the source");
-    assert_eq!(remote_names(&base, &dir).await, ["big.bin"]);
+    assert_eq!(support::sftp_names(&base, &dir).await, ["big.bin"]);
     base.remove_all(&dir).await.unwrap();
     whole.close().await.unwrap();
 }
@@ -128,7 +100,7 @@ async fn a_multi_stream_download_cut_midway_is_landed_whole_by_the_next_run() {
     let base = support::sftp();
     let dir = format!("/streams-down-{:016x}", rand::random::<u64>());
     base.mkdir_all(&dir).await.unwrap();
-    let data = content(SIZE);
+    let data = support::xorshift_bytes(SIZE, 0x9E37_79B9_7F4A_7C15);
     let src = format!("{dir}/big.bin");
     aft_vfs::write_all(&base, &src, &data).await.unwrap();
     let proxy =

@@ -427,7 +427,7 @@ async fn upload_and_download_over_sftp_round_trip_with_outcomes() {
         .unwrap();
     assert_eq!(big_o.sha256.unwrap(), hex::encode(Sha256::digest(&big)));
     assert!(big_o.target.starts_with("sftp://"), "{}", big_o.target);
-    let listed: Vec<String> = sftp_names(&sftp, &dir).await;
+    let listed: Vec<String> = support::sftp_names(&sftp, &dir).await;
     assert_eq!(
         listed,
         ["big.bin", "small.txt"],
@@ -446,20 +446,6 @@ async fn upload_and_download_over_sftp_round_trip_with_outcomes() {
     assert_eq!(s.transferred, 1);
     assert!(std::fs::read(format!("{root}/down/big.bin")).unwrap() == big);
     sftp.remove_all(&dir).await.unwrap();
-}
-
-async fn sftp_names(sftp: &SftpFs, dir: &str) -> Vec<String> {
-    use futures::TryStreamExt;
-    let mut v: Vec<String> = sftp
-        .list(dir)
-        .await
-        .unwrap()
-        .map_ok(|e| e.name)
-        .try_collect()
-        .await
-        .unwrap();
-    v.sort();
-    v
 }
 
 #[tokio::test]
@@ -524,7 +510,7 @@ async fn cut_connection_is_retried_to_success_without_partial_file() {
         "the first connection was cut, so it took a retry: {o:?}"
     );
     assert!(read_all(&base, &format!("{dir}/big.bin")).await.unwrap() == big);
-    assert_eq!(sftp_names(&base, &dir).await, ["big.bin"]);
+    assert_eq!(support::sftp_names(&base, &dir).await, ["big.bin"]);
     base.remove_all(&dir).await.unwrap();
 }
 
@@ -546,7 +532,7 @@ async fn interrupted_upload_leaves_only_a_temp_and_the_next_run_resumes_it() {
         panic!("a cut connection must fail: {o:?}")
     };
     assert!(msg.contains("sftp://"), "the error names the server: {msg}");
-    let left = sftp_names(&base, &dir).await;
+    let left = support::sftp_names(&base, &dir).await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(
         left[0].starts_with("big.bin.aft-tmp-"),
@@ -577,7 +563,7 @@ async fn interrupted_upload_leaves_only_a_temp_and_the_next_run_resumes_it() {
         read_all(&base, &dst).await.unwrap() == big,
         "resumed file differs"
     );
-    assert_eq!(sftp_names(&base, &dir).await, ["big.bin"]);
+    assert_eq!(support::sftp_names(&base, &dir).await, ["big.bin"]);
     base.remove_all(&dir).await.unwrap();
 }
 
@@ -596,7 +582,7 @@ async fn resume_starts_again_when_the_kept_partial_does_not_match_the_source() {
     };
     let o = copy_file(&fs, &src, &cut, &dst, &once, &no_sink).await;
     assert!(matches!(o.outcome, Outcome::Failed(_)), "{o:?}");
-    let left = sftp_names(&base, &dir).await;
+    let left = support::sftp_names(&base, &dir).await;
     assert_eq!(left.len(), 1, "{left:?}");
     let temp = format!("{dir}/{}", left[0]);
 
@@ -620,7 +606,7 @@ async fn resume_starts_again_when_the_kept_partial_does_not_match_the_source() {
         read_all(&base, &dst).await.unwrap() == big,
         "the damaged partial was resumed instead of replaced"
     );
-    assert_eq!(sftp_names(&base, &dir).await, ["big.bin"]);
+    assert_eq!(support::sftp_names(&base, &dir).await, ["big.bin"]);
     base.remove_all(&dir).await.unwrap();
 }
 
@@ -648,7 +634,7 @@ async fn failed_upload_without_temp_name_removes_the_partial_file() {
     assert!(matches!(o.outcome, Outcome::Failed(_)), "{o:?}");
     assert_eq!(o.attempts, 2);
     // The cleanup ran over the cut link too; what matters is what a reader sees now.
-    let left = sftp_names(&base, &dir).await;
+    let left = support::sftp_names(&base, &dir).await;
     assert!(
         left.is_empty() || base.stat(&format!("{dir}/f.bin")).await.is_err(),
         "partial file left: {left:?}"

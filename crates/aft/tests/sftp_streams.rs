@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Aft, peer, poll, text};
+use support::{Aft, peer, poll, text, xorshift_bytes};
 
 /// 64 MiB and an odd end: four times the size from which streams are used.
 const SIZE: usize = 64 * 1024 * 1024 + 123_457;
@@ -33,20 +33,6 @@ const SHARE: u64 = 1024 * 1024;
 
 /// Bytes per second the proxy lets one connection carry each way: 4 s for the file alone.
 const RATE: f64 = 16.0 * 1024.0 * 1024.0;
-
-/// `len` pseudo-random bytes (xorshift64), so that no two requests are alike.
-fn content(len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// A TCP proxy to sshd that counts the bytes each connection carried (both ways).
 struct CountingProxy {
@@ -200,7 +186,7 @@ fn round_trip(streams: Option<u32>) -> (usize, usize) {
     let aft = Aft::allowing_cli_run();
     let src = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let data = content(SIZE);
+    let data = xorshift_bytes(SIZE, 0x2545_F491_4F6C_DD1D);
     let src_file = src.path().join("big.bin");
     std::fs::write(&src_file, &data).unwrap();
     let want = sha256(&src_file);

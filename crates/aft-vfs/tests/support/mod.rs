@@ -96,3 +96,33 @@ async fn copy_with_budget(
         }
     }
 }
+
+/// The sorted names in the server folder `dir` (a temp file left there would show).
+pub async fn sftp_names(sftp: &SftpFs, dir: &str) -> Vec<String> {
+    use aft_vfs::Vfs;
+    use futures::TryStreamExt;
+    let mut v: Vec<String> = sftp
+        .list(dir)
+        .await
+        .unwrap()
+        .map_ok(|e| e.name)
+        .try_collect()
+        .await
+        .unwrap();
+    v.sort();
+    v
+}
+
+/// `len` pseudo-random bytes (xorshift64 from `seed`): no two requests' worth alike, and a
+/// gap of zeros or a piece written at the wrong offset never matches them.
+pub fn xorshift_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
