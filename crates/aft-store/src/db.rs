@@ -1,5 +1,6 @@
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::AnyPool;
@@ -51,21 +52,39 @@ impl Store {
             )));
         };
         let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
-        // One connection first, set up as the pool's will be: a file that is not a
-        // database, a read-only directory or a refused login fails here at once with its
-        // cause, where the pool would retry until its acquire timeout and then say only
-        // "pool timed out".
-        use sqlx::Connection;
-        let mut probe = sqlx::AnyConnection::connect_with(&options)
-            .await
-            .map_err(open_err)?;
-        prepare_connection(&mut probe, dialect)
-            .await
-            .map_err(open_err)?;
-        let max = if dialect == Dialect::Sqlite { 4 } else { 16 };
+        // PostgreSQL: one connection first, set up as the pool's will be, so that a refused
+        // login or an unreachable server fails here at once with its cause, where the pool
+        // would retry until its acquire timeout and then say only "pool timed out".
+        // (SQLite gets the same from the race on the pool's first connection below, without
+        // a second connection: each opens in a thread of its own and parses the schema.)
+        if dialect == Dialect::Postgres {
+            use sqlx::Connection;
+            let mut probe = sqlx::AnyConnection::connect_with(&options)
+                .await
+                .map_err(open_err)?;
+            prepare_connection(&mut probe, dialect)
+                .await
+                .map_err(open_err)?;
+            let _ = probe.close().await;
+        }
+        let max = match dialect {
+            // On a current-thread runtime (CLI commands) one connection: sqlx gives a
+            // connection back in a task of its own, after a ping, which cannot run before
+            // the caller's next query, so a larger pool only opened another connection for
+            // nearly every query (three for a one-line `aft run`). Tasks take turns on the
+            // one connection; no code in the store asks for a connection while holding one.
+            Dialect::Sqlite if on_current_thread_runtime() => 1,
+            Dialect::Sqlite => 4,
+            Dialect::Postgres => 16,
+        };
+        let setup_failed = Arc::new(SetupFailure::default());
+        let noted = setup_failed.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(0)
+            // A SQLite connection is a file in this process: nothing can break it between
+            // uses, and the test would be a round trip to the connection's thread per query.
+            .test_before_acquire(dialect == Dialect::Postgres)
             // SQLite: long enough for a burst of writers on the one file. PostgreSQL: short,
             // so that while the server is away calls fail (a request meets 503, and a node
             // knows it lost contact before it judges other nodes' leases) instead of
@@ -75,14 +94,25 @@ impl Store {
             } else {
                 Duration::from_secs(3)
             })
-            .after_connect(move |conn, _meta| Box::pin(prepare_connection(conn, dialect)))
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
-        // Closed only now that the pool holds a connection: SQLite deletes the WAL and
-        // shared-memory files when the last connection to a database closes, and creating
-        // them again is a large share of a short `aft run`.
-        let _ = probe.close().await;
+            .after_connect(move |conn, _meta| {
+                let noted = noted.clone();
+                Box::pin(async move {
+                    // The pool only logs the error it gets back (and retries); the first
+                    // one itself is kept for the caller of `open`.
+                    prepare_connection(conn, dialect)
+                        .await
+                        .map_err(|e| noted.note(e))
+                })
+            })
+            .connect_lazy_with(options);
+        // The pool's first connection. A connection that fails its set-up (a file that is
+        // not a database, a read-only directory) is retried by sqlx until the acquire
+        // timeout, which then says only "pool timed out": the first such failure ends the
+        // wait with its cause.
+        tokio::select! {
+            first = pool.acquire() => drop(first.map_err(open_err)?),
+            cause = setup_failed.first() => return Err(open_err(cause)),
+        }
         let migrator = match dialect {
             Dialect::Sqlite => &SQLITE_MIGRATIONS,
             Dialect::Postgres => &POSTGRES_MIGRATIONS,
@@ -117,6 +147,48 @@ impl Store {
     /// Close all connections (checkpointing SQLite's WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Whether the caller runs on a current-thread tokio runtime (a CLI command), where the
+/// pool's tasks cannot run beside the caller's.
+fn on_current_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}
+
+/// The first error of a new connection's set-up (`after_connect`), for [`Store::open`].
+#[derive(Default)]
+struct SetupFailure {
+    first: Mutex<Option<sqlx::Error>>,
+    noticed: tokio::sync::Notify,
+}
+
+impl SetupFailure {
+    /// Keep `e` if it is the first; what the pool gets back instead (its text).
+    fn note(&self, e: sqlx::Error) -> sqlx::Error {
+        let stand_in = sqlx::Error::Protocol(e.to_string());
+        let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(e);
+            self.noticed.notify_one();
+        }
+        stand_in
+    }
+
+    /// Wait for the first failure and take it.
+    async fn first(&self) -> sqlx::Error {
+        loop {
+            if let Some(e) = self
+                .first
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                return e;
+            }
+            self.noticed.notified().await;
+        }
     }
 }
 

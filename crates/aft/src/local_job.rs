@@ -5,8 +5,10 @@
 //! store in batches, numbered, cut and capped as the service's runner does
 //! ([`aft_server::job_log`]); and its true end is recorded.
 //!
-//! Cost on a short run: one INSERT at the start, the log lines in one batch, one UPDATE at
-//! the end. The lease is renewed and halt requests are read only while it runs.
+//! Cost on a short run: one INSERT at the start, then one transaction with the log lines
+//! and the end (the writer holds lines for [`LOG_FLUSH_DELAY`], so a run shorter than that
+//! stores them with its end). The lease is renewed and halt requests are read only while
+//! it runs.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,12 +16,20 @@ use std::time::Duration;
 
 use aft_engine::{LogLevel, LogSink};
 use aft_server::job_log::LineNumbers;
-use aft_store::{JobStatus, LogLine, NewJob, Settings, Store, StoreResult};
+use aft_store::{JobEnd, JobStatus, LogLine, NewJob, Settings, Store, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
 /// How often a running local job reads whether a halt was asked for (`aft jobs halt`, the
 /// API, the web UI): a read only, no write.
 const HALT_POLL: Duration = Duration::from_secs(1);
+
+/// How long the log writer holds a line before storing it with whatever queued up after
+/// it: a run that ends sooner stores its lines with its end, in one transaction; a longer
+/// one's log (`aft jobs follow`, the web UI) lags by at most this.
+pub const LOG_FLUSH_DELAY: Duration = Duration::from_millis(250);
+
+/// Most lines stored in one write.
+const MAX_BATCH: usize = 10_000;
 
 /// The settings a local job is recorded by, read from the store's settings.
 #[derive(Debug, Clone, Copy)]
@@ -48,8 +58,8 @@ impl JobSettings {
 /// What the log writer task is sent.
 enum ToWriter {
     Line(LogLine),
-    /// Store what is queued, answer, and stop: lines after it are dropped.
-    End(oneshot::Sender<()>),
+    /// Hand back the lines not stored yet, and stop: lines after it are dropped.
+    End(oneshot::Sender<Vec<LogLine>>),
 }
 
 /// A job recorded as running here. Its log sink may be handed to the job's thread; call
@@ -168,14 +178,28 @@ impl LocalJob {
         }
     }
 
-    /// Store the log lines still queued, then record how the job ended. A store that
-    /// refuses is reported on standard error (the job is then reaped as interrupted once
-    /// its lease runs out); the caller's exit code does not change.
+    /// Record how the job ended, with the log lines not stored yet, in one transaction. If
+    /// that fails, the end is recorded on its own. A store that refuses is reported on
+    /// standard error (the job is then reaped as interrupted once its lease runs out); the
+    /// caller's exit code does not change.
     pub async fn finish(self, status: JobStatus, exit_code: Option<i64>, error: Option<&str>) {
         let (done_tx, done_rx) = oneshot::channel();
-        if self.tx.send(ToWriter::End(done_tx)).is_ok() {
-            let _ = done_rx.await;
-        }
+        let lines = match self.tx.send(ToWriter::End(done_tx)) {
+            Ok(()) => done_rx.await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let end = JobEnd {
+            job_id: self.id.clone(),
+            status,
+            exit_code,
+            error: error.map(str::to_string),
+        };
+        let together = self
+            .store
+            .store_logs_and_ends(&self.node_id, &[(self.id.clone(), lines)], &[end])
+            .await;
+        let Err(e) = together else { return };
+        eprintln!("warning: cannot store the log of job {}: {e}", self.id);
         if let Err(e) = self
             .store
             .finish_job(&self.id, &self.node_id, status, exit_code, error)
@@ -189,24 +213,33 @@ impl LocalJob {
     }
 }
 
-/// Store a job's log lines, each write taking whatever queued up while the previous one
-/// ran (as the service's log writer does), until [`ToWriter::End`].
+/// Store a job's log lines: from its first line, whatever queued up within
+/// [`LOG_FLUSH_DELAY`] in one write, and so on, until [`ToWriter::End`] takes the lines
+/// not stored yet.
 async fn write_log(store: Store, job_id: String, mut rx: mpsc::UnboundedReceiver<ToWriter>) {
     let mut warned = false;
     let mut batch = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut end = None;
+    let mut open = true;
+    while open {
+        let Some(first) = rx.recv().await else { return };
+        let flush_at = tokio::time::Instant::now() + LOG_FLUSH_DELAY;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 ToWriter::Line(line) => batch.push(line),
                 ToWriter::End(done) => {
-                    end = Some(done);
-                    break;
+                    let _ = done.send(batch);
+                    return;
                 }
             }
-            if batch.len() < 10_000 {
-                next = rx.try_recv().ok();
+            if batch.len() >= MAX_BATCH {
+                break;
+            }
+            match tokio::time::timeout_at(flush_at, rx.recv()).await {
+                Ok(Some(msg)) => next = Some(msg),
+                // The job was dropped without `finish`: store what there is and stop.
+                Ok(None) => open = false,
+                Err(_) => {}
             }
         }
         if let Err(e) = store.append_job_logs(&job_id, &batch).await
@@ -216,9 +249,5 @@ async fn write_log(store: Store, job_id: String, mut rx: mpsc::UnboundedReceiver
             eprintln!("warning: cannot store the log of job {job_id}: {e}");
         }
         batch.clear();
-        if let Some(done) = end {
-            let _ = done.send(());
-            return;
-        }
     }
 }
