@@ -11,7 +11,7 @@
 //! && source /tmp/st/env`), then:
 //! `cargo run --release -p aft-bench --bin sftp -- [--size MIB] [--files N] [--list N]
 //! [--reps N] [--small-reps N] [--no-delay] [--big-only] [--small-only] [--lib]
-//! [--base AFT_BINARY] [--streams N[,N...]] [--delay-only]`
+//! [--base AFT_BINARY] [--streams N[,N...]] [--delay-only] [--upload-only]`
 //! (defaults: 1024 MiB, 5000 files of 8 KiB, 100,000 entries, 3 runs of each; `--lib` adds
 //! a second aft column: the same copy by aft's library inside the bench process, with no
 //! process start, script engine or login in the time; `--base` runs another aft binary in
@@ -19,7 +19,8 @@
 //! before/after figures; `--streams 1,4` runs aft's big-file transfers once per value of
 //! the client's `Streams`, in turn with the others, on a row each, and rclone with
 //! `--multi-thread-streams` set to the largest value; default: aft's default, rclone's;
-//! `--delay-only` skips the loopback figures).
+//! `--delay-only` skips the loopback figures; `--upload-only` runs the big file's upload
+//! and nothing else).
 //! The `aft` binary is
 //! `target/release/aft` (or `AFT_BIN`), with a fresh data directory where `local-fsync`
 //! keeps its default (on), so downloads are flushed to disk before their rename.
@@ -49,6 +50,8 @@ struct Args {
     small_reps: Option<usize>,
     big_only: bool,
     small_only: bool,
+    /// Big files: the upload only (`--upload-only`).
+    upload_only: bool,
     lib: bool,
     base: Option<PathBuf>,
     /// `Streams` values for aft's big files (empty: the client's default).
@@ -67,6 +70,7 @@ fn args() -> anyhow::Result<Args> {
         small_reps: None,
         big_only: false,
         small_only: false,
+        upload_only: false,
         lib: false,
         base: None,
         streams: Vec::new(),
@@ -90,6 +94,10 @@ fn args() -> anyhow::Result<Args> {
             "--small-reps" => a.small_reps = Some((num("--small-reps")? as usize).max(1)),
             "--big-only" => a.big_only = true,
             "--small-only" => a.small_only = true,
+            "--upload-only" => {
+                a.upload_only = true;
+                a.big_only = true;
+            }
             "--lib" => a.lib = true,
             "--base" => a.base = it.next().map(PathBuf::from),
             "--streams" => {
@@ -562,6 +570,9 @@ fn scenario(
             },
             a.lib,
         )?;
+    }
+    if !a.small_only && !a.upload_only {
+        let mib = a.size_mib;
         run_transfer(
             rt,
             srv,

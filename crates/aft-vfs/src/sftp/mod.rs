@@ -42,6 +42,7 @@ use crate::{
 mod host_keys;
 mod keys;
 mod stream;
+mod wire;
 
 pub use keys::{KeyError, PPK_MAX_ARGON2_MEMORY_KIB, PPK_MAX_ARGON2_WORK_KIB, decode_private_key};
 
@@ -252,9 +253,11 @@ impl SftpConfig {
     }
 }
 
-/// russh's algorithm preferences, with AES-256-GCM first on CPUs with AES and carry-less
+/// russh's algorithm preferences, with AES-GCM first on CPUs with AES and carry-less
 /// multiply instructions: there it encrypts well over twice as fast as ChaCha20-Poly1305
-/// (russh's first choice), which decides big-file throughput. Elsewhere ChaCha20 stays first.
+/// (russh's first choice), on both ends, which decides big-file throughput. AES-128-GCM
+/// comes before AES-256-GCM, as in OpenSSH's own list: 10 rounds instead of 14, on our end
+/// and on the server's. Elsewhere ChaCha20 stays first.
 fn preferred_algorithms() -> russh::Preferred {
     #[cfg(target_arch = "x86_64")]
     let fast_aes = std::arch::is_x86_feature_detected!("aes")
@@ -268,6 +271,7 @@ fn preferred_algorithms() -> russh::Preferred {
         return russh::Preferred::DEFAULT;
     }
     const AES_FIRST: &[russh::cipher::Name] = &[
+        russh::cipher::AES_128_GCM,
         russh::cipher::AES_256_GCM,
         russh::cipher::CHACHA20_POLY1305,
         russh::cipher::AES_256_CTR,
@@ -319,6 +323,8 @@ const KNOWN_FOR: Duration = Duration::from_secs(5);
 /// One live SSH connection with its SFTP session.
 struct Conn {
     sftp: RawSftpSession,
+    /// Big writes, sent past russh-sftp on the same channel (see [`wire`]).
+    wire: wire::Wire,
     ssh: russh::client::Handle<ClientHandler>,
     posix_rename: bool,
     read_len: u32,
@@ -561,7 +567,8 @@ impl SftpFs {
             max_packet_len: 1024 * 1024 + 1024,
             ..Default::default()
         };
-        let mut sftp = RawSftpSession::new_with_config(channel.into_stream(), sftp_cfg);
+        let (wire, pipe) = wire::open(channel, timeout);
+        let mut sftp = RawSftpSession::new_with_config(pipe, sftp_cfg);
         let version = sftp
             .init()
             .await
@@ -589,6 +596,7 @@ impl SftpFs {
         }
         Ok(Conn {
             sftp,
+            wire,
             ssh,
             posix_rename,
             read_len,
@@ -995,7 +1003,7 @@ impl Vfs for SftpFs {
             label: self.target(),
             path: path.to_string(),
             offset,
-            buf: Vec::with_capacity(chunk as usize),
+            buf: None,
             chunk: chunk as usize,
             depth: self.cfg.depth(chunk),
             inflight: FuturesUnordered::new(),
@@ -1150,10 +1158,11 @@ mod tests {
         let fast_aes = std::arch::is_x86_feature_detected!("aes")
             && std::arch::is_x86_feature_detected!("pclmulqdq");
         #[cfg(not(target_arch = "x86_64"))]
-        let fast_aes = preferred.cipher[0] == russh::cipher::AES_256_GCM;
+        let fast_aes = preferred.cipher[0] == russh::cipher::AES_128_GCM;
         let first = preferred.cipher[0];
         if fast_aes {
-            assert_eq!(first, russh::cipher::AES_256_GCM);
+            assert_eq!(first, russh::cipher::AES_128_GCM);
+            assert_eq!(preferred.cipher[1], russh::cipher::AES_256_GCM);
         } else {
             assert_eq!(first, russh::Preferred::DEFAULT.cipher[0]);
         }

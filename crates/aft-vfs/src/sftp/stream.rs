@@ -18,6 +18,7 @@ use russh_sftp::protocol::{OpenFlags, StatusCode};
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::wire::WritePacket;
 use super::{Conn, STREAMS_FROM, SftpFs};
 
 /// An SFTP failure as the `io::Error` a reader or writer returns, its kind kept so the
@@ -213,7 +214,9 @@ pub(super) struct SftpWriter {
     pub(super) label: String,
     pub(super) path: String,
     pub(super) offset: u64,
-    pub(super) buf: Vec<u8>,
+    /// The request being filled, and the connection it goes to (picked when it was
+    /// started: the request carries that connection's handle).
+    pub(super) buf: Option<(Arc<Conn>, WritePacket)>,
     pub(super) chunk: usize,
     pub(super) depth: usize,
     pub(super) inflight: FuturesUnordered<WriteFut>,
@@ -222,22 +225,41 @@ pub(super) struct SftpWriter {
 }
 
 impl SftpWriter {
-    pub(super) fn send(&mut self) {
-        if self.sent >= STREAMS_FROM
-            && let Some(dialer) = self.dialer.take()
-        {
-            // The primary handle created (or cut) the file: the others only write into it.
-            let streams = dialer.cfg.write_streams();
-            self.joining = Some(dialer.join_streams(&self.remote, OpenFlags::WRITE, streams));
+    /// Bytes in the request being filled.
+    fn buffered(&self) -> usize {
+        self.buf.as_ref().map_or(0, |(_, p)| p.len())
+    }
+
+    /// The request being filled, started on the next connection's turn when there is none.
+    fn packet(&mut self) -> &mut WritePacket {
+        if self.buf.is_none() {
+            if self.sent >= STREAMS_FROM
+                && let Some(dialer) = self.dialer.take()
+            {
+                // The primary handle created (or cut) the file: the others only write into it.
+                let streams = dialer.cfg.write_streams();
+                self.joining = Some(dialer.join_streams(&self.remote, OpenFlags::WRITE, streams));
+            }
+            take_joined(&mut self.joining, &mut self.extra);
+            let (conn, handle) = pick((&self.conn, &self.handle), &self.extra, &mut self.turn);
+            self.buf = Some((conn, WritePacket::new(&handle, self.chunk)));
         }
-        take_joined(&mut self.joining, &mut self.extra);
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
-        let (conn, handle) = pick((&self.conn, &self.handle), &self.extra, &mut self.turn);
+        &mut self.buf.as_mut().expect("a request").1
+    }
+
+    /// Send the request being filled (its bytes go to the channel as they are, see
+    /// [`super::wire`]).
+    pub(super) fn send(&mut self) {
+        let Some((conn, packet)) = self.buf.take() else {
+            return;
+        };
+        if packet.is_empty() {
+            return;
+        }
         let offset = self.offset;
-        self.offset += data.len() as u64;
-        self.sent += data.len() as u64;
-        self.inflight
-            .push(async move { conn.sftp.write(handle, offset, data).await.map(|_| ()) }.boxed());
+        self.offset += packet.len() as u64;
+        self.sent += packet.len() as u64;
+        self.inflight.push(conn.wire.write(packet, offset).boxed());
     }
 
     /// Drive in-flight writes; Ready(Err) on the first failure.
@@ -269,15 +291,17 @@ impl AsyncWrite for SftpWriter {
         if let Poll::Ready(Err(e)) = this.drive(cx) {
             return Poll::Ready(Err(e));
         }
-        if this.buf.len() >= this.chunk {
+        if this.buffered() >= this.chunk {
             if this.inflight.len() >= this.depth {
                 return Poll::Pending; // woken by an acknowledgement (drive registered us)
             }
             this.send();
         }
-        let n = data.len().min(this.chunk - this.buf.len());
-        this.buf.extend_from_slice(&data[..n]);
-        if this.buf.len() >= this.chunk && this.inflight.len() < this.depth {
+        let chunk = this.chunk;
+        let packet = this.packet();
+        let n = data.len().min(chunk - packet.len());
+        packet.extend(&data[..n]);
+        if this.buffered() >= this.chunk && this.inflight.len() < this.depth {
             this.send();
         }
         // Start the new requests now; an error surfaces on the next call.
@@ -290,11 +314,11 @@ impl AsyncWrite for SftpWriter {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
-            if !this.buf.is_empty() && this.inflight.len() < this.depth {
+            if this.buffered() > 0 && this.inflight.len() < this.depth {
                 this.send();
             }
             match this.drive(cx) {
-                Poll::Ready(Ok(())) if this.buf.is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) if this.buffered() == 0 => return Poll::Ready(Ok(())),
                 Poll::Ready(Ok(())) => continue,
                 other => return other,
             }
@@ -304,9 +328,9 @@ impl AsyncWrite for SftpWriter {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.closing.is_none() {
             let this = &mut *self;
-            // Room for the last chunk; earlier writes are already sent (each was polled
-            // when queued) and are awaited below, with the last one and the close.
-            if !this.buf.is_empty() && this.inflight.len() >= this.depth {
+            // Room for the last chunk; earlier writes are already sent (each goes out when
+            // queued) and are awaited below, with the last one and the close.
+            if this.buffered() > 0 && this.inflight.len() >= this.depth {
                 match this.drive(cx) {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending if this.inflight.len() >= this.depth => return Poll::Pending,
@@ -316,15 +340,15 @@ impl AsyncWrite for SftpWriter {
             if let Some(e) = this.error.take() {
                 return Poll::Ready(Err(e));
             }
+            if this.handle.is_none() {
+                return Poll::Ready(Ok(()));
+            }
+            // The last write goes out now, before the fstat and close below.
+            this.dialer = None;
+            this.send();
             let Some(handle) = this.handle.take() else {
                 return Poll::Ready(Ok(()));
             };
-            let last = (!this.buf.is_empty()).then(|| {
-                let data = std::mem::take(&mut this.buf);
-                let at = this.offset;
-                this.offset += data.len() as u64;
-                (at, data)
-            });
             let earlier = std::mem::take(&mut this.inflight);
             // Streams still opening are not waited for: dropped, they close their handles.
             this.joining = None;
@@ -337,14 +361,6 @@ impl AsyncWrite for SftpWriter {
             // three (write, close, and the transfer's stat of what landed).
             this.closing = Some(
                 async move {
-                    let last_write = async {
-                        match last {
-                            Some((at, data)) => {
-                                conn.sftp.write(handle.as_str(), at, data).await.map(|_| ())
-                            }
-                            None => Ok(()),
-                        }
-                    };
                     let mut earlier = earlier;
                     if !extra.is_empty() {
                         // Writes on other connections are not ordered with this handle's
@@ -366,14 +382,12 @@ impl AsyncWrite for SftpWriter {
                         }
                         Ok::<(), SftpError>(())
                     };
-                    let (before, last, attrs, closed) = futures::join!(
+                    let (before, attrs, closed) = futures::join!(
                         earlier,
-                        last_write,
                         conn.sftp.fstat(handle.as_str()),
                         conn.sftp.close(handle.as_str())
                     );
                     before?;
-                    last?;
                     closed?;
                     if let Ok(a) = attrs {
                         conn.file_landed(remote, a.attrs);
