@@ -190,3 +190,47 @@ pub fn open_files(pid: u32) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// A process's resident memory split by kind (KiB, from `/proc/PID/smaps_rollup`): the
+/// anonymous part is what the process allocated (heap, arenas, stacks), the rest pages of
+/// its binary and of mapped files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RssParts {
+    /// All resident pages (`Rss:`).
+    pub rss: u64,
+    /// Anonymous resident pages (`Anonymous:`).
+    pub anon: u64,
+}
+
+impl RssParts {
+    /// File-backed resident pages (the binary's code and data, mapped files).
+    pub fn file(&self) -> u64 {
+        self.rss.saturating_sub(self.anon)
+    }
+
+    /// `R MiB (anonymous A, file F)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:.1} MiB (anonymous {:.1}, file {:.1})",
+            self.rss as f64 / 1024.0,
+            self.anon as f64 / 1024.0,
+            self.file() as f64 / 1024.0
+        )
+    }
+}
+
+/// [`RssParts`] of process `pid`; zeros when unreadable.
+pub fn rss_parts(pid: u32) -> RssParts {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    RssParts {
+        rss: field("Rss:"),
+        anon: field("Anonymous:"),
+    }
+}

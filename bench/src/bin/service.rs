@@ -1,7 +1,8 @@
 //! Service benchmark: `POST /v1/jobs` → the script's first log line (p50, p99), sustained
 //! jobs per second for a one-line script over HTTPS with keep-alive, on SQLite (with the
 //! service's CPU time per job, the steadier figure on a busy machine), and the idle RSS of
-//! `aft serve` after start and after the throughput run.
+//! `aft serve` after start and after the throughput run (anonymous memory and file pages
+//! apart). `AFT_BENCH_HOLD=SECONDS` keeps the idle service up that long at the end.
 //!
 //! `cargo run --release -p aft-bench --bin service [-- LATENCY_RUNS THROUGHPUT_JOBS]`
 //! (defaults 300 and 10,000)
@@ -12,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use aft_bench::svc::{Server, aft, client, free_port, post_job, rss_kib, succeeded};
+use aft_bench::svc::{Server, aft, client, free_port, post_job, rss_parts, succeeded};
 use aft_bench::{aft_binary, percentiles, row};
 
 /// POST one job of the one-line script; its id.
@@ -113,7 +114,7 @@ fn main() -> anyhow::Result<()> {
     let server = Server::start(&bin, data, port, "warn")?;
     let pid = server.pid();
     std::thread::sleep(Duration::from_millis(500));
-    let idle_start = rss_kib(pid);
+    let idle_start = rss_parts(pid);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -169,7 +170,16 @@ fn main() -> anyhow::Result<()> {
     // Idle: tokio's spare blocking threads exit after 10 s, and the service returns freed
     // memory to the kernel every 5 s.
     std::thread::sleep(Duration::from_secs(16));
-    let idle_after = rss_kib(pid);
+    let idle_after = rss_parts(pid);
+    // AFT_BENCH_HOLD=SECONDS keeps the idle service up that long, for a look at its memory
+    // (`/proc/PID/smaps`, gdb) before it is stopped.
+    if let Some(hold) = std::env::var("AFT_BENCH_HOLD")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        eprintln!("aft serve (pid {pid}) idle for {hold} s");
+        std::thread::sleep(Duration::from_secs(hold));
+    }
 
     println!(
         "aft serve on SQLite, HTTPS with keep-alive, one-line script ({latency_runs} latency runs, {throughput_jobs} jobs)"
@@ -206,13 +216,13 @@ fn main() -> anyhow::Result<()> {
     );
     row(
         "idle RSS after start",
-        &format!("{:.1} MiB", idle_start as f64 / 1024.0),
+        &idle_start.describe(),
         "goal",
         "<= 16 MiB",
     );
     row(
         &format!("idle RSS after the run ({throughput_jobs} jobs)"),
-        &format!("{:.1} MiB", idle_after as f64 / 1024.0),
+        &idle_after.describe(),
         "goal",
         "<= 24 MiB",
     );

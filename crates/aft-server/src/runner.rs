@@ -946,6 +946,7 @@ async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterM
         }
         let mut lines: Vec<(String, Vec<LogLine>)> = Vec::new();
         let mut ends: Vec<(JobEnd, oneshot::Sender<()>)> = Vec::new();
+        let taken = batch.len();
         for msg in batch.drain(..) {
             match msg {
                 WriterMsg::Line(job_id, line) => {
@@ -990,5 +991,13 @@ async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterM
             }
         }
         runner.write_batch(&mut lines, &mut ends).await;
+        // A log flood grows the buffer to 10,000 messages (1.7 MB); once the flood is
+        // over, give that back instead of keeping it for the service's lifetime.
+        if taken < WRITER_KEEP && batch.capacity() > WRITER_KEEP {
+            batch.shrink_to(WRITER_KEEP);
+        }
     }
 }
+
+/// Messages the log writer keeps room for between bursts.
+const WRITER_KEEP: usize = 256;

@@ -325,6 +325,26 @@ pub(crate) fn bind_queued_job<'q>(
         .bind(job.started_by.as_deref())
 }
 
+/// `ids` with its last one repeated up to a power of two, for an `IN` list: a statement
+/// written for every length would leave one prepared statement per length seen in each
+/// pooled connection's cache (sqlx keeps 100 a connection), memory that grows with the
+/// batch sizes a service meets; this keeps it to a handful (tests/job_statements.rs).
+fn padded_list(ids: &[String]) -> Vec<&str> {
+    let mut list: Vec<&str> = ids.iter().map(String::as_str).collect();
+    if let Some(last) = list.last().copied() {
+        list.resize(list.len().next_power_of_two(), last);
+    }
+    list
+}
+
+/// `$first, $first+1, ...`: `n` placeholders.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// How a job ended, as its node reports it ([`Store::store_logs_and_ends`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobEnd {
@@ -488,13 +508,11 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        let list = (0..ids.len())
-            .map(|i| format!("${}", i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ids = padded_list(ids);
         let sql = format!(
             "UPDATE jobs SET lease_until = $1 WHERE node_id = $2 AND status = 'running' \
-             AND id IN ({list})"
+             AND id IN ({})",
+            placeholders(3, ids.len())
         );
         let mut query = sqlx::query(&sql).bind(time_after(lease)).bind(node_id);
         for id in ids {
@@ -512,14 +530,11 @@ impl Store {
         known: &[String],
         lease: Duration,
     ) -> StoreResult<Vec<Job>> {
+        let known = padded_list(known);
         let not_in = if known.is_empty() {
             String::new()
         } else {
-            let list = (0..known.len())
-                .map(|i| format!("${}", i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(" AND id NOT IN ({list})")
+            format!(" AND id NOT IN ({})", placeholders(3, known.len()))
         };
         let sql = format!(
             "UPDATE jobs SET lease_until = $1 WHERE node_id = $2 AND status = 'running'{not_in} \
@@ -897,7 +912,9 @@ impl Store {
                 format!("DELETE FROM job_transfers WHERE job_id IN ({list})"),
                 format!("DELETE FROM jobs WHERE id IN ({list})"),
             ] {
-                let mut query = sqlx::query(&sql);
+                // Not kept prepared: a purge runs once an hour, and its last batch's
+                // `IN` list has any length.
+                let mut query = sqlx::query(&sql).persistent(false);
                 for id in &ids {
                     query = query.bind(id);
                 }
