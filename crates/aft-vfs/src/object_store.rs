@@ -822,9 +822,15 @@ impl Vfs for ObjectStoreVfs {
             .await
             .map_err(|e| self.err("write", &path, e))?;
         // A single-part PUT answers the MD5 of what landed as its ETag: the check that
-        // follows compares it instead of sending a HEAD (`recent`).
+        // follows compares it instead of sending a HEAD (`recent`). Only a single part: the
+        // answer to a completed multipart upload names no MD5 of the content, whatever its
+        // form (S3 adds `-N`; GCS's XML API and other servers need not).
         let recent = self.recent.clone();
-        let committed: upload::OnCommit = Box::new(move |meta| recent.answered(&key, meta));
+        let committed: upload::OnCommit = Box::new(move |meta, written| {
+            if written < UPLOAD_CHUNK as u64 {
+                recent.answered(&key, meta);
+            }
+        });
         Ok(Box::pin(
             AbortingWriter::new(writer, target).on_commit(committed),
         ))

@@ -796,7 +796,8 @@ async fn kill_9_mid_gcs_multipart_upload_the_next_upload_aborts_the_parts() {
 
     let svc = Service::start(aft.data(), &[], &[]);
     let done = wait_job(&svc.client(), &svc.base(), ("X-API-Key", &key), &job).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
+    let log = log_text(&svc, &key, &job).await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{log}");
     assert_eq!(done["attempts"], 2, "{done}");
     {
         let state = shim.state.lock().unwrap();

@@ -75,8 +75,9 @@ async fn abort_upload(mut writer: opendal::Writer, target: String) {
 
 type WriterOutcome = (opendal::Writer, opendal::Result<()>);
 
-/// What the commit answered (the object's ETag, ...), for whoever asked to hear it.
-pub(crate) type OnCommit = Box<dyn FnOnce(opendal::Metadata) + Send>;
+/// What the commit answered (the object's ETag, ...) and the bytes written, for whoever
+/// asked to hear it.
+pub(crate) type OnCommit = Box<dyn FnOnce(opendal::Metadata, u64) + Send>;
 
 enum WriterState {
     /// Ready for the next write.
@@ -104,6 +105,8 @@ pub(crate) struct AbortingWriter {
     target: String,
     /// Told the commit's answer once the object is whole.
     on_commit: Option<OnCommit>,
+    /// Bytes handed to the writer so far.
+    written: u64,
 }
 
 impl AbortingWriter {
@@ -113,10 +116,12 @@ impl AbortingWriter {
             state: WriterState::Idle(writer),
             target,
             on_commit: None,
+            written: 0,
         }
     }
 
-    /// Hand the commit's answer (the server's metadata of the object written) to `f`.
+    /// Hand the commit's answer (the server's metadata of the object written) and the
+    /// bytes written to `f`.
     pub(crate) fn on_commit(mut self, f: OnCommit) -> Self {
         self.on_commit = Some(f);
         self
@@ -160,6 +165,7 @@ impl AsyncWrite for AbortingWriter {
         match std::mem::replace(&mut this.state, WriterState::Failed) {
             WriterState::Idle(mut writer) => {
                 let data = Bytes::copy_from_slice(buf);
+                this.written += buf.len() as u64;
                 this.state = WriterState::Writing(
                     async move {
                         let result = writer.write(data).await;
@@ -203,7 +209,7 @@ impl AsyncWrite for AbortingWriter {
                         Ok(meta) => {
                             this.state = WriterState::Committed;
                             if let Some(f) = this.on_commit.take() {
-                                f(meta);
+                                f(meta, this.written);
                             }
                             Poll::Ready(Ok(()))
                         }
