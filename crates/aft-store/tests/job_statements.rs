@@ -7,40 +7,12 @@
 //! small: at SQLite's default of 2,000 KiB, the pool's 4 connections held 8.5 MB of an
 //! idle service's RSS after 10,000 jobs.
 
+mod sqlite_memory;
+
 use std::time::Duration;
 
 use aft_store::{JobEnd, JobStatus, LogLine, NewJob, Store};
-
-/// SQLite's page cache now, in bytes (all of it is "overflow": no fixed buffer is set up).
-fn page_cache() -> i64 {
-    let (mut cache, mut highwater) = (0i64, 0i64);
-    // SAFETY: a plain read of SQLite's global counters, which it keeps thread-safe.
-    unsafe {
-        libsqlite3_sys::sqlite3_status64(
-            libsqlite3_sys::SQLITE_STATUS_PAGECACHE_OVERFLOW,
-            &mut cache,
-            &mut highwater,
-            0,
-        );
-    }
-    cache
-}
-
-/// Bytes SQLite has allocated now, without its page cache (which the memory counter also
-/// holds; its own setting, `cache_size`, bounds it).
-fn statement_memory() -> i64 {
-    let (mut cache, mut highwater) = (0i64, 0i64);
-    // SAFETY: plain reads of SQLite's global counters, which it keeps thread-safe.
-    unsafe {
-        libsqlite3_sys::sqlite3_status64(
-            libsqlite3_sys::SQLITE_STATUS_PAGECACHE_OVERFLOW,
-            &mut cache,
-            &mut highwater,
-            0,
-        );
-        libsqlite3_sys::sqlite3_memory_used() - cache
-    }
-}
+use sqlite_memory::{page_cache, statement_memory};
 
 const LEASE: Duration = Duration::from_secs(30);
 

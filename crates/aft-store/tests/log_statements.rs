@@ -3,23 +3,10 @@
 //! keeps (sqlx caches up to 100 a connection) stop growing once those few are in. With one
 //! statement per batch size, the 20-minute soak's service grew by 11 MiB of them.
 
-use aft_store::{LogLine, Store};
+mod sqlite_memory;
 
-/// Bytes SQLite has allocated now, without its page cache (which the memory counter also
-/// holds; its own setting, `cache_size`, bounds it).
-fn statement_memory() -> i64 {
-    let (mut cache, mut highwater) = (0i64, 0i64);
-    // SAFETY: plain reads of SQLite's global counters, which it keeps thread-safe.
-    unsafe {
-        libsqlite3_sys::sqlite3_status64(
-            libsqlite3_sys::SQLITE_STATUS_PAGECACHE_OVERFLOW,
-            &mut cache,
-            &mut highwater,
-            0,
-        );
-        libsqlite3_sys::sqlite3_memory_used() - cache
-    }
-}
+use aft_store::{LogLine, Store};
+use sqlite_memory::statement_memory;
 
 fn lines(first: i64, n: usize) -> Vec<LogLine> {
     (0..n as i64)
