@@ -137,3 +137,23 @@ pub fn measure_child(cmd: &mut Command) -> anyhow::Result<ChildStats> {
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
     })
 }
+
+/// The transfer benches' local files in `dir`: `big.bin` of `size_mib` MiB and `files`
+/// files of 8 KiB in `small/`, cut from one pseudo-random MiB (so compression gains nothing).
+pub fn write_test_files(dir: &std::path::Path, size_mib: u64, files: usize) -> anyhow::Result<()> {
+    let mut f = std::fs::File::create(dir.join("big.bin"))?;
+    let block: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    for _ in 0..size_mib {
+        std::io::Write::write_all(&mut f, &block)?;
+    }
+    std::fs::create_dir_all(dir.join("small"))?;
+    for i in 0..files {
+        std::fs::write(
+            dir.join(format!("small/f{i:05}.dat")),
+            &block[i % 1000..i % 1000 + 8192],
+        )?;
+    }
+    Ok(())
+}

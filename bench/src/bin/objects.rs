@@ -426,22 +426,7 @@ fn main() -> anyhow::Result<()> {
 
     let local = tempfile::tempdir()?;
     let lp = local.path();
-    {
-        let mut f = std::fs::File::create(lp.join("big.bin"))?;
-        let block: Vec<u8> = (0..1024 * 1024u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
-        for _ in 0..a.size_mib {
-            std::io::Write::write_all(&mut f, &block)?;
-        }
-        std::fs::create_dir_all(lp.join("small"))?;
-        for i in 0..a.files {
-            std::fs::write(
-                lp.join(format!("small/f{i:05}.dat")),
-                &block[i % 1000..i % 1000 + 8192],
-            )?;
-        }
-    }
+    aft_bench::write_test_files(lp, a.size_mib, a.files)?;
     let s = |p: PathBuf| p.to_string_lossy().into_owned();
     let (big, small, out_path) = (s(lp.join("big.bin")), s(lp.join("small")), lp.join("down"));
     let out = s(out_path.clone());

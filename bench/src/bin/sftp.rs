@@ -703,22 +703,7 @@ fn main() -> anyhow::Result<()> {
 
     let local = tempfile::tempdir()?;
     let local_path: PathBuf = local.path().into();
-    {
-        let mut f = std::fs::File::create(local_path.join("big.bin"))?;
-        let block: Vec<u8> = (0..1024 * 1024u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
-        for _ in 0..a.size_mib {
-            std::io::Write::write_all(&mut f, &block)?;
-        }
-        std::fs::create_dir_all(local_path.join("small"))?;
-        for i in 0..a.files {
-            std::fs::write(
-                local_path.join(format!("small/f{i:05}.dat")),
-                &block[i % 1000..i % 1000 + 8192],
-            )?;
-        }
-    }
+    aft_bench::write_test_files(&local_path, a.size_mib, a.files)?;
     let rt = tokio::runtime::Runtime::new()?;
     if !a.delay_only {
         scenario(&rt, "direct (loopback)", &srv, &addr, &local_path, &a)?;
