@@ -26,6 +26,8 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 /// How often the store is asked for jobs queued by other nodes and for halt requests.
 const POLL_EVERY: Duration = Duration::from_millis(500);
+/// How often ended jobs past their retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Longest wait between two tries of a record the store did not take.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 /// How long the last try of a pending record may take once a stopping node's grace is over.
@@ -200,6 +202,7 @@ impl Runner {
         self.refresh_settings().await;
         tokio::spawn(self.clone().claim_loop());
         tokio::spawn(self.clone().housekeeping_loop());
+        tokio::spawn(self.clone().purge_loop());
         Ok(())
     }
 
@@ -492,7 +495,6 @@ impl Runner {
 
     async fn housekeeping_loop(self: Arc<Self>) {
         let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY * 2;
-        let mut last_purge = Instant::now() - Duration::from_secs(3600);
         while !self.stopping.load(Ordering::SeqCst) {
             tokio::time::sleep(POLL_EVERY).await;
             if self.running_count() > 0 {
@@ -517,11 +519,20 @@ impl Runner {
                     tracing::warn!("housekeeping failed, retrying in {every:?}: {e}");
                 }
             }
-            if last_purge.elapsed() >= Duration::from_secs(3600) {
-                last_purge = Instant::now();
-                if let Err(e) = self.purge_old_jobs().await {
-                    tracing::warn!("cannot purge old jobs: {e}");
-                }
+        }
+    }
+
+    /// Retention, in a task of its own: a purge of a large backlog takes minutes and must
+    /// not hold up lease renewals. Job history every minute (so a `job-retention-max-jobs`
+    /// cap holds closely), sessions and the audit trail hourly.
+    async fn purge_loop(self: Arc<Self>) {
+        let mut last_hourly: Option<Instant> = None;
+        while !self.stopping.load(Ordering::SeqCst) {
+            if let Err(e) = self.purge_old_jobs().await {
+                tracing::warn!("cannot purge old jobs: {e}");
+            }
+            if last_hourly.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
+                last_hourly = Some(Instant::now());
                 if let Err(e) = self.store.purge_expired_sessions().await {
                     tracing::warn!("cannot purge expired admin sessions: {e}");
                 }
@@ -530,6 +541,7 @@ impl Runner {
                     tracing::warn!("cannot prune the audit trail: {e}");
                 }
             }
+            tokio::time::sleep(PURGE_EVERY).await;
         }
     }
 
@@ -575,11 +587,20 @@ impl Runner {
         Ok(())
     }
 
-    /// Delete job history older than the `job-retention-days` setting.
+    /// Delete job history older than the `job-retention-days` setting, and beyond the
+    /// `job-retention-max-jobs` newest ended jobs when that is set.
     pub async fn purge_old_jobs(&self) -> Result<u64, aft_store::StoreError> {
-        let days = self.store.settings().await?.job_retention_days;
-        let cutoff = aft_store::time_before(Duration::from_secs(u64::from(days) * 86_400));
-        let purged = self.store.purge_jobs_before(&cutoff).await?;
+        let settings = self.store.settings().await?;
+        let cutoff = aft_store::time_before(Duration::from_secs(
+            u64::from(settings.job_retention_days) * 86_400,
+        ));
+        let mut purged = self.store.purge_jobs_before(&cutoff).await?;
+        if settings.job_retention_max_jobs > 0 {
+            purged += self
+                .store
+                .purge_jobs_beyond(settings.job_retention_max_jobs)
+                .await?;
+        }
         if purged > 0 {
             tracing::info!(purged, "old jobs purged");
         }

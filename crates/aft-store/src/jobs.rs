@@ -889,13 +889,42 @@ impl Store {
     /// after it, so a purge of millions of records never holds the write lock for long:
     /// the API and the runner's writes go on meanwhile.
     pub async fn purge_jobs_before(&self, cutoff: &str) -> StoreResult<u64> {
+        self.purge_ended_jobs(
+            "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
+             ORDER BY finished_at LIMIT $2",
+            cutoff,
+        )
+        .await
+    }
+
+    /// Delete the ended jobs (with their logs and transfer records) beyond the `keep` that
+    /// finished last, in batches as [`Store::purge_jobs_before`]. Jobs that ended in the same
+    /// millisecond as the newest one beyond `keep` go with it, so at most `keep` are left.
+    pub async fn purge_jobs_beyond(&self, keep: u64) -> StoreResult<u64> {
+        let newest_to_purge: Option<String> = sqlx::query_scalar(
+            "SELECT finished_at FROM jobs WHERE finished_at IS NOT NULL \
+             ORDER BY finished_at DESC LIMIT 1 OFFSET $1",
+        )
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(newest_to_purge) = newest_to_purge else {
+            return Ok(0);
+        };
+        self.purge_ended_jobs(
+            "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at <= $1 \
+             ORDER BY finished_at LIMIT $2",
+            &newest_to_purge,
+        )
+        .await
+    }
+
+    /// Delete, batch by batch, the jobs `select` names (`$1` the bound, `$2` the batch size).
+    async fn purge_ended_jobs(&self, select: &str, bound: &str) -> StoreResult<u64> {
         let mut purged = 0;
         loop {
-            let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
-                 ORDER BY finished_at LIMIT $2",
-            )
-            .bind(cutoff)
+            let ids: Vec<String> = sqlx::query_scalar(select)
+            .bind(bound)
             .bind(PURGE_BATCH)
             .fetch_all(self.pool())
             .await?;
@@ -1594,6 +1623,33 @@ mod tests {
             JobStatus::Queued,
             "unfinished jobs are kept"
         );
+    });
+
+    crate::both_dialects!(purge_beyond_keeps_the_newest_ended_jobs, |store| async move {
+        let mut ended = Vec::new();
+        for i in 0..5 {
+            let queued = store.enqueue_job(&job(&format!("j{i}"), false)).await.unwrap();
+            store.claim_job("n", Duration::from_secs(30)).await.unwrap();
+            store
+                .finish_job(&queued.id, "n", JobStatus::Succeeded, Some(0), None)
+                .await
+                .unwrap();
+            ended.push(queued.id);
+            // Distinct end times: the cap keeps whole milliseconds.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let waiting = store.enqueue_job(&job("waiting", false)).await.unwrap();
+        assert_eq!(store.purge_jobs_beyond(10).await.unwrap(), 0);
+        assert_eq!(store.purge_jobs_beyond(2).await.unwrap(), 3);
+        for (i, id) in ended.iter().enumerate() {
+            assert_eq!(store.get_job(id).await.is_ok(), i >= 3, "job {i}");
+        }
+        assert_eq!(
+            store.get_job(&waiting.id).await.unwrap().status,
+            JobStatus::Queued,
+            "unended jobs are neither counted nor purged"
+        );
+        assert_eq!(store.purge_jobs_beyond(0).await.unwrap(), 2);
     });
 
     crate::both_dialects!(

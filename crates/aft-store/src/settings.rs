@@ -138,6 +138,12 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "days job records and logs are kept",
     },
     SettingDef {
+        key: "job-retention-max-jobs",
+        default: "0",
+        kind: int(0, 1_000_000_000),
+        description: "ended jobs kept at most, with their logs; older ones beyond it are purged every minute; 0 = no cap, only job-retention-days applies",
+    },
+    SettingDef {
         key: "audit-retention-days",
         default: "0",
         kind: int(0, 36_500),
@@ -389,6 +395,8 @@ pub struct Settings {
     pub local_fsync: bool,
     /// Days job records and logs are kept.
     pub job_retention_days: u32,
+    /// Ended jobs kept at most; 0 = no cap.
+    pub job_retention_max_jobs: u64,
     /// Web UI session lifetime in minutes.
     pub session_lifetime_minutes: u32,
     /// SMTP server host; empty = mail disabled.
@@ -439,6 +447,7 @@ impl Settings {
             job_log_max_lines: num("job-log-max-lines")? as u64,
             local_fsync: get("local-fsync")? == "true",
             job_retention_days: num("job-retention-days")? as u32,
+            job_retention_max_jobs: num("job-retention-max-jobs")? as u64,
             session_lifetime_minutes: num("session-lifetime-minutes")? as u32,
             smtp_host: get("smtp-host")?,
             smtp_port: num("smtp-port")? as u16,
@@ -554,6 +563,7 @@ mod tests {
         assert_eq!(s.job_memory_limit_mb, 256);
         assert_eq!(s.job_timeout_seconds, 0);
         assert_eq!(s.job_retention_days, 30);
+        assert_eq!(s.job_retention_max_jobs, 0);
         assert_eq!(s.session_lifetime_minutes, 480);
         assert_eq!(s.smtp_port, 587);
         assert_eq!(s.smtp_tls, SmtpTls::Starttls);
