@@ -181,19 +181,6 @@ pub fn file_info(path: &str) -> Result<serde_json::Value, String> {
     }))
 }
 
-/// The JS half: `FileInfo` turns `ModTime` into a `Date`.
-const PRELUDE: &str = r#"
-(function (g) {
-    const info = g.__aft_file_info;
-    delete g.__aft_file_info;
-    g.FileInfo = function FileInfo(path) {
-        const r = info(path);
-        if (r) r.ModTime = new Date(r.ModTime);
-        return r;
-    };
-})(globalThis);
-"#;
-
 /// Register the local file functions.
 pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
     macro_rules! bool_fn {
@@ -331,7 +318,7 @@ pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
             }
         })?,
     )?;
-    ctx.eval::<(), _>(PRELUDE)
+    super::prelude::FILES.eval::<()>(ctx)
 }
 
 #[cfg(test)]

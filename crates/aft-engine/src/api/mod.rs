@@ -23,6 +23,7 @@ pub mod job;
 mod libutil;
 pub mod mail;
 pub mod pgp;
+mod prelude;
 pub mod process;
 pub mod text;
 pub mod watchers;

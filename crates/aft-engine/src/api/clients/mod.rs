@@ -766,9 +766,6 @@ fn dispatch(call: &Call<'_>, args: &CallArgs, other: Option<Arc<dyn Vfs>>) -> Re
     }
 }
 
-/// Constants, the client classes and `GetVFS`, over the native `__aft_clients` object.
-const PRELUDE: &str = include_str!("prelude.js");
-
 /// Retries of `Connect()` after a transient failure (as a transfer's default retries).
 const CONNECT_RETRIES: u32 = 3;
 /// Wait before the first retry of `Connect()`; doubles on each further one.
@@ -1008,7 +1005,7 @@ pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
     native.set("classes", classes.as_str())?;
 
     ctx.globals().set("__aft_clients", native)?;
-    ctx.eval::<(), _>(PRELUDE)
+    super::prelude::CLIENTS.eval::<()>(ctx)
 }
 
 /// The client's backend, connecting it first if it is not connected yet (`auto` holds the

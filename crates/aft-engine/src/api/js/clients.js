@@ -1,4 +1,5 @@
-// The JavaScript half of the transfer clients (clients/mod.rs is the Rust half).
+// The JavaScript half of the transfer clients (api/clients/mod.rs is the Rust half):
+// constants, the client classes and `GetVFS`, over the native `__aft_clients` object.
 // Each client keeps a hidden handle into the Rust side; its fields are plain properties,
 // sent to Rust at Connect(), and its Options object is sent with each call.
 (function (g) {
