@@ -9,7 +9,7 @@
 //! Install the server once (`cargo install s3s-fs --version 0.14.1 --features binary`), then:
 //! `cargo run --release -p aft-bench --bin objects -- [--size MIB] [--files N] [--reps N]
 //! [--small-reps N] [--streams N] [--big-only] [--small-only] [--no-aws] [--no-single]
-//! [--base AFT_BINARY] [--host ADDR]`
+//! [--base AFT_BINARY] [--host ADDR] [--transfers N]`
 //! (defaults: a 1024 MiB file, 5,000 files of 8 KiB, 3 runs of each, 4 streams). One big
 //! file moves with the same number of streams in every tool: aft's `Streams`, rclone's
 //! `--s3-upload-concurrency` and `--multi-thread-streams`, the AWS CLI's
@@ -20,6 +20,8 @@
 //! `local-fsync` is on: downloads are flushed to disk before their rename). `--host` serves
 //! on another loopback address (default 127.0.0.1), e.g. one given a delay with `tc netem`
 //! to measure at a round trip of a real network without slowing the rest of loopback.
+//! `--transfers N` also runs rclone with `--transfers N` on the small files (its default
+//! is 4; aft moves up to 16 small files at once to an object store), on a row of its own.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,7 @@ struct Args {
     single: bool,
     base: Option<PathBuf>,
     host: String,
+    transfers: Option<usize>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -61,6 +64,7 @@ fn args() -> anyhow::Result<Args> {
         single: true,
         base: None,
         host: "127.0.0.1".into(),
+        transfers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -82,6 +86,7 @@ fn args() -> anyhow::Result<Args> {
             "--no-single" => a.single = false,
             "--base" => a.base = it.next().map(PathBuf::from),
             "--host" => a.host = it.next().context("--host needs an address")?,
+            "--transfers" => a.transfers = Some((num("--transfers")? as usize).max(1)),
             other => bail!("unknown argument {other}; see the file's doc comment"),
         }
     }
@@ -204,8 +209,15 @@ cli.Close();
         .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())
     }
 
-    /// `rclone copy FROM TO`, `remote:` standing for the bucket; `big` sets the streams.
-    fn rclone(&self, from: &str, to: &str, big: bool) -> anyhow::Result<ChildStats> {
+    /// `rclone copy FROM TO`, `remote:` standing for the bucket; `big` sets the streams,
+    /// `transfers` the files at once (else rclone's default, 4).
+    fn rclone(
+        &self,
+        from: &str,
+        to: &str,
+        big: bool,
+        transfers: Option<usize>,
+    ) -> anyhow::Result<ChildStats> {
         let fix = |p: &str| {
             p.strip_prefix("remote:")
                 .map(|r| format!(":s3:{BUCKET}/{r}"))
@@ -228,6 +240,9 @@ cli.Close();
         if big {
             cmd.args(["--s3-upload-concurrency", &streams])
                 .args(["--multi-thread-streams", &streams]);
+        }
+        if let Some(n) = transfers {
+            cmd.args(["--transfers", &n.to_string()]);
         }
         measure_child(cmd.arg(fix(from)).arg(fix(to)).stdout(Stdio::null()))
     }
@@ -364,6 +379,8 @@ fn run_transfer(tools: &Tools, t: &Transfer<'_>, a: &Args) -> anyhow::Result<()>
     let big = t.bytes.is_some();
     let method = if t.upload { "Upload" } else { "Download" };
     let (mut f, mut r, mut w, mut one, mut b) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut rn = vec![];
+    let transfers = a.transfers.filter(|_| !big);
     for i in 0..t.reps {
         // Each upload goes to a prefix of its own (`%N`): s3s-fs answers a HEAD of a key
         // that is one of its folders with 500, which would fail the check of the target.
@@ -381,7 +398,11 @@ fn run_transfer(tools: &Tools, t: &Transfer<'_>, a: &Args) -> anyhow::Result<()>
             b.push(tools.aft_run(base, method, &t.aft.0, &base_to, tools.streams)?);
         }
         fresh()?;
-        r.push(tools.rclone(&t.rcl.0, &n(&t.rcl.1, ""), big)?);
+        r.push(tools.rclone(&t.rcl.0, &n(&t.rcl.1, ""), big, None)?);
+        if transfers.is_some() {
+            fresh()?;
+            rn.push(tools.rclone(&t.rcl.0, &n(&t.rcl.1, "t"), big, transfers)?);
+        }
         if a.aws {
             fresh()?;
             w.push(tools.aws(&t.aws.0, &n(&t.aws.1, ""), t.aws.2, big)?);
@@ -394,6 +415,11 @@ fn run_transfer(tools: &Tools, t: &Transfer<'_>, a: &Args) -> anyhow::Result<()>
     }
     if let Some(m) = medians(&b) {
         report(&format!("  --base {}", t.what), t.bytes, m, rclone, aws);
+    }
+    if let (Some(m), Some(n)) = (medians(&rn), transfers) {
+        // aft's figure again, beside rclone with as many files at once as it was asked for.
+        let label = format!("  vs rclone --transfers {n}");
+        report(&label, t.bytes, medians(&f).expect("runs"), m, aws);
     }
     if let Some(dir) = t.clear {
         let _ = std::fs::remove_dir_all(dir);

@@ -6,6 +6,9 @@
 //! own that counts the connections open at once: one request at a time keeps one
 //! connection (or two for a moment), so at least three open at once means parts or ranges
 //! really were in flight together.
+//!
+//! A folder of small files moves more files at once than a folder of big ones (counted
+//! the same way): up to 16 files under 1 MiB, 4 from 1 MiB up.
 
 mod support;
 
@@ -230,5 +233,107 @@ fn gcs_big_file_downloads_in_parallel_ranges_byte_exact() {
         "GCSClient",
         ("Endpoint", peer("AFT_TEST_GCS_ENDPOINT")),
         &[("Bucket", peer("AFT_TEST_GCS_BUCKET"))],
+    );
+}
+
+/// The S3 client's fields, reaching moto through a new counting proxy.
+fn s3_through_proxy() -> (CountingProxy, Vec<(&'static str, String)>) {
+    let mut proxy = None;
+    let url = through(&peer("AFT_TEST_S3_ENDPOINT"), |target| {
+        let p = CountingProxy::start(target);
+        let addr = p.addr.clone();
+        proxy = Some(p);
+        addr
+    });
+    let fields = vec![
+        ("Endpoint", url),
+        ("Bucket", peer("AFT_TEST_S3_BUCKET")),
+        ("Region", peer("AFT_TEST_S3_REGION")),
+        ("APIKeyID", peer("AFT_TEST_S3_KEY_ID")),
+        ("APIKeySecret", peer("AFT_TEST_S3_SECRET")),
+    ];
+    (proxy.unwrap(), fields)
+}
+
+/// `count` files of `size` bytes each up to S3 with `Upload` and back down with
+/// `Download`, byte-exact; the most connections open at once during the upload and
+/// during the download.
+fn folder_round_trip(count: usize, size: usize) -> (usize, usize) {
+    let (proxy, fields) = s3_through_proxy();
+    let aft = Aft::allowing_cli_run();
+    let src = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let files: Vec<Vec<u8>> = (0..count)
+        .map(|i| xorshift_bytes(size, 0x51ED_270B_2762_51A3 + i as u64))
+        .collect();
+    for (i, data) in files.iter().enumerate() {
+        std::fs::write(src.path().join(format!("f{i:03}.bin")), data).unwrap();
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    let dir = q(&format!("/aft-folder-{}-{nanos}", std::process::id()));
+    proxy.take_most();
+    run(
+        &aft,
+        "S3Client",
+        &fields,
+        &format!(
+            r#"if (!cli.Upload({src}, {dir})) {{ Log("upload failed: " + cli.LastError()); Exit(1); }}"#,
+            src = q(&format!("{}/*", src.path().to_str().unwrap())),
+        ),
+    );
+    let up = proxy.take_most();
+    run(
+        &aft,
+        "S3Client",
+        &fields,
+        &format!(
+            r#"if (!cli.Download({dir} + "/*", {out})) {{ Log("download failed: " + cli.LastError()); Exit(1); }}"#,
+            out = q(out.path().to_str().unwrap()),
+        ),
+    );
+    let down = proxy.take_most();
+    run(&aft, "S3Client", &fields, &format!("cli.DelTree({dir});"));
+    for (i, data) in files.iter().enumerate() {
+        let back = std::fs::read(out.path().join(format!("f{i:03}.bin"))).unwrap();
+        assert!(back == *data, "file {i} came back different");
+    }
+    (up, down)
+}
+
+/// Connections that 4 files at once can explain: their 4, the one `Connect()` listed on
+/// (kept for reuse), and a few of finished requests still closing.
+const FOUR_FILES: usize = 8;
+
+/// Small files to and from an object store move up to 16 at once (4 elsewhere): more
+/// connections open at once than 4 files at once can explain shows it.
+#[test]
+fn s3_small_files_move_more_than_four_at_once() {
+    let (up, down) = folder_round_trip(64, 4 * 1024);
+    assert!(
+        up > FOUR_FILES,
+        "the upload of 64 small files had at most {up} connections open at once"
+    );
+    assert!(
+        down > FOUR_FILES,
+        "the download of 64 small files had at most {down} connections open at once"
+    );
+}
+
+/// Files from 1 MiB up stay at 4 at once (each may hold several parts in memory) even
+/// where small ones go 16 at once.
+#[test]
+fn s3_files_from_one_mib_up_stay_four_at_once() {
+    let (up, down) = folder_round_trip(12, 1024 * 1024 + 4096);
+    assert!(
+        up <= FOUR_FILES,
+        "the upload of 12 files of 1 MiB had {up} connections open at once"
+    );
+    assert!(
+        down <= FOUR_FILES,
+        "the download of 12 files of 1 MiB had {down} connections open at once"
     );
 }

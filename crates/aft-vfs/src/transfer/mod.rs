@@ -19,7 +19,7 @@ use serde::Serialize;
 
 pub use file::copy_file;
 pub use rails::{DeleteRails, MaxDelete};
-pub use tree::{GlobSplit, copy_tree, download, split_glob, sync, sync_with, upload};
+pub use tree::{GlobSplit, SMALL_FILE, copy_tree, download, split_glob, sync, sync_with, upload};
 pub use versions::{VERSIONS_DIR, version_name};
 
 use crate::Vfs;
@@ -124,7 +124,15 @@ pub struct TransferOptions {
     /// descends as it says).
     pub recursive: bool,
     /// Files transferred at once by `copy_tree`/`upload`/`download`/`sync`; default 4.
+    /// Where either end is an object store, this bounds the files from
+    /// [`SMALL_FILE`] up only (each may hold `Streams` + 2 parts in memory), and
+    /// `small_parallel` the files in flight in all.
     pub parallel: usize,
+    /// Where either end is an object store (S3, Azure Blob, GCS): files in flight at once
+    /// in all, when more than `parallel`; the ones beyond `parallel` are files under
+    /// [`SMALL_FILE`], each one request whose time is mostly waiting on the server.
+    /// Default 16. Elsewhere (SFTP, FTP, SMB, WebDAV, local) only `parallel` counts.
+    pub small_parallel: usize,
     /// On-the-fly encryption key: when set, the stream is encrypted or decrypted on its way.
     pub otfe_key: Option<[u8; 32]>,
     /// Whether `otfe_key` encrypts or decrypts.
@@ -159,6 +167,7 @@ impl Default for TransferOptions {
             verify_hash: true,
             recursive: false,
             parallel: 4,
+            small_parallel: 16,
             otfe_key: None,
             otfe_direction: OtfeDirection::Encrypt,
             cancel: None,
@@ -186,6 +195,7 @@ impl std::fmt::Debug for TransferOptions {
             .field("verify_hash", &self.verify_hash)
             .field("recursive", &self.recursive)
             .field("parallel", &self.parallel)
+            .field("small_parallel", &self.small_parallel)
             .field("otfe", &self.otfe_key.map(|_| self.otfe_direction))
             .field("temp_max_age", &self.temp_max_age)
             .finish()

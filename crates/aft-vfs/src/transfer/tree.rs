@@ -211,11 +211,23 @@ async fn run_copies(
     let stop = AtomicBool::new(false);
     let stop = &stop;
     let trust_listing = listing_says_all(src);
+    let (in_flight, big_files) = files_in_flight(src, dst, opts);
+    let big_files = &big_files;
     let copies = stream
         .try_filter_map(
             |entry| async move { Ok(selection.selects(&entry).map(|rel| (entry, rel))) },
         )
         .map_ok(|(entry, rel)| async move {
+            // A file from `SMALL_FILE` up waits for one of `parallel` places.
+            let _place = match big_files {
+                Some(places) if entry.size >= SMALL_FILE => Some(
+                    places
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed"),
+                ),
+                _ => None,
+            };
             if stop.load(Ordering::Relaxed) || opts.cancelled() {
                 return Ok::<Option<TransferOutcome>, VfsError>(None);
             }
@@ -227,7 +239,7 @@ async fn run_copies(
                 copy_listed_file(src, &src_path, listed, dst, &target, opts, decide).await,
             ))
         })
-        .try_buffer_unordered(opts.parallel.max(1));
+        .try_buffer_unordered(in_flight);
     let mut copies = std::pin::pin!(copies);
     while let Some(done) = copies.try_next().await? {
         let Some(o) = done else { continue };
@@ -241,6 +253,38 @@ async fn run_copies(
         return Err(VfsError::Other("transfer halted by the halt signal".into()));
     }
     Ok(())
+}
+
+/// Files from this size up count against `parallel` where an object store is one end
+/// (`TransferOptions::small_parallel`); smaller ones are a single request each there.
+pub const SMALL_FILE: u64 = 1024 * 1024;
+
+/// How many files `run_copies` keeps in flight, and the places for files from
+/// [`SMALL_FILE`] up when those are fewer. An object store answers each small file in one
+/// HTTP request whose time is mostly the server's and the network's, so more of them at
+/// once pay (rclone and the AWS CLI keep 4 and 10); a big file holds up to `Streams` + 2
+/// parts in memory, so those stay at `parallel`. Other backends keep `parallel` for all:
+/// an SFTP or FTP server serialises much of it, and each file may hold a connection.
+fn files_in_flight(
+    src: &dyn Vfs,
+    dst: &dyn Vfs,
+    opts: &TransferOptions,
+) -> (usize, Option<tokio::sync::Semaphore>) {
+    let parallel = opts.parallel.max(1);
+    if opts.small_parallel > parallel && (is_object_store(src) || is_object_store(dst)) {
+        (
+            opts.small_parallel,
+            Some(tokio::sync::Semaphore::new(parallel)),
+        )
+    } else {
+        (parallel, None)
+    }
+}
+
+/// S3, Azure Blob or GCS: objects that land whole, under prefixes rather than folders.
+fn is_object_store(vfs: &dyn Vfs) -> bool {
+    let caps = vfs.capabilities();
+    caps.atomic_write && !caps.real_directories
 }
 
 /// Whether a listing of `src` tells each file's copy all that a `stat` of it would: an

@@ -85,9 +85,10 @@ pub struct CpArgs {
     /// What to do with a target that exists
     #[arg(long, value_enum, default_value = "always")]
     policy: PolicyArg,
-    /// Files copied at once
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    parallel: u16,
+    /// Files copied at once [default: 4; to or from an object store, up to 16 of those
+    /// under 1 MiB]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: Option<u16>,
     /// Print the outcome as JSON (no progress bar)
     #[arg(long)]
     json: bool,
@@ -295,13 +296,16 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
         let cancel = Arc::new(AtomicBool::new(false));
         let cancelled = cancel.clone();
         let ticks = bar.clone();
+        let defaults = TransferOptions::default();
         let opts = TransferOptions {
             policy: args.policy.into(),
             recursive: args.recursive,
-            parallel: usize::from(args.parallel),
+            // Set, it is the number of files at once, small or not.
+            parallel: args.parallel.map_or(defaults.parallel, usize::from),
+            small_parallel: args.parallel.map_or(defaults.small_parallel, usize::from),
             cancel: Some(Arc::new(move || cancelled.load(Ordering::SeqCst))),
             progress: ticks.map(|bar| Arc::new(move |n: u64| bar.inc(n)) as transfer::ProgressHook),
-            ..TransferOptions::default()
+            ..defaults
         };
 
         let started = Instant::now();

@@ -193,6 +193,11 @@ fn transfer_options(
         } else {
             TransferOptions::default().parallel
         },
+        small_parallel: if stop_on_error {
+            1
+        } else {
+            TransferOptions::default().small_parallel
+        },
         otfe_key,
         otfe_direction,
         ..TransferOptions::default()
