@@ -211,6 +211,22 @@ struct Call {
     address: String,
 }
 
+/// What a job-start record holds of the job, put on the answer by the handler that queued
+/// it ([`started_job`]), so the record needs no read of the job.
+#[derive(Clone, Debug)]
+pub struct StartedJob(pub Value);
+
+/// The job-start record's account of `job`: the script (not its source), the parameters.
+pub fn started_job(job: &aft_store::Job) -> Value {
+    json!({
+        "jobId": job.id,
+        "scriptName": job.script_name,
+        "filePath": job.file_path,
+        "params": job.params,
+        "origin": job.origin,
+    })
+}
+
 /// Append the record of a request that has been answered.
 async fn record(
     state: &AppState,
@@ -229,6 +245,7 @@ async fn record(
         address,
     } = call;
     let status = response.status();
+    let started = response.extensions().get::<StartedJob>().cloned();
     // Only successful changes are recorded, and sign-ins that failed on their credentials.
     let failed_sign_in = what == Audited::SignIn && status == axum::http::StatusCode::UNAUTHORIZED;
     if !status.is_success() && !failed_sign_in {
@@ -322,16 +339,14 @@ async fn record(
                     .and_then(|v| v["jobId"].as_str().or(v["id"].as_str()))
                     .unwrap_or("")
                     .to_string();
-                // What was started: the script (not its source) and the parameters.
-                let after = match state.store.get_job(&id).await {
-                    Ok(job) => Some(json!({
-                        "jobId": job.id,
-                        "scriptName": job.script_name,
-                        "filePath": job.file_path,
-                        "params": job.params,
-                        "origin": job.origin,
-                    })),
-                    Err(_) => answer.clone(),
+                // What was started: the script (not its source) and the parameters, as the
+                // handler queued them (read back from the store if it did not say).
+                let after = match started {
+                    Some(StartedJob(after)) => Some(after),
+                    None => match state.store.get_job(&id).await {
+                        Ok(job) => Some(started_job(&job)),
+                        Err(_) => answer.clone(),
+                    },
                 };
                 let mut e = entry(a, "job.started".into(), "job", id);
                 e.after = after;

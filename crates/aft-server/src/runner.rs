@@ -279,12 +279,13 @@ impl Runner {
                 && !self.stopping.load(Ordering::SeqCst)
                 && !self.claim_unsure.load(Ordering::SeqCst)
             {
-                // Every free slot in one claim: a burst of queued jobs costs one write, and
-                // one read each for their dry-run marks and the limits settings.
+                // Every free slot in one claim, which also says which of them are dry runs:
+                // a burst of queued jobs costs one write, and one read for the limits
+                // settings.
                 let free = self.max_concurrent.load(Ordering::SeqCst) - self.running_count();
                 match self
                     .store
-                    .claim_jobs(&self.node_id, self.lease(), free)
+                    .claim_jobs_marked(&self.node_id, self.lease(), free)
                     .await
                 {
                     Ok(jobs) if jobs.is_empty() => {
@@ -293,16 +294,10 @@ impl Runner {
                     }
                     Ok(jobs) => {
                         self.store_reached();
-                        let ids: Vec<String> = jobs.iter().map(|job| job.id.clone()).collect();
-                        let dry_runs = self.store.dry_runs_among(&padded(ids)).await;
                         let settings = self.job_settings().await;
-                        for job in jobs {
-                            let dry_run = match &dry_runs {
-                                Ok(marked) => Ok(marked.contains(&job.id)),
-                                Err(e) => Err(e.to_string()),
-                            };
+                        for (job, dry_run) in jobs {
                             let claimed = Claimed {
-                                dry_run,
+                                dry_run: Ok(dry_run),
                                 settings: settings.clone(),
                             };
                             self.clone().start_claimed(job, Some(claimed)).await

@@ -450,6 +450,24 @@ impl Store {
         lease: Duration,
         limit: usize,
     ) -> StoreResult<Vec<Job>> {
+        Ok(self
+            .claim_jobs_marked(node_id, lease, limit)
+            .await?
+            .into_iter()
+            .map(|(job, _)| job)
+            .collect())
+    }
+
+    /// [`Store::claim_jobs`], each job with whether it is a dry run, read in the claim's
+    /// own statement (a runner needs both, and a second query per batch of claims was a
+    /// round trip more between a job's queuing and its start). A dry run's mark is stored
+    /// before the job can be claimed ([`Store::enqueue_dry_run`] holds it until then).
+    pub async fn claim_jobs_marked(
+        &self,
+        node_id: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Job, bool)>> {
         // PostgreSQL may run an `IN (subquery)` more than once in a plan, and with SKIP
         // LOCKED each run can pick other rows (claiming more than `limit`): an ARRAY(...)
         // of it is computed once, before the update.
@@ -463,7 +481,8 @@ impl Store {
              WHERE seq {open}SELECT seq FROM jobs WHERE status = 'queued' \
                  AND (pinned_node IS NULL OR pinned_node = $4) \
                  AND (not_before IS NULL OR not_before <= $5) ORDER BY seq LIMIT $6{close} \
-             AND status = 'queued' RETURNING {JOB_COLUMNS}"
+             AND status = 'queued' RETURNING {JOB_COLUMNS}, \
+             (SELECT COUNT(*) FROM job_dry_runs WHERE job_dry_runs.job_id = jobs.id) AS dry_run"
         );
         let now = now_text();
         let rows = sqlx::query(&sql)
@@ -477,10 +496,10 @@ impl Store {
             .await?;
         let mut jobs = rows
             .iter()
-            .map(job_from_row)
+            .map(|row| Ok((job_from_row(row)?, row.try_get::<i64, _>("dry_run")? > 0)))
             .collect::<StoreResult<Vec<_>>>()?;
         // RETURNING gives no order: run them oldest first, as queued.
-        jobs.sort_by_key(|job| job.seq);
+        jobs.sort_by_key(|(job, _)| job.seq);
         Ok(jobs)
     }
 
@@ -1650,6 +1669,33 @@ mod tests {
             "unended jobs are neither counted nor purged"
         );
         assert_eq!(store.purge_jobs_beyond(0).await.unwrap(), 2);
+    });
+
+    crate::both_dialects!(claim_reads_the_dry_run_marks, |store| async move {
+        let real = store.enqueue_job(&job("real", false)).await.unwrap();
+        let dry = store.enqueue_dry_run(&job("dry", false)).await.unwrap();
+        let later = store.enqueue_job(&job("later", false)).await.unwrap();
+        let claimed = store
+            .claim_jobs_marked("n", Duration::from_secs(30), 2)
+            .await
+            .unwrap();
+        let got: Vec<(String, bool)> = claimed
+            .iter()
+            .map(|(job, dry_run)| (job.id.clone(), *dry_run))
+            .collect();
+        assert_eq!(got, vec![(real.id, false), (dry.id.clone(), true)]);
+        assert!(
+            claimed
+                .iter()
+                .all(|(job, _)| job.status == JobStatus::Running)
+        );
+        assert!(store.is_dry_run(&dry.id).await.unwrap());
+        let rest = store
+            .claim_jobs_marked("n", Duration::from_secs(30), 2)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!((rest[0].0.id.clone(), rest[0].1), (later.id, false));
     });
 
     crate::both_dialects!(

@@ -420,14 +420,17 @@ pub async fn create_job(
         state.store.enqueue_job(&job).await?
     };
     state.runner.wake();
-    Ok((
+    let started = crate::audit::StartedJob(crate::audit::started_job(&queued));
+    let mut response = (
         StatusCode::ACCEPTED,
         Json(JobQueued {
             job_id: queued.id,
             status: "queued".into(),
         }),
     )
-        .into_response())
+        .into_response();
+    response.extensions_mut().insert(started);
+    Ok(response)
 }
 
 /// List jobs, newest first (an API key sees only the jobs it queued).
