@@ -164,7 +164,12 @@ fn main() -> anyhow::Result<()> {
     aft(
         &bin,
         data,
-        &["settings", "set", "job-retention-max-jobs", &keep.to_string()],
+        &[
+            "settings",
+            "set",
+            "job-retention-max-jobs",
+            &keep.to_string(),
+        ],
         None,
     )?;
     aft(

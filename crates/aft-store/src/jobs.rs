@@ -943,10 +943,10 @@ impl Store {
         let mut purged = 0;
         loop {
             let ids: Vec<String> = sqlx::query_scalar(select)
-            .bind(bound)
-            .bind(PURGE_BATCH)
-            .fetch_all(self.pool())
-            .await?;
+                .bind(bound)
+                .bind(PURGE_BATCH)
+                .fetch_all(self.pool())
+                .await?;
             if ids.is_empty() {
                 return Ok(purged);
             }
@@ -1644,33 +1644,6 @@ mod tests {
         );
     });
 
-    crate::both_dialects!(purge_beyond_keeps_the_newest_ended_jobs, |store| async move {
-        let mut ended = Vec::new();
-        for i in 0..5 {
-            let queued = store.enqueue_job(&job(&format!("j{i}"), false)).await.unwrap();
-            store.claim_job("n", Duration::from_secs(30)).await.unwrap();
-            store
-                .finish_job(&queued.id, "n", JobStatus::Succeeded, Some(0), None)
-                .await
-                .unwrap();
-            ended.push(queued.id);
-            // Distinct end times: the cap keeps whole milliseconds.
-            tokio::time::sleep(Duration::from_millis(3)).await;
-        }
-        let waiting = store.enqueue_job(&job("waiting", false)).await.unwrap();
-        assert_eq!(store.purge_jobs_beyond(10).await.unwrap(), 0);
-        assert_eq!(store.purge_jobs_beyond(2).await.unwrap(), 3);
-        for (i, id) in ended.iter().enumerate() {
-            assert_eq!(store.get_job(id).await.is_ok(), i >= 3, "job {i}");
-        }
-        assert_eq!(
-            store.get_job(&waiting.id).await.unwrap().status,
-            JobStatus::Queued,
-            "unended jobs are neither counted nor purged"
-        );
-        assert_eq!(store.purge_jobs_beyond(0).await.unwrap(), 2);
-    });
-
     crate::both_dialects!(claim_reads_the_dry_run_marks, |store| async move {
         let real = store.enqueue_job(&job("real", false)).await.unwrap();
         let dry = store.enqueue_dry_run(&job("dry", false)).await.unwrap();
@@ -1697,6 +1670,39 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!((rest[0].0.id.clone(), rest[0].1), (later.id, false));
     });
+
+    crate::both_dialects!(
+        purge_beyond_keeps_the_newest_ended_jobs,
+        |store| async move {
+            let mut ended = Vec::new();
+            for i in 0..5 {
+                let queued = store
+                    .enqueue_job(&job(&format!("j{i}"), false))
+                    .await
+                    .unwrap();
+                store.claim_job("n", Duration::from_secs(30)).await.unwrap();
+                store
+                    .finish_job(&queued.id, "n", JobStatus::Succeeded, Some(0), None)
+                    .await
+                    .unwrap();
+                ended.push(queued.id);
+                // Distinct end times: the cap keeps whole milliseconds.
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            let waiting = store.enqueue_job(&job("waiting", false)).await.unwrap();
+            assert_eq!(store.purge_jobs_beyond(10).await.unwrap(), 0);
+            assert_eq!(store.purge_jobs_beyond(2).await.unwrap(), 3);
+            for (i, id) in ended.iter().enumerate() {
+                assert_eq!(store.get_job(id).await.is_ok(), i >= 3, "job {i}");
+            }
+            assert_eq!(
+                store.get_job(&waiting.id).await.unwrap().status,
+                JobStatus::Queued,
+                "unended jobs are neither counted nor purged"
+            );
+            assert_eq!(store.purge_jobs_beyond(0).await.unwrap(), 2);
+        }
+    );
 
     crate::both_dialects!(
         nodes_register_heartbeat_and_are_found_dead,
