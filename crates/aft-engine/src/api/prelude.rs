@@ -14,6 +14,8 @@ use rquickjs::{Ctx, FromJs, Value, qjs};
 /// (empty when the build did not compile it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Prelude {
+    /// Named in the tests' messages.
+    #[cfg_attr(not(test), expect(dead_code))]
     pub(crate) name: &'static str,
     source: &'static str,
     bytecode: &'static [u8],
