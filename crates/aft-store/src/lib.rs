@@ -32,6 +32,7 @@ mod transfers;
 
 // Schedules and watchers (migrations 0020).
 mod schedules;
+pub mod tz;
 mod watcher_jobs;
 
 // What remote watchers have seen (migration 0030).

@@ -5,10 +5,7 @@
 //! waiting, skipped, missed or failed) and queues its job in the same transaction, so a slot
 //! is decided exactly once across restarts and across the nodes of a cluster.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde::Serialize;
@@ -16,6 +13,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::jobs::script_version_of;
+use crate::tz::Tz;
 use crate::util::{
     conflict_or_db, int_bool, is_unique_violation, name_key, new_id, parse_time, time_text,
     validate_name,
@@ -154,7 +152,7 @@ impl CronTimes {
     /// Parse `expr` (5 fields, 6 with seconds first, or `@yearly`, `@monthly`, `@weekly`,
     /// `@daily`, `@hourly`) in the IANA time zone `tz` (`Europe/Rome`, `UTC`, ...).
     pub fn parse(expr: &str, tz: &str) -> StoreResult<CronTimes> {
-        let tz = Tz::from_str(tz).map_err(|_| {
+        let tz = Tz::from_name(tz).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "unknown time zone {tz:?}: use an IANA name such as UTC, Europe/Rome or America/New_York"
             ))
@@ -217,7 +215,7 @@ impl CronTimes {
 
     /// The time zone.
     pub fn time_zone(&self) -> Tz {
-        self.tz
+        self.tz.clone()
     }
 }
 

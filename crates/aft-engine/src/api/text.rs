@@ -1,9 +1,9 @@
 //! Text helpers for scripts: `FormatDate`, `TextEncoder`/`TextDecoder` (UTF-8), `atob`/`btoa`.
 
 use base64::Engine as _;
-use chrono::format::StrftimeItems;
-use chrono::{DateTime, FixedOffset, Local, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::format::{DelayedFormat, StrftimeItems};
+use chrono::{DateTime, FixedOffset, Local, Offset, TimeZone, Utc};
+use jiff::tz::TimeZoneDatabase;
 use rquickjs::function::Opt;
 use rquickjs::{Ctx, Function, Value};
 
@@ -13,15 +13,19 @@ use crate::JobScope;
 /// The layout `FormatDate` uses when none is given.
 pub const DEFAULT_DATE_LAYOUT: &str = "%Y-%m-%d %H:%M:%S";
 
+/// The IANA zones: jiff's bundled tz database, the same on every machine (no file access).
+static ZONES: std::sync::LazyLock<TimeZoneDatabase> =
+    std::sync::LazyLock::new(TimeZoneDatabase::bundled);
+
 /// The time zone `FormatDate` writes a date in.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DateZone {
     /// `"UTC"` (also `"Z"`, `"GMT"`).
     Utc,
     /// `"Local"` or no zone: the machine's zone.
     Local,
     /// An IANA zone such as `"Europe/Rome"`, daylight saving time included.
-    Named(Tz),
+    Named(jiff::tz::TimeZone),
     /// A fixed offset such as `"+02:00"`, `"-0500"`.
     Fixed(FixedOffset),
 }
@@ -35,12 +39,7 @@ impl DateZone {
             "local" | "" => return Ok(DateZone::Local),
             _ => {}
         }
-        if let Some(tz) = zone.parse::<Tz>().ok().or_else(|| {
-            chrono_tz::TZ_VARIANTS
-                .iter()
-                .copied()
-                .find(|tz| tz.name().eq_ignore_ascii_case(zone))
-        }) {
+        if let Ok(tz) = ZONES.get(zone) {
             return Ok(DateZone::Named(tz));
         }
         if let Some(offset) = parse_offset(zone) {
@@ -49,6 +48,25 @@ impl DateZone {
         Err(format!(
             "unknown time zone \"{zone}\"; use \"UTC\", \"Local\", an IANA name like \"Europe/Rome\" or an offset like \"+02:00\""
         ))
+    }
+}
+
+/// A zone's offset at an instant, shown by `%Z` as its abbreviation (`CET`, `CEST`, `+04`).
+#[derive(Debug, Clone)]
+struct ZoneOffset<'a> {
+    fixed: FixedOffset,
+    abbreviation: &'a str,
+}
+
+impl Offset for ZoneOffset<'_> {
+    fn fix(&self) -> FixedOffset {
+        self.fixed
+    }
+}
+
+impl std::fmt::Display for ZoneOffset<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.abbreviation)
     }
 }
 
@@ -94,7 +112,22 @@ pub fn format_date(millis: f64, layout: &str, zone: DateZone) -> Result<String, 
             .with_timezone(&Local)
             .format_with_items(items)
             .to_string(),
-        DateZone::Named(tz) => when.with_timezone(&tz).format_with_items(items).to_string(),
+        DateZone::Named(tz) => {
+            let secs = when.timestamp().clamp(
+                jiff::Timestamp::MIN.as_second(),
+                jiff::Timestamp::MAX.as_second(),
+            );
+            let instant = jiff::Timestamp::from_second(secs).map_err(|e| e.to_string())?;
+            let info = tz.to_offset_info(instant);
+            let offset = ZoneOffset {
+                fixed: FixedOffset::east_opt(info.offset().seconds())
+                    .ok_or_else(|| format!("the offset of {tz:?} is out of range"))?,
+                abbreviation: info.abbreviation(),
+            };
+            let local = when.with_timezone(&offset.fixed).naive_local();
+            DelayedFormat::new_with_offset(Some(local.date()), Some(local.time()), &offset, items)
+                .to_string()
+        }
         DateZone::Fixed(offset) => when
             .with_timezone(&offset)
             .format_with_items(items)
@@ -220,15 +253,17 @@ mod tests {
         let winter = 1_768_478_400_000.0;
         let summer = 1_784_116_800_000.0;
         assert_eq!(
-            format_date(winter, "%H:%M %z", rome).unwrap(),
-            "13:00 +0100"
+            format_date(winter, "%H:%M %z %Z", rome.clone()).unwrap(),
+            "13:00 +0100 CET"
         );
         assert_eq!(
-            format_date(summer, "%H:%M %z", rome).unwrap(),
-            "14:00 +0200"
+            format_date(summer, "%H:%M %z %Z", rome).unwrap(),
+            "14:00 +0200 CEST"
         );
         let new_york = DateZone::parse("America/New_York").unwrap();
         assert_eq!(format_date(summer, "%H:%M", new_york).unwrap(), "08:00");
+        let dubai = DateZone::parse("Asia/Dubai").unwrap();
+        assert_eq!(format_date(summer, "%H:%M %Z", dubai).unwrap(), "16:00 +04");
     }
 
     #[test]
