@@ -358,6 +358,7 @@ impl FileJob<'_> {
                 self.sweep_stale_temps(&dir, &write_path, max_age).await;
             }
         }
+        let md5 = self.wants_md5(&src_entry);
         let mut offset = 0;
         let mut kept_hashes = None;
         if resumable
@@ -367,7 +368,7 @@ impl FileJob<'_> {
             && partial.size <= src_entry.size
         {
             let temp = format!("{}{write_path}", dst.describe());
-            match self.check_kept(&write_path, partial.size).await {
+            match self.check_kept(&write_path, partial.size, md5).await {
                 Ok(hashes) => {
                     offset = partial.size;
                     kept_hashes = Some(hashes);
@@ -391,7 +392,7 @@ impl FileJob<'_> {
         }
 
         let copied = self
-            .copy_bytes(&write_path, offset, kept_hashes, src_entry.size)
+            .copy_bytes(&write_path, offset, kept_hashes, src_entry.size, md5)
             .await;
         let (total, hashes) = match copied {
             Ok(v) => v,
@@ -441,15 +442,16 @@ impl FileJob<'_> {
     /// Compare the kept first `kept` bytes of the temp file `write_path` with the source's,
     /// byte for byte, and hash them: what is resumed must continue the very bytes of the
     /// source, and the record's SHA-256 must cover the whole file. Costs reading the kept
-    /// part at both ends (not writing it again). `Err` says why it cannot be kept.
-    async fn check_kept(&self, write_path: &str, kept: u64) -> Result<Hashes, String> {
+    /// part at both ends (not writing it again). `md5`: whether the MD5 is computed too
+    /// ([`FileJob::wants_md5`]). `Err` says why it cannot be kept.
+    async fn check_kept(&self, write_path: &str, kept: u64, md5: bool) -> Result<Hashes, String> {
         let (theirs, ours) = tokio::join!(
             self.src.read(self.src_path, 0, Some(kept)),
             self.dst.read(write_path, 0, Some(kept))
         );
         let mut theirs = theirs.map_err(|e| format!("could not be compared: {e}"))?;
         let mut ours = ours.map_err(|e| format!("could not be read back: {e}"))?;
-        let mut hashes = Hashes::new(self.opts.verify_hash, self.wants_md5());
+        let mut hashes = Hashes::new(self.opts.verify_hash, md5);
         let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
         let mut pos = 0u64;
         while pos < kept {
@@ -473,22 +475,19 @@ impl FileJob<'_> {
 
     /// Stream the source into `write_path` from `offset` (resuming a kept part whose
     /// bytes `kept` hashed, or from byte 0 when `kept` is `None`); returns the target's
-    /// total size and the hashes of the whole file.
+    /// total size and the hashes of the whole file (the MD5 too when `md5`).
     async fn copy_bytes(
         &self,
         write_path: &str,
         offset: u64,
         kept: Option<Hashes>,
         src_len: u64,
+        md5: bool,
     ) -> VfsResult<(u64, Hashes)> {
         let (src, dst, opts) = (self.src, self.dst, self.opts);
         let (mode, offset, hashes) = match kept {
             Some(hashes) if offset > 0 => (WriteMode::ResumeAt(offset), offset, hashes),
-            _ => (
-                WriteMode::Create,
-                0,
-                Hashes::new(opts.verify_hash, self.wants_md5()),
-            ),
+            _ => (WriteMode::Create, 0, Hashes::new(opts.verify_hash, md5)),
         };
         let mut reader = src.read(self.src_path, offset, None).await?;
         if let Some(key) = &opts.otfe_key {
@@ -536,11 +535,17 @@ impl FileJob<'_> {
         Ok((offset + written, hashes.finish().await))
     }
 
-    fn wants_md5(&self) -> bool {
+    /// Whether the copy of the source `src` computes an MD5: only where an end's server
+    /// has one to compare it with. An object whose ETag is an S3 multipart one
+    /// (`<hex>-<parts>`, the MD5 of its parts' MD5s) names no MD5 of its content, so none is
+    /// computed for it as a source (about 2.3 s of CPU per GiB, never compared): its copy
+    /// is checked by size, and the record's SHA-256 is computed as always.
+    fn wants_md5(&self, src: &Entry) -> bool {
         self.opts.verify_hash
             && (self.dst.capabilities().server_hash == Some(HashAlgo::Md5)
                 || (self.opts.otfe_key.is_none()
-                    && self.src.capabilities().server_hash == Some(HashAlgo::Md5)))
+                    && self.src.capabilities().server_hash == Some(HashAlgo::Md5)
+                    && !src.etag.as_deref().is_some_and(is_multipart_etag)))
     }
 
     /// Size always; a server-side hash where an end offers one and we hashed the stream.
@@ -602,6 +607,18 @@ impl FileJob<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether `etag` (quotes trimmed) is an S3 multipart one: 32 hex digits, `-`, the number
+/// of parts.
+fn is_multipart_etag(etag: &str) -> bool {
+    let etag = etag.trim_matches('"');
+    etag.split_once('-').is_some_and(|(md5, parts)| {
+        md5.len() == 32
+            && md5.bytes().all(|b| b.is_ascii_hexdigit())
+            && !parts.is_empty()
+            && parts.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Files from this size on are hashed on a thread of their own, beside the copy: hashing
