@@ -224,9 +224,15 @@ fn redact_url(url: &str) -> String {
 /// operating system's cache.
 pub const SQLITE_CACHE_KIB: u32 = 512;
 
+/// The size SQLite cuts its WAL file back to after a checkpoint has emptied it
+/// (`PRAGMA journal_size_limit`), in bytes. Without it the file keeps the largest size it
+/// ever reached (a log flood's, a purge's), on disk for good.
+pub const SQLITE_WAL_KEEP_BYTES: u64 = 8 << 20;
+
 /// Set up a new connection: for SQLite, WAL (the service and CLI commands read while
 /// another writes), a busy timeout (concurrent writers wait instead of failing), foreign
-/// keys and a small page cache ([`SQLITE_CACHE_KIB`]).
+/// keys, a small page cache ([`SQLITE_CACHE_KIB`]) and a cap on the WAL file's size at
+/// rest ([`SQLITE_WAL_KEEP_BYTES`]).
 async fn prepare_connection(
     conn: &mut sqlx::AnyConnection,
     dialect: Dialect,
@@ -237,7 +243,8 @@ async fn prepare_connection(
             format!(
                 "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
                  PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; \
-                 PRAGMA cache_size=-{SQLITE_CACHE_KIB};"
+                 PRAGMA cache_size=-{SQLITE_CACHE_KIB}; \
+                 PRAGMA journal_size_limit={SQLITE_WAL_KEEP_BYTES};"
             )
             .as_str(),
         )
