@@ -902,23 +902,29 @@ impl Store {
     }
 
     /// Delete ended jobs (with their logs and transfer records) that finished before
-    /// `cutoff` (RFC 3339). Returns how many jobs were deleted.
+    /// `cutoff` (RFC 3339), and the schedule slots decided before it (their history goes
+    /// with the jobs'). Returns how many jobs were deleted.
     ///
     /// In batches of [`PURGE_BATCH`] jobs, each its own short transaction with a pause
     /// after it, so a purge of millions of records never holds the write lock for long:
     /// the API and the runner's writes go on meanwhile.
     pub async fn purge_jobs_before(&self, cutoff: &str) -> StoreResult<u64> {
-        self.purge_ended_jobs(
-            "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
-             ORDER BY finished_at LIMIT $2",
-            cutoff,
-        )
-        .await
+        let purged = self
+            .purge_ended_jobs(
+                "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1 \
+                 ORDER BY finished_at LIMIT $2",
+                cutoff,
+            )
+            .await?;
+        self.purge_decided_slots("<", cutoff).await?;
+        Ok(purged)
     }
 
     /// Delete the ended jobs (with their logs and transfer records) beyond the `keep` that
     /// finished last, in batches as [`Store::purge_jobs_before`]. Jobs that ended in the same
     /// millisecond as the newest one beyond `keep` go with it, so at most `keep` are left.
+    /// Schedule slots decided by then go too: the slot history covers what the job history
+    /// does.
     pub async fn purge_jobs_beyond(&self, keep: u64) -> StoreResult<u64> {
         let newest_to_purge: Option<String> = sqlx::query_scalar(
             "SELECT finished_at FROM jobs WHERE finished_at IS NOT NULL \
@@ -930,12 +936,42 @@ impl Store {
         let Some(newest_to_purge) = newest_to_purge else {
             return Ok(0);
         };
-        self.purge_ended_jobs(
-            "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at <= $1 \
-             ORDER BY finished_at LIMIT $2",
-            &newest_to_purge,
-        )
-        .await
+        let purged = self
+            .purge_ended_jobs(
+                "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at <= $1 \
+                 ORDER BY finished_at LIMIT $2",
+                &newest_to_purge,
+            )
+            .await?;
+        self.purge_decided_slots("<=", &newest_to_purge).await?;
+        Ok(purged)
+    }
+
+    /// Delete, batch by batch as the jobs, the decided schedule slots whose `decided_at`
+    /// compares to `bound` by `op` (`<` or `<=`), but not those `waiting` to fire nor those
+    /// whose job is still in the store (a slot's history goes with its job's).
+    async fn purge_decided_slots(&self, op: &str, bound: &str) -> StoreResult<u64> {
+        let sql = format!(
+            "DELETE FROM schedule_slots WHERE (schedule_id, slot_time) IN \
+             (SELECT s.schedule_id, s.slot_time FROM schedule_slots s \
+              WHERE s.decided_at {op} $1 AND s.status <> 'waiting' \
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = s.job_id) \
+              ORDER BY s.decided_at LIMIT $2)"
+        );
+        let mut purged = 0;
+        loop {
+            let done = sqlx::query(&sql)
+                .bind(bound)
+                .bind(PURGE_BATCH)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+            purged += done;
+            if (done as i64) < PURGE_BATCH {
+                return Ok(purged);
+            }
+            tokio::time::sleep(PURGE_PAUSE).await;
+        }
     }
 
     /// Delete, batch by batch, the jobs `select` names (`$1` the bound, `$2` the batch size).

@@ -1408,6 +1408,73 @@ mod tests {
         }
     );
 
+    crate::both_dialects!(
+        retention_purges_decided_slots_with_the_job_history,
+        |store| async move {
+            let t = |i: i64| Utc.timestamp_opt(1_900_000_000 + i, 0).unwrap();
+            let lease = Duration::from_secs(30);
+            // A job still running and a slot waiting behind it, both decided first.
+            let q = schedule(&store, "q", OverlapPolicy::Queue, MisfirePolicy::Skip).await;
+            let running = store.decide_slot(&q, t(1), ON_TIME, "n").await.unwrap();
+            store.claim_job("n", lease).await.unwrap();
+            let waiting = store.decide_slot(&q, t(2), ON_TIME, "n").await.unwrap();
+            assert_eq!(waiting.unwrap().status, SlotStatus::Waiting);
+            // Then a fired slot and a skipped one before the oldest ended job's end, and a
+            // fired slot after it.
+            let s = schedule(&store, "s", OverlapPolicy::Skip, MisfirePolicy::Skip).await;
+            let mut ended = Vec::new();
+            for i in [1, 3] {
+                let fired = store.decide_slot(&s, t(i), ON_TIME, "n").await.unwrap();
+                let job = fired.unwrap().job_id.unwrap();
+                store.claim_job("n", lease).await.unwrap();
+                if i == 1 {
+                    let skipped = store.decide_slot(&s, t(2), ON_TIME, "n").await.unwrap();
+                    assert_eq!(skipped.unwrap().status, SlotStatus::Skipped);
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                store
+                    .finish_job(&job, "n", JobStatus::Succeeded, Some(0), None)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                ended.push(job);
+            }
+            let slot_times = |id: String| {
+                let store = store.clone();
+                async move {
+                    let mut times: Vec<_> = store
+                        .list_slots(&id, 100)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|slot| slot.slot_time)
+                        .collect();
+                    times.sort();
+                    times
+                }
+            };
+
+            assert_eq!(store.purge_jobs_beyond(1).await.unwrap(), 1);
+            assert!(store.get_job(&ended[0]).await.is_err());
+            assert_eq!(
+                slot_times(s.id.clone()).await,
+                vec![t(3)],
+                "the slots decided by the end of the purged job went with it"
+            );
+            assert_eq!(
+                slot_times(q.id.clone()).await,
+                vec![t(1), t(2)],
+                "a slot whose job runs and a waiting slot stay"
+            );
+
+            let tomorrow = crate::util::time_text(Utc::now() + chrono::Duration::days(1));
+            assert_eq!(store.purge_jobs_before(&tomorrow).await.unwrap(), 1);
+            assert!(slot_times(s.id.clone()).await.is_empty());
+            assert_eq!(slot_times(q.id.clone()).await, vec![t(1), t(2)]);
+            assert!(running.unwrap().job_id.is_some());
+        }
+    );
+
     fn new_like(s: &super::Schedule) -> NewSchedule {
         NewSchedule {
             name: s.name.clone(),

@@ -1,5 +1,6 @@
 //! Retention through the binary: `job-retention-max-jobs` caps the ended jobs a service
-//! keeps, newest first, and leaves queued and running jobs alone.
+//! keeps, newest first, and leaves queued and running jobs alone; schedules' slot histories
+//! go with the jobs.
 
 mod support;
 
@@ -52,4 +53,70 @@ fn a_service_keeps_only_the_newest_ended_jobs_the_cap_allows() {
     }
     let log = aft.ok(&["jobs", "log", &kept[0]]);
     assert!(log.contains("run 4"), "{log}");
+}
+
+/// The `--json` slots of `aft schedule history NAME`.
+fn slots(aft: &Aft, name: &str) -> Vec<Value> {
+    let out = aft.ok(&["schedule", "history", name, "-n", "1000", "--json"]);
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_schedules_slot_history_is_purged_with_its_jobs() {
+    let aft = Aft::new();
+    let script = aft.write("tick.syncjs", r#"Log("tick");"#);
+    aft.ok(&["script", "push", "tick", &script]);
+    aft.ok(&[
+        "schedule",
+        "add",
+        "every-second",
+        "--script",
+        "tick",
+        "--cron",
+        "* * * * * *",
+    ]);
+    let mut service = aft.serve();
+    let fired = poll(Duration::from_secs(60), || {
+        let slots = slots(&aft, "every-second");
+        (slots.len() >= 4).then_some(slots)
+    })
+    .expect("the schedule fired 4 times");
+    assert!(fired.iter().all(|s| s["status"] == "fired"), "{fired:?}");
+    aft.ok(&["schedule", "update", "every-second", "--disable"]);
+    // Every job ended, so that the newest slot's job is the newest ended job.
+    poll(Duration::from_secs(30), || {
+        let jobs: Value = serde_json::from_str(&aft.ok(&["jobs", "list", "--json"])).unwrap();
+        let all = jobs.as_array().unwrap();
+        all.iter()
+            .all(|j| j["status"] != "queued" && j["status"] != "running")
+            .then_some(())
+    })
+    .expect("the schedule's jobs ended");
+    assert!(service.terminate().success());
+    let before = slots(&aft, "every-second");
+    assert!(before.len() >= 4, "{before:?}");
+
+    aft.ok(&["settings", "set", "job-retention-max-jobs", "1"]);
+    let _service = aft.serve();
+    let left = poll(Duration::from_secs(30), || {
+        let left = slots(&aft, "every-second");
+        (left.len() == 1).then_some(left)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the purge left {} of {} slots",
+            slots(&aft, "every-second").len(),
+            before.len()
+        )
+    });
+    // What is left is the newest slot, with the one job kept.
+    assert_eq!(left[0]["slotTime"], before[0]["slotTime"], "{left:?}");
+    assert_eq!(
+        job_ids(&aft),
+        vec![left[0]["jobId"].as_str().unwrap().to_string()]
+    );
 }
