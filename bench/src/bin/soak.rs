@@ -368,8 +368,8 @@ fn main() -> anyhow::Result<()> {
                     Duration::from_secs(60),
                 );
                 println!(
-                    "{:>6} {:>10} {:>6} {:>12} {:>10}  {}",
-                    "s", "RSS", "files", "database", "WAL", "MiB by table; jobs"
+                    "{:>6} {:>10} {:>6} {:>12} {:>10}  MiB by table; jobs",
+                    "s", "RSS", "files", "database", "WAL"
                 );
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
