@@ -8,6 +8,8 @@
 //! object, a `checksum` that is the ETag when it is a plain MD5) and can serve other bytes
 //! than it stated, as a corrupted transfer would.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -119,15 +121,7 @@ impl Vfs for OneObject {
 /// 5 MiB: above the size from which a copy hashes on a thread of its own, as a big
 /// download does.
 fn content() -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..5 * 1024 * 1024 + 17)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    support::xorshift_bytes(5 * 1024 * 1024 + 17, 0x9e37_79b9_7f4a_7c15)
 }
 
 fn md5_hex(data: &[u8]) -> String {
