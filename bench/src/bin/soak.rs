@@ -3,8 +3,8 @@
 //! the start and at the end of the run.
 //!
 //! `cargo run --release -p aft-bench --bin soak [-- SECONDS JOBS KEEP]` (default 1200 s,
-//! 20,000 jobs, `job-retention-max-jobs` 5,000; a KEEP of 0 keeps every job, so the database
-//! grows all run)
+//! 20,000 jobs, `job-retention-max-jobs` and `audit-retention-max-records` 5,000; a KEEP of
+//! 0 keeps every job and audit record, so the database grows all run)
 //!
 //! The load: 50 schedules firing every second (`* * * * * *`), 10 watcher jobs
 //! (`FsWatcher` on their own folders, with a file dropped into one of them every 100 ms),
@@ -24,10 +24,10 @@
 //! the last purge (at KEEP 5,000, about two minutes of jobs, with up to three floods' logs):
 //! the warm-up lasts until that has happened, so the start is the steady state and not an
 //! empty store filling up (SQLite reuses the pages a purge frees but does not give them back,
-//! so its file levels off at that most). Schedule slots go with the job history. The audit
-//! trail does not: each `POST /v1/jobs` is audited and kept whole by default
-//! (`audit-retention-days` 0, pruned by days only), so it grows with the posts, some 8 MiB
-//! in 20 minutes; its size is printed apart, and the database's without it.
+//! so its file levels off at that most). Schedule slots go with the job history. Each
+//! `POST /v1/jobs` is an audit record: `audit-retention-max-records` at KEEP too caps the
+//! audit trail as the job history is capped (kept whole, as by default, it grows with the
+//! posts, some 8 MiB in 20 minutes). Its size is printed apart as well.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -90,8 +90,8 @@ async fn table_bytes(data: &Path) -> anyhow::Result<Vec<(String, u64)>> {
         .collect()
 }
 
-/// The audit trail's share of [`table_bytes`]: kept whole by default
-/// (`audit-retention-days` 0), it grows with every audited request, as configured.
+/// The audit trail's share of [`table_bytes`]: one record per audited request, capped by
+/// `audit-retention-max-records` (KEEP).
 fn audit_bytes(tables: &[(String, u64)]) -> u64 {
     tables
         .iter()
@@ -204,17 +204,14 @@ fn main() -> anyhow::Result<()> {
         &["settings", "set", "max-concurrent-jobs", "16"],
         None,
     )?;
-    aft(
-        &bin,
-        data,
-        &[
-            "settings",
-            "set",
-            "job-retention-max-jobs",
-            &keep.to_string(),
-        ],
-        None,
-    )?;
+    for setting in ["job-retention-max-jobs", "audit-retention-max-records"] {
+        aft(
+            &bin,
+            data,
+            &["settings", "set", setting, &keep.to_string()],
+            None,
+        )?;
+    }
     aft(
         &bin,
         data,
@@ -428,7 +425,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "aft serve on SQLite, {seconds} s: {SCHEDULES} schedules every second, {WATCHERS} watcher jobs \
          ({dropped} files dropped), {posted} jobs posted, {floods} jobs of {FLOOD_LINES} log lines, \
-         job-retention-max-jobs {keep}"
+         job-retention-max-jobs and audit-retention-max-records {keep}"
     );
     println!("jobs at the end: {counts}");
     println!("{:<28} {:>14} {:>14} {:>9}", "", "start", "end", "change");

@@ -24,7 +24,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use aft_store::{
-    AuditEntry, AuditKind, Role, Store, StoreError, StoreResult, change_verb, snapshot_changes,
+    AuditCut, AuditEntry, AuditKind, Role, Store, StoreError, StoreResult, change_verb,
+    snapshot_changes,
 };
 
 use crate::auth::Caller;
@@ -577,18 +578,26 @@ pub fn service_entry(node_id: &str) -> AuditEntry {
 
 /// Prune records older than the `audit-retention-days` setting (0 keeps all); returns how
 /// many were removed. The service runs it hourly.
-pub async fn prune_by_setting(store: &Store, by: &AuditEntry) -> StoreResult<u64> {
-    let days: u64 = store
-        .get_setting("audit-retention-days")
-        .await?
-        .value
-        .parse()
-        .unwrap_or(0);
+pub async fn prune_by_age_setting(store: &Store, by: &AuditEntry) -> StoreResult<u64> {
+    let days = setting_number(store, "audit-retention-days").await?;
     if days == 0 {
         return Ok(0);
     }
     let cutoff = chrono::Utc::now()
         - chrono::Duration::from_std(Duration::from_secs(days * 86_400))
             .unwrap_or(chrono::Duration::zero());
-    store.prune_audit(cutoff, by).await
+    store.prune_audit(AuditCut::OlderThan(cutoff), by).await
+}
+
+/// Prune all but the newest `audit-retention-max-records` records (0: no cap); returns how
+/// many were removed. The service runs it every minute, with the job history's purge.
+pub async fn prune_by_count_setting(store: &Store, by: &AuditEntry) -> StoreResult<u64> {
+    match setting_number(store, "audit-retention-max-records").await? {
+        0 => Ok(0),
+        keep => store.prune_audit(AuditCut::BeyondNewest(keep), by).await,
+    }
+}
+
+async fn setting_number(store: &Store, key: &str) -> StoreResult<u64> {
+    Ok(store.get_setting(key).await?.value.parse().unwrap_or(0))
 }

@@ -518,21 +518,25 @@ impl Runner {
     }
 
     /// Retention, in a task of its own: a purge of a large backlog takes minutes and must
-    /// not hold up lease renewals. Job history every minute (so a `job-retention-max-jobs`
-    /// cap holds closely), sessions and the audit trail hourly.
+    /// not hold up lease renewals. Job history and the audit trail's cap every minute (so
+    /// `job-retention-max-jobs` and `audit-retention-max-records` hold closely); sessions
+    /// and the audit trail's age hourly.
     async fn purge_loop(self: Arc<Self>) {
         let mut last_hourly: Option<Instant> = None;
         while !self.stopping.load(Ordering::SeqCst) {
             if let Err(e) = self.purge_old_jobs().await {
                 tracing::warn!("cannot purge old jobs: {e}");
             }
+            let by = crate::audit::service_entry(&self.node_id);
+            if let Err(e) = crate::audit::prune_by_count_setting(&self.store, &by).await {
+                tracing::warn!("cannot prune the audit trail to its cap: {e}");
+            }
             if last_hourly.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
                 last_hourly = Some(Instant::now());
                 if let Err(e) = self.store.purge_expired_sessions().await {
                     tracing::warn!("cannot purge expired admin sessions: {e}");
                 }
-                let by = crate::audit::service_entry(&self.node_id);
-                if let Err(e) = crate::audit::prune_by_setting(&self.store, &by).await {
+                if let Err(e) = crate::audit::prune_by_age_setting(&self.store, &by).await {
                     tracing::warn!("cannot prune the audit trail: {e}");
                 }
             }

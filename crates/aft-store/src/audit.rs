@@ -24,6 +24,16 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// pruned record and its hash).
 pub const PRUNED_ACTION: &str = "audit.pruned";
 
+/// Which records [`Store::prune_audit`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditCut {
+    /// Those appended before this time (`audit-retention-days`).
+    OlderThan(DateTime<Utc>),
+    /// All but the newest this many, the checkpoint record the prune appends included
+    /// (`audit-retention-max-records`; at least 1).
+    BeyondNewest(u64),
+}
+
 /// A change to record: who, from where, what, and the state before and after it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditEntry {
@@ -150,6 +160,10 @@ fn record_hash(
         seq, at, actor, actor_kind, address, action, kind, target, before, after, detail, prev_hash
     ]);
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -465,25 +479,55 @@ impl Store {
         })
     }
 
-    /// Remove records older than `cutoff` (retention) and append one `audit.pruned` record
+    /// Remove the records `cut` names (retention) and append one `audit.pruned` record
     /// carrying the number and hash of the last one removed, so the chain still verifies.
     /// Returns how many were removed.
-    pub async fn prune_audit(&self, cutoff: DateTime<Utc>, by: &AuditEntry) -> StoreResult<u64> {
+    pub async fn prune_audit(&self, cut: AuditCut, by: &AuditEntry) -> StoreResult<u64> {
+        if let AuditCut::BeyondNewest(keep) = cut {
+            // The service asks every minute and is mostly under the cap: tell without a
+            // write (the head is checked again under the lock).
+            let chain = sqlx::query("SELECT head_seq, pruned_seq FROM audit_chain WHERE id = 1")
+                .fetch_one(self.pool())
+                .await?;
+            let left =
+                chain.try_get::<i64, _>("head_seq")? - chain.try_get::<i64, _>("pruned_seq")?;
+            if left <= to_i64(keep) {
+                return Ok(0);
+            }
+        }
         let mut tx = self.pool().begin().await?;
         // Lock the head first, as appends do.
         let chain = sqlx::query(
-            "UPDATE audit_chain SET head_seq = head_seq WHERE id = 1 RETURNING pruned_seq",
+            "UPDATE audit_chain SET head_seq = head_seq WHERE id = 1 \
+             RETURNING head_seq, pruned_seq",
         )
         .fetch_one(&mut *tx)
         .await?;
+        let head_seq: i64 = chain.try_get("head_seq")?;
         let pruned_before: i64 = chain.try_get("pruned_seq")?;
-        let last = sqlx::query(
-            "SELECT seq, hash FROM audit_log WHERE seq = \
-             (SELECT MAX(seq) FROM audit_log WHERE at < $1)",
-        )
-        .bind(crate::util::time_text(cutoff))
-        .fetch_optional(&mut *tx)
-        .await?;
+        let last = match cut {
+            AuditCut::OlderThan(cutoff) => {
+                sqlx::query(
+                    "SELECT seq, hash FROM audit_log WHERE seq = \
+                     (SELECT MAX(seq) FROM audit_log WHERE at < $1)",
+                )
+                .bind(crate::util::time_text(cutoff))
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            // Records are removed only from the start of the chain, so those left are
+            // numbered pruned + 1 ..= head: keep the newest keep - 1, the checkpoint
+            // record makes keep.
+            AuditCut::BeyondNewest(keep) if head_seq - pruned_before > to_i64(keep) => {
+                sqlx::query(
+                    "SELECT seq, hash FROM audit_log WHERE seq <= $1 ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(head_seq - to_i64(keep) + 1)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            AuditCut::BeyondNewest(_) => None,
+        };
         let Some(last) = last else {
             tx.rollback().await?;
             return Ok(0);
@@ -504,13 +548,19 @@ impl Store {
         record.action = PRUNED_ACTION.into();
         record.kind = "audit".into();
         record.target = format!("1-{last_seq}");
-        record.detail = Some(json!({
+        let mut detail = json!({
             "prunedThrough": last_seq,
             "lastPrunedHash": last_hash,
             "previouslyPrunedThrough": pruned_before,
             "removed": removed,
-            "cutoff": crate::util::time_text(cutoff),
-        }));
+        });
+        match cut {
+            AuditCut::OlderThan(cutoff) => {
+                detail["cutoff"] = json!(crate::util::time_text(cutoff));
+            }
+            AuditCut::BeyondNewest(keep) => detail["kept"] = json!(keep),
+        }
+        record.detail = Some(detail);
         append_in(&mut tx, &[record]).await?;
         tx.commit().await?;
         Ok(removed)
@@ -760,4 +810,59 @@ pub fn change_verb(before: &Option<Value>, after: &Option<Value>) -> &'static st
         (Some(_), None) => "deleted",
         _ => "updated",
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(target: &str) -> AuditEntry {
+        AuditEntry {
+            actor: "t".into(),
+            actor_kind: "local".into(),
+            address: "local".into(),
+            action: "script.created".into(),
+            kind: "script".into(),
+            target: target.into(),
+            ..AuditEntry::default()
+        }
+    }
+
+    crate::both_dialects!(
+        a_count_cap_keeps_the_newest_and_stays_verifiable,
+        |store| async move {
+            let by = entry("");
+            for i in 0..10 {
+                store.append_audit(&[entry(&i.to_string())]).await.unwrap();
+            }
+            let cap = AuditCut::BeyondNewest(4);
+            assert_eq!(store.prune_audit(cap, &by).await.unwrap(), 7);
+            let left = |store: Store| async move {
+                let all = store.list_audit(&AuditFilter::default()).await.unwrap();
+                all.iter().map(|r| r.seq).collect::<Vec<_>>()
+            };
+            assert_eq!(left(store.clone()).await, [8, 9, 10, 11]);
+            // At the cap, with its checkpoint record counted: nothing more goes.
+            assert_eq!(store.prune_audit(cap, &by).await.unwrap(), 0);
+            for i in 10..12 {
+                store.append_audit(&[entry(&i.to_string())]).await.unwrap();
+            }
+            assert_eq!(store.prune_audit(cap, &by).await.unwrap(), 3);
+            assert_eq!(left(store.clone()).await, [11, 12, 13, 14]);
+            let verified = store.verify_audit().await.unwrap();
+            assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+            assert_eq!(verified.pruned_through, 10);
+            // By age: everything appended before now goes but a checkpoint record.
+            let now = Utc::now() + chrono::Duration::seconds(1);
+            assert_eq!(
+                store
+                    .prune_audit(AuditCut::OlderThan(now), &by)
+                    .await
+                    .unwrap(),
+                4
+            );
+            assert_eq!(left(store.clone()).await, [15]);
+            assert!(store.verify_audit().await.unwrap().problems.is_empty());
+        }
+    );
 }

@@ -60,8 +60,8 @@ mod tests;
 pub use admins::{Admin, AdminSession, MIN_PASSWORD_CHARS};
 pub use apikeys::{API_KEY_PREFIX, ApiKey, ApiKeyAllowList, ApiKeyCheck, NewApiKey};
 pub use audit::{
-    AuditEntry, AuditFilter, AuditKind, AuditProblem, AuditRecord, AuditVerification, GENESIS_HASH,
-    LocalAuditLock, PRUNED_ACTION, change_verb, snapshot_changes,
+    AuditCut, AuditEntry, AuditFilter, AuditKind, AuditProblem, AuditRecord, AuditVerification,
+    GENESIS_HASH, LocalAuditLock, PRUNED_ACTION, change_verb, snapshot_changes,
 };
 pub use db::{Dialect, SQLITE_CACHE_KIB, SQLITE_WAL_KEEP_BYTES, Store, create_data_dir, now_text};
 pub use error::StoreError;

@@ -150,6 +150,12 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "days audit records are kept (older ones are pruned hourly, leaving a checkpoint record); 0 = keep all",
     },
     SettingDef {
+        key: "audit-retention-max-records",
+        default: "0",
+        kind: int(0, 1_000_000_000),
+        description: "audit records kept at most, the checkpoint record a prune leaves included; older ones beyond it are pruned every minute; 0 = no cap, only audit-retention-days applies",
+    },
+    SettingDef {
         key: "require-two-factor",
         default: "false",
         kind: SettingKind::Bool,

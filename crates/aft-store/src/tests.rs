@@ -602,3 +602,26 @@ crate::both_dialects!(
         assert!(store.vfs_entry_by_name("partner").await.unwrap().is_none());
     }
 );
+
+/// docs/store.md's settings table has a row for every setting, with its default.
+#[test]
+fn every_setting_is_documented_with_its_default() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/store.md"))
+        .unwrap();
+    for def in crate::settings::SETTINGS {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", def.key)))
+            .unwrap_or_else(|| panic!("docs/store.md has no row for the setting {}", def.key));
+        let default = if def.default.is_empty() {
+            "empty".to_string()
+        } else {
+            format!("`{}`", def.default)
+        };
+        assert!(
+            row.split('|').nth(2).is_some_and(|c| c.trim() == default),
+            "docs/store.md gives {} another default than {default}: {row}",
+            def.key
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! The audit trail through the real binary: every kind of change, made through the HTTPS API
 //! (as the web UI does), with an API key, or with a CLI command, leaves exactly one record
 //! naming who made it and from which address, without secret material; an edited or deleted
-//! record makes `aft audit verify` fail and name it; retention keeps the chain verifiable.
+//! record makes `aft audit verify` fail and name it; retention, by age or by count, keeps
+//! the chain verifiable.
 
 mod support;
 
@@ -519,4 +520,88 @@ async fn pruning_keeps_the_chain_verifiable_and_tamper_evident() {
     tamper(&aft, "UPDATE audit_chain SET pruned_seq = 4").await;
     let out = aft.fails(&["audit", "verify"], 1);
     assert!(out.contains("no retention record says"), "{out}");
+}
+
+/// `aft audit list --json`, newest first.
+fn audit_records(aft: &Aft) -> Vec<Value> {
+    let out = aft.ok(&["audit", "list", "--json", "--limit", "1000"]);
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_count_cap_keeps_the_newest_records_and_the_chain_verifiable() {
+    let aft = Aft::new();
+    for name in ["a", "b", "c", "d", "e"] {
+        aft.push_script(name, "Log(1);");
+    }
+    // By hand: records 1-3 go, 4 and 5 stay with the checkpoint record (6) as the three kept.
+    let out = aft.ok(&["audit", "prune", "--keep", "3"]);
+    assert!(out.contains("3 audit records removed"), "{out}");
+    let records = audit_records(&aft);
+    let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [6, 5, 4]);
+    assert_eq!(records[0]["action"], "audit.pruned");
+    assert_eq!(records[0]["detail"]["prunedThrough"], 3);
+    assert_eq!(records[0]["detail"]["kept"], 3);
+    // A prune does not make room for the next one: at the cap, nothing more goes.
+    let out = aft.ok(&["audit", "prune", "--keep", "3"]);
+    assert!(out.contains("0 audit records removed"), "{out}");
+    assert!(aft.ok(&["audit", "verify"]).contains("3 records"));
+    let refused = aft.run(&["audit", "prune", "--keep", "0"]);
+    assert!(
+        !refused.status.success(),
+        "a cap of 0 keeps nothing: refused"
+    );
+    assert_eq!(audit_records(&aft).len(), 3);
+
+    // The setting: applied by a service from its start, then every minute.
+    let refused = aft.fails(
+        &["settings", "set", "audit-retention-max-records", "many"],
+        1,
+    );
+    assert!(refused.contains("audit-retention-max-records"), "{refused}");
+    aft.ok(&["settings", "set", "audit-retention-max-records", "4"]);
+    for name in ["f", "g"] {
+        aft.push_script(name, "Log(1);");
+    }
+    let before_service = audit_records(&aft)[0]["seq"].as_i64().unwrap();
+    assert_eq!(before_service, 9, "6 records, over the cap of 4");
+    let _service = aft.serve();
+    let records = support::poll(std::time::Duration::from_secs(30), || {
+        let records = audit_records(&aft);
+        records
+            .iter()
+            .any(|r| r["action"] == "audit.pruned" && r["actorKind"] == "service")
+            .then_some(records)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the service did not apply the cap: {:#?}",
+            audit_records(&aft)
+        )
+    });
+    // The service's checkpoint record and the three newest before it (records the service
+    // itself appended since may follow it).
+    let marker = records
+        .iter()
+        .position(|r| r["action"] == "audit.pruned")
+        .unwrap();
+    let kept: Vec<i64> = records[marker..]
+        .iter()
+        .map(|r| r["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(kept, [10, 9, 8, 7], "{records:#?}");
+    assert_eq!(records[marker]["detail"]["prunedThrough"], 6);
+    assert!(
+        records[marker]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("node ")
+    );
+    let verified = aft.ok(&["audit", "verify"]);
+    assert!(verified.contains("audit trail intact"), "{verified}");
 }

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use aft_store::{AuditFilter, AuditRecord};
+use aft_store::{AuditCut, AuditFilter, AuditRecord};
 use chrono::{DateTime, Utc};
 use clap::{Subcommand, ValueEnum};
 
@@ -102,12 +102,21 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove records older than DAYS days now (the service does it hourly by the setting
-    /// audit-retention-days); a checkpoint record keeps the chain verifiable
+    /// Remove records older than DAYS days, or all but the newest N, now (the service does
+    /// it by the settings audit-retention-days and audit-retention-max-records); a
+    /// checkpoint record keeps the chain verifiable
     Prune {
         /// Keep the records of the last DAYS days
-        #[arg(long)]
-        older_than_days: u32,
+        #[arg(
+            long,
+            value_name = "DAYS",
+            required_unless_present = "keep",
+            conflicts_with = "keep"
+        )]
+        older_than_days: Option<u32>,
+        /// Keep the newest N records, the checkpoint record included
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        keep: Option<u64>,
     },
 }
 
@@ -194,11 +203,25 @@ pub fn execute(global: &GlobalArgs, args: Args) -> ExitCode {
                     ))
                 }
             }
-            AuditCommand::Prune { older_than_days } => {
-                let cutoff = Utc::now() - chrono::Duration::days(i64::from(older_than_days));
+            AuditCommand::Prune {
+                older_than_days,
+                keep,
+            } => {
                 let by = aft_server::audit::local_entry(String::new(), "audit", "", "audit prune");
-                let removed = store.prune_audit(cutoff, &by).await?;
-                outln!("{removed} audit records older than {older_than_days} days removed");
+                match (older_than_days, keep) {
+                    (Some(days), _) => {
+                        let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
+                        let removed = store.prune_audit(AuditCut::OlderThan(cutoff), &by).await?;
+                        outln!("{removed} audit records older than {days} days removed");
+                    }
+                    (None, Some(keep)) => {
+                        let removed = store.prune_audit(AuditCut::BeyondNewest(keep), &by).await?;
+                        outln!("{removed} audit records removed, the newest {keep} kept");
+                    }
+                    (None, None) => {
+                        return Err(UsageError("give --older-than-days or --keep".into()).into());
+                    }
+                }
                 Ok(())
             }
         }
