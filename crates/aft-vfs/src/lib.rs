@@ -112,4 +112,10 @@ pub trait Vfs: Send + Sync {
     async fn close(&self) -> VfsResult<()> {
         Ok(())
     }
+
+    /// What the backend did of its own accord that the job's log should say (an abandoned
+    /// multipart upload it aborted), each line handed out once. Default: nothing.
+    fn take_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

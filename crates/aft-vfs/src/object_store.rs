@@ -111,6 +111,8 @@ pub struct ObjectStoreVfs {
     streams: usize,
     /// What the server just said about a key, for the question that follows (`recent`).
     recent: Arc<recent::Recent>,
+    /// Lines for the job's log, until the transfer takes them ([`Vfs::take_notes`]).
+    notes: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for ObjectStoreVfs {
@@ -135,7 +137,16 @@ impl ObjectStoreVfs {
             stall,
             streams: 1,
             recent: Arc::default(),
+            notes: std::sync::Mutex::default(),
         }
+    }
+
+    fn note(&self, line: String) {
+        tracing::info!("{line}");
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
     }
 
     /// Move up to `streams` parts of one big file at once (the `Streams` field, clamped to
@@ -211,8 +222,9 @@ impl ObjectStoreVfs {
         .ok()
     }
 
-    /// Abort what earlier, killed uploads of `key` left; a failure only leaves their parts
-    /// for a lifecycle rule, so it is logged, not raised.
+    /// Abort what earlier, killed uploads of `key` left, and the folder's uploads of other
+    /// keys untouched for longer than [`crate::transfer::LEFT_BEHIND_AFTER`]; a failure only
+    /// leaves their parts for a lifecycle rule, so it is logged, not raised.
     async fn abort_stale_uploads(&self, key: &str, target: &str) {
         let Some(stale) = &self.stale_uploads else {
             return;
@@ -226,10 +238,17 @@ impl ObjectStoreVfs {
         };
         for u in uploads {
             match stale.abort(&u).await {
-                Ok(()) => tracing::info!(
+                Ok(()) if u.key == key => self.note(format!(
                     "{target}: aborted an unfinished multipart upload begun {} (a run that ended without finishing it)",
                     u.initiated
-                ),
+                )),
+                Ok(()) => self.note(format!(
+                    "{}: aborted the abandoned multipart upload of {} begun {} (begun more than {} h ago)",
+                    self.label,
+                    u.key,
+                    u.initiated,
+                    crate::transfer::LEFT_BEHIND_AFTER.as_secs() / 3600
+                )),
                 Err(e) => tracing::warn!(
                     "{target}: cannot abort the unfinished multipart upload {}: {e}",
                     u.upload_id
@@ -612,6 +631,10 @@ fn io_error_to_vfs(label: &str, path: &str, e: std::io::Error) -> VfsError {
 
 #[async_trait]
 impl Vfs for ObjectStoreVfs {
+    fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn describe(&self) -> String {
         self.label.clone()
     }

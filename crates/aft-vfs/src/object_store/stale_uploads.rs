@@ -16,7 +16,9 @@
 //! One listing per folder, not per file: the first upload into a folder lists that folder's
 //! unfinished uploads (`prefix` + `delimiter`), and the uploads after it look their key up
 //! in that answer for [`FOLDER_LISTING_TTL`], so 5,000 small files cost one listing, not
-//! 5,000. A listing the server cut short (`IsTruncated`) is not kept: each key is then
+//! 5,000. The listing also hands out, once, the folder's unfinished uploads of other keys
+//! begun more than [`LEFT_BEHIND_AFTER`] ago: a killed run whose key is never uploaded
+//! again, which the same-key rule never reaches (as stale temp files are swept). A listing the server cut short (`IsTruncated`) is not kept: each key is then
 //! listed on its own. A listing the server refuses is not asked again for that folder
 //! until the listing would have gone stale.
 
@@ -27,6 +29,8 @@ use std::time::{Duration, Instant};
 use reqsign_aws_v4::{RequestSigner, StaticCredentialProvider};
 use reqsign_core::{Context, Signer};
 use reqwest::Url;
+
+use crate::transfer::LEFT_BEHIND_AFTER;
 
 /// GCS's default endpoint and the scope opendal asks a GCS token for.
 const GCS_ENDPOINT: &str = "https://storage.googleapis.com";
@@ -165,8 +169,10 @@ impl StaleUploads {
         }
     }
 
-    /// The unfinished uploads of exactly `key`, each handed out once: from its folder's
-    /// listing while that is fresh, else from a new one.
+    /// The unfinished uploads of exactly `key`, and those of its folder's other keys that
+    /// are [abandoned], each handed out once: from the folder's listing
+    /// while that is fresh, else from a new one. (A listing cut short is replaced by one of
+    /// `key` alone, which finds no other key's.)
     pub(crate) async fn list(&self, key: &str) -> Result<Vec<Unfinished>, String> {
         let folder = &key[..key.rfind('/').map_or(0, |i| i + 1)];
         if let Some(found) = self.take_listed(folder, key) {
@@ -196,8 +202,8 @@ impl StaleUploads {
         Ok(self.take_listed(folder, key).unwrap_or_default())
     }
 
-    /// `key`'s uploads from a fresh listing of `folder`, removed from it; `None` when there
-    /// is no fresh listing.
+    /// `key`'s uploads and the abandoned ones from a fresh listing of `folder`, removed from
+    /// it; `None` when there is no fresh listing.
     fn take_listed(&self, folder: &str, key: &str) -> Option<Vec<Unfinished>> {
         let mut folders = self.folders.lock().unwrap_or_else(|e| e.into_inner());
         let (listed_at, uploads) = folders.get_mut(folder)?;
@@ -207,7 +213,7 @@ impl StaleUploads {
         }
         let (found, rest) = std::mem::take(uploads)
             .into_iter()
-            .partition(|u| u.key == key);
+            .partition(|u| u.key == key || abandoned(u));
         *uploads = rest;
         Some(found)
     }
@@ -236,7 +242,16 @@ impl StaleUploads {
         }
         let body = self.send(http::Method::GET, url).await?;
         let truncated = element(&body, "IsTruncated").is_some_and(|t| t.trim() == "true");
-        Ok((parse_uploads(&body), truncated))
+        let mut uploads = parse_uploads(&body);
+        if one_level {
+            // Some servers (moto) ignore the delimiter and list subfolders' uploads too.
+            uploads.retain(|u| {
+                u.key
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| !rest.contains('/'))
+            });
+        }
+        Ok((uploads, truncated))
     }
 
     /// Abort one upload (its parts are deleted).
@@ -248,6 +263,17 @@ impl StaleUploads {
         url.query_pairs_mut().append_pair("uploadId", &u.upload_id);
         self.send(http::Method::DELETE, url).await.map(|_| ())
     }
+}
+
+/// Whether `u` was begun more than [`LEFT_BEHIND_AFTER`] ago by the server's `Initiated`
+/// (an upload without a readable one is not), the date S3's lifecycle rule
+/// `AbortIncompleteMultipartUpload` and rclone's `cleanup` go by.
+fn abandoned(u: &Unfinished) -> bool {
+    chrono::DateTime::parse_from_rfc3339(u.initiated.trim()).is_ok_and(|at| {
+        (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+            .to_std()
+            .is_ok_and(|age| age > LEFT_BEHIND_AFTER)
+    })
 }
 
 /// SHA-256 of an empty body, which S3 wants in `x-amz-content-sha256`.
@@ -387,5 +413,116 @@ mod tests {
             None,
             "a stale listing is dropped"
         );
+    }
+
+    #[test]
+    fn a_folder_listing_also_hands_out_other_keys_uploads_begun_over_a_day_ago() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let stale = StaleUploads::new(
+            Some("http://127.0.0.1:9"),
+            "b",
+            "us-east-1",
+            "k",
+            "s",
+            reqwest::Client::new(),
+        )
+        .expect("a valid bucket URL");
+        let begun = |hours: i64| {
+            (chrono::Utc::now() - chrono::Duration::hours(hours))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let upload = |key: &str, id: &str, initiated: String| Unfinished {
+            key: key.into(),
+            upload_id: id.into(),
+            initiated,
+        };
+        stale.folders.lock().unwrap().insert(
+            "in/".into(),
+            (
+                Instant::now(),
+                vec![
+                    upload("in/a.bin", "mine", begun(1)),
+                    upload("in/old.bin", "abandoned", begun(25)),
+                    upload("in/busy.bin", "recent", begun(23)),
+                    upload("in/odd.bin", "no-time", "yesterday".into()),
+                ],
+            ),
+        );
+        let ids = |found: Option<Vec<Unfinished>>| {
+            found
+                .unwrap()
+                .into_iter()
+                .map(|u| u.upload_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(stale.take_listed("in/", "in/a.bin")),
+            ["mine", "abandoned"]
+        );
+        assert!(
+            ids(stale.take_listed("in/", "in/b.bin")).is_empty(),
+            "handed out once; an upload begun 23 h ago or at an unreadable time is left alone"
+        );
+        assert_eq!(ids(stale.take_listed("in/", "in/busy.bin")), ["recent"]);
+    }
+
+    /// Against moto (`ci/peers/moto.sh`), which checks no signatures and dates every upload
+    /// 2010-11-10: an unfinished upload of another key in the folder is found by the
+    /// folder's listing and aborted, one in a subfolder is not.
+    #[tokio::test]
+    async fn an_abandoned_upload_of_another_key_is_listed_and_aborted_on_a_real_server() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let env = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run the tests with ci/test.sh, which starts moto")
+            })
+        };
+        let (endpoint, bucket) = (env("AFT_TEST_S3_ENDPOINT"), env("AFT_TEST_S3_BUCKET"));
+        let client = reqwest::Client::new();
+        let folder = format!("abandoned-{}/", std::process::id());
+        let begin = |key: String| {
+            let client = client.clone();
+            let url = format!("{endpoint}/{bucket}/{key}?uploads");
+            async move {
+                let resp = client.post(&url).send().await.expect("moto answers");
+                assert!(resp.status().is_success(), "{url}: {}", resp.status());
+                element(&resp.text().await.unwrap(), "UploadId")
+                    .expect("an upload id")
+                    .to_string()
+            }
+        };
+        let abandoned = begin(format!("{folder}old.bin")).await;
+        let deeper = begin(format!("{folder}sub/deeper.bin")).await;
+        let stale = StaleUploads::new(
+            Some(&endpoint),
+            &bucket,
+            &env("AFT_TEST_S3_REGION"),
+            &env("AFT_TEST_S3_KEY_ID"),
+            &env("AFT_TEST_S3_SECRET"),
+            client.clone(),
+        )
+        .expect("a valid bucket URL");
+        let found = stale.list(&format!("{folder}new.bin")).await.unwrap();
+        assert!(
+            found.iter().all(|u| u.initiated.starts_with("2010-")),
+            "moto dates uploads 2010-11-10, which this test relies on: {found:?}"
+        );
+        assert_eq!(
+            found
+                .iter()
+                .map(|u| u.upload_id.as_str())
+                .collect::<Vec<_>>(),
+            [abandoned.as_str()]
+        );
+        stale.abort(&found[0]).await.unwrap();
+        let (left, _) = stale.list_prefix(&folder, false).await.unwrap();
+        assert_eq!(
+            left.iter()
+                .map(|u| u.upload_id.as_str())
+                .collect::<Vec<_>>(),
+            [deeper.as_str()],
+            "the aborted upload is gone; the subfolder's is another folder's"
+        );
+        stale.abort(&left[0]).await.unwrap();
     }
 }

@@ -107,6 +107,9 @@ pub(crate) async fn copy_listed_file(
             other => break other,
         }
     };
+    for line in dst.take_notes() {
+        job.note(line);
+    }
     let (bytes, sha256, outcome) = match result {
         Ok(Done::Copied { bytes, sha256 }) => (bytes, sha256, Outcome::Ok),
         Ok(Done::Skipped(why)) => (0, None, Outcome::Skipped(why)),

@@ -151,6 +151,11 @@ pub struct TransferOptions {
     pub swept: SweptDirs,
 }
 
+/// How long what a crashed run left in a target folder (a temp file, an unfinished S3 or
+/// GCS multipart upload) stays untouched before the next transfer into that folder takes it
+/// for abandoned and deletes it.
+pub const LEFT_BEHIND_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 impl Default for TransferOptions {
     fn default() -> Self {
         Self {
@@ -172,7 +177,7 @@ impl Default for TransferOptions {
             otfe_direction: OtfeDirection::Encrypt,
             cancel: None,
             progress: None,
-            temp_max_age: Some(Duration::from_secs(24 * 3600)),
+            temp_max_age: Some(LEFT_BEHIND_AFTER),
             swept: SweptDirs::default(),
         }
     }
