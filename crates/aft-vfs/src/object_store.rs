@@ -112,7 +112,7 @@ pub struct ObjectStoreVfs {
     /// What the server just said about a key, for the question that follows (`recent`).
     recent: Arc<recent::Recent>,
     /// Lines for the job's log, until the transfer takes them ([`Vfs::take_notes`]).
-    notes: std::sync::Mutex<Vec<String>>,
+    notes: crate::transfer::Notes,
 }
 
 impl std::fmt::Debug for ObjectStoreVfs {
@@ -137,16 +137,8 @@ impl ObjectStoreVfs {
             stall,
             streams: 1,
             recent: Arc::default(),
-            notes: std::sync::Mutex::default(),
+            notes: crate::transfer::Notes::default(),
         }
-    }
-
-    fn note(&self, line: String) {
-        tracing::info!("{line}");
-        self.notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line);
     }
 
     /// Move up to `streams` parts of one big file at once (the `Streams` field, clamped to
@@ -238,11 +230,11 @@ impl ObjectStoreVfs {
         };
         for u in uploads {
             match stale.abort(&u).await {
-                Ok(()) if u.key == key => self.note(format!(
+                Ok(()) if u.key == key => self.notes.push(format!(
                     "{target}: aborted an unfinished multipart upload begun {} (a run that ended without finishing it)",
                     u.initiated
                 )),
-                Ok(()) => self.note(format!(
+                Ok(()) => self.notes.push(format!(
                     "{}: aborted the abandoned multipart upload of {} begun {} (begun more than {} h ago)",
                     self.label,
                     u.key,
@@ -632,7 +624,7 @@ fn io_error_to_vfs(label: &str, path: &str, e: std::io::Error) -> VfsError {
 #[async_trait]
 impl Vfs for ObjectStoreVfs {
     fn take_notes(&self) -> Vec<String> {
-        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+        self.notes.take()
     }
 
     fn describe(&self) -> String {

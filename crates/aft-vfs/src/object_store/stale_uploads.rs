@@ -326,6 +326,20 @@ fn unescape(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A bucket behind the discard port, where nothing listens: every request fails.
+    fn unreachable_bucket() -> StaleUploads {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        StaleUploads::new(
+            Some("http://127.0.0.1:9"),
+            "b",
+            "us-east-1",
+            "k",
+            "s",
+            reqwest::Client::new(),
+        )
+        .expect("a valid bucket URL")
+    }
+
     #[test]
     fn uploads_are_read_from_the_listing() {
         let xml = r#"<?xml version="1.0"?><ListMultipartUploadsResult><Bucket>b</Bucket>
@@ -341,17 +355,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_listing_is_not_asked_again_for_each_file_of_the_folder() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        // Nothing listens on the discard port: the listing fails.
-        let stale = StaleUploads::new(
-            Some("http://127.0.0.1:9"),
-            "b",
-            "us-east-1",
-            "k",
-            "s",
-            reqwest::Client::new(),
-        )
-        .expect("a valid bucket URL");
+        let stale = unreachable_bucket();
         assert!(stale.list("in/a.bin").await.is_err());
         assert_eq!(
             stale.take_listed("in/", "in/b.bin"),
@@ -363,17 +367,7 @@ mod tests {
 
     #[test]
     fn a_folder_listing_hands_out_each_keys_uploads_once_while_fresh() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::new();
-        let stale = StaleUploads::new(
-            Some("http://127.0.0.1:9"),
-            "b",
-            "us-east-1",
-            "k",
-            "s",
-            client,
-        )
-        .expect("a valid bucket URL");
+        let stale = unreachable_bucket();
         let upload = |key: &str, id: &str| Unfinished {
             key: key.into(),
             upload_id: id.into(),
@@ -417,16 +411,7 @@ mod tests {
 
     #[test]
     fn a_folder_listing_also_hands_out_other_keys_uploads_begun_over_a_day_ago() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let stale = StaleUploads::new(
-            Some("http://127.0.0.1:9"),
-            "b",
-            "us-east-1",
-            "k",
-            "s",
-            reqwest::Client::new(),
-        )
-        .expect("a valid bucket URL");
+        let stale = unreachable_bucket();
         let begun = |hours: i64| {
             (chrono::Utc::now() - chrono::Duration::hours(hours))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

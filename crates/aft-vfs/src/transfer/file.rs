@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::versions::keep_version;
 use super::{
-    OtfeDirection, Outcome, OutcomeSink, TransferOptions, TransferOutcome, TransferPolicy,
+    Notes, OtfeDirection, Outcome, OutcomeSink, TransferOptions, TransferOutcome, TransferPolicy,
 };
 use crate::{
     Entry, HashAlgo, Vfs, VfsError, VfsResult, WriteMode, file_name, join, normalize, parent,
@@ -94,7 +94,7 @@ pub(crate) async fn copy_listed_file(
         listed: Mutex::new(listed),
         written: AtomicU64::new(0),
         temp: Mutex::new(None),
-        notes: Mutex::new(Vec::new()),
+        notes: Notes::default(),
     };
     let result = loop {
         attempts += 1;
@@ -135,7 +135,7 @@ pub(crate) async fn copy_listed_file(
         millis: start.elapsed().as_millis() as u64,
         attempts,
         outcome,
-        notes: std::mem::take(&mut *job.notes.lock().unwrap_or_else(|e| e.into_inner())),
+        notes: job.notes.take(),
     }
 }
 
@@ -164,7 +164,7 @@ struct FileJob<'a> {
     /// The temp file an attempt wrote to, and whether a later run can resume it.
     temp: Mutex<Option<(String, bool)>>,
     /// Lines for the job log (resumes, restarts from zero, clean-ups).
-    notes: Mutex<Vec<String>>,
+    notes: Notes,
 }
 
 /// The temp name beside `dst_path` for one version of the source: the same source file
@@ -197,11 +197,7 @@ impl FileJob<'_> {
     }
 
     fn note(&self, line: String) {
-        tracing::info!("{line}");
-        self.notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line);
+        self.notes.push(line);
     }
 
     /// The temp file of a file that failed for good: kept for the next run when the

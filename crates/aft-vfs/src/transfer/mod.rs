@@ -151,6 +151,24 @@ pub struct TransferOptions {
     pub swept: SweptDirs,
 }
 
+/// Lines for a job's log gathered while a transfer runs (a resume, a clean-up, an
+/// abandoned upload aborted), each taken once; every line also goes to the service log.
+#[derive(Debug, Default)]
+pub struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl Notes {
+    /// Add `line`.
+    pub fn push(&self, line: String) {
+        tracing::info!("{line}");
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    /// The lines so far, leaving none.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// How long what a crashed run left in a target folder (a temp file, an unfinished S3 or
 /// GCS multipart upload) stays untouched before the next transfer into that folder takes it
 /// for abandoned and deletes it.
