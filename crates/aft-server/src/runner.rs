@@ -70,6 +70,48 @@ enum WriterMsg {
     },
 }
 
+/// Bytes of log lines on their way to the store, across this node's jobs. A job thread
+/// whose line would take them past [`LOG_QUEUE_BYTES`] waits for the writer to store what
+/// is queued: a log flood, however long its lines, holds at most that much memory, and the
+/// script slows to the store's pace instead.
+#[derive(Default)]
+struct LogQueue {
+    bytes: Mutex<usize>,
+    room: std::sync::Condvar,
+}
+
+/// How many bytes of log lines may wait for the store at once.
+const LOG_QUEUE_BYTES: usize = 8 << 20;
+
+impl LogQueue {
+    /// Count `bytes` as queued, first waiting for room on a job's own thread; never waits
+    /// on a thread of the async runtime (whose tasks include the writer), nor for a line
+    /// that alone is larger than the queue once the queue is empty.
+    fn enter(&self, bytes: usize) {
+        let mut queued = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        if tokio::runtime::Handle::try_current().is_err() {
+            while *queued > 0 && *queued + bytes > LOG_QUEUE_BYTES {
+                queued = self.room.wait(queued).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        *queued += bytes;
+    }
+
+    /// `bytes` were stored (or given up on): make room.
+    fn leave(&self, bytes: usize) {
+        let mut queued = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        *queued = queued.saturating_sub(bytes);
+        self.room.notify_all();
+    }
+}
+
+/// What a queued line counts for in the [`LogQueue`]: its text and its job's id, plus
+/// what the channel slot and the four allocations of strings take besides (about 190
+/// bytes by their sizes and the allocator's headers).
+fn queued_bytes(job_id: &str, line: &LogLine) -> usize {
+    job_id.len() + line.message.len() + line.at.len() + line.level.len() + 192
+}
+
 /// Log lines of a job running on this node that are not yet in the store, and the
 /// broadcast live followers subscribe to.
 struct LiveJob {
@@ -122,6 +164,8 @@ pub struct Runner {
     running_count: AtomicUsize,
     live: Mutex<HashMap<String, LiveJob>>,
     writer: mpsc::UnboundedSender<WriterMsg>,
+    /// Bounds what `writer` holds (log lines; a job's end is never held back).
+    log_queue: LogQueue,
     stopping: AtomicBool,
     max_concurrent: AtomicUsize,
     /// The `job-lease-seconds` setting, re-read with the other settings.
@@ -163,6 +207,7 @@ impl Runner {
             running_count: AtomicUsize::new(0),
             live: Mutex::new(HashMap::new()),
             writer,
+            log_queue: LogQueue::default(),
             stopping: AtomicBool::new(false),
             max_concurrent: AtomicUsize::new(4),
             lease_secs: AtomicU64::new(DEFAULT_LEASE.as_secs()),
@@ -721,6 +766,7 @@ impl Runner {
             let Some(line) = numbers.next(level, message) else {
                 return;
             };
+            self.log_queue.enter(queued_bytes(&job_id, &line));
             if let Some(live) = self
                 .live
                 .lock()
@@ -967,9 +1013,11 @@ async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterM
         let mut lines: Vec<(String, Vec<LogLine>)> = Vec::new();
         let mut ends: Vec<(JobEnd, oneshot::Sender<()>)> = Vec::new();
         let taken = batch.len();
+        let mut taken_bytes = 0;
         for msg in batch.drain(..) {
             match msg {
                 WriterMsg::Line(job_id, line) => {
+                    taken_bytes += queued_bytes(&job_id, &line);
                     match lines.iter_mut().find(|(id, _)| *id == job_id) {
                         Some((_, v)) => v.push(line),
                         None => lines.push((job_id, vec![line])),
@@ -1011,6 +1059,7 @@ async fn log_writer(runner: Arc<Runner>, mut rx: mpsc::UnboundedReceiver<WriterM
             }
         }
         runner.write_batch(&mut lines, &mut ends).await;
+        runner.log_queue.leave(taken_bytes);
         // A log flood grows the buffer to 10,000 messages (1.7 MB); once the flood is
         // over, give that back instead of keeping it for the service's lifetime.
         if taken < WRITER_KEEP && batch.capacity() > WRITER_KEEP {

@@ -1,6 +1,7 @@
 //! Limits that keep one job from taking the service down, through the real binary: a job's
-//! log is cut at `job-log-max-lines` with a line saying so, one huge line is clipped, and a
-//! lowered `max-concurrent-jobs` applies to the next jobs at once.
+//! log is cut at `job-log-max-lines` with a line saying so, one huge line is clipped, a
+//! flood of long lines waits for the store rather than filling memory, and a lowered
+//! `max-concurrent-jobs` applies to the next jobs at once.
 
 mod support;
 
@@ -99,6 +100,47 @@ async fn a_log_flood_is_cut_at_the_cap_and_a_huge_line_is_clipped() {
         first.len()
     );
     assert_eq!(log["lines"][1]["message"], "after");
+}
+
+/// Long lines under the line cap: 4,000 lines of 32 KiB, 125 MiB of text, made far faster
+/// than the store takes them. The job waits for the store instead of queueing them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_long_lines_waits_for_the_store_instead_of_filling_memory() {
+    let aft = Aft::new();
+    aft.push_script(
+        "Long",
+        r#"var s = "x"; while (s.length < 32768) s += s;
+for (var i = 0; i < 4000; i++) Log(i + " " + s);
+Log("done");"#,
+    );
+    let key = aft.create_key("ci", "127.0.0.1");
+    let svc = aft.serve();
+    let (http, base) = (svc.client(), svc.base());
+    let auth = ("X-API-Key", key.as_str());
+    let job = queue(&http, &base, &key, "Long").await;
+    let ended = wait_job(&http, &base, auth, &job).await;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    let (_, log) = call(
+        &http,
+        Method::GET,
+        &format!("{base}/v1/jobs/{job}/log?after=3995"),
+        Some(auth),
+        None,
+    )
+    .await;
+    // Every line stored, in order, whole.
+    let lines = log["lines"].as_array().unwrap();
+    let n = lines.len();
+    assert!(n >= 2, "{log}");
+    assert_eq!(lines[n - 1]["message"], "done");
+    let last_long = lines[n - 2]["message"].as_str().unwrap();
+    assert!(last_long.starts_with("3999 xxx"), "{}", &last_long[..20]);
+    assert_eq!(last_long.len(), "3999 ".len() + 32768);
+    let peak = support::peak_rss_mib(svc.child.id());
+    assert!(
+        peak < 110,
+        "peak RSS {peak} MiB while 125 MiB of log lines were stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
