@@ -31,6 +31,7 @@ pub(crate) use parallel::streams;
 pub(crate) use upload::StreamedTarget;
 use upload::{AbortingWriter, StreamedUploads};
 
+use crate::types::is_md5_hex;
 use crate::{
     Capabilities, Entry, EntryStream, HashAlgo, Vfs, VfsError, VfsReader, VfsResult, VfsWriter,
     WriteMode, file_name, normalize,
@@ -517,7 +518,7 @@ fn dir_entry(path: &str) -> Entry {
 /// (base64), or an S3 ETag that is a plain MD5 (not a multipart `…-N` one).
 fn md5_of(meta: &Metadata) -> Option<String> {
     if let Some(md5) = meta.content_md5() {
-        if md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if is_md5_hex(md5) {
             return Some(md5.to_ascii_lowercase());
         }
         if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(md5)
@@ -527,8 +528,7 @@ fn md5_of(meta: &Metadata) -> Option<String> {
         }
     }
     let etag = clean_etag(meta)?;
-    (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| etag.to_ascii_lowercase())
+    is_md5_hex(&etag).then(|| etag.to_ascii_lowercase())
 }
 
 /// Turn an opendal error into a [`VfsError`] naming the store, the operation and the path.

@@ -52,6 +52,11 @@ pub enum HashAlgo {
     Sha256,
 }
 
+/// Whether `s` has the form of an MD5 in hex: 32 hex digits, either case.
+pub(crate) fn is_md5_hex(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// What a backend can do, declared once so the shared transfer code adapts to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Capabilities {

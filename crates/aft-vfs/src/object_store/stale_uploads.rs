@@ -18,9 +18,10 @@
 //! in that answer for [`FOLDER_LISTING_TTL`], so 5,000 small files cost one listing, not
 //! 5,000. The listing also hands out, once, the folder's unfinished uploads of other keys
 //! begun more than [`LEFT_BEHIND_AFTER`] ago: a killed run whose key is never uploaded
-//! again, which the same-key rule never reaches (as stale temp files are swept). A listing the server cut short (`IsTruncated`) is not kept: each key is then
-//! listed on its own. A listing the server refuses is not asked again for that folder
-//! until the listing would have gone stale.
+//! again, which the same-key rule never reaches (as stale temp files are swept). A listing
+//! the server cut short (`IsTruncated`) is not kept: each key is then listed on its own. A
+//! listing the server refuses is not asked again for that folder until the listing would
+//! have gone stale.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -170,9 +171,9 @@ impl StaleUploads {
     }
 
     /// The unfinished uploads of exactly `key`, and those of its folder's other keys that
-    /// are [abandoned], each handed out once: from the folder's listing
-    /// while that is fresh, else from a new one. (A listing cut short is replaced by one of
-    /// `key` alone, which finds no other key's.)
+    /// are [abandoned], each handed out once: from the folder's listing while that is
+    /// fresh, else from a new one. (A listing cut short is replaced by one of `key` alone,
+    /// which finds no other key's.)
     pub(crate) async fn list(&self, key: &str) -> Result<Vec<Unfinished>, String> {
         let folder = &key[..key.rfind('/').map_or(0, |i| i + 1)];
         if let Some(found) = self.take_listed(folder, key) {

@@ -12,6 +12,7 @@ use super::versions::keep_version;
 use super::{
     Notes, OtfeDirection, Outcome, OutcomeSink, TransferOptions, TransferOutcome, TransferPolicy,
 };
+use crate::types::is_md5_hex;
 use crate::{
     Entry, HashAlgo, Vfs, VfsError, VfsResult, WriteMode, file_name, join, normalize, parent,
 };
@@ -613,10 +614,7 @@ impl FileJob<'_> {
 fn is_multipart_etag(etag: &str) -> bool {
     let etag = etag.trim_matches('"');
     etag.split_once('-').is_some_and(|(md5, parts)| {
-        md5.len() == 32
-            && md5.bytes().all(|b| b.is_ascii_hexdigit())
-            && !parts.is_empty()
-            && parts.bytes().all(|b| b.is_ascii_digit())
+        is_md5_hex(md5) && !parts.is_empty() && parts.bytes().all(|b| b.is_ascii_digit())
     })
 }
 
