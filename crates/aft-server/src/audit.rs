@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
@@ -24,8 +23,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use aft_store::{
-    AuditCut, AuditEntry, AuditKind, Role, Store, StoreError, StoreResult, change_verb,
-    snapshot_changes,
+    AuditEntry, AuditKind, Role, Store, StoreError, StoreResult, change_verb, snapshot_changes,
 };
 
 use crate::auth::Caller;
@@ -574,30 +572,4 @@ pub fn service_entry(node_id: &str) -> AuditEntry {
         address: "local".into(),
         ..AuditEntry::default()
     }
-}
-
-/// Prune records older than the `audit-retention-days` setting (0 keeps all); returns how
-/// many were removed. The service runs it hourly.
-pub async fn prune_by_age_setting(store: &Store, by: &AuditEntry) -> StoreResult<u64> {
-    let days = setting_number(store, "audit-retention-days").await?;
-    if days == 0 {
-        return Ok(0);
-    }
-    let cutoff = chrono::Utc::now()
-        - chrono::Duration::from_std(Duration::from_secs(days * 86_400))
-            .unwrap_or(chrono::Duration::zero());
-    store.prune_audit(AuditCut::OlderThan(cutoff), by).await
-}
-
-/// Prune all but the newest `audit-retention-max-records` records (0: no cap); returns how
-/// many were removed. The service runs it every minute, with the job history's purge.
-pub async fn prune_by_count_setting(store: &Store, by: &AuditEntry) -> StoreResult<u64> {
-    match setting_number(store, "audit-retention-max-records").await? {
-        0 => Ok(0),
-        keep => store.prune_audit(AuditCut::BeyondNewest(keep), by).await,
-    }
-}
-
-async fn setting_number(store: &Store, key: &str) -> StoreResult<u64> {
-    Ok(store.get_setting(key).await?.value.parse().unwrap_or(0))
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use aft_engine::{HaltFlag, JobHost, JobScope, LogLevel, LogSink};
-use aft_store::LogLine;
+use aft_store::{AuditCut, LogLine};
 use aft_store::{Job, JobEnd, JobStatus};
 use aft_store::{Store, StoreError, StoreResult};
 
@@ -569,23 +569,42 @@ impl Runner {
     async fn purge_loop(self: Arc<Self>) {
         let mut last_hourly: Option<Instant> = None;
         while !self.stopping.load(Ordering::SeqCst) {
-            if let Err(e) = self.purge_old_jobs().await {
-                tracing::warn!("cannot purge old jobs: {e}");
-            }
-            let by = crate::audit::service_entry(&self.node_id);
-            if let Err(e) = crate::audit::prune_by_count_setting(&self.store, &by).await {
-                tracing::warn!("cannot prune the audit trail to its cap: {e}");
-            }
-            if last_hourly.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
+            let hourly = last_hourly.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600));
+            if hourly {
                 last_hourly = Some(Instant::now());
                 if let Err(e) = self.store.purge_expired_sessions().await {
                     tracing::warn!("cannot purge expired admin sessions: {e}");
                 }
-                if let Err(e) = crate::audit::prune_by_age_setting(&self.store, &by).await {
-                    tracing::warn!("cannot prune the audit trail: {e}");
+            }
+            match self.store.settings().await {
+                Ok(settings) => {
+                    if let Err(e) = self.purge_old_jobs(&settings).await {
+                        tracing::warn!("cannot purge old jobs: {e}");
+                    }
+                    self.prune_audit_trail(&settings, hourly).await;
                 }
+                Err(e) => tracing::warn!("cannot read the retention settings: {e}"),
             }
             tokio::time::sleep(PURGE_EVERY).await;
+        }
+    }
+
+    /// Prune the audit trail to `audit-retention-max-records` (0: no cap) and, when
+    /// `by_age`, by `audit-retention-days` (0: kept whole).
+    async fn prune_audit_trail(&self, settings: &aft_store::Settings, by_age: bool) {
+        let mut cuts = Vec::new();
+        if settings.audit_retention_max_records > 0 {
+            cuts.push(AuditCut::BeyondNewest(settings.audit_retention_max_records));
+        }
+        if by_age && settings.audit_retention_days > 0 {
+            let age = chrono::Duration::days(i64::from(settings.audit_retention_days));
+            cuts.push(AuditCut::OlderThan(chrono::Utc::now() - age));
+        }
+        let by = crate::audit::service_entry(&self.node_id);
+        for cut in cuts {
+            if let Err(e) = self.store.prune_audit(cut, &by).await {
+                tracing::warn!("cannot prune the audit trail ({cut:?}): {e}");
+            }
         }
     }
 
@@ -633,8 +652,10 @@ impl Runner {
 
     /// Delete job history older than the `job-retention-days` setting, and beyond the
     /// `job-retention-max-jobs` newest ended jobs when that is set.
-    pub async fn purge_old_jobs(&self) -> Result<u64, aft_store::StoreError> {
-        let settings = self.store.settings().await?;
+    pub async fn purge_old_jobs(
+        &self,
+        settings: &aft_store::Settings,
+    ) -> Result<u64, aft_store::StoreError> {
         let cutoff = aft_store::time_before(Duration::from_secs(
             u64::from(settings.job_retention_days) * 86_400,
         ));

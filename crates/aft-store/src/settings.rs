@@ -403,6 +403,10 @@ pub struct Settings {
     pub job_retention_days: u32,
     /// Ended jobs kept at most; 0 = no cap.
     pub job_retention_max_jobs: u64,
+    /// Days audit records are kept; 0 = all.
+    pub audit_retention_days: u32,
+    /// Audit records kept at most, a prune's checkpoint record included; 0 = no cap.
+    pub audit_retention_max_records: u64,
     /// Web UI session lifetime in minutes.
     pub session_lifetime_minutes: u32,
     /// SMTP server host; empty = mail disabled.
@@ -454,6 +458,8 @@ impl Settings {
             local_fsync: get("local-fsync")? == "true",
             job_retention_days: num("job-retention-days")? as u32,
             job_retention_max_jobs: num("job-retention-max-jobs")? as u64,
+            audit_retention_days: num("audit-retention-days")? as u32,
+            audit_retention_max_records: num("audit-retention-max-records")? as u64,
             session_lifetime_minutes: num("session-lifetime-minutes")? as u32,
             smtp_host: get("smtp-host")?,
             smtp_port: num("smtp-port")? as u16,
