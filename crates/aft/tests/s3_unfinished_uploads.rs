@@ -9,17 +9,14 @@ mod support;
 
 use support::{Aft, peer, text};
 
-/// The upload ids of the unfinished multipart uploads under `prefix` (moto answers
-/// unsigned requests).
+/// The body of an unsigned `GET` of `url` (moto answers unsigned listings).
+async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The upload ids of the unfinished multipart uploads under `prefix`.
 async fn unfinished(http: &reqwest::Client, bucket_url: &str, prefix: &str) -> Vec<String> {
-    let xml = http
-        .get(format!("{bucket_url}?uploads&prefix={prefix}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let xml = get_text(http, &format!("{bucket_url}?uploads&prefix={prefix}")).await;
     xml.split("<UploadId>")
         .skip(1)
         .filter_map(|s| s.split("</UploadId>").next())
@@ -79,16 +76,11 @@ cli.Close();"#,
     let out = aft.run(&["run", "-f", &script]);
     assert!(out.status.success(), "{}", text(&out));
     // Objects are private to unsigned reads; the listing is not.
-    let listed = http
-        .get(format!(
-            "{bucket_url}?list-type=2&prefix={folder}/report.csv"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = get_text(
+        &http,
+        &format!("{bucket_url}?list-type=2&prefix={folder}/report.csv"),
+    )
+    .await;
     assert!(
         listed.contains(&format!("<Key>{folder}/report.csv</Key>"))
             && listed.contains("<Size>14</Size>"),
