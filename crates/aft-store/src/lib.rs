@@ -63,7 +63,10 @@ pub use audit::{
     AuditCut, AuditEntry, AuditFilter, AuditKind, AuditProblem, AuditRecord, AuditVerification,
     GENESIS_HASH, LocalAuditLock, PRUNED_ACTION, change_verb, snapshot_changes,
 };
-pub use db::{Dialect, SQLITE_CACHE_KIB, SQLITE_WAL_KEEP_BYTES, Store, create_data_dir, now_text};
+pub use db::{
+    Dialect, LEFT_WAL_FOLD_BYTES, SQLITE_CACHE_KIB, SQLITE_WAL_KEEP_BYTES, Store, create_data_dir,
+    leave_wal_on_close, now_text,
+};
 pub use error::StoreError;
 pub use followups::{NewNotification, Notification, NotificationState, Settlement, StoredPolicy};
 pub use integrity::{DeleteOutcome, UsedBy, literal_call_args};

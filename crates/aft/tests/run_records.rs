@@ -297,6 +297,54 @@ fn a_killed_run_is_interrupted_by_the_next_service_once_its_lease_ran_out() {
     drop(svc);
 }
 
+/// `aft run` leaves the WAL when it ends instead of folding it into `aft.db` (4 fsyncs and
+/// a file made and deleted per run): every reader still sees each run, and the WAL is folded
+/// once it passes `LEFT_WAL_FOLD_BYTES`, so it stays bounded however many runs come.
+#[test]
+fn runs_leave_the_wal_every_reader_sees_them_and_it_stays_bounded() {
+    let aft = Aft::allowing_cli_run();
+    let file = aft.write("one.syncjs", "Log(Param(\"x\"));\n");
+    let wal = aft.data().join("aft.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let fold = aft_store::LEFT_WAL_FOLD_BYTES;
+    let runs = 40;
+    let (mut left, mut folds, mut largest, mut last) = (0, 0, 0, 0);
+    for n in 0..runs {
+        let out = aft.run(&["run", "-f", &file, "-p", &format!(r#"{{"x":"run {n}"}}"#)]);
+        assert!(out.status.success(), "{}", text(&out));
+        let now = wal_len();
+        left += usize::from(now > 0);
+        folds += usize::from(now < last);
+        largest = largest.max(now);
+        last = now;
+    }
+    // Left after most runs (the code before deleted it at every end), folded now and then.
+    assert!(left >= runs - folds, "left after {left} of {runs} runs");
+    assert!(
+        folds >= 2,
+        "folded {folds} times in {runs} runs (largest {largest} B)"
+    );
+    // One run writes well under 200 KB; a fold happens at the close after it passes.
+    assert!(largest < fold + 200_000, "the WAL reached {largest} B");
+    // Every run is in the history, read by aft and by another SQLite client.
+    assert_eq!(jobs(&aft).len(), runs);
+    let counted = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM jobs').fetchone()[0])\n",
+            aft.data().join("aft.db").to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3");
+    assert_eq!(
+        stdout(&counted).trim(),
+        runs.to_string(),
+        "{}",
+        text(&counted)
+    );
+}
+
 /// A store that cannot take the job's record: the run stops before the script starts,
 /// with exit 1 and one line saying why (containing `why`).
 fn refused_before_the_script(aft: &Aft, global: &[&str], why: &str) {
