@@ -207,8 +207,8 @@ pub fn leave_wal_on_close() {
 static LEAVE_WAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The size of a left WAL from which [`Store::close`] folds it into the database file:
-/// about 13 one-line runs' worth. Every run reads it when it opens the store (0.1 ms per
-/// 100 KB here), and folding it costs the `fsync`s that leaving it saved.
+/// about 13 one-line runs' worth. Every run reads all of it when it opens the store, and
+/// folding it costs the `fsync`s that leaving it saved: a balance of the two.
 pub const LEFT_WAL_FOLD_BYTES: u64 = 1 << 20;
 
 /// Run by SQLite for each connection it opens once [`leave_wal_on_close`] was called.
