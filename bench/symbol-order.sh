@@ -1,21 +1,24 @@
 #!/bin/sh
-# Regenerates crates/aft/symbol-order.txt, the order in which the linker lays out the
-# functions aft runs when it starts (crates/aft/build.rs passes it to lld).
+# Writes the order in which the linker lays out the functions aft runs (crates/aft/build.rs
+# passes it to lld): by default crates/aft/symbol-order.txt, the committed list.
 #
-#   cargo build --release -p aft && bench/symbol-order.sh [AFT_BINARY]
+#   cargo build --release -p aft && bench/symbol-order.sh [AFT_BINARY [OUTPUT]]
 #
 # Runs a release binary under `valgrind --tool=callgrind` for `aft --version`, `aft run` of
-# a one-line script and `aft serve` until it listens, and writes the functions of the aft
-# binary each one ran, by their symbol names: first those of `--version`, then those `run`
-# adds, then those `serve` adds. Laid out together they fill about 3.5 MiB instead of being
-# spread over the whole 32 MB of code, so each process maps fewer of the 64 KiB windows the
-# kernel reads around a page fault (docs/benchmarks.md, Startup). Names that no longer exist
-# after a change (a new hash, a `.llvm.` suffix) are ignored by the linker: regenerate the
-# list after larger changes. Needs valgrind.
+# a one-line script, `aft serve` running 20 jobs posted through its API (then idle for a
+# few seconds), and, when the SFTP test server's variables are set (`source` the output of
+# ci/peers/sshd.sh), `aft run` of an SFTP upload and download. It writes the functions of
+# the aft binary each one ran, by their symbol names, each once, in that order. Laid out
+# together they fill a few MiB instead of being spread over the whole 32 MB of code, so
+# each process maps fewer of the 64 KiB windows the kernel reads around a page fault
+# (docs/benchmarks.md, Startup). Names that no longer exist after a change (a new hash, a
+# `.llvm.` suffix) are ignored by the linker, so the committed list drifts:
+# packaging/build-deb.sh writes a fresh one for the binary it packs (AFT_SYMBOL_ORDER).
+# Needs valgrind and curl.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 aft=$(realpath "${1:-$root/target/release/aft}")
-out=$root/crates/aft/symbol-order.txt
+out=${2:-$root/crates/aft/symbol-order.txt}
 work=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
@@ -33,30 +36,77 @@ printf 'Log(Param("x"))\n' >"$work/one.syncjs"
 grind version --version
 grind run --data "$data" run -f "$work/one.syncjs" -p '{"x":"hello"}'
 
+printf 'Log(Param("x"))\n' >"$work/one-stored.syncjs"
+"$aft" --data "$data" script push one "$work/one-stored.syncjs" >/dev/null
+key=$("$aft" --data "$data" apikey create --name order --allow 127.0.0.1)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 valgrind --tool=callgrind --callgrind-out-file="$work/serve.out" --compress-strings=no \
     --compress-pos=no --demangle=no --dump-instr=no \
     "$aft" --data "$data" serve --listen "127.0.0.1:$port" >/dev/null 2>"$work/serve.log" &
 serve=$!
 tries=0
-until [ -e "$data/service.json" ]; do
+until curl -sk --max-time 5 "https://127.0.0.1:$port/v1/health" >/dev/null 2>&1; do
     tries=$((tries + 1))
     [ "$tries" -lt 600 ] || { echo "aft serve did not start under valgrind" >&2; exit 1; }
     sleep 0.2
 done
-sleep 2
+# Jobs through the API, a burst of them (so that the runner claims and ends several at
+# once, as under load), as a client posts them and follows their logs; then the pages an
+# operator's tools poll; the service then stays idle a while (runner, settler, purges).
+api() { curl -sk --max-time 60 -H "X-API-Key: $key" "$@"; }
+ids=
+for n in $(seq 20); do
+    ids="$ids $(api -d '{"scriptName":"one","params":{"x":"hello"}}' "https://127.0.0.1:$port/v1/jobs" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["jobId"])')"
+done
+for id in $ids; do
+    tries=0
+    until api "https://127.0.0.1:$port/v1/jobs/$id" | grep -q '"status":"succeeded"'; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 300 ] || { echo "job $id did not end under valgrind" >&2; exit 1; }
+        sleep 0.2
+    done
+    api "https://127.0.0.1:$port/v1/jobs/$id/log" >/dev/null
+done
+api "https://127.0.0.1:$port/v1/jobs" >/dev/null
+api "https://127.0.0.1:$port/metrics" >/dev/null
+sleep 5
 # valgrind's pid is the service's: TERM stops it cleanly, then callgrind writes its file.
 kill -TERM "$serve"
 wait "$serve" || true
 
+phases="version run serve"
+if [ -n "${AFT_TEST_SFTP_ADDR:-}" ]; then
+    remote=$AFT_TEST_SFTP_HOME/symbol-order-$$
+    head -c 3000000 /dev/urandom >"$work/up.bin"
+    mkdir -p "$work/down"
+    q() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+    cat >"$work/sftp.syncjs" <<EOF
+var cli = new SftpClient();
+cli.Host = $(q "$AFT_TEST_SFTP_ADDR");
+cli.User = $(q "$AFT_TEST_SFTP_USER");
+cli.KeyFile = $(q "$AFT_TEST_SFTP_KEY");
+cli.HostKeySHA256 = $(q "$AFT_TEST_SFTP_HOSTKEY_SHA256");
+cli.Options.UploadPolicy = AlwaysOverwrite;
+cli.Options.DownloadPolicy = AlwaysOverwrite;
+if (!cli.Connect()) throw new Error(cli.LastError());
+if (!cli.Upload($(q "$work/up.bin"), $(q "$remote"))) throw new Error(cli.LastError());
+if (!cli.Download($(q "$remote/up.bin"), $(q "$work/down"))) throw new Error(cli.LastError());
+if (!cli.DelTree($(q "$remote"))) throw new Error(cli.LastError());
+cli.Close();
+EOF
+    grind sftp --data "$data" run -f "$work/sftp.syncjs"
+    phases="$phases sftp"
+fi
+
 # The `fn=` records of the aft object, in the order the files hold them; each name once.
-for name in version run serve; do
+for name in $phases; do
     awk -v bin="$aft" '
         /^ob=/ { ob = substr($0, 4) }
         /^fn=/ { f = substr($0, 4); if (ob == bin && f ~ /^[A-Za-z_]/) { sub(/\047[0-9]+$/, "", f); print f } }
     ' "$work/$name.out"
 done | awk '
-    BEGIN { print "# The functions aft runs at start-up, first those of --version, then run, then serve."
+    BEGIN { print "# The functions aft runs: --version, then run, serve with a job, SFTP (see the script)."
             print "# Written by bench/symbol-order.sh from a release build; read by crates/aft/build.rs." }
     !seen[$0]++' >"$out"
 echo "$(grep -vc "^#" "$out") functions written to $out"

@@ -5,16 +5,19 @@
 //! about 2 MiB less resident memory. Elsewhere the binary links as before.
 //!
 //! With rustc's own lld (the default linker for x86_64-unknown-linux-gnu since Rust 1.90), the
-//! functions aft runs when it starts are laid out together, in the order of
-//! `symbol-order.txt` (`bench/symbol-order.sh` writes it from a profile): `aft run` then maps
-//! about 2 MiB of code instead of 64 KiB windows scattered over the whole 32 MB. Names the
-//! build no longer has are skipped; a stale list costs memory, never correctness.
+//! functions aft runs (start-up, a job, a service's request, an SFTP transfer) are laid out
+//! together, in the order of `symbol-order.txt` (`bench/symbol-order.sh` writes it from a
+//! profile), or of the file `AFT_SYMBOL_ORDER` names (packaging/build-deb.sh writes one for
+//! the very binary it packs): `aft run` then maps about 2 MiB of code instead of 64 KiB
+//! windows scattered over the whole 32 MB. Names the build no longer has are skipped; a
+//! stale list costs memory, never correctness.
 
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=symbol-order.txt");
+    println!("cargo:rerun-if-env-changed=AFT_SYMBOL_ORDER");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let native = var("TARGET") == var("HOST");
     if !native || var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
@@ -32,7 +35,14 @@ fn main() {
         && std::env::var_os("RUSTC_LINKER").is_none()
         && !rustflags.contains("linker")
         && !rustflags.contains("link-self-contained");
-    let order = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("symbol-order.txt");
+    let order = match std::env::var_os("AFT_SYMBOL_ORDER") {
+        Some(file) => {
+            let file = std::path::PathBuf::from(file);
+            println!("cargo:rerun-if-changed={}", file.display());
+            file
+        }
+        None => std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("symbol-order.txt"),
+    };
     if default_lld && order.is_file() {
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
