@@ -14,8 +14,8 @@ dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 aft=target/$dir/aft
 # A release binary is linked a second time with its code laid out in the order a profile
 # of this very binary gives (bench/symbol-order.sh, about half a minute under valgrind):
-# the committed list drifts as the code changes (a one-line `aft run` peaked at 14.5 MiB
-# with a drifted list, 11.3 MiB with a fresh one). Without valgrind and curl, or with
+# the committed list drifts as the code changes (a one-line `aft run` peaked at 12.1 MiB
+# with a drifted list, 9.6 MiB with a fresh one). Without valgrind and curl, or with
 # AFT_DEB_COMMITTED_ORDER=1, the committed list is used as it is.
 if [ -z "${AFT_DEB_NO_BUILD:-}" ] && [ "$profile" = release ] && [ -z "${AFT_DEB_COMMITTED_ORDER:-}" ]; then
     if command -v valgrind >/dev/null && command -v curl >/dev/null; then
