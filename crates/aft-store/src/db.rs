@@ -148,7 +148,7 @@ impl Store {
     /// file, unless [`leave_wal_on_close`] was called (then only a WAL over
     /// [`LEFT_WAL_FOLD_BYTES`] is folded).
     pub async fn close(&self) {
-        if self.dialect == Dialect::Sqlite && LEAVE_WAL.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.dialect == Dialect::Sqlite && LEAVE_WAL.is_completed() {
             self.fold_big_wal().await;
         }
         self.pool.close().await;
@@ -193,9 +193,7 @@ fn on_current_thread_runtime() -> bool {
 /// Call it before opening the store; it holds for every SQLite connection this process
 /// opens after.
 pub fn leave_wal_on_close() {
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    REGISTER.call_once(|| {
-        LEAVE_WAL.store(true, std::sync::atomic::Ordering::Relaxed);
+    LEAVE_WAL.call_once(|| {
         // SAFETY: registers a function of the signature SQLite calls an auto-extension
         // with, for the life of the process.
         let rc = unsafe { libsqlite3_sys::sqlite3_auto_extension(Some(no_checkpoint_on_close)) };
@@ -205,8 +203,9 @@ pub fn leave_wal_on_close() {
     });
 }
 
-/// Whether [`leave_wal_on_close`] was called in this process.
-static LEAVE_WAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Registers [`no_checkpoint_on_close`] once; completed once [`leave_wal_on_close`] was
+/// called in this process.
+static LEAVE_WAL: std::sync::Once = std::sync::Once::new();
 
 /// The size of a left WAL from which [`Store::close`] folds it into the database file:
 /// about 13 one-line runs' worth. Every run reads all of it when it opens the store, and
