@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use support::{Aft, peer, poll, text, xorshift_bytes};
+use support::{Aft, peer, poll, sha256_file, text, xorshift_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -1121,7 +1121,7 @@ fn kill_cell(rt: &Arc<Runtime>, b: &Backend, damage: bool) -> (String, Result<()
             }
             how += ", damaged part found, restarted from 0";
             let recorded = recorded_sha256(&log)?;
-            let truth = sha256(&work.src);
+            let truth = sha256_file(&work.src);
             if recorded != truth {
                 return Err(format!(
                     "the record's SHA-256 is {recorded}, the file's {truth}"
@@ -1133,7 +1133,7 @@ fn kill_cell(rt: &Arc<Runtime>, b: &Backend, damage: bool) -> (String, Result<()
                 return Err(format!("the log does not say it resumed\n{log}"));
             }
             let recorded = recorded_sha256(&log)?;
-            if recorded != sha256(&work.src) {
+            if recorded != sha256_file(&work.src) {
                 return Err(format!(
                     "a resumed file's record has SHA-256 {recorded}, not the file's"
                 ));
@@ -1172,16 +1172,6 @@ fn recorded_bytes(log: &str) -> Option<u64> {
                 .parse()
                 .ok()
         })
-}
-
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// A full local disk: an upload bigger than an 8 MiB tmpfs fails with the disk's error and
@@ -1331,7 +1321,7 @@ fn local_kill_cell(rt: &Arc<Runtime>, b: &Backend) -> (String, Result<(), String
         if std::fs::read(&to).unwrap_or_default() != work.content {
             return Err("the downloaded file has other bytes".into());
         }
-        if recorded_sha256(&log)? != sha256(&work.src) {
+        if recorded_sha256(&log)? != sha256_file(&work.src) {
             return Err("the record's SHA-256 is not the file's".into());
         }
         let left = walk(local.path());

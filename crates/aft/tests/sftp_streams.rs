@@ -18,12 +18,11 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Aft, peer, poll, text, xorshift_bytes};
+use support::{Aft, peer, poll, sha256_file, text, xorshift_bytes};
 
 /// 64 MiB and an odd end: four times the size from which streams are used.
 const SIZE: usize = 64 * 1024 * 1024 + 123_457;
@@ -158,17 +157,6 @@ fn recorded_sha256(log: &str) -> String {
         .unwrap_or_else(|| panic!("no SHA-256 in the transfer record\n{log}"))
 }
 
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success(), "sha256sum {}", path.display());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// The names in `dir` (a temp file left there would show).
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -189,7 +177,7 @@ fn round_trip(streams: Option<u32>) -> (usize, usize) {
     let data = xorshift_bytes(SIZE, 0x2545_F491_4F6C_DD1D);
     let src_file = src.path().join("big.bin");
     std::fs::write(&src_file, &data).unwrap();
-    let want = sha256(&src_file);
+    let want = sha256_file(&src_file);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -236,7 +224,11 @@ fn round_trip(streams: Option<u32>) -> (usize, usize) {
         want,
         "download: the record's SHA-256"
     );
-    assert_eq!(sha256(&out.path().join("big.bin")), want, "download: file");
+    assert_eq!(
+        sha256_file(&out.path().join("big.bin")),
+        want,
+        "download: file"
+    );
     let back = std::fs::read(out.path().join("big.bin")).unwrap();
     assert_eq!(
         back.iter().zip(&data).position(|(a, b)| a != b),

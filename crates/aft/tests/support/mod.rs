@@ -478,3 +478,16 @@ pub fn xorshift_bytes(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The SHA-256 of the file at `path`, in hex, by `sha256sum` (what a user would check).
+#[allow(dead_code)]
+pub fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
