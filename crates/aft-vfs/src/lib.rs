@@ -72,6 +72,37 @@ pub trait Vfs: Send + Sync {
     /// Read `path` from byte `offset`, up to `len` bytes (to the end when `None`).
     async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> VfsResult<VfsReader>;
 
+    /// How many ranged reads of one big file this backend serves best at once (an object
+    /// store's `Streams`). Above 1, a copy of a big file to a target that takes writes at
+    /// offsets ([`Vfs::create_positional`]) reads that many ranges at once with
+    /// [`Vfs::read_range`]. Default 1: one stream, read in order.
+    fn read_streams(&self) -> usize {
+        1
+    }
+
+    /// Bytes `range` of `path`, read as one request, of the version whose ETag is `etag`
+    /// when given (a replaced file then fails the read instead of mixing two versions).
+    /// Default: [`Vfs::read`] of the range, without the version check.
+    async fn read_range(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+        etag: Option<&str>,
+    ) -> VfsResult<VfsReader> {
+        let _ = etag;
+        self.read(path, range.start, Some(range.end - range.start))
+            .await
+    }
+
+    /// Create `path` (empty) as a local file, open to read and write, that several tasks
+    /// write at their offsets at once, as [`Vfs::write`] with [`WriteMode::Create`] would
+    /// have made it; `None` where
+    /// the backend has no such file (every remote one). Default `None`.
+    async fn create_positional(&self, path: &str) -> VfsResult<Option<std::fs::File>> {
+        let _ = path;
+        Ok(None)
+    }
+
     /// Open `path` for writing. The data is complete only once the writer's
     /// `shutdown()` returns Ok; a writer dropped before that leaves no file the backend can
     /// promise is whole (that is why the transfer code writes to a temp name first where

@@ -244,6 +244,19 @@ impl Vfs for LocalFs {
         )))
     }
 
+    async fn create_positional(&self, path: &str) -> VfsResult<Option<std::fs::File>> {
+        // Readable too: the record's hash is computed on the file behind the writers.
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.local_path(path))
+            .await
+            .map_err(|e| self.err(path, e))?;
+        Ok(Some(file.into_std().await))
+    }
+
     async fn mkdir_all(&self, path: &str) -> VfsResult<()> {
         tokio::fs::create_dir_all(self.local_path(path))
             .await

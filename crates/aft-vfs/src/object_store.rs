@@ -795,6 +795,30 @@ impl Vfs for ObjectStoreVfs {
         Ok(Box::pin(StreamReader::new(rest)))
     }
 
+    fn read_streams(&self) -> usize {
+        // WebDAV servers are often a single process behind one folder: one stream there.
+        if self.kind == StoreKind::WebDav {
+            1
+        } else {
+            self.streams
+        }
+    }
+
+    async fn read_range(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+        etag: Option<&str>,
+    ) -> VfsResult<VfsReader> {
+        let path = normalize(path);
+        let bytes = parallel::range(&self.op, &file_key(&path), range, etag)
+            .await
+            .map_err(|e| self.err("read", &path, e))?;
+        Ok(Box::pin(StreamReader::new(
+            bytes.map_err(|e| retryable_read_error(parallel::replaced(e))),
+        )))
+    }
+
     async fn write(&self, path: &str, mode: WriteMode) -> VfsResult<VfsWriter> {
         let path = normalize(path);
         if let WriteMode::ResumeAt(_) = mode {

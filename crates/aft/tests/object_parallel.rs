@@ -14,11 +14,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{Aft, peer, poll, text, xorshift_bytes};
+use support::{Aft, peer, poll, sha256_file, text, xorshift_bytes};
 
 /// Five 8 MiB parts and a short sixth: more parts than streams, and an odd end.
 const SIZE: usize = 5 * 8 * 1024 * 1024 + 123_457;
@@ -26,11 +26,35 @@ const SIZE: usize = 5 * 8 * 1024 * 1024 + 123_457;
 /// Connections open at once that only parallel parts or ranges explain.
 const PARALLEL: usize = 3;
 
-/// A TCP proxy to `target` (`host:port`) that keeps the most connections open at once.
+/// A TCP proxy to `target` (`host:port`) that keeps the most connections open at once,
+/// and can cut every connection at once after a number of bytes to the client.
 struct CountingProxy {
     addr: String,
     open: Arc<AtomicUsize>,
     most: Arc<AtomicUsize>,
+    cut: Cut,
+}
+
+/// Bytes to the client left before every open connection is cut (once).
+#[derive(Clone)]
+struct Cut {
+    left: Arc<AtomicI64>,
+    sockets: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Cut {
+    /// Count `n` bytes sent to the client; the ones that use up the budget cut every
+    /// connection open now, and the budget is unlimited again.
+    fn sent(&self, n: usize) {
+        let n = n as i64;
+        let left = self.left.fetch_sub(n, Ordering::SeqCst) - n;
+        if left <= 0 && left + n > 0 {
+            self.left.store(i64::MAX, Ordering::SeqCst);
+            for socket in self.sockets.lock().unwrap().drain(..) {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+        }
+    }
 }
 
 impl CountingProxy {
@@ -39,7 +63,11 @@ impl CountingProxy {
         let addr = listener.local_addr().unwrap().to_string();
         let open = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
-        let (o, m) = (open.clone(), most.clone());
+        let cut = Cut {
+            left: Arc::new(AtomicI64::new(i64::MAX)),
+            sockets: Arc::default(),
+        };
+        let (o, m, c) = (open.clone(), most.clone(), cut.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -48,17 +76,28 @@ impl CountingProxy {
                 };
                 let now = o.fetch_add(1, Ordering::SeqCst) + 1;
                 m.fetch_max(now, Ordering::SeqCst);
-                let o = o.clone();
+                c.sockets.lock().unwrap().push(client.try_clone().unwrap());
+                let (o, c) = (o.clone(), c.clone());
                 std::thread::spawn(move || {
                     let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                    let up = std::thread::spawn(move || pipe(c2, s2));
-                    pipe(server, client);
+                    let up = std::thread::spawn(move || pipe(c2, s2, None));
+                    pipe(server, client, Some(&c));
                     let _ = up.join();
                     o.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        CountingProxy { addr, open, most }
+        CountingProxy {
+            addr,
+            open,
+            most,
+            cut,
+        }
+    }
+
+    /// Cut every connection open once `bytes` more have gone to the client.
+    fn cut_after(&self, bytes: i64) {
+        self.cut.left.store(bytes, Ordering::SeqCst);
     }
 
     /// The most connections open at once since the last call, once the last run's have
@@ -72,12 +111,16 @@ impl CountingProxy {
     }
 }
 
-/// Copy `from` to `to` until either side ends, then end both.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+/// Copy `from` to `to` until either side ends, then end both; bytes to the client count
+/// against `cut`.
+fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Option<&Cut>) {
     let mut buf = vec![0u8; 64 * 1024];
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 || to.write_all(&buf[..n]).is_err() {
             break;
+        }
+        if let Some(cut) = cut {
+            cut.sent(n);
         }
     }
     let _ = to.shutdown(Shutdown::Both);
@@ -98,7 +141,7 @@ fn through(url: &str, proxy: impl FnOnce(String) -> String) -> String {
 
 /// `aft run` of `body` on a client `class` set up by `fields`, with `Streams` = 4; the
 /// script must log `DONE`.
-fn run(aft: &Aft, class: &str, fields: &[(&str, String)], body: &str) {
+fn run(aft: &Aft, class: &str, fields: &[(&str, String)], body: &str) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap();
     let set: String = fields
         .iter()
@@ -123,6 +166,7 @@ Log("DONE");
         "{class}: {}\n{script}\n{log}",
         result.status
     );
+    log
 }
 
 /// Upload and download `SIZE` bytes with `class`, its endpoint field `endpoint` (reached
@@ -166,7 +210,7 @@ if (st.Size != {SIZE}) {{ Log("uploaded size " + st.Size); Exit(1); }}"#,
         ),
     );
     let upload_connections = proxy.take_most();
-    run(
+    let download_log = run(
         &aft,
         class,
         &fields,
@@ -177,6 +221,12 @@ if (st.Size != {SIZE}) {{ Log("uploaded size " + st.Size); Exit(1); }}"#,
     );
     let download_connections = proxy.take_most();
     run(&aft, class, &fields, &format!("cli.DelTree({dir});"));
+    // The record's SHA-256 is computed behind the ranges' writers: it must be the file's.
+    let sha = sha256_file(&out.path().join("big.bin"));
+    assert!(
+        download_log.contains(&format!("sha256 {sha}")),
+        "{class}: the download's record does not name the file's SHA-256 {sha}:\n{download_log}"
+    );
 
     let back = std::fs::read(out.path().join("big.bin")).unwrap();
     assert_eq!(back.len(), SIZE, "{class}: downloaded size");
@@ -233,6 +283,75 @@ fn gcs_big_file_downloads_in_parallel_ranges_byte_exact() {
         "GCSClient",
         ("Endpoint", peer("AFT_TEST_GCS_ENDPOINT")),
         &[("Bucket", peer("AFT_TEST_GCS_BUCKET"))],
+    );
+}
+
+/// A download cut off by the network part way (every connection dropped at once, three
+/// quarters in) is retried in the same run, which resumes the temp file the cut left. Its
+/// ranges were written at their offsets, out of order: the temp must have been cut back to
+/// what is whole from byte 0, so the kept bytes match the source (a gap would not: the
+/// resume compares them byte for byte). The file ends byte-exact, with the record's
+/// SHA-256 its own.
+#[test]
+fn s3_parallel_download_cut_off_resumes_a_temp_file_without_gaps() {
+    const BIG: usize = 8 * 8 * 1024 * 1024 + 77_777;
+    let (proxy, fields) = s3_through_proxy();
+    let aft = Aft::allowing_cli_run();
+    let src = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let data = xorshift_bytes(BIG, 0x2545_F491_4F6C_DD1D);
+    std::fs::write(src.path().join("big.bin"), &data).unwrap();
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    let dir_path = format!("/aft-cut-{}", std::process::id());
+    let dir = q(&dir_path);
+    run(
+        &aft,
+        "S3Client",
+        &fields,
+        &format!(
+            r#"if (!cli.Upload({src}, {dir})) {{ Log("upload failed: " + cli.LastError()); Exit(1); }}"#,
+            src = q(src.path().join("big.bin").to_str().unwrap()),
+        ),
+    );
+    proxy.take_most();
+
+    proxy.cut_after(BIG as i64 * 3 / 4);
+    let log = run(
+        &aft,
+        "S3Client",
+        &fields,
+        &format!(
+            r#"if (!cli.Download({remote}, {out})) {{ Log("download failed: " + cli.LastError()); Exit(1); }}"#,
+            remote = q(&format!("{dir_path}/big.bin")),
+            out = q(out.path().to_str().unwrap()),
+        ),
+    );
+    run(&aft, "S3Client", &fields, &format!("cli.DelTree({dir});"));
+
+    assert!(
+        log.contains("attempt(s)") && !log.contains(" 1 attempt(s)"),
+        "the cut did not fail an attempt:\n{log}"
+    );
+    assert!(
+        !log.contains("differs from the source"),
+        "the kept temp file had bytes that are not the source's:\n{log}"
+    );
+    let back = std::fs::read(out.path().join("big.bin")).unwrap();
+    assert_eq!(back.len(), BIG, "downloaded size");
+    assert!(
+        back == data,
+        "the downloaded file differs from the uploaded one"
+    );
+    let sha = sha256_file(&out.path().join("big.bin"));
+    assert!(
+        log.contains(&format!("sha256 {sha}")),
+        "the record does not name the file's SHA-256 {sha}:\n{log}"
+    );
+    eprintln!(
+        "resumed: {}",
+        log.lines()
+            .find(|l| l.contains("resuming"))
+            .unwrap_or("no (nothing whole was kept)")
     );
 }
 

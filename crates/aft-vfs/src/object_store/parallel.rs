@@ -4,19 +4,30 @@
 //! - Uploads: opendal's multipart writer sends up to `Streams` parts at once; it holds
 //!   those parts, the part it keeps back for the commit and the part being filled, so an
 //!   upload holds at most `(Streams + 2) × 8 MiB`.
-//! - Downloads: the first answer's headers give the object's size and ETag. A small object
-//!   streams on from that answer. A bigger one takes its first 4 MiB from it, and the rest
-//!   as 4 MiB ranges, `Streams` at a time, handed on in order. opendal holds each range
-//!   whole until it is handed on: the `Streams` being fetched, one fetched and waiting, and
-//!   the one being written out, so at most `(Streams + 2) × 4 MiB` (24 MiB with 4
-//!   streams; 8 MiB ranges held 48 MiB and made the 1 GiB download's peak 98 MiB). The
-//!   ranges ask for the same ETag (`If-Match`), so an object replaced meanwhile fails the
-//!   read instead of mixing two versions.
+//! - Downloads to a local file do not come through here: the transfer code asks for
+//!   ranges itself ([`range`], via `Vfs::read_range`) and writes each at its offset as it
+//!   streams in (`transfer/file/parts.rs`).
+//! - Other reads of a big object (to a remote target, say) must be handed on in order: the
+//!   first answer's headers give the object's size and ETag; a small object streams on
+//!   from that answer; a bigger one takes its first 4 MiB from it, and the rest as 4 MiB
+//!   ranges, `Streams` in flight, each a task streaming into a queue of at most 4 MiB
+//!   ([`ranges`]). The first range in line flows straight through while the others fill
+//!   their queues, so at most `Streams × 4 MiB` is held (opendal's chunked reader, used
+//!   before, held each range whole until it was handed on: `(Streams + 2) × 4 MiB`).
+//!
+//! Ranges ask for the same ETag (`If-Match`), so an object replaced meanwhile fails the
+//! read instead of mixing two versions.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use opendal::Operator;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::VfsResult;
 use crate::config::Fields;
@@ -78,15 +89,13 @@ pub(crate) async fn split(
         "{key}: {} bytes to read: the first {READ_CHUNK} from one request, the rest as ranges, {streams} at a time",
         end - offset
     );
-    let rest = ranges(op, key, offset + READ_CHUNK, end, meta.etag(), streams)
-        .await?
-        .map_err(replaced);
+    let rest = ranges(op, key, offset + READ_CHUNK, end, meta.etag(), streams).map_err(replaced);
     Ok(head(first, READ_CHUNK).chain(rest).boxed())
 }
 
 /// A range refused because the object's ETag changed: the object was replaced mid-read,
 /// which a new attempt reads whole (so the error is one the transfer retries).
-fn replaced(e: std::io::Error) -> std::io::Error {
+pub(crate) fn replaced(e: std::io::Error) -> std::io::Error {
     let changed = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<opendal::Error>())
@@ -101,24 +110,156 @@ fn replaced(e: std::io::Error) -> std::io::Error {
     }
 }
 
-/// Bytes `start..end` of `key`, read as [`READ_CHUNK`] ranges `streams` at a time and
-/// yielded in order; each range asks for `etag` when there is one.
-pub(crate) async fn ranges(
+/// Bytes `start..end` of `key`, read as [`READ_CHUNK`] ranges, `streams` of them in
+/// flight, and yielded in order; each range asks for `etag` when there is one.
+///
+/// Each range is a task of its own that streams its answer into a queue of at most
+/// [`READ_AHEAD`] bytes, so the range being handed on flows straight through, the ones
+/// behind it fill their queues meanwhile (their requests' round trips overlap it), and
+/// memory stays bounded by `streams × READ_AHEAD` whatever the range size. When the first
+/// range in line ends, the next one is asked for. Dropping the stream stops every task.
+pub(crate) fn ranges(
     op: &Operator,
     key: &str,
     start: u64,
     end: u64,
     etag: Option<&str>,
     streams: usize,
-) -> opendal::Result<opendal::FuturesBytesStream> {
-    let mut reader = op
-        .reader_with(key)
-        .concurrent(streams)
-        .chunk(READ_CHUNK as usize);
-    if let Some(etag) = etag {
-        reader = reader.if_match(etag);
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let fetch = RangeFetch {
+        op: op.clone(),
+        key: key.to_string(),
+        etag: etag.map(str::to_string),
+    };
+    let mut line = Line {
+        fetch,
+        in_flight: VecDeque::new(),
+        next: start,
+        end,
+    };
+    for _ in 0..streams.max(1) {
+        line.ask_next();
     }
-    reader.await?.into_bytes_stream(start..end).await
+    stream::unfold(line, |mut line| async move {
+        loop {
+            let first = line.in_flight.front_mut()?;
+            match first.chunks.recv().await {
+                // The permit goes as the bytes are handed on: the queue has room again.
+                Some(Ok((bytes, _permit))) => return Some((Ok(bytes), line)),
+                Some(Err(e)) => {
+                    line.in_flight.clear();
+                    line.next = line.end;
+                    return Some((Err(e), line));
+                }
+                None => {
+                    line.in_flight.pop_front();
+                    line.ask_next();
+                }
+            }
+        }
+    })
+}
+
+/// Bytes one range in flight may hold before it waits for the writer: 4 of them (the
+/// default `Streams`) hold at most 16 MiB.
+const READ_AHEAD: usize = 4 * 1024 * 1024;
+
+/// The ranges of one download in flight, first in line first.
+struct Line {
+    fetch: RangeFetch,
+    in_flight: VecDeque<InFlight>,
+    next: u64,
+    end: u64,
+}
+
+impl Line {
+    /// Start the range after the last one asked for, if any is left.
+    fn ask_next(&mut self) {
+        if self.next < self.end {
+            let stop = self.next.saturating_add(READ_CHUNK).min(self.end);
+            self.in_flight.push_back(self.fetch.spawn(self.next..stop));
+            self.next = stop;
+        }
+    }
+}
+
+/// One range's queue of received bytes, each with its share of the range's budget.
+struct InFlight {
+    chunks: mpsc::UnboundedReceiver<std::io::Result<(Bytes, OwnedSemaphorePermit)>>,
+    _task: AbortOnDropHandle<()>,
+}
+
+/// What every range of one download asks for.
+#[derive(Clone)]
+struct RangeFetch {
+    op: Operator,
+    key: String,
+    etag: Option<String>,
+}
+
+impl RangeFetch {
+    fn spawn(&self, range: Range<u64>) -> InFlight {
+        let (tx, chunks) = mpsc::unbounded_channel();
+        let fetch = self.clone();
+        let task = tokio::spawn(async move {
+            let want = range.end - range.start;
+            let mut body = match fetch.open(range).await {
+                Ok(body) => body,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e)));
+                    return;
+                }
+            };
+            let budget = Arc::new(Semaphore::new(READ_AHEAD));
+            let mut got = 0u64;
+            while let Some(item) = body.next().await {
+                let bytes = match item {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                got += bytes.len() as u64;
+                let share = bytes.len().min(READ_AHEAD) as u32;
+                let Ok(permit) = budget.clone().acquire_many_owned(share).await else {
+                    return;
+                };
+                if tx.send(Ok((bytes, permit))).is_err() {
+                    return;
+                }
+            }
+            if got < want {
+                let _ = tx.send(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the object ended before its announced size",
+                )));
+            }
+        });
+        InFlight {
+            chunks,
+            _task: AbortOnDropHandle::new(task),
+        }
+    }
+
+    async fn open(&self, range: Range<u64>) -> opendal::Result<opendal::FuturesBytesStream> {
+        self::range(&self.op, &self.key, range, self.etag.as_deref()).await
+    }
+}
+
+/// Bytes `range` of `key` as one request, of the version `etag` (quoted or not) if given.
+pub(crate) async fn range(
+    op: &Operator,
+    key: &str,
+    range: Range<u64>,
+    etag: Option<&str>,
+) -> opendal::Result<opendal::FuturesBytesStream> {
+    let mut reader = op.reader_with(key);
+    if let Some(etag) = etag {
+        // `If-Match` takes the quoted form; an entry's ETag is kept without the quotes.
+        reader = reader.if_match(&format!("\"{}\"", etag.trim_matches('"')));
+    }
+    reader.await?.into_bytes_stream(range).await
 }
 
 /// The first `len` bytes of `inner`, then the end: `inner` is dropped there, which cuts

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod parts;
+
 use super::versions::keep_version;
 use super::{
     Notes, OtfeDirection, Outcome, OutcomeSink, TransferOptions, TransferOutcome, TransferPolicy,
@@ -392,7 +394,7 @@ impl FileJob<'_> {
         }
 
         let copied = self
-            .copy_bytes(&write_path, offset, kept_hashes, src_entry.size, md5)
+            .copy_bytes(&write_path, offset, kept_hashes, &src_entry, md5)
             .await;
         let (total, hashes) = match copied {
             Ok(v) => v,
@@ -473,22 +475,44 @@ impl FileJob<'_> {
         Ok(hashes)
     }
 
-    /// Stream the source into `write_path` from `offset` (resuming a kept part whose
-    /// bytes `kept` hashed, or from byte 0 when `kept` is `None`); returns the target's
-    /// total size and the hashes of the whole file (the MD5 too when `md5`).
+    /// Stream the source `src_entry` into `write_path` from `offset` (resuming a kept part
+    /// whose bytes `kept` hashed, or from byte 0 when `kept` is `None`); returns the
+    /// target's total size and the hashes of the whole file (the MD5 too when `md5`).
     async fn copy_bytes(
         &self,
         write_path: &str,
         offset: u64,
         kept: Option<Hashes>,
-        src_len: u64,
+        src_entry: &Entry,
         md5: bool,
     ) -> VfsResult<(u64, Hashes)> {
         let (src, dst, opts) = (self.src, self.dst, self.opts);
+        let src_len = src_entry.size;
         let (mode, offset, hashes) = match kept {
             Some(hashes) if offset > 0 => (WriteMode::ResumeAt(offset), offset, hashes),
             _ => (WriteMode::Create, 0, Hashes::new(opts.verify_hash, md5)),
         };
+        // A big file from a source that serves several ranges at once, to a local file:
+        // the ranges are written at their offsets as they come (`parts`).
+        let streams = src.read_streams();
+        if offset == 0
+            && streams > 1
+            && src_len >= parts::PARTS_FROM
+            && opts.otfe_key.is_none()
+            && src.capabilities().ranged_read
+            && let Some(file) = dst.create_positional(write_path).await?
+        {
+            return self
+                .copy_parts(
+                    file,
+                    write_path,
+                    src_len,
+                    streams,
+                    src_entry.etag.as_deref(),
+                    hashes,
+                )
+                .await;
+        }
         let mut reader = src.read(self.src_path, offset, None).await?;
         if let Some(key) = &opts.otfe_key {
             reader = match opts.otfe_direction {
