@@ -40,8 +40,8 @@ pub(crate) const DEFAULT_STREAMS: usize = 4;
 /// The most a client may ask for: each stream holds a part in memory.
 pub(crate) const MAX_STREAMS: usize = 64;
 
-/// Size of each ranged read of a parallel download: 4 streams of 4 MiB keep a 20 ms link
-/// busy at hundreds of MiB/s, and each range is held whole in memory (see the module doc).
+/// Size of each ranged read of an in-order parallel read (the first one's head, then each
+/// range): 4 streams of 4 MiB keep a 20 ms link busy at hundreds of MiB/s.
 pub(crate) const READ_CHUNK: u64 = 4 * 1024 * 1024;
 
 /// Objects from this size on are downloaded in parallel ranges; below it, one request.
