@@ -525,12 +525,7 @@ impl FileJob<'_> {
         let mut written = 0u64;
         let target = || format!("{}{write_path}", dst.describe());
         loop {
-            if opts.cancelled() {
-                return Err(VfsError::Other(format!(
-                    "{}: halted before the end",
-                    self.source_label()
-                )));
-            }
+            self.stop_if_halted()?;
             let mut buf = hashes.buffer().await;
             let n = reader
                 .read(&mut buf)
@@ -547,16 +542,32 @@ impl FileJob<'_> {
             // read, and takes the buffer itself rather than a copy.
             hashes.update(buf, n).await;
             written += n as u64;
-            self.written.fetch_add(n as u64, Ordering::Relaxed);
-            if let Some(progress) = &opts.progress {
-                progress(n as u64);
-            }
+            self.landed(n as u64);
         }
         writer
             .shutdown()
             .await
             .map_err(|e| VfsError::io(target(), e))?;
         Ok((offset + written, hashes.finish().await))
+    }
+
+    /// An error once the job is halted, so that a copy stops between two chunks.
+    fn stop_if_halted(&self) -> VfsResult<()> {
+        if self.opts.cancelled() {
+            return Err(VfsError::Other(format!(
+                "{}: halted before the end",
+                self.source_label()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Count `n` bytes written to the target: for the record and the progress hook.
+    fn landed(&self, n: u64) {
+        self.written.fetch_add(n, Ordering::Relaxed);
+        if let Some(progress) = &self.opts.progress {
+            progress(n);
+        }
     }
 
     /// Whether the copy of the source `src` computes an MD5: only where an end's server

@@ -119,10 +119,7 @@ impl FileJob<'_> {
             Ok((_, hashes)) => Ok((size, hashes)),
             Err(e) => {
                 // Keep only the whole prefix: a resumed file must hold no gap.
-                let whole = {
-                    let w = written.lock().unwrap_or_else(|e| e.into_inner());
-                    (w.whole as u64 * PART).min(size)
-                };
+                let whole = *whole_tx.borrow();
                 let cut = Arc::clone(&file);
                 let _ = tokio::task::spawn_blocking(move || cut.stop_at(whole)).await;
                 Err(e)
@@ -145,12 +142,7 @@ impl FileJob<'_> {
         let mut buf = vec![0u8; CHUNK];
         let mut at = range.start;
         while at < range.end {
-            if self.opts.cancelled() {
-                return Err(VfsError::Other(format!(
-                    "{}: halted before the end",
-                    self.source_label()
-                )));
-            }
+            self.stop_if_halted()?;
             // Fill the buffer before writing it: one write (and one hand-off to a blocking
             // thread) per 256 KiB, not per network read.
             let want = ((range.end - at) as usize).min(CHUNK);
@@ -184,10 +176,7 @@ impl FileJob<'_> {
             buf = wrote.0;
             wrote.1.map_err(|e| VfsError::io(target(), e))?;
             at += n as u64;
-            self.written.fetch_add(n as u64, Ordering::Relaxed);
-            if let Some(progress) = &self.opts.progress {
-                progress(n as u64);
-            }
+            self.landed(n as u64);
         }
         Ok(())
     }
