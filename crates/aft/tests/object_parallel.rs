@@ -169,6 +169,14 @@ Log("DONE");
     log
 }
 
+/// The script line that calls `cli.METHOD(FROM, TO)` (script expressions) and ends the
+/// run with the client's error when it fails.
+fn moved(method: &str, from: &str, to: &str) -> String {
+    format!(
+        r#"if (!cli.{method}({from}, {to})) {{ Log("{method} failed: " + cli.LastError()); Exit(1); }}"#
+    )
+}
+
 /// Upload and download `SIZE` bytes with `class`, its endpoint field `endpoint` (reached
 /// through the counting proxy) and its other `fields`.
 fn round_trip(class: &str, endpoint: (&str, String), fields: &[(&str, String)]) {
@@ -203,10 +211,14 @@ fn round_trip(class: &str, endpoint: (&str, String), fields: &[(&str, String)]) 
         class,
         &fields,
         &format!(
-            r#"if (!cli.Upload({src}, {dir})) {{ Log("upload failed: " + cli.LastError()); Exit(1); }}
+            r#"{upload}
 var st = cli.Stat({remote});
 if (st.Size != {SIZE}) {{ Log("uploaded size " + st.Size); Exit(1); }}"#,
-            src = q(src.path().join("big.bin").to_str().unwrap()),
+            upload = moved(
+                "Upload",
+                &q(src.path().join("big.bin").to_str().unwrap()),
+                &dir
+            ),
         ),
     );
     let upload_connections = proxy.take_most();
@@ -214,10 +226,7 @@ if (st.Size != {SIZE}) {{ Log("uploaded size " + st.Size); Exit(1); }}"#,
         &aft,
         class,
         &fields,
-        &format!(
-            r#"if (!cli.Download({remote}, {out})) {{ Log("download failed: " + cli.LastError()); Exit(1); }}"#,
-            out = q(out.path().to_str().unwrap()),
-        ),
+        &moved("Download", &remote, &q(out.path().to_str().unwrap())),
     );
     let download_connections = proxy.take_most();
     run(&aft, class, &fields, &format!("cli.DelTree({dir});"));
@@ -308,9 +317,10 @@ fn s3_parallel_download_cut_off_resumes_a_temp_file_without_gaps() {
         &aft,
         "S3Client",
         &fields,
-        &format!(
-            r#"if (!cli.Upload({src}, {dir})) {{ Log("upload failed: " + cli.LastError()); Exit(1); }}"#,
-            src = q(src.path().join("big.bin").to_str().unwrap()),
+        &moved(
+            "Upload",
+            &q(src.path().join("big.bin").to_str().unwrap()),
+            &dir,
         ),
     );
     proxy.take_most();
@@ -320,10 +330,10 @@ fn s3_parallel_download_cut_off_resumes_a_temp_file_without_gaps() {
         &aft,
         "S3Client",
         &fields,
-        &format!(
-            r#"if (!cli.Download({remote}, {out})) {{ Log("download failed: " + cli.LastError()); Exit(1); }}"#,
-            remote = q(&format!("{dir_path}/big.bin")),
-            out = q(out.path().to_str().unwrap()),
+        &moved(
+            "Download",
+            &q(&format!("{dir_path}/big.bin")),
+            &q(out.path().to_str().unwrap()),
         ),
     );
     run(&aft, "S3Client", &fields, &format!("cli.DelTree({dir});"));
@@ -399,9 +409,10 @@ fn folder_round_trip(count: usize, size: usize) -> (usize, usize) {
         &aft,
         "S3Client",
         &fields,
-        &format!(
-            r#"if (!cli.Upload({src}, {dir})) {{ Log("upload failed: " + cli.LastError()); Exit(1); }}"#,
-            src = q(&format!("{}/*", src.path().to_str().unwrap())),
+        &moved(
+            "Upload",
+            &q(&format!("{}/*", src.path().to_str().unwrap())),
+            &dir,
         ),
     );
     let up = proxy.take_most();
@@ -409,9 +420,10 @@ fn folder_round_trip(count: usize, size: usize) -> (usize, usize) {
         &aft,
         "S3Client",
         &fields,
-        &format!(
-            r#"if (!cli.Download({dir} + "/*", {out})) {{ Log("download failed: " + cli.LastError()); Exit(1); }}"#,
-            out = q(out.path().to_str().unwrap()),
+        &moved(
+            "Download",
+            &format!(r#"{dir} + "/*""#),
+            &q(out.path().to_str().unwrap()),
         ),
     );
     let down = proxy.take_most();
