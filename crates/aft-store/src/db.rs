@@ -42,6 +42,7 @@ impl Store {
             (Dialect::Postgres, url.to_string())
         } else if let Some(rest) = url.strip_prefix("sqlite://") {
             make_database_private(rest)?;
+            crate::sqlite_busy::register();
             // WAL lets the service and CLI commands read while another writes; a busy
             // timeout makes concurrent writers wait instead of failing at once.
             let sep = if rest.contains('?') { '&' } else { '?' };
@@ -62,7 +63,7 @@ impl Store {
             let mut probe = sqlx::AnyConnection::connect_with(&options)
                 .await
                 .map_err(open_err)?;
-            prepare_connection(&mut probe, dialect)
+            prepare_connection(&mut probe, dialect, false)
                 .await
                 .map_err(open_err)?;
             let _ = probe.close().await;
@@ -77,6 +78,9 @@ impl Store {
             Dialect::Sqlite => 4,
             Dialect::Postgres => 16,
         };
+        // A service (a multi-thread runtime) folds the WAL from a task of its own
+        // ([`checkpoint_in_background`]); a CLI command lets its commits do it, as usual.
+        let background_checkpoints = max > 1 && dialect == Dialect::Sqlite;
         let setup_failed = Arc::new(SetupFailure::default());
         let noted = setup_failed.clone();
         let pool = AnyPoolOptions::new()
@@ -99,7 +103,7 @@ impl Store {
                 Box::pin(async move {
                     // The pool only logs the error it gets back (and retries); the first
                     // one itself is kept for the caller of `open`.
-                    prepare_connection(conn, dialect)
+                    prepare_connection(conn, dialect, background_checkpoints)
                         .await
                         .map_err(|e| noted.note(e))
                 })
@@ -118,6 +122,9 @@ impl Store {
             Dialect::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
+        if background_checkpoints {
+            tokio::spawn(checkpoint_in_background(pool.clone()));
+        }
         Ok(Store { pool, dialect })
     }
 
@@ -304,27 +311,65 @@ pub const SQLITE_CACHE_KIB: u32 = 512;
 pub const SQLITE_WAL_KEEP_BYTES: u64 = 8 << 20;
 
 /// Set up a new connection: for SQLite, WAL (the service and CLI commands read while
-/// another writes), a busy timeout (concurrent writers wait instead of failing), foreign
+/// another writes), a wait of up to 10 s for a lock another connection holds, polled
+/// finely ([`crate::sqlite_busy`]), foreign
 /// keys, a small page cache ([`SQLITE_CACHE_KIB`]) and a cap on the WAL file's size at
 /// rest ([`SQLITE_WAL_KEEP_BYTES`]).
 async fn prepare_connection(
     conn: &mut sqlx::AnyConnection,
     dialect: Dialect,
+    background_checkpoints: bool,
 ) -> Result<(), sqlx::Error> {
     if dialect == Dialect::Sqlite {
         use sqlx::Executor;
+        if background_checkpoints {
+            conn.execute(format!("PRAGMA wal_autocheckpoint={SQLITE_WAL_FLOOD_PAGES}").as_str())
+                .await?;
+        }
         conn.execute(
             format!(
-                "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+                "SELECT {busy_wait}(10000); PRAGMA journal_mode=WAL; \
                  PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; \
                  PRAGMA cache_size=-{SQLITE_CACHE_KIB}; \
-                 PRAGMA journal_size_limit={SQLITE_WAL_KEEP_BYTES};"
+                 PRAGMA journal_size_limit={SQLITE_WAL_KEEP_BYTES};",
+                busy_wait = crate::sqlite_busy::SQL_FUNCTION,
             )
             .as_str(),
         )
         .await?;
     }
     Ok(())
+}
+
+/// How often a service folds its WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The WAL size, in pages, at which a service's commit folds it itself, as SQLite does at
+/// 1,000 by default: the bound in a write flood, which the background task would let grow
+/// between its rounds.
+const SQLITE_WAL_FLOOD_PAGES: u32 = 10_000;
+
+/// Fold the WAL into the database file every [`CHECKPOINT_EVERY`] until the pool closes.
+/// Left to SQLite, the commit that finds the WAL over 1,000 pages does it, `fsync`s
+/// included, while the job or request that committed waits: a one-line job writes about 28
+/// pages (its row, its indexes, its log, the audit trail), so under a stream of jobs that
+/// was a dozen times a second, on the hot path.
+async fn checkpoint_in_background(pool: AnyPool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pool.is_closed() {
+        every.tick().await;
+        let folded: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await;
+        match folded {
+            Ok((_, frames, copied)) => tracing::debug!("WAL: {copied} of {frames} pages folded"),
+            Err(e) if !pool.is_closed() => {
+                tracing::debug!("the WAL was not folded into the database: {e}");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Create aft's data directory (and its parents) if missing, and make it private to this

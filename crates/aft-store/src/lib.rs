@@ -12,6 +12,7 @@
 
 mod db;
 mod error;
+mod sqlite_busy;
 mod util;
 
 // Foundation, auth and VFS Library (migrations 0001-0003).
