@@ -43,8 +43,8 @@ impl Store {
         } else if let Some(rest) = url.strip_prefix("sqlite://") {
             make_database_private(rest)?;
             crate::sqlite_busy::register();
-            // WAL lets the service and CLI commands read while another writes; a busy
-            // timeout makes concurrent writers wait instead of failing at once.
+            // WAL lets the service and CLI commands read while another writes; the busy
+            // wait (`sqlite_busy`) makes concurrent writers wait instead of failing at once.
             let sep = if rest.contains('?') { '&' } else { '?' };
             (Dialect::Sqlite, format!("sqlite://{rest}{sep}mode=rwc"))
         } else {
