@@ -1,5 +1,6 @@
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -155,7 +156,7 @@ impl Store {
     /// file, unless [`leave_wal_on_close`] was called (then only a WAL over
     /// [`LEFT_WAL_FOLD_BYTES`] is folded).
     pub async fn close(&self) {
-        if self.dialect == Dialect::Sqlite && LEAVE_WAL.is_completed() {
+        if self.dialect == Dialect::Sqlite && LEAVE_WAL.load(Ordering::Relaxed) {
             self.fold_big_wal().await;
         }
         self.pool.close().await;
@@ -200,19 +201,36 @@ fn on_current_thread_runtime() -> bool {
 /// Call it before opening the store; it holds for every SQLite connection this process
 /// opens after.
 pub fn leave_wal_on_close() {
-    LEAVE_WAL.call_once(|| {
-        // SAFETY: registers a function of the signature SQLite calls an auto-extension
-        // with, for the life of the process.
-        let rc = unsafe { libsqlite3_sys::sqlite3_auto_extension(Some(no_checkpoint_on_close)) };
-        if rc != libsqlite3_sys::SQLITE_OK {
-            tracing::warn!("SQLite refused the close option (code {rc}); closing as before");
-        }
-    });
+    if register_auto_extension(
+        no_checkpoint_on_close,
+        "the close option; closing as before",
+    ) {
+        LEAVE_WAL.store(true, Ordering::Relaxed);
+    }
 }
 
-/// Registers [`no_checkpoint_on_close`] once; completed once [`leave_wal_on_close`] was
-/// called in this process.
-static LEAVE_WAL: std::sync::Once = std::sync::Once::new();
+/// Set once [`leave_wal_on_close`] registered [`no_checkpoint_on_close`] in this process.
+static LEAVE_WAL: AtomicBool = AtomicBool::new(false);
+
+/// The signature SQLite calls an auto-extension with, on each connection it opens.
+pub(crate) type AutoExtension = unsafe extern "C" fn(
+    *mut libsqlite3_sys::sqlite3,
+    *mut *mut std::ffi::c_char,
+    *const libsqlite3_sys::sqlite3_api_routines,
+) -> std::ffi::c_int;
+
+/// Have SQLite run `entry` on every connection this process opens from now on. SQLite
+/// keeps an entry once however often it is registered, so callers need no guard of their
+/// own. `what` names it in the warning if SQLite refuses; returns whether it is registered.
+pub(crate) fn register_auto_extension(entry: AutoExtension, what: &str) -> bool {
+    // SAFETY: `entry` has the signature SQLite calls an auto-extension with, and a function
+    // lives for the life of the process.
+    let rc = unsafe { libsqlite3_sys::sqlite3_auto_extension(Some(entry)) };
+    if rc != libsqlite3_sys::SQLITE_OK {
+        tracing::warn!("SQLite refused {what} (code {rc})");
+    }
+    rc == libsqlite3_sys::SQLITE_OK
+}
 
 /// The size of a left WAL from which [`Store::close`] folds it into the database file:
 /// about 13 one-line runs' worth. Every run reads all of it when it opens the store, and
@@ -322,16 +340,19 @@ async fn prepare_connection(
 ) -> Result<(), sqlx::Error> {
     if dialect == Dialect::Sqlite {
         use sqlx::Executor;
-        if background_checkpoints {
-            conn.execute(format!("PRAGMA wal_autocheckpoint={SQLITE_WAL_FLOOD_PAGES}").as_str())
-                .await?;
-        }
+        // SQLite's default, 1,000 pages, where no task folds the WAL.
+        let fold_at_pages = if background_checkpoints {
+            SQLITE_WAL_FLOOD_PAGES
+        } else {
+            1000
+        };
         conn.execute(
             format!(
                 "SELECT {busy_wait}(10000); PRAGMA journal_mode=WAL; \
                  PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; \
                  PRAGMA cache_size=-{SQLITE_CACHE_KIB}; \
-                 PRAGMA journal_size_limit={SQLITE_WAL_KEEP_BYTES};",
+                 PRAGMA journal_size_limit={SQLITE_WAL_KEEP_BYTES}; \
+                 PRAGMA wal_autocheckpoint={fold_at_pages};",
                 busy_wait = crate::sqlite_busy::SQL_FUNCTION,
             )
             .as_str(),

@@ -15,7 +15,6 @@
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use libsqlite3_sys as ffi;
@@ -25,15 +24,7 @@ pub(crate) const SQL_FUNCTION: &str = "aft_busy_wait";
 
 /// Make `aft_busy_wait(ms)` available on every SQLite connection opened from now on.
 pub(crate) fn register() {
-    static REGISTERED: Once = Once::new();
-    REGISTERED.call_once(|| {
-        // SAFETY: registers a function of the signature SQLite calls an auto-extension
-        // with, for the life of the process.
-        let rc = unsafe { ffi::sqlite3_auto_extension(Some(add_function)) };
-        if rc != ffi::SQLITE_OK {
-            tracing::warn!("SQLite refused the busy-wait function (code {rc})");
-        }
-    });
+    crate::db::register_auto_extension(add_function, "the busy-wait function");
 }
 
 /// Run by SQLite for each connection it opens: adds `aft_busy_wait` to it.
