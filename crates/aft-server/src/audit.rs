@@ -46,6 +46,48 @@ struct SlotState {
     target: Option<String>,
     /// The id of the change announced to CLI commands (`Store::begin_audit_intent`).
     intent: Option<String>,
+    /// The caller's address and `POST /v1/jobs`, for a record the handler writes itself.
+    address: String,
+    request_line: String,
+}
+
+/// How a handler that queues a job writes its `job.started` record in the transaction that
+/// queues the job ([`Store::enqueue_job_recorded`]), where the layer would append it after
+/// the answer: so the job and its record are committed together, and the record names the
+/// job even when the answer is an event stream.
+pub struct JobStartRecord(Option<AuditSlot>);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobStartRecord {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(JobStartRecord(parts.extensions.get::<AuditSlot>().cloned()))
+    }
+}
+
+impl JobStartRecord {
+    /// The record of `job`, queued with an answer of `status`; `None` where the layer does
+    /// not watch the request or knows no caller.
+    pub fn of(&self, job: &aft_store::Job, status: axum::http::StatusCode) -> Option<AuditEntry> {
+        let s = self.0.as_ref()?.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (actor, actor_kind) = s.actor.clone()?;
+        Some(AuditEntry {
+            actor,
+            actor_kind: actor_kind.to_string(),
+            address: s.address.clone(),
+            action: "job.started".into(),
+            kind: "job".into(),
+            target: job.id.clone(),
+            before: None,
+            after: Some(started_job(job)),
+            detail: Some(request_detail(&s.request_line, status)),
+        })
+    }
+}
+
+/// A record's `detail` for a request answered with `status`.
+fn request_detail(request_line: &str, status: axum::http::StatusCode) -> Value {
+    json!({"request": request_line, "status": status.as_u16()})
 }
 
 /// Who a caller is in words, as a job's `startedBy` names it: `admin alice`,
@@ -153,7 +195,13 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         Ok(params) => params.iter().next().map(|(_, v)| v.to_string()),
         Err(_) => None,
     };
+    let request_line = format!("{} {}", method.to_uppercase(), parts.uri.path());
     let slot = AuditSlot::default();
+    {
+        let mut s = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.address = address.clone();
+        s.request_line = request_line.clone();
+    }
     parts.extensions.insert(slot.clone());
     // Who signs in (or sets up), and what a creation names, is in the body: read it here,
     // the handler gets it intact.
@@ -173,7 +221,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         .or_else(|| claimed.clone().filter(|_| names_in_body));
     let call = Call {
         what,
-        request_line: format!("{} {}", method.to_uppercase(), parts.uri.path()),
+        request_line,
         method,
         template: path,
         target,
@@ -210,13 +258,8 @@ struct Call {
     address: String,
 }
 
-/// What a job-start record holds of the job, put on the answer by the handler that queued
-/// it ([`started_job`]), so the record needs no read of the job.
-#[derive(Clone, Debug)]
-pub struct StartedJob(pub Value);
-
 /// The job-start record's account of `job`: the script (not its source), the parameters.
-pub fn started_job(job: &aft_store::Job) -> Value {
+fn started_job(job: &aft_store::Job) -> Value {
     json!({
         "jobId": job.id,
         "scriptName": job.script_name,
@@ -244,14 +287,13 @@ async fn record(
         address,
     } = call;
     let status = response.status();
-    let started = response.extensions().get::<StartedJob>().cloned();
     // Only successful changes are recorded, and sign-ins that failed on their credentials.
     let failed_sign_in = what == Audited::SignIn && status == axum::http::StatusCode::UNAUTHORIZED;
     if !status.is_success() && !failed_sign_in {
         return response;
     }
     // Creations are named in the answer: read it unless it is a stream.
-    let wants_answer = target.is_none() && matches!(what, Audited::Change(_) | Audited::JobStart);
+    let wants_answer = target.is_none() && matches!(what, Audited::Change(_));
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -278,7 +320,7 @@ async fn record(
     } else {
         (response, None)
     };
-    let detail = json!({"request": request_line, "status": status.as_u16()});
+    let detail = request_detail(&request_line, status);
     let entry = |actor: (String, &str), action: String, kind: &str, target: String| AuditEntry {
         actor: actor.0,
         actor_kind: actor.1.to_string(),
@@ -330,28 +372,8 @@ async fn record(
             let name = a.0.clone();
             entry(a, "session.ended".into(), "session", name)
         }),
-        Audited::JobStart => match actor {
-            None => None,
-            Some(a) => {
-                let id = answer
-                    .as_ref()
-                    .and_then(|v| v["jobId"].as_str().or(v["id"].as_str()))
-                    .unwrap_or("")
-                    .to_string();
-                // What was started: the script (not its source) and the parameters, as the
-                // handler queued them (read back from the store if it did not say).
-                let after = match started {
-                    Some(StartedJob(after)) => Some(after),
-                    None => match state.store.get_job(&id).await {
-                        Ok(job) => Some(started_job(&job)),
-                        Err(_) => answer.clone(),
-                    },
-                };
-                let mut e = entry(a, "job.started".into(), "job", id);
-                e.after = after;
-                Some(e)
-            }
-        },
+        // Written by the handler with the job ([`JobStartRecord`]).
+        Audited::JobStart => None,
         Audited::JobHalt => actor.map(|a| {
             entry(
                 a,

@@ -169,7 +169,7 @@ fn to_i64(n: u64) -> i64 {
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 /// Append `entries` in `tx`, after taking the chain's head row; returns their numbers.
-async fn append_in(tx: &mut Tx<'_>, entries: &[AuditEntry]) -> StoreResult<Vec<i64>> {
+pub(crate) async fn append_in(tx: &mut Tx<'_>, entries: &[AuditEntry]) -> StoreResult<Vec<i64>> {
     if entries.is_empty() {
         return Ok(Vec::new());
     }

@@ -5,28 +5,20 @@ use sqlx::Row;
 
 use crate::{Job, NewJob, Store, StoreResult};
 
-/// A node id no node has: a job pinned to it cannot be claimed while it is being marked.
-const BEING_MARKED: &str = "(dry run being queued)";
+/// Mark job `id` a dry run.
+pub(crate) async fn mark_dry_run(conn: &mut sqlx::AnyConnection, id: &str) -> StoreResult<()> {
+    sqlx::query("INSERT INTO job_dry_runs (job_id) VALUES ($1)")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
 
 impl Store {
-    /// Queue `job` as a dry run. The job is marked before any node can claim it, so it
+    /// Queue `job` as a dry run. The job is marked in the transaction that queues it, so it
     /// never runs for real.
     pub async fn enqueue_dry_run(&self, job: &NewJob) -> StoreResult<Job> {
-        let held = NewJob {
-            pinned_node: Some(BEING_MARKED.to_string()),
-            ..job.clone()
-        };
-        let queued = self.enqueue_job(&held).await?;
-        sqlx::query("INSERT INTO job_dry_runs (job_id) VALUES ($1)")
-            .bind(&queued.id)
-            .execute(self.pool())
-            .await?;
-        sqlx::query("UPDATE jobs SET pinned_node = $1 WHERE id = $2")
-            .bind(job.pinned_node.clone())
-            .bind(&queued.id)
-            .execute(self.pool())
-            .await?;
-        self.get_job(&queued.id).await
+        self.enqueue_job_recorded(job, true, |_| None).await
     }
 
     /// Record `job` as a dry run that this process runs itself (`aft run --dry-run` without
@@ -39,10 +31,8 @@ impl Store {
         lease: std::time::Duration,
     ) -> StoreResult<Job> {
         let started = self.start_job_here(job, node_id, lease).await?;
-        sqlx::query("INSERT INTO job_dry_runs (job_id) VALUES ($1)")
-            .bind(&started.id)
-            .execute(self.pool())
-            .await?;
+        let mut conn = self.pool().acquire().await?;
+        mark_dry_run(&mut conn, &started.id).await?;
         Ok(started)
     }
 

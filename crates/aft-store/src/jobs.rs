@@ -12,7 +12,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
-use crate::{Dialect, JobParams, Store, StoreError, StoreResult, now_text};
+use crate::{AuditEntry, Dialect, JobParams, Store, StoreError, StoreResult, now_text};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -325,6 +325,17 @@ pub(crate) fn bind_queued_job<'q>(
         .bind(job.started_by.as_deref())
 }
 
+/// Insert `job` as queued on `conn`; returns it with its new id.
+async fn insert_queued(conn: &mut sqlx::AnyConnection, job: &NewJob) -> StoreResult<Job> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_text();
+    let sql = format!("{} RETURNING {JOB_COLUMNS}", insert_queued_job_sql());
+    let row = bind_queued_job(sqlx::query(&sql), &id, job, &now)
+        .fetch_one(conn)
+        .await?;
+    job_from_row(&row)
+}
+
 /// `ids` with its last one repeated up to a power of two, for an `IN` list: a statement
 /// written for every length would leave one prepared statement per length seen in each
 /// pooled connection's cache (sqlx keeps 100 a connection), memory that grows with the
@@ -385,13 +396,30 @@ fn bind_finish<'q>(
 impl Store {
     /// Queue a job; returns it with its new id.
     pub async fn enqueue_job(&self, job: &NewJob) -> StoreResult<Job> {
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = now_text();
-        let sql = format!("{} RETURNING {JOB_COLUMNS}", insert_queued_job_sql());
-        let row = bind_queued_job(sqlx::query(&sql), &id, job, &now)
-            .fetch_one(self.pool())
-            .await?;
-        job_from_row(&row)
+        let mut conn = self.pool().acquire().await?;
+        insert_queued(&mut conn, job).await
+    }
+
+    /// Queue `job`, a dry run when `dry_run` (marked before any node can claim it), and
+    /// append the audit record `record` makes of it, all in one transaction: no job is
+    /// queued without its record, nor recorded without being queued. `record` returning
+    /// `None` records nothing.
+    pub async fn enqueue_job_recorded(
+        &self,
+        job: &NewJob,
+        dry_run: bool,
+        record: impl FnOnce(&Job) -> Option<AuditEntry>,
+    ) -> StoreResult<Job> {
+        let mut tx = self.pool().begin().await?;
+        let queued = insert_queued(&mut tx, job).await?;
+        if dry_run {
+            crate::dry_runs::mark_dry_run(&mut tx, &queued.id).await?;
+        }
+        if let Some(entry) = record(&queued) {
+            crate::audit::append_in(&mut tx, &[entry]).await?;
+        }
+        tx.commit().await?;
+        Ok(queued)
     }
 
     /// Record a job that this process runs itself (`aft cp`): it starts as running on
@@ -1034,6 +1062,42 @@ mod tests {
             ..Default::default()
         }
     }
+
+    crate::both_dialects!(
+        a_job_and_its_audit_record_are_committed_together_or_not_at_all,
+        |store| async move {
+            let entry = |job: &crate::Job| {
+                Some(crate::AuditEntry {
+                    actor: "ci".into(),
+                    actor_kind: "apikey".into(),
+                    address: "127.0.0.1".into(),
+                    action: "job.started".into(),
+                    kind: "job".into(),
+                    target: job.id.clone(),
+                    ..Default::default()
+                })
+            };
+            let queued = store
+                .enqueue_job_recorded(&job("a", false), true, entry)
+                .await
+                .unwrap();
+            let records = store.list_audit(&Default::default()).await.unwrap();
+            let targets: Vec<&str> = records.iter().map(|r| r.target.as_str()).collect();
+            assert_eq!(targets, [queued.id.as_str()]);
+            assert!(store.is_dry_run(&queued.id).await.unwrap());
+            // A trail that cannot take the record: the job is not queued either.
+            sqlx::query("DELETE FROM audit_chain")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            let refused = store
+                .enqueue_job_recorded(&job("b", false), false, entry)
+                .await;
+            assert!(refused.is_err(), "{refused:?}");
+            let jobs = store.list_jobs(&JobFilter::default()).await.unwrap();
+            assert_eq!(jobs.len(), 1, "{jobs:?}");
+        }
+    );
 
     crate::both_dialects!(
         queue_is_fifo_and_finish_needs_the_claiming_node,

@@ -386,6 +386,25 @@ async fn every_kind_of_change_leaves_one_record_with_its_actor_and_address() {
     aft.ok(&["settings", "set", "audit-retention-days", "90"]);
     let r = trail.one_new("aft settings set").await;
     assert_eq!(r["action"], "setting.updated");
+    // A delegated `aft run` (its answer is an event stream): the record names its job.
+    aft.ok(&["settings", "set", "allow-cli-run", "true"]);
+    trail.one_new("aft settings set allow-cli-run").await;
+    let file = aft.write("delegated.syncjs", r#"Log("delegated");"#);
+    aft.ok(&["run", "-f", &file]);
+    let r = trail.one_new("delegated aft run").await;
+    let delegated = aft.newest_job_of("delegate");
+    let job = delegated["id"].as_str().unwrap();
+    assert_eq!(
+        (
+            r["action"].as_str(),
+            r["actorKind"].as_str(),
+            r["target"].as_str()
+        ),
+        (Some("job.started"), Some("local"), Some(job)),
+        "{r}"
+    );
+    assert_eq!(r["after"]["filePath"], delegated["filePath"], "{r}");
+    assert_eq!(r["after"]["origin"], "delegate", "{r}");
     // A read changes nothing and records nothing.
     aft.ok(&["script", "list"]);
     aft.ok(&["audit", "list"]);

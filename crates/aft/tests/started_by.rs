@@ -105,24 +105,12 @@ async fn every_job_names_who_started_it() {
     // `aft run` delegated to the service, and `aft cp`.
     let file = aft.write("local.syncjs", r#"Log("delegated");"#);
     aft.ok(&["run", "-f", &file]);
-    let jobs: Value = serde_json::from_str(&aft.ok(&["jobs", "list", "--json"])).unwrap();
-    let delegated = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["origin"] == "delegate")
-        .unwrap_or_else(|| panic!("no delegated job: {jobs:#}"));
+    let delegated = aft.newest_job_of("delegate");
     assert_eq!(delegated["startedBy"], "aft run", "{delegated}");
     let src = aft.write("copy-me.txt", "copied");
     let dst = aft.path("copied.txt");
     aft.ok(&["cp", &src, dst.to_str().unwrap()]);
-    let jobs: Value = serde_json::from_str(&aft.ok(&["jobs", "list", "--json"])).unwrap();
-    let copy = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["origin"] == "cli")
-        .unwrap_or_else(|| panic!("no aft cp job: {jobs:#}"));
+    let copy = aft.newest_job_of("cli");
     assert_eq!(copy["startedBy"], "aft cp", "{copy}");
     let shown: Value =
         serde_json::from_str(&aft.ok(&["jobs", "show", copy["id"].as_str().unwrap(), "--json"]))

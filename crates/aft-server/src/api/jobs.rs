@@ -16,6 +16,7 @@ use aft_store::LogLine;
 use aft_store::Transfer;
 use aft_store::{Job, JobFilter, JobStatus, NewJob};
 
+use crate::audit::JobStartRecord;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -301,6 +302,7 @@ async fn read_script_file(path: &str, folders: &[String]) -> Option<(std::path::
 pub async fn create_job(
     State(state): State<AppState>,
     caller: Caller,
+    record: JobStartRecord,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: serde_json::Value = serde_json::from_slice(&body)
@@ -414,23 +416,21 @@ pub async fn create_job(
         job.source = script.body;
         job.retry_safe = script.retry_safe;
     }
-    let queued = if dry_run {
-        state.store.enqueue_dry_run(&job).await?
-    } else {
-        state.store.enqueue_job(&job).await?
-    };
+    let queued = state
+        .store
+        .enqueue_job_recorded(&job, dry_run, |queued| {
+            record.of(queued, StatusCode::ACCEPTED)
+        })
+        .await?;
     state.runner.wake();
-    let started = crate::audit::StartedJob(crate::audit::started_job(&queued));
-    let mut response = (
+    Ok((
         StatusCode::ACCEPTED,
         Json(JobQueued {
             job_id: queued.id,
             status: "queued".into(),
         }),
     )
-        .into_response();
-    response.extensions_mut().insert(started);
-    Ok(response)
+        .into_response())
 }
 
 /// List jobs, newest first (an API key sees only the jobs it queued).
@@ -776,6 +776,7 @@ pub async fn run_source(
     State(state): State<AppState>,
     // Before the body: another caller is refused (403) whatever it sends.
     _local: crate::auth::LocalCaller,
+    record: JobStartRecord,
     headers: HeaderMap,
     ApiJson(b): ApiJson<RunSource>,
 ) -> ApiResult<Response> {
@@ -794,17 +795,22 @@ pub async fn run_source(
         started_by: Some("aft run".into()),
         ..Default::default()
     };
-    let queued = if b.dry_run {
-        state.store.enqueue_dry_run(&job).await?
+    let streams = accepts_event_stream(&headers);
+    let status = if streams {
+        StatusCode::OK
     } else {
-        state.store.enqueue_job(&job).await?
+        StatusCode::ACCEPTED
     };
+    let queued = state
+        .store
+        .enqueue_job_recorded(&job, b.dry_run, |queued| record.of(queued, status))
+        .await?;
     state.runner.wake();
     let answer = JobQueued {
         job_id: queued.id,
         status: "queued".into(),
     };
-    if !accepts_event_stream(&headers) {
+    if !streams {
         return Ok((StatusCode::ACCEPTED, Json(answer)).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);

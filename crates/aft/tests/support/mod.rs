@@ -139,6 +139,17 @@ impl Aft {
         text(&out)
     }
 
+    /// The newest job of `origin` (`delegate`, `cli`, ...) that `aft jobs list --json` shows.
+    pub fn newest_job_of(&self, origin: &str) -> Value {
+        let jobs: Value = serde_json::from_str(&self.ok(&["jobs", "list", "--json"])).unwrap();
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["origin"] == origin)
+            .unwrap_or_else(|| panic!("no job of origin {origin}: {jobs:#}"))
+            .clone()
+    }
+
     /// Write `body` to `name` in the data directory and return its path as text.
     pub fn write(&self, name: &str, body: &str) -> String {
         let path = self.path(name);
