@@ -269,6 +269,50 @@ fn a_drop_right_after_the_banner_is_a_handshake_error_and_retried() {
 }
 
 #[test]
+fn a_closed_port_is_refused_before_any_handshake_and_retried() {
+    let aft = Aft::allowing_cli_run();
+    // A port nothing listens on: bound, noted, closed.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, out) = run(&aft, "closed.syncjs", port);
+    assert_eq!(code, Some(1), "{out}");
+    let failed = out
+        .lines()
+        .find(|l| l.contains("connect failed: "))
+        .unwrap_or_else(|| panic!("no failure logged: {out}"));
+    assert!(
+        failed.ends_with(&format!(
+            "failed: connection refused by 127.0.0.1:{port}; gave up after 4 attempts"
+        )),
+        "{failed}"
+    );
+    assert!(!out.contains("handshake"), "{out}");
+}
+
+#[test]
+fn an_unknown_host_is_named_as_such_not_a_broken_handshake() {
+    let aft = Aft::allowing_cli_run();
+    let file = aft.write(
+        "unknown.syncjs",
+        &script(22).replace("127.0.0.1:22", "no-such-host.invalid:22"),
+    );
+    let out = aft.run(&["run", "-f", &file]);
+    let out_text = support::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{out_text}");
+    assert!(
+        out_text.contains("cannot reach no-such-host.invalid:22: "),
+        "{out_text}"
+    );
+    assert!(
+        !out_text.contains("handshake") && !out_text.contains("broke"),
+        "{out_text}"
+    );
+}
+
+#[test]
 fn a_wrong_password_is_still_refused_at_once() {
     let aft = Aft::allowing_cli_run();
     let file = aft.write(

@@ -524,7 +524,6 @@ impl SftpFs {
             window_size: 16 * 1024 * 1024,
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(15)),
-            nodelay: true,
             preferred: preferred_algorithms(),
             ..Default::default()
         });
@@ -535,11 +534,22 @@ impl SftpFs {
             seen: seen.clone(),
         };
         let addr = cfg.addr();
-        let connecting = russh::client::connect(ssh_cfg, addr.clone(), handler);
+        // The TCP connection first, so that a refused port or an unknown host is not
+        // reported as a broken SSH handshake.
+        let connecting = async {
+            let socket = tokio::net::TcpStream::connect(addr.as_str())
+                .await
+                .map_err(|e| self.conn_err(tcp_cause(&addr, &e)))?;
+            if let Err(e) = socket.set_nodelay(true) {
+                tracing::debug!("set_nodelay: {e}");
+            }
+            Ok(russh::client::connect_stream(ssh_cfg, socket, handler).await)
+        };
         let mut ssh = match tokio::time::timeout(timeout, connecting).await {
             Err(_) => return Err(self.conn_err(format!("no answer within {}s", cfg.timeout_secs))),
-            Ok(Ok(h)) => h,
-            Ok(Err(russh::Error::UnknownKey)) => {
+            Ok(Err(tcp)) => return Err(tcp),
+            Ok(Ok(Ok(h))) => h,
+            Ok(Ok(Err(russh::Error::UnknownKey))) => {
                 let seen = std::mem::take(&mut *seen.lock().expect("host key slot"));
                 return Err(VfsError::HostKey {
                     host: addr,
@@ -547,7 +557,7 @@ impl SftpFs {
                     mismatch: seen.mismatch,
                 });
             }
-            Ok(Err(e)) => {
+            Ok(Ok(Err(e))) => {
                 return Err(
                     self.conn_err(format!("{} during the SSH handshake", ssh_cause(&addr, &e)))
                 );
@@ -716,6 +726,16 @@ impl SftpFs {
             };
         }
         err
+    }
+}
+
+/// Why no TCP connection to `addr` could be opened, in words: "connection refused by
+/// 127.0.0.1:22", "cannot reach sftp.example.com:22: failed to lookup address information".
+fn tcp_cause(addr: &str, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => format!("connection refused by {addr}"),
+        std::io::ErrorKind::TimedOut => format!("no answer from {addr} (timed out)"),
+        _ => format!("cannot reach {addr}: {e}"),
     }
 }
 
