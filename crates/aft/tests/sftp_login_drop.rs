@@ -213,6 +213,13 @@ fn run(aft: &Aft, name: &str, port: u16) -> (Option<i32>, String) {
     (out.status.code(), support::text(&out))
 }
 
+/// The line where the script logged `Connect()`'s error.
+fn failure_line(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.contains("connect failed: "))
+        .unwrap_or_else(|| panic!("no failure logged: {out}"))
+}
+
 #[test]
 fn a_login_dropped_twice_is_retried_by_connect_and_then_succeeds() {
     let aft = Aft::allowing_cli_run();
@@ -234,10 +241,7 @@ fn a_login_dropped_every_time_fails_as_a_connection_error_not_a_wrong_password()
     let (code, out) = run(&aft, "always.syncjs", proxy.port);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(proxy.cuts(), 4, "one try and three retries: {out}");
-    let failed = out
-        .lines()
-        .find(|l| l.contains("connect failed: "))
-        .unwrap_or_else(|| panic!("no failure logged: {out}"));
+    let failed = failure_line(&out);
     assert!(
         failed.contains(&format!(
             "connection to sftp://{}@127.0.0.1:{} failed: connection closed by 127.0.0.1:{} during login",
@@ -279,10 +283,7 @@ fn a_closed_port_is_refused_before_any_handshake_and_retried() {
         .port();
     let (code, out) = run(&aft, "closed.syncjs", port);
     assert_eq!(code, Some(1), "{out}");
-    let failed = out
-        .lines()
-        .find(|l| l.contains("connect failed: "))
-        .unwrap_or_else(|| panic!("no failure logged: {out}"));
+    let failed = failure_line(&out);
     assert!(
         failed.ends_with(&format!(
             "failed: connection refused by 127.0.0.1:{port}; gave up after 4 attempts"
