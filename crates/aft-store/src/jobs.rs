@@ -489,7 +489,8 @@ impl Store {
     /// [`Store::claim_jobs`], each job with whether it is a dry run, read in the claim's
     /// own statement (a runner needs both, and a second query per batch of claims was a
     /// round trip more between a job's queuing and its start). A dry run's mark is stored
-    /// before the job can be claimed ([`Store::enqueue_dry_run`] holds it until then).
+    /// in the transaction that queues the job ([`Store::enqueue_job_recorded`]), so a claim
+    /// never sees the job without it.
     pub async fn claim_jobs_marked(
         &self,
         node_id: &str,
