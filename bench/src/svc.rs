@@ -34,15 +34,19 @@ pub fn aft(bin: &Path, data: &Path, args: &[&str], input: Option<&str>) -> anyho
 pub struct Server(pub Child);
 
 impl Server {
-    /// Start `aft serve` on `127.0.0.1:PORT` over DATA (its log, at `log_level`, in
-    /// DATA/serve.log) and wait until it writes `service.json`.
+    /// Start `aft serve` on `127.0.0.1:PORT` over DATA (its log, at `log_level`, or at
+    /// `AFT_BENCH_LOG` when set, in DATA/serve.log) and wait until it writes `service.json`.
+    /// `AFT_BENCH_LOG=warn,sqlx::query=debug` logs every statement the service runs.
     pub fn start(bin: &Path, data: &Path, port: u16, log_level: &str) -> anyhow::Result<Server> {
         let _ = std::fs::remove_file(data.join("service.json"));
         let mut child = Command::new(bin)
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("AFT_LOG", log_level)
+            .env(
+                "AFT_LOG",
+                std::env::var("AFT_BENCH_LOG").unwrap_or_else(|_| log_level.to_string()),
+            )
             .env_remove("AFT_DATABASE")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(data.join("serve.log"))?)

@@ -27,6 +27,8 @@ pub enum Dialect {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) dialect: Dialect,
+    /// Jobs waiting to be queued together (`enqueue.rs`).
+    pub(crate) enqueues: std::sync::Arc<crate::enqueue::EnqueueQueue>,
 }
 
 impl Store {
@@ -126,7 +128,11 @@ impl Store {
         if background_checkpoints {
             tokio::spawn(checkpoint_in_background(pool.clone()));
         }
-        Ok(Store { pool, dialect })
+        Ok(Store {
+            pool,
+            dialect,
+            enqueues: Default::default(),
+        })
     }
 
     /// Open the embedded default: `aft.db` in `data_dir` (created if missing).

@@ -52,6 +52,15 @@ pub enum StoreError {
     /// Encrypting or decrypting a secret failed (wrong key, corrupt value).
     #[error("secret store: {0}")]
     Crypto(String),
+    /// A failure shared by several callers whose changes were committed together: the words
+    /// of the first caller's error, and whether it was the store being unavailable.
+    #[error("{message}")]
+    Shared {
+        /// What failed.
+        message: String,
+        /// Whether the same request may well work in a moment ([`StoreError::is_unavailable`]).
+        unavailable: bool,
+    },
     /// A local file (the secrets key, the data directory) could not be used.
     #[error("{path}: {source}")]
     Io {
@@ -70,6 +79,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         let e = match self {
             StoreError::Db(e) | StoreError::Open { source: e, .. } => e,
+            StoreError::Shared { unavailable, .. } => return *unavailable,
             _ => return false,
         };
         match e {

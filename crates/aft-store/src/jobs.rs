@@ -12,7 +12,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
-use crate::{AuditEntry, Dialect, JobParams, Store, StoreError, StoreResult, now_text};
+use crate::{Dialect, JobParams, Store, StoreError, StoreResult, now_text};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -326,7 +326,10 @@ pub(crate) fn bind_queued_job<'q>(
 }
 
 /// Insert `job` as queued on `conn`; returns it with its new id.
-async fn insert_queued(conn: &mut sqlx::AnyConnection, job: &NewJob) -> StoreResult<Job> {
+pub(crate) async fn insert_queued(
+    conn: &mut sqlx::AnyConnection,
+    job: &NewJob,
+) -> StoreResult<Job> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_text();
     let sql = format!("{} RETURNING {JOB_COLUMNS}", insert_queued_job_sql());
@@ -340,7 +343,7 @@ async fn insert_queued(conn: &mut sqlx::AnyConnection, job: &NewJob) -> StoreRes
 /// written for every length would leave one prepared statement per length seen in each
 /// pooled connection's cache (sqlx keeps 100 a connection), memory that grows with the
 /// batch sizes a service meets; this keeps it to a handful (tests/job_statements.rs).
-fn padded_list(ids: &[String]) -> Vec<&str> {
+pub(crate) fn padded_list(ids: &[String]) -> Vec<&str> {
     let mut list: Vec<&str> = ids.iter().map(String::as_str).collect();
     if let Some(last) = list.last().copied() {
         list.resize(list.len().next_power_of_two(), last);
@@ -349,7 +352,7 @@ fn padded_list(ids: &[String]) -> Vec<&str> {
 }
 
 /// `$first, $first+1, ...`: `n` placeholders.
-fn placeholders(first: usize, n: usize) -> String {
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -398,28 +401,6 @@ impl Store {
     pub async fn enqueue_job(&self, job: &NewJob) -> StoreResult<Job> {
         let mut conn = self.pool().acquire().await?;
         insert_queued(&mut conn, job).await
-    }
-
-    /// Queue `job`, a dry run when `dry_run` (marked before any node can claim it), and
-    /// append the audit record `record` makes of it, all in one transaction: no job is
-    /// queued without its record, nor recorded without being queued. `record` returning
-    /// `None` records nothing.
-    pub async fn enqueue_job_recorded(
-        &self,
-        job: &NewJob,
-        dry_run: bool,
-        record: impl FnOnce(&Job) -> Option<AuditEntry>,
-    ) -> StoreResult<Job> {
-        let mut tx = self.pool().begin().await?;
-        let queued = insert_queued(&mut tx, job).await?;
-        if dry_run {
-            crate::dry_runs::mark_dry_run(&mut tx, &queued.id).await?;
-        }
-        if let Some(entry) = record(&queued) {
-            crate::audit::append_in(&mut tx, &[entry]).await?;
-        }
-        tx.commit().await?;
-        Ok(queued)
     }
 
     /// Record a job that this process runs itself (`aft cp`): it starts as running on
@@ -1097,6 +1078,96 @@ mod tests {
             assert!(refused.is_err(), "{refused:?}");
             let jobs = store.list_jobs(&JobFilter::default()).await.unwrap();
             assert_eq!(jobs.len(), 1, "{jobs:?}");
+        }
+    );
+
+    crate::both_dialects!(
+        jobs_queued_at_once_share_a_commit_and_a_refusal_fails_only_its_caller,
+        |store| async move {
+            // The store refuses one job (as a full disk or a constraint would one write).
+            let refuse = match store.dialect {
+                crate::Dialect::Sqlite => vec![
+                    "CREATE TRIGGER refuse_one BEFORE INSERT ON jobs \
+                     WHEN NEW.file_path = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                ],
+                crate::Dialect::Postgres => vec![
+                    "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN \
+                     IF NEW.file_path = 'refused' THEN RAISE EXCEPTION 'refused'; END IF; \
+                     RETURN NEW; END $$ LANGUAGE plpgsql",
+                    "CREATE TRIGGER refuse_one BEFORE INSERT ON jobs \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+                ],
+            };
+            for sql in refuse {
+                sqlx::query(sql).execute(store.pool()).await.unwrap();
+            }
+            let record = |job: &crate::Job| {
+                Some(crate::AuditEntry {
+                    actor: "ci".into(),
+                    actor_kind: "apikey".into(),
+                    address: "127.0.0.1".into(),
+                    action: "job.started".into(),
+                    kind: "job".into(),
+                    target: job.id.clone(),
+                    ..Default::default()
+                })
+            };
+            // Callers at once: while the first one's transaction is written, the others
+            // wait and are written together. The first round holds the refused job (its
+            // batch is retried one by one), the second does not (its batch commits whole).
+            let mut queued = Vec::new();
+            for round in [0..40, 40..60] {
+                let calls: Vec<_> = round
+                    .map(|i| {
+                        let store = store.clone();
+                        let mut new = job(&format!("j{i}"), false);
+                        if i == 17 {
+                            new.file_path = Some("refused".into());
+                        }
+                        let call = async move {
+                            store.enqueue_job_recorded(&new, i % 5 == 0, record).await
+                        };
+                        (i, tokio::spawn(call))
+                    })
+                    .collect();
+                for (i, call) in calls {
+                    match call.await.unwrap() {
+                        Ok(job) => {
+                            assert_ne!(i, 17, "the refused job was queued");
+                            assert_eq!(job.script_name.as_deref(), Some(&*format!("j{i}")));
+                            assert_eq!(store.is_dry_run(&job.id).await.unwrap(), i % 5 == 0);
+                            queued.push(job.id);
+                        }
+                        Err(e) => assert_eq!(i, 17, "job {i} failed with the refused one: {e}"),
+                    }
+                }
+            }
+            assert_eq!(queued.len(), 59);
+            let mut stored: Vec<String> = store
+                .list_jobs(&JobFilter::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id)
+                .collect();
+            let mut recorded: Vec<String> = store
+                .list_audit(&Default::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.target)
+                .collect();
+            queued.sort();
+            stored.sort();
+            recorded.sort();
+            assert_eq!(
+                stored, queued,
+                "every job answered as queued is stored, once"
+            );
+            assert_eq!(recorded, queued, "every stored job has its one record");
+            let chain = store.verify_audit().await.unwrap();
+            assert!(chain.problems.is_empty(), "{:?}", chain.problems);
+            assert_eq!(chain.records, 59);
         }
     );
 

@@ -25,6 +25,7 @@ mod settings;
 mod vfs_library;
 
 // Job queue, nodes, logs, transfer records (migrations 0010).
+mod enqueue;
 mod jobs;
 mod logs;
 mod nodes;

@@ -418,7 +418,7 @@ pub async fn create_job(
     }
     let queued = state
         .store
-        .enqueue_job_recorded(&job, dry_run, |queued| {
+        .enqueue_job_recorded(&job, dry_run, move |queued| {
             record.of(queued, StatusCode::ACCEPTED)
         })
         .await?;
@@ -803,7 +803,7 @@ pub async fn run_source(
     };
     let queued = state
         .store
-        .enqueue_job_recorded(&job, b.dry_run, |queued| record.of(queued, status))
+        .enqueue_job_recorded(&job, b.dry_run, move |queued| record.of(queued, status))
         .await?;
     state.runner.wake();
     let answer = JobQueued {
@@ -811,7 +811,7 @@ pub async fn run_source(
         status: "queued".into(),
     };
     if !streams {
-        return Ok((StatusCode::ACCEPTED, Json(answer)).into_response());
+        return Ok((status, Json(answer)).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     let first = Event::default()
