@@ -8,13 +8,17 @@
 //! rolls back if another node did it first, so a retry, a chained job or a notification is
 //! made exactly once, and a node dying half-way leaves the job unsettled for the next pass.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::jobs::{JOB_COLUMNS, bind_queued_job, insert_queued_job_sql, job_from_row, time_after};
+use crate::jobs::{
+    JOB_COLUMNS, bind_queued_job, insert_queued_job_sql, job_from_row, padded_list, placeholders,
+    time_after,
+};
 use crate::util::new_id;
 use crate::{Dialect, Job, JobStatus, NewJob, Store, StoreError, StoreResult, now_text};
 
@@ -271,12 +275,41 @@ impl Store {
     }
 
     /// [`Store::settle_job`] for several jobs in one transaction (a settler's page of short
-    /// jobs is one write); the answer says, job by job, whether this call recorded it.
+    /// jobs is one write); the answer says, job by job, whether this call recorded it. The
+    /// page is claimed in one statement, and each script's last outcome written once.
     pub async fn settle_jobs(&self, jobs: &[(String, Settlement)]) -> StoreResult<Vec<bool>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.pool().begin().await?;
+        let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+        let list = padded_list(&ids);
+        let sql = format!(
+            "UPDATE jobs SET settled = 1 WHERE id IN ({}) AND settled = 0 RETURNING id",
+            placeholders(1, list.len())
+        );
+        let mut claim = sqlx::query_scalar::<_, String>(&sql);
+        for id in &list {
+            claim = claim.bind(*id);
+        }
+        let claimed: HashSet<String> = claim.fetch_all(&mut *tx).await?.into_iter().collect();
+        // Script id -> its outcome and job, the page's last one winning as it would have
+        // had each job written its own.
+        let mut outcomes: Vec<(&str, JobStatus, &str)> = Vec::new();
         let mut settled = Vec::with_capacity(jobs.len());
         for (job_id, settlement) in jobs {
-            settled.push(Store::settle_in(&mut tx, job_id, settlement).await?);
+            let ours = claimed.contains(job_id);
+            if ours {
+                Store::queue_followups(&mut tx, settlement).await?;
+                if let Some((script_id, status)) = &settlement.outcome {
+                    outcomes.retain(|(id, _, _)| id != script_id);
+                    outcomes.push((script_id, *status, job_id));
+                }
+            }
+            settled.push(ours);
+        }
+        for (script_id, status, job_id) in outcomes {
+            Store::remember_outcome(&mut tx, script_id, status, job_id).await?;
         }
         tx.commit().await?;
         Ok(settled)
@@ -296,6 +329,18 @@ impl Store {
         if claimed.rows_affected() != 1 {
             return Ok(false);
         }
+        Store::queue_followups(tx, settlement).await?;
+        if let Some((script_id, status)) = &settlement.outcome {
+            Store::remember_outcome(tx, script_id, *status, job_id).await?;
+        }
+        Ok(true)
+    }
+
+    /// Queue a settlement's jobs and notifications in `tx`.
+    async fn queue_followups(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        settlement: &Settlement,
+    ) -> StoreResult<()> {
         let now = now_text();
         let insert_job = insert_queued_job_sql();
         for job in &settlement.jobs {
@@ -321,20 +366,29 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
-        if let Some((script_id, status)) = &settlement.outcome {
-            sqlx::query(
-                "INSERT INTO script_outcomes (script_id, status, job_id, at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (script_id) DO UPDATE SET status = excluded.status, \
-                 job_id = excluded.job_id, at = excluded.at",
-            )
-            .bind(script_id)
-            .bind(status.as_str())
-            .bind(job_id)
-            .bind(&now)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Remember `status` as script `script_id`'s last final outcome (for "recovery"), set by
+    /// job `job_id`.
+    async fn remember_outcome(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        script_id: &str,
+        status: JobStatus,
+        job_id: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO script_outcomes (script_id, status, job_id, at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (script_id) DO UPDATE SET status = excluded.status, \
+             job_id = excluded.job_id, at = excluded.at",
+        )
+        .bind(script_id)
+        .bind(status.as_str())
+        .bind(job_id)
+        .bind(now_text())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Take the next due notification for delivery by `node_id`: a pending one whose time
@@ -553,14 +607,52 @@ mod tests {
                 }],
                 ..Default::default()
             };
+            // Outcomes of one script: the page's last one written wins, and the job
+            // settled elsewhere writes none.
+            let outcome = |status| Some(("script-s".to_string(), status));
             let page = vec![
-                (ids[0].clone(), chained.clone()),
-                (ids[1].clone(), chained),
-                (ids[2].clone(), Settlement::default()),
+                (
+                    ids[0].clone(),
+                    Settlement {
+                        outcome: outcome(JobStatus::Succeeded),
+                        ..chained.clone()
+                    },
+                ),
+                (
+                    ids[1].clone(),
+                    Settlement {
+                        outcome: outcome(JobStatus::Halted),
+                        ..chained
+                    },
+                ),
+                (
+                    ids[2].clone(),
+                    Settlement {
+                        outcome: outcome(JobStatus::Failed),
+                        ..Default::default()
+                    },
+                ),
             ];
             assert_eq!(
                 store.settle_jobs(&page).await.unwrap(),
                 vec![true, false, true]
+            );
+            assert_eq!(
+                store.script_last_outcome("script-s").await.unwrap(),
+                Some(JobStatus::Failed)
+            );
+            let page = vec![(
+                ids[2].clone(),
+                Settlement {
+                    outcome: outcome(JobStatus::Succeeded),
+                    ..Default::default()
+                },
+            )];
+            assert_eq!(store.settle_jobs(&page).await.unwrap(), vec![false]);
+            assert_eq!(
+                store.script_last_outcome("script-s").await.unwrap(),
+                Some(JobStatus::Failed),
+                "a page settled before changes no outcome"
             );
             assert!(store.unsettled_jobs(10).await.unwrap().is_empty());
             let next = store
