@@ -1034,6 +1034,19 @@ mod tests {
     use super::{JobFilter, JobStatus, NewJob};
     use crate::{LogLine, NewTransfer, now_text};
 
+    /// A `job.started` record of `job`, as an API key's request writes it.
+    fn started_record(job: &crate::Job) -> Option<crate::AuditEntry> {
+        Some(crate::AuditEntry {
+            actor: "ci".into(),
+            actor_kind: "apikey".into(),
+            address: "127.0.0.1".into(),
+            action: "job.started".into(),
+            kind: "job".into(),
+            target: job.id.clone(),
+            ..Default::default()
+        })
+    }
+
     fn job(name: &str, retry_safe: bool) -> NewJob {
         NewJob {
             script_name: Some(name.into()),
@@ -1048,17 +1061,7 @@ mod tests {
     crate::both_dialects!(
         a_job_and_its_audit_record_are_committed_together_or_not_at_all,
         |store| async move {
-            let entry = |job: &crate::Job| {
-                Some(crate::AuditEntry {
-                    actor: "ci".into(),
-                    actor_kind: "apikey".into(),
-                    address: "127.0.0.1".into(),
-                    action: "job.started".into(),
-                    kind: "job".into(),
-                    target: job.id.clone(),
-                    ..Default::default()
-                })
-            };
+            let entry = started_record;
             let queued = store
                 .enqueue_job_recorded(&job("a", false), true, entry)
                 .await
@@ -1101,17 +1104,7 @@ mod tests {
             for sql in refuse {
                 sqlx::query(sql).execute(store.pool()).await.unwrap();
             }
-            let record = |job: &crate::Job| {
-                Some(crate::AuditEntry {
-                    actor: "ci".into(),
-                    actor_kind: "apikey".into(),
-                    address: "127.0.0.1".into(),
-                    action: "job.started".into(),
-                    kind: "job".into(),
-                    target: job.id.clone(),
-                    ..Default::default()
-                })
-            };
+            let record = started_record;
             // Callers at once: while the first one's transaction is written, the others
             // wait and are written together. The first round holds the refused job (its
             // batch is retried one by one), the second does not (its batch commits whole).
