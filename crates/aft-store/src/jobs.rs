@@ -378,6 +378,61 @@ const FINISH_JOB_SQL: &str = "UPDATE jobs SET status = $1, exit_code = $2, error
      finished_at = $4, lease_until = NULL WHERE id = $5 AND node_id = $6 AND (status = 'running' \
      OR (status = 'interrupted' AND settled = 0 AND error = $7))";
 
+/// Record `ends` (as [`FINISH_JOB_SQL`] records one) in one statement; the ids of the jobs
+/// whose end was recorded. The list of ends is padded to a power of two by repeating the
+/// last one (see [`padded_list`]): a job matched twice is updated once, the same way.
+async fn finish_jobs_in(
+    conn: &mut sqlx::AnyConnection,
+    node_id: &str,
+    ends: &[JobEnd],
+) -> StoreResult<std::collections::HashSet<String>> {
+    let Some(last) = ends.last() else {
+        return Ok(Default::default());
+    };
+    let mut list: Vec<&JobEnd> = ends.iter().collect();
+    list.resize(list.len().next_power_of_two(), last);
+    let rows = (0..list.len())
+        .map(|i| {
+            let p = 4 * i;
+            format!(
+                "(${}, ${}, CAST(${} AS BIGINT), ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let n = 4 * list.len();
+    let sql = format!(
+        "WITH ends (id, status, exit_code, error) AS (VALUES {rows}) \
+         UPDATE jobs SET status = ends.status, exit_code = ends.exit_code, error = ends.error, \
+         finished_at = ${}, lease_until = NULL FROM ends \
+         WHERE jobs.id = ends.id AND jobs.node_id = ${} AND (jobs.status = 'running' \
+         OR (jobs.status = 'interrupted' AND jobs.settled = 0 AND jobs.error = ${})) \
+         RETURNING jobs.id",
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for end in &list {
+        query = query
+            .bind(&end.job_id)
+            .bind(end.status.as_str())
+            .bind(end.exit_code)
+            .bind(end.error.as_deref());
+    }
+    let finished = query
+        .bind(now_text())
+        .bind(node_id)
+        .bind(REAPED_ERROR)
+        .fetch_all(conn)
+        .await?;
+    Ok(finished.into_iter().collect())
+}
+
 fn bind_finish<'q>(
     query: Query<'q, Any, AnyArguments<'q>>,
     id: &'q str,
@@ -629,22 +684,12 @@ impl Store {
             .collect();
         let mut tx = self.pool().begin().await?;
         crate::logs::insert_log_rows(&mut tx, &rows).await?;
-        let mut recorded = Vec::with_capacity(ends.len());
-        for end in ends {
-            let done = bind_finish(
-                sqlx::query(FINISH_JOB_SQL),
-                &end.job_id,
-                node_id,
-                end.status,
-                end.exit_code,
-                end.error.as_deref(),
-            )
-            .execute(&mut *tx)
-            .await?;
-            recorded.push(done.rows_affected() == 1);
-        }
+        let finished = finish_jobs_in(&mut tx, node_id, ends).await?;
         tx.commit().await?;
-        Ok(recorded)
+        Ok(ends
+            .iter()
+            .map(|end| finished.contains(&end.job_id))
+            .collect())
     }
 
     /// Queue again a retry-safe job this node halted because it is stopping (its next claim
@@ -1318,6 +1363,13 @@ mod tests {
                 .claim_jobs("n1", Duration::from_secs(30), 2)
                 .await
                 .unwrap();
+            // A third job runs on another node: n1's batch (three ends, padded to four in
+            // one statement) must leave it alone.
+            let c = store.enqueue_job(&job("c", false)).await.unwrap();
+            store
+                .claim_jobs("n2", Duration::from_secs(30), 1)
+                .await
+                .unwrap();
             let line = |n: i64, text: &str| crate::LogLine {
                 line: n,
                 at: now_text(),
@@ -1341,10 +1393,19 @@ mod tests {
                     exit_code: Some(2),
                     error: Some("boom".into()),
                 },
+                crate::JobEnd {
+                    job_id: c.id.clone(),
+                    status: JobStatus::Failed,
+                    exit_code: None,
+                    error: Some("not n1's".into()),
+                },
             ];
             // Another node cannot end them, and nothing of its batch is kept.
             assert_eq!(
-                store.store_logs_and_ends("n2", &[], &ends).await.unwrap(),
+                store
+                    .store_logs_and_ends("n2", &[], &ends[..2])
+                    .await
+                    .unwrap(),
                 vec![false, false]
             );
             assert_eq!(
@@ -1352,8 +1413,11 @@ mod tests {
                     .store_logs_and_ends("n1", &lines, &ends)
                     .await
                     .unwrap(),
-                vec![true, true]
+                vec![true, true, false]
             );
+            let c_now = store.get_job(&c.id).await.unwrap();
+            assert_eq!(c_now.status, JobStatus::Running);
+            assert_eq!(c_now.error, None);
             let a_now = store.get_job(&a.id).await.unwrap();
             assert_eq!(a_now.status, JobStatus::Succeeded);
             assert_eq!(a_now.exit_code, Some(0));
@@ -1372,7 +1436,7 @@ mod tests {
                     .store_logs_and_ends("n1", &lines, &ends)
                     .await
                     .unwrap(),
-                vec![false, false]
+                vec![false, false, false]
             );
             assert_eq!(store.read_job_logs(&a.id, 0, 10).await.unwrap().len(), 2);
             let not_final = [crate::JobEnd {
@@ -1497,38 +1561,64 @@ mod tests {
     crate::both_dialects!(
         a_reaped_job_takes_the_true_outcome_its_node_reports_later,
         |store| async move {
-            let a = store.enqueue_job(&job("a", false)).await.unwrap();
-            store
-                .claim_job("n1", Duration::ZERO)
-                .await
-                .unwrap()
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            let (_, interrupted) = store.reap_expired_leases().await.unwrap();
-            assert_eq!(interrupted, vec![a.id.clone()]);
-            assert!(
-                !store
-                    .finish_job(&a.id, "n2", JobStatus::Succeeded, Some(0), None)
-                    .await
-                    .unwrap(),
-                "only its own node may"
-            );
-            assert!(
+            // As one end (`finish_job`) and as a runner's batch (`store_logs_and_ends`).
+            let finish = |id: String, node: &'static str, status, code| {
+                let store = store.clone();
+                async move {
+                    store
+                        .finish_job(&id, node, status, code, None)
+                        .await
+                        .unwrap()
+                }
+            };
+            let batch = |id: String, node: &'static str, status, code| {
+                let store = store.clone();
+                async move {
+                    let end = crate::JobEnd {
+                        job_id: id,
+                        status,
+                        exit_code: code,
+                        error: None,
+                    };
+                    store.store_logs_and_ends(node, &[], &[end]).await.unwrap()[0]
+                }
+            };
+            for (name, batched) in [("one end", false), ("a batch", true)] {
+                let end = |id: &str, node, status, code| {
+                    let id = id.to_string();
+                    async move {
+                        if batched {
+                            batch(id, node, status, code).await
+                        } else {
+                            finish(id, node, status, code).await
+                        }
+                    }
+                };
+                let a = store.enqueue_job(&job("a", false)).await.unwrap();
                 store
-                    .finish_job(&a.id, "n1", JobStatus::Succeeded, Some(0), None)
+                    .claim_job("n1", Duration::ZERO)
                     .await
                     .unwrap()
-            );
-            let done = store.get_job(&a.id).await.unwrap();
-            assert_eq!(done.status, JobStatus::Succeeded);
-            assert_eq!(done.error, None);
-            assert!(
-                !store
-                    .finish_job(&a.id, "n1", JobStatus::Failed, Some(1), None)
-                    .await
-                    .unwrap(),
-                "an ended job does not change again"
-            );
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let (_, interrupted) = store.reap_expired_leases().await.unwrap();
+                assert_eq!(interrupted, vec![a.id.clone()], "{name}");
+                assert!(
+                    !end(&a.id, "n2", JobStatus::Succeeded, Some(0)).await,
+                    "{name}: only its own node may"
+                );
+                assert!(
+                    end(&a.id, "n1", JobStatus::Succeeded, Some(0)).await,
+                    "{name}"
+                );
+                let done = store.get_job(&a.id).await.unwrap();
+                assert_eq!(done.status, JobStatus::Succeeded, "{name}");
+                assert_eq!(done.error, None, "{name}");
+                assert!(
+                    !end(&a.id, "n1", JobStatus::Failed, Some(1)).await,
+                    "{name}: an ended job does not change again"
+                );
+            }
         }
     );
 
