@@ -29,8 +29,14 @@
         };
     }
 
-    // Each type's fields and defaults, from aft-vfs's backend registry (declared once there).
-    const FIELDS = JSON.parse(N.fields);
+    // Each type's fields and defaults, from aft-vfs's backend registry (declared once there),
+    // parsed when the job makes its first client: most of the cost of this file otherwise,
+    // for jobs that make none.
+    let FIELDS;
+    function fieldsOf(kind) {
+        if (FIELDS === undefined) FIELDS = JSON.parse(N.fields);
+        return FIELDS[kind];
+    }
 
     // The fields as sent to Rust: every own scalar property but Options; empty strings
     // mean "not set".
@@ -86,7 +92,7 @@
         const C = function () {
             if (!new.target) throw new TypeError(name + ' must be called with new');
             Object.defineProperty(this, H, { value: N.create(kind) });
-            Object.assign(this, FIELDS[kind]);
+            Object.assign(this, fieldsOf(kind));
             this.Options = defaultOptions();
         };
         Object.defineProperty(C, 'name', { value: name });
