@@ -511,7 +511,7 @@ async fn settle_page(store: &Store, jobs: &[(Job, Option<String>)], node_url: &s
     if jobs.is_empty() {
         return;
     }
-    let ids = crate::runner::padded(jobs.iter().map(|(job, _)| job.id.clone()).collect());
+    let ids: Vec<String> = jobs.iter().map(|(job, _)| job.id.clone()).collect();
     let read = async {
         StoreResult::Ok(PageCache {
             settings: notify_settings(store, node_url).await?,

@@ -130,16 +130,6 @@ pub struct LiveTail {
 /// Makes the [`JobHost`] of one job.
 type HostFactory = Box<dyn Fn(&Job, LogSink) -> Arc<dyn JobHost> + Send + Sync>;
 
-/// `ids` with its last one repeated up to a power of two: a query with an `IN` list of
-/// every length would leave one prepared statement per length in each connection's cache
-/// (memory that grows with the batch sizes seen); this keeps it to a handful.
-pub(crate) fn padded(mut ids: Vec<String>) -> Vec<String> {
-    if let Some(last) = ids.last().cloned() {
-        ids.resize(ids.len().next_power_of_two(), last);
-    }
-    ids
-}
-
 /// What the claim loop read for a batch of claimed jobs, for one of them.
 struct Claimed {
     /// Whether the job is a dry run (or why that could not be read).

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::jobs::{padded_list, placeholders};
 use crate::{Job, NewJob, Store, StoreResult};
 
 /// Mark job `id` a dry run.
@@ -51,12 +52,13 @@ impl Store {
         ids: &[String],
     ) -> StoreResult<std::collections::HashSet<String>> {
         let mut found = std::collections::HashSet::new();
-        // One query per page of jobs, in chunks well below every driver's bind limit.
-        for chunk in ids.chunks(500) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        // One query per page of jobs, in chunks well below every driver's bind limit, each
+        // padded so that a handful of statements serves every page size.
+        for chunk in ids.chunks(512) {
+            let chunk = padded_list(chunk);
             let sql = format!(
                 "SELECT job_id FROM job_dry_runs WHERE job_id IN ({})",
-                marks.join(", ")
+                placeholders(1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {

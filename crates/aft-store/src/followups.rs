@@ -16,7 +16,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::jobs::{
-    JOB_COLUMNS, bind_queued_job, insert_queued_job_sql, job_from_row, padded_list, placeholders,
+    JOB_COLUMNS, bind_queued_job, insert_queued_job_sql, job_from_row, padded, placeholders,
     time_after,
 };
 use crate::util::new_id;
@@ -265,25 +265,25 @@ impl Store {
     /// Record job `job_id`'s follow-ups, unless another node already did: returns false
     /// (and changes nothing) then.
     pub async fn settle_job(&self, job_id: &str, settlement: &Settlement) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
-        if !Store::settle_in(&mut tx, job_id, settlement).await? {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        let settled = self.settle(&[(job_id, settlement)]).await?;
+        Ok(settled.first().copied().unwrap_or(false))
     }
 
     /// [`Store::settle_job`] for several jobs in one transaction (a settler's page of short
-    /// jobs is one write); the answer says, job by job, whether this call recorded it. The
-    /// page is claimed in one statement, and each script's last outcome written once.
+    /// jobs is one write); the answer says, job by job, whether this call recorded it.
     pub async fn settle_jobs(&self, jobs: &[(String, Settlement)]) -> StoreResult<Vec<bool>> {
+        let jobs: Vec<(&str, &Settlement)> = jobs.iter().map(|(id, s)| (id.as_str(), s)).collect();
+        self.settle(&jobs).await
+    }
+
+    /// Settle `jobs` in one transaction: the page is claimed in one statement (jobs another
+    /// node settled are left out), and each script's last outcome written once.
+    async fn settle(&self, jobs: &[(&str, &Settlement)]) -> StoreResult<Vec<bool>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.pool().begin().await?;
-        let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
-        let list = padded_list(&ids);
+        let list = padded(jobs.iter().map(|(id, _)| *id));
         let sql = format!(
             "UPDATE jobs SET settled = 1 WHERE id IN ({}) AND settled = 0 RETURNING id",
             placeholders(1, list.len())
@@ -298,7 +298,7 @@ impl Store {
         let mut outcomes: Vec<(&str, JobStatus, &str)> = Vec::new();
         let mut settled = Vec::with_capacity(jobs.len());
         for (job_id, settlement) in jobs {
-            let ours = claimed.contains(job_id);
+            let ours = claimed.contains(*job_id);
             if ours {
                 Store::queue_followups(&mut tx, settlement).await?;
                 if let Some((script_id, status)) = &settlement.outcome {
@@ -313,27 +313,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(settled)
-    }
-
-    /// Record job `job_id`'s follow-ups in `tx`, unless another node already did (false,
-    /// writing nothing).
-    async fn settle_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        job_id: &str,
-        settlement: &Settlement,
-    ) -> StoreResult<bool> {
-        let claimed = sqlx::query("UPDATE jobs SET settled = 1 WHERE id = $1 AND settled = 0")
-            .bind(job_id)
-            .execute(&mut **tx)
-            .await?;
-        if claimed.rows_affected() != 1 {
-            return Ok(false);
-        }
-        Store::queue_followups(tx, settlement).await?;
-        if let Some((script_id, status)) = &settlement.outcome {
-            Store::remember_outcome(tx, script_id, *status, job_id).await?;
-        }
-        Ok(true)
     }
 
     /// Queue a settlement's jobs and notifications in `tx`.

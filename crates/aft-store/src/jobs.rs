@@ -339,16 +339,22 @@ pub(crate) async fn insert_queued(
     job_from_row(&row)
 }
 
-/// `ids` with its last one repeated up to a power of two, for an `IN` list: a statement
-/// written for every length would leave one prepared statement per length seen in each
-/// pooled connection's cache (sqlx keeps 100 a connection), memory that grows with the
-/// batch sizes a service meets; this keeps it to a handful (tests/job_statements.rs).
-pub(crate) fn padded_list(ids: &[String]) -> Vec<&str> {
-    let mut list: Vec<&str> = ids.iter().map(String::as_str).collect();
-    if let Some(last) = list.last().copied() {
+/// `items` with its last one repeated up to a power of two, for an `IN` or `VALUES` list: a
+/// statement written for every length would leave one prepared statement per length seen in
+/// each pooled connection's cache (sqlx keeps 100 a connection), memory that grows with the
+/// batch sizes a service meets; this keeps it to a handful (tests/job_statements.rs). A row
+/// matched twice by the repeated entry is changed once, the same way.
+pub(crate) fn padded<T: Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut list: Vec<T> = items.into_iter().collect();
+    if let Some(last) = list.last().cloned() {
         list.resize(list.len().next_power_of_two(), last);
     }
     list
+}
+
+/// [`padded`] for a list of ids.
+pub(crate) fn padded_list(ids: &[String]) -> Vec<&str> {
+    padded(ids.iter().map(String::as_str))
 }
 
 /// `$first, $first+1, ...`: `n` placeholders.
@@ -379,37 +385,31 @@ const FINISH_JOB_SQL: &str = "UPDATE jobs SET status = $1, exit_code = $2, error
      OR (status = 'interrupted' AND settled = 0 AND error = $7))";
 
 /// Record `ends` (as [`FINISH_JOB_SQL`] records one) in one statement; the ids of the jobs
-/// whose end was recorded. The list of ends is padded to a power of two by repeating the
-/// last one (see [`padded_list`]): a job matched twice is updated once, the same way.
+/// whose end was recorded. The list of ends is [`padded`].
 async fn finish_jobs_in(
     conn: &mut sqlx::AnyConnection,
     node_id: &str,
     ends: &[JobEnd],
 ) -> StoreResult<std::collections::HashSet<String>> {
-    let Some(last) = ends.last() else {
-        return Ok(Default::default());
-    };
     if let [end] = ends {
         // One end (`aft run`'s, a quiet runner's): the plain statement, cheaper to prepare
         // for a process that runs it once.
-        let done = bind_finish(
-            sqlx::query(FINISH_JOB_SQL),
+        let finished = finish_one(
+            conn,
             &end.job_id,
             node_id,
             end.status,
             end.exit_code,
             end.error.as_deref(),
         )
-        .execute(conn)
         .await?;
-        return Ok(if done.rows_affected() == 1 {
+        return Ok(if finished {
             [end.job_id.clone()].into()
         } else {
             Default::default()
         });
     }
-    let mut list: Vec<&JobEnd> = ends.iter().collect();
-    list.resize(list.len().next_power_of_two(), last);
+    let list = padded(ends);
     let rows = (0..list.len())
         .map(|i| {
             let p = 4 * i;
@@ -452,15 +452,16 @@ async fn finish_jobs_in(
     Ok(finished.into_iter().collect())
 }
 
-fn bind_finish<'q>(
-    query: Query<'q, Any, AnyArguments<'q>>,
-    id: &'q str,
-    node_id: &'q str,
+/// Record one job's end with [`FINISH_JOB_SQL`]; whether it was recorded.
+async fn finish_one<'c>(
+    executor: impl sqlx::Executor<'c, Database = Any>,
+    id: &str,
+    node_id: &str,
     status: JobStatus,
     exit_code: Option<i64>,
-    error: Option<&'q str>,
-) -> Query<'q, Any, AnyArguments<'q>> {
-    query
+    error: Option<&str>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(FINISH_JOB_SQL)
         .bind(status.as_str())
         .bind(exit_code)
         .bind(error)
@@ -468,6 +469,9 @@ fn bind_finish<'q>(
         .bind(id)
         .bind(node_id)
         .bind(REAPED_ERROR)
+        .execute(executor)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 impl Store {
@@ -668,17 +672,7 @@ impl Store {
                 "cannot finish a job as {status}"
             )));
         }
-        let done = bind_finish(
-            sqlx::query(FINISH_JOB_SQL),
-            id,
-            node_id,
-            status,
-            exit_code,
-            error,
-        )
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        finish_one(self.pool(), id, node_id, status, exit_code, error).await
     }
 
     /// Store the log lines of several jobs and record how some of them ended, all in one
