@@ -15,6 +15,7 @@ use rquickjs::{Ctx, Function, Value};
 use serde_json::json;
 
 use super::libutil::{bytes_arg, report, report_nullable, set_global, to_js, uint8_array};
+use super::prelude::LazyGlobals;
 use crate::JobScope;
 
 fn io_err(action: &str, path: &Path, e: std::io::Error) -> String {
@@ -181,8 +182,12 @@ pub fn file_info(path: &str) -> Result<serde_json::Value, String> {
     }))
 }
 
-/// Register the local file functions.
-pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
+/// Define the local file functions (`FileInfo` on first use).
+pub(crate) fn register<'js>(
+    ctx: &Ctx<'js>,
+    scope: &JobScope,
+    lazy: &mut LazyGlobals<'js>,
+) -> rquickjs::Result<()> {
     macro_rules! bool_fn {
         ($name:literal, |$($arg:ident),*| $body:expr) => {{
             let s = scope.clone();
@@ -280,17 +285,7 @@ pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
         )?,
     )?;
     let s = scope.clone();
-    set_global(
-        ctx,
-        "__aft_file_info",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, path: String| match file_info(&path) {
-                Ok(v) => to_js(&ctx, &v),
-                Err(e) => report_nullable::<bool, _>(&ctx, &s, "FileInfo", Err(e)),
-            },
-        )?,
-    )?;
+    lazy.add(["FileInfo"], move |ctx: &Ctx<'js>| define_file_info(ctx, s));
     // Temp folders live as long as the job's runtime: dropping the runtime drops this list,
     // and each `TempDir` deletes its folder.
     let temps: Rc<RefCell<Vec<tempfile::TempDir>>> = Rc::default();
@@ -317,6 +312,22 @@ pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
                 Err(e) => report_nullable::<bool, _>(&ctx, &s, "MakeTempDir", Err(e)),
             }
         })?,
+    )?;
+    Ok(())
+}
+
+/// Define `FileInfo`: its native and the prelude over it.
+fn define_file_info<'js>(ctx: &Ctx<'js>, scope: JobScope) -> rquickjs::Result<()> {
+    set_global(
+        ctx,
+        "__aft_file_info",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, path: String| match file_info(&path) {
+                Ok(v) => to_js(&ctx, &v),
+                Err(e) => report_nullable::<bool, _>(&ctx, &scope, "FileInfo", Err(e)),
+            },
+        )?,
     )?;
     super::prelude::FILES.eval::<()>(ctx)
 }

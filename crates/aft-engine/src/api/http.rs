@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::libutil::{bytes_arg, set_global, throw, uint8_array};
+use super::prelude::LazyGlobals;
 use crate::{HaltFlag, JobScope, LogLevel};
 
 /// The timeout of a request whose script set none.
@@ -247,8 +248,16 @@ pub fn execute(
     })
 }
 
-/// Register `HttpCli` and `HttpRes`.
-pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
+/// Define `HttpCli` and `HttpRes` on first use.
+pub(crate) fn register<'js>(scope: &JobScope, lazy: &mut LazyGlobals<'js>) {
+    let scope = scope.clone();
+    lazy.add(["HttpCli", "HttpRes"], move |ctx: &Ctx<'js>| {
+        define(ctx, &scope)
+    });
+}
+
+/// Define `HttpCli` and `HttpRes`: the natives and the prelude over them.
+fn define<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
     let s = scope.clone();
     set_global(
         ctx,

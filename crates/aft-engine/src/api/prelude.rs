@@ -7,7 +7,16 @@
 //! (a cross build: bytecode is specific to the machine's byte order and word size), the job
 //! parses the source as before. Both ways evaluate the same code under the same file name,
 //! `eval_script`, which error stacks leave out (see `script_error.rs`).
+//!
+//! A job evaluates them only when its script first reads or writes a global one of them
+//! defines ([`LazyGlobals`]): a script that makes no client, no `HttpCli`, no watcher (a
+//! one-liner, most of a service's short jobs) skipped about a million instructions of
+//! bytecode read, run and freed per job.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rquickjs::object::{Accessor, Property};
 use rquickjs::{Ctx, FromJs, Value, qjs};
 
 /// One prelude: its name (the file `js/NAME.js`), its source and its compiled bytecode
@@ -46,6 +55,16 @@ pub(crate) const ALL: [Prelude; 6] = [CLIENTS, DRY_RUN, FILES, HTTP, TEXT, WATCH
 thread_local! {
     /// Tests set this to evaluate the source even where bytecode was built, to compare.
     pub(crate) static FROM_SOURCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Tests set this to define every prelude's globals at once, to compare.
+    pub(crate) static DEFINE_NOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a test asked for every prelude's globals at once ([`DEFINE_NOW`]).
+pub(crate) fn define_now_in_tests() -> bool {
+    #[cfg(test)]
+    return DEFINE_NOW.with(|f| f.get());
+    #[cfg(not(test))]
+    false
 }
 
 impl Prelude {
@@ -92,6 +111,151 @@ impl Prelude {
     }
 }
 
+/// What defines some globals of a job's context once it runs: the module's natives and
+/// its prelude. It must hold no JavaScript value: a value held in Rust is out of the
+/// collector's sight, and a cycle through one would outlive the context.
+type Step<'js> = Box<dyn FnOnce(&Ctx<'js>) -> rquickjs::Result<()> + 'js>;
+
+/// The globals the preludes define, set up on first use. Until a script reads or writes one
+/// of them, each is an accessor on `globalThis`; the first read runs every module's step
+/// (natives and prelude, in the order they were added) and answers with what it defined.
+/// Writing one, or declaring a function of that name, makes it the script's own, and it
+/// stays so when the preludes run later, as it would have had they run first. A script
+/// that lists the globals before using any sees these as accessors; that is the one
+/// difference.
+#[derive(Default)]
+pub(crate) struct LazyGlobals<'js> {
+    steps: Vec<Step<'js>>,
+    names: Vec<String>,
+}
+
+/// What is left to define, shared by the accessors of one context.
+struct Pending<'js> {
+    steps: RefCell<Option<Vec<Step<'js>>>>,
+    names: Vec<String>,
+}
+
+/// What `globalThis` has under a name the preludes define.
+enum Own {
+    /// The accessor [`LazyGlobals`] put there.
+    Accessor,
+    /// A value the script put there.
+    Value,
+    /// Nothing: the script deleted it.
+    Nothing,
+}
+
+impl<'js> LazyGlobals<'js> {
+    /// `step` defines the globals `names` (and may delete the natives it used).
+    pub(crate) fn add<S: Into<String>>(
+        &mut self,
+        names: impl IntoIterator<Item = S>,
+        step: impl FnOnce(&Ctx<'js>) -> rquickjs::Result<()> + 'js,
+    ) {
+        self.names.extend(names.into_iter().map(Into::into));
+        self.steps.push(Box::new(step));
+    }
+
+    /// Run every step now.
+    pub(crate) fn define_now(self, ctx: &Ctx<'js>) -> rquickjs::Result<()> {
+        self.steps.into_iter().try_for_each(|step| step(ctx))
+    }
+
+    /// Put an accessor on `globalThis` for each name; the first read runs every step.
+    pub(crate) fn define_on_first_use(self, ctx: &Ctx<'js>) -> rquickjs::Result<()> {
+        let globals = ctx.globals();
+        let pending = Rc::new(Pending {
+            steps: RefCell::new(Some(self.steps)),
+            names: self.names,
+        });
+        for name in &pending.names {
+            let (get_name, set_name) = (name.clone(), name.clone());
+            let get_pending = pending.clone();
+            let get = move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
+                get_pending.run(&ctx)?;
+                ctx.globals().get(get_name.as_str())
+            };
+            let set = move |ctx: Ctx<'js>, value: Value<'js>| -> rquickjs::Result<()> {
+                ctx.globals().prop(
+                    set_name.as_str(),
+                    Property::from(value).writable().enumerable().configurable(),
+                )
+            };
+            globals.prop(
+                name.as_str(),
+                Accessor::new(get, set).enumerable().configurable(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl<'js> Pending<'js> {
+    /// Run the steps, once: the accessors make way for what the preludes define, and what
+    /// the script itself put under those names (or deleted) is kept so.
+    fn run(&self, ctx: &Ctx<'js>) -> rquickjs::Result<()> {
+        let Some(steps) = self.steps.borrow_mut().take() else {
+            return Ok(());
+        };
+        let globals = ctx.globals();
+        let mut kept = Vec::new();
+        let mut deleted = Vec::new();
+        for name in &self.names {
+            match own(ctx, name)? {
+                Own::Accessor => globals.remove(name.as_str())?,
+                Own::Value => kept.push((name, globals.get::<_, Value>(name.as_str())?)),
+                Own::Nothing => deleted.push(name),
+            }
+        }
+        for step in steps {
+            step(ctx)?;
+        }
+        // The preludes assign their globals, so what the script put there is assigned
+        // back (a function it declared is no longer configurable, but still writable).
+        for (name, value) in kept {
+            globals.set(name.as_str(), value)?;
+        }
+        for name in deleted {
+            globals.remove(name.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// What `globalThis` has under `name`, without running an accessor.
+fn own(ctx: &Ctx<'_>, name: &str) -> rquickjs::Result<Own> {
+    let globals = ctx.globals();
+    let mut desc = qjs::JSPropertyDescriptor {
+        flags: 0,
+        value: qjs::JS_UNDEFINED,
+        getter: qjs::JS_UNDEFINED,
+        setter: qjs::JS_UNDEFINED,
+    };
+    // SAFETY: the global object is a live value of this context and the atom is made and
+    // freed here; on success the descriptor's three values are ours, freed here too.
+    let (found, flags) = unsafe {
+        let ctx_ptr = ctx.as_raw().as_ptr();
+        let atom = qjs::JS_NewAtomLen(ctx_ptr, name.as_ptr().cast(), name.len() as _);
+        if atom == qjs::JS_ATOM_NULL {
+            return Err(rquickjs::Error::Exception);
+        }
+        let found = qjs::JS_GetOwnProperty(ctx_ptr, &mut desc, globals.as_raw(), atom);
+        qjs::JS_FreeAtom(ctx_ptr, atom);
+        if found > 0 {
+            qjs::JS_FreeValue(ctx_ptr, desc.value);
+            qjs::JS_FreeValue(ctx_ptr, desc.getter);
+            qjs::JS_FreeValue(ctx_ptr, desc.setter);
+        }
+        (found, desc.flags)
+    };
+    match found {
+        0 => Ok(Own::Nothing),
+        1.. if flags & qjs::JS_PROP_GETSET as i32 != 0 => Ok(Own::Accessor),
+        1.. => Ok(Own::Value),
+        _ => Err(rquickjs::Error::Exception),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -99,7 +263,7 @@ mod tests {
     use aft_vfs::dry_run::DryRun;
     use rquickjs::{Context, Runtime};
 
-    use super::{ALL, FROM_SOURCE, Prelude};
+    use super::{ALL, DEFINE_NOW, FROM_SOURCE, Prelude};
     use crate::api::dry_run::DryRunHost;
     use crate::{HaltFlag, JobScope, LogCollector, MemoryHost};
 
@@ -129,29 +293,48 @@ mod tests {
         })()
     "#;
 
-    /// Every global a job's API defines (with the dry-run prelude), described by a script,
-    /// with the preludes read from bytecode or parsed from source.
-    fn describe_globals(from_source: bool) -> String {
+    /// Run `script` in a job's context on `host` and return its completion value as a
+    /// string; the preludes read from source rather than bytecode with `from_source`, and
+    /// (without a dry run) their globals defined at once rather than on first use with
+    /// `define_now`.
+    fn eval_with(
+        host: Arc<dyn crate::JobHost>,
+        script: &str,
+        from_source: bool,
+        define_now: bool,
+    ) -> String {
         let tokio = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let log = LogCollector::new();
         let scope = JobScope {
-            host: Arc::new(DryRunHost::new(Arc::new(MemoryHost::new()), DryRun::new())),
+            host,
             log: log.sink(),
             halt: HaltFlag::new(),
             tokio: tokio.handle().clone(),
         };
         FROM_SOURCE.with(|f| f.set(from_source));
+        DEFINE_NOW.with(|f| f.set(define_now));
         let rt = Runtime::new().unwrap();
         let context = Context::full(&rt).unwrap();
         let text = context.with(|ctx| {
             crate::api::register_all(&ctx, &scope).unwrap();
-            ctx.eval::<String, _>(DESCRIBE).unwrap()
+            match ctx.eval::<String, _>(script) {
+                Ok(text) => text,
+                Err(e) => panic!("{e}: {:?}", ctx.catch()),
+            }
         });
         FROM_SOURCE.with(|f| f.set(false));
+        DEFINE_NOW.with(|f| f.set(false));
         text
+    }
+
+    /// Every global a job's API defines (with the dry-run prelude), described by a script,
+    /// with the preludes read from bytecode or parsed from source.
+    fn describe_globals(from_source: bool) -> String {
+        let dry_run = DryRunHost::new(Arc::new(MemoryHost::new()), DryRun::new());
+        eval_with(Arc::new(dry_run), DESCRIBE, from_source, false)
     }
 
     #[test]
@@ -174,6 +357,81 @@ mod tests {
             "{from_bytecode}"
         );
         assert_eq!(from_bytecode, from_source);
+    }
+
+    /// `script` in a job's context (no dry run); see [`eval_with`].
+    fn eval_in_job(script: &str, define_now: bool) -> String {
+        eval_with(Arc::new(MemoryHost::new()), script, false, define_now)
+    }
+
+    /// The names of the globals, sorted, one per line.
+    const NAMES: &str = "Object.getOwnPropertyNames(globalThis).sort().join('\\n')";
+
+    #[test]
+    fn globals_defined_on_first_use_are_those_the_preludes_define() {
+        let lazy_before = eval_in_job(NAMES, false);
+        let lazy_after = eval_in_job(&format!("void SftpClient; {NAMES}"), false);
+        let at_once = eval_in_job(NAMES, true);
+        let set = |text: &str| -> std::collections::BTreeSet<String> {
+            text.lines().map(str::to_string).collect()
+        };
+        // Each name a prelude defines has its accessor, and no accessor is left without
+        // one: only the dispatcher of watcher events, which no script calls, comes later.
+        let missing: Vec<_> = set(&at_once)
+            .difference(&set(&lazy_before))
+            .cloned()
+            .collect();
+        let extra: Vec<_> = set(&lazy_before)
+            .difference(&set(&at_once))
+            .cloned()
+            .collect();
+        assert_eq!(
+            missing,
+            ["__aftDispatchEvent"],
+            "defined by a prelude, with no accessor"
+        );
+        assert!(
+            extra.is_empty(),
+            "accessors for names no prelude defines: {extra:?}"
+        );
+        assert_eq!(lazy_after, at_once);
+        // Described one by one (source text, arity, properties), they are the same too.
+        let describe = format!("void SftpClient; {DESCRIBE}");
+        assert_eq!(eval_in_job(&describe, false), eval_in_job(DESCRIBE, true));
+    }
+
+    #[test]
+    fn a_script_that_uses_no_prelude_global_runs_none() {
+        let seen = eval_in_job(
+            "['GetVFS', 'SftpClient', 'HttpCli', 'FileInfo', 'FormatDate', 'FsWatcher']
+                .map((n) => typeof Object.getOwnPropertyDescriptor(globalThis, n).get)
+                .concat([typeof __aft_clients, typeof __aft_http_do, LIST_DIRS, EVT_WRITE])
+                .join()",
+            false,
+        );
+        assert_eq!(
+            seen,
+            "function,function,function,function,function,function,undefined,undefined,2,EVT_WRITE"
+        );
+    }
+
+    #[test]
+    fn a_script_keeps_its_own_globals_of_the_preludes_names() {
+        let script = "function FileInfo() { return 'mine'; }
+            var HttpCli = 7;
+            delete globalThis.GetVFS;
+            const made = new SftpClient();
+            [FileInfo(), HttpCli, typeof GetVFS, typeof made.Connect, typeof HttpRes].join()";
+        assert_eq!(
+            eval_in_job(script, false),
+            "mine,7,undefined,function,function"
+        );
+        assert_eq!(
+            eval_in_job(script, true),
+            "mine,7,undefined,function,function"
+        );
+        let misspelt = "try { Lgo('x'); 'no error' } catch (e) { e.name }";
+        assert_eq!(eval_in_job(misspelt, false), "ReferenceError");
     }
 
     /// The bytecode of `prelude` as this process's QuickJS compiles its source.

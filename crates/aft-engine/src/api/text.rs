@@ -8,7 +8,7 @@ use rquickjs::function::Opt;
 use rquickjs::{Ctx, Function, Value};
 
 use super::libutil::{bytes_arg, set_global, throw, uint8_array};
-use crate::JobScope;
+use super::prelude::LazyGlobals;
 
 /// The layout `FormatDate` uses when none is given.
 pub const DEFAULT_DATE_LAYOUT: &str = "%Y-%m-%d %H:%M:%S";
@@ -157,8 +157,43 @@ pub fn atob(b64: &str) -> Result<String, String> {
     Ok(bytes.into_iter().map(char::from).collect())
 }
 
-/// Register `FormatDate`, `TextEncoder`, `TextDecoder`, `atob` and `btoa`.
-pub fn register<'js>(ctx: &Ctx<'js>, _scope: &JobScope) -> rquickjs::Result<()> {
+/// Define `atob` and `btoa` now, and `FormatDate`, `TextEncoder` and `TextDecoder` (where
+/// the engine has none) on first use.
+pub(crate) fn register<'js>(ctx: &Ctx<'js>, lazy: &mut LazyGlobals<'js>) -> rquickjs::Result<()> {
+    set_global(
+        ctx,
+        "btoa",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, s: rquickjs::Coerced<String>| {
+                btoa(&s.0).map_err(|e| throw(&ctx, "btoa", e))
+            },
+        )?,
+    )?;
+    set_global(
+        ctx,
+        "atob",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, s: rquickjs::Coerced<String>| {
+                atob(&s.0).map_err(|e| throw(&ctx, "atob", e))
+            },
+        )?,
+    )?;
+    let globals = ctx.globals();
+    let mut names = vec!["FormatDate"];
+    for class in ["TextEncoder", "TextDecoder"] {
+        if !globals.contains_key(class)? {
+            names.push(class);
+        }
+    }
+    lazy.add(names, define);
+    Ok(())
+}
+
+/// Define `FormatDate`, `TextEncoder` and `TextDecoder`: the natives and the prelude over
+/// them.
+fn define<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     set_global(
         ctx,
         "__aft_utf8_encode",
@@ -196,26 +231,6 @@ pub fn register<'js>(ctx: &Ctx<'js>, _scope: &JobScope) -> rquickjs::Result<()> 
                     &layout
                 };
                 format_date(ms, layout, zone).map_err(|e| throw(&ctx, "FormatDate", e))
-            },
-        )?,
-    )?;
-    set_global(
-        ctx,
-        "btoa",
-        Function::new(
-            ctx.clone(),
-            |ctx: Ctx<'js>, s: rquickjs::Coerced<String>| {
-                btoa(&s.0).map_err(|e| throw(&ctx, "btoa", e))
-            },
-        )?,
-    )?;
-    set_global(
-        ctx,
-        "atob",
-        Function::new(
-            ctx.clone(),
-            |ctx: Ctx<'js>, s: rquickjs::Coerced<String>| {
-                atob(&s.0).map_err(|e| throw(&ctx, "atob", e))
             },
         )?,
     )?;

@@ -20,8 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
+use rquickjs::object::Property;
 use rquickjs::{Ctx, Exception, Function, Object};
 
+use super::prelude::LazyGlobals;
 use crate::HaltFlag;
 use crate::host::{JobEvent, JobScope};
 
@@ -75,8 +77,26 @@ pub fn set_script_name(ctx: &Ctx<'_>, name: &str) -> rquickjs::Result<()> {
     ctx.globals().set(SCRIPT_NAME_GLOBAL, name)
 }
 
-/// Define `FsWatcher`, `RemoteWatcher` and the `EVT_*` constants.
-pub fn register(ctx: &Ctx<'_>, scope: &JobScope) -> rquickjs::Result<()> {
+/// Define the `EVT_*` constants now, and `FsWatcher` and `RemoteWatcher` on first use.
+pub(crate) fn register<'js>(
+    ctx: &Ctx<'js>,
+    scope: &JobScope,
+    lazy: &mut LazyGlobals<'js>,
+) -> rquickjs::Result<()> {
+    let globals = ctx.globals();
+    for name in [EVT_CREATE, EVT_WRITE, EVT_REMOVE, EVT_RENAME, EVT_CHMOD] {
+        globals.prop(name, Property::from(name).enumerable())?;
+    }
+    let scope = scope.clone();
+    lazy.add(["FsWatcher", "RemoteWatcher"], move |ctx: &Ctx<'js>| {
+        define(ctx, &scope)
+    });
+    Ok(())
+}
+
+/// Define `FsWatcher` and `RemoteWatcher`: the natives and the prelude over them, which
+/// also defines the dispatcher the job's event loop calls.
+fn define(ctx: &Ctx<'_>, scope: &JobScope) -> rquickjs::Result<()> {
     // Watchers of this job; dropping the map (with the context) stops any left running.
     let running: Rc<RefCell<HashMap<u64, Running>>> = Rc::default();
     let native = Object::new(ctx.clone())?;

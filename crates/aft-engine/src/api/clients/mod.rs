@@ -21,6 +21,7 @@ use aft_vfs::{Entry, Vfs, VfsError, file_name, join, normalize, parent};
 use futures::TryStreamExt;
 use globset::{GlobBuilder, GlobMatcher};
 use rquickjs::function::Opt;
+use rquickjs::object::Property;
 use rquickjs::{Ctx, Exception, Function, Object, Value};
 use serde_json::{Map, Value as Json, json};
 
@@ -29,6 +30,7 @@ use aft_vfs::transfer::{
 };
 
 use super::libutil::to_js;
+use super::prelude::LazyGlobals;
 use crate::{JobScope, LogLevel, TransferRecord};
 
 /// `ListDir` mode: files and folders.
@@ -859,8 +861,41 @@ fn settle(
     }
 }
 
-/// Define the client classes, their constants and `GetVFS`.
-pub fn register<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
+/// The constants of the clients' calls and options, read-only globals.
+const CONSTANTS: [(&str, i32); 10] = [
+    ("LIST_ALL", 0),
+    ("LIST_FILES", 1),
+    ("LIST_DIRS", 2),
+    ("TLS_MODE_NONE", 0),
+    ("TLS_MODE_EXPLICIT", 1),
+    ("TLS_MODE_IMPLICIT", 2),
+    ("NeverOverwrite", 0),
+    ("AlwaysOverwrite", 1),
+    ("OverwriteIfDiffSize", 2),
+    ("OverwriteIfNewer", 3),
+];
+
+/// Define the clients' constants now, and the client classes and `GetVFS` on first use.
+pub(crate) fn register<'js>(
+    ctx: &Ctx<'js>,
+    scope: &JobScope,
+    lazy: &mut LazyGlobals<'js>,
+) -> rquickjs::Result<()> {
+    let globals = ctx.globals();
+    for (name, value) in CONSTANTS {
+        globals.prop(name, Property::from(value))?;
+    }
+    let classes = aft_vfs::registry::types().map(|ty| ty.info.client.to_string());
+    let scope = scope.clone();
+    lazy.add(
+        classes.chain(["GetVFS".to_string()]),
+        move |ctx: &Ctx<'js>| define(ctx, &scope),
+    );
+    Ok(())
+}
+
+/// Define the client classes and `GetVFS`: the natives and the prelude over them.
+fn define<'js>(ctx: &Ctx<'js>, scope: &JobScope) -> rquickjs::Result<()> {
     let slots: Slots = Rc::default();
     let native = Object::new(ctx.clone())?;
 

@@ -1,20 +1,12 @@
 // The JavaScript half of the transfer clients (api/clients/mod.rs is the Rust half):
-// constants, the client classes and `GetVFS`, over the native `__aft_clients` object.
+// the client classes and `GetVFS`, over the native `__aft_clients` object (the constants
+// are defined in Rust).
 // Each client keeps a hidden handle into the Rust side; its fields are plain properties,
 // sent to Rust at Connect(), and its Options object is sent with each call.
 (function (g) {
     const N = g.__aft_clients;
     delete g.__aft_clients;
     const H = Symbol('aft client handle');
-
-    const constants = {
-        LIST_ALL: 0, LIST_FILES: 1, LIST_DIRS: 2,
-        TLS_MODE_NONE: 0, TLS_MODE_EXPLICIT: 1, TLS_MODE_IMPLICIT: 2,
-        NeverOverwrite: 0, AlwaysOverwrite: 1, OverwriteIfDiffSize: 2, OverwriteIfNewer: 3,
-    };
-    for (const k of Object.keys(constants)) {
-        Object.defineProperty(g, k, { value: constants[k], enumerable: false, writable: false });
-    }
 
     function defaultOptions() {
         return {

@@ -1,14 +1,12 @@
 // The JavaScript half of api/watchers.rs: a JS class keeps the callbacks (so the GC owns
 // them) and calls the native `start`/`stop`; the pump calls `__aftDispatchEvent(id, evt)`.
+// The `EVT_*` constants are defined in Rust (api/watchers.rs).
 (function (native) {
   "use strict";
   const callbacks = new Map();
   Object.defineProperty(globalThis, "__aftDispatchEvent", {
     value: function (id, evt) { const cb = callbacks.get(id); if (cb) cb(evt); },
   });
-  for (const name of ["EVT_CREATE", "EVT_WRITE", "EVT_REMOVE", "EVT_RENAME", "EVT_CHMOD"]) {
-    Object.defineProperty(globalThis, name, { value: name, enumerable: true });
-  }
   function globs(v, what) {
     if (v === undefined || v === null) return [];
     if (typeof v === "string") return [v];
