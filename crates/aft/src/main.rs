@@ -24,7 +24,12 @@ struct Cli {
     command: Command,
 }
 
+/// Each subcommand's arguments are defined when it runs (or for help, completions and man
+/// pages): building them all took a seventh of a one-line `aft run`. A subcommand's one-line
+/// description is its variant's doc comment below; the arguments structs carry plain
+/// comments, as a doc comment there would replace it once the arguments are defined.
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Run a .syncjs script to completion (exit 0 on success, 1 on failure)
     Run(cmd::run::Args),

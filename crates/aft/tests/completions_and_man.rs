@@ -23,6 +23,26 @@ fn completion_scripts_cover_the_commands_and_bash_accepts_its_script() {
     let file = aft.write("aft.bash", &bash);
     let checked = Command::new("bash").args(["-n", &file]).status().unwrap();
     assert!(checked.success(), "bash -n refused the completion script");
+    // What bash offers after a line typed so far (COMP_WORDS), as at a prompt: the
+    // subcommands' arguments, defined only when a subcommand runs, and `help`'s tree two
+    // levels deep.
+    let offered = |words: &str| {
+        let script = format!(
+            "source {file}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _aft aft \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             echo \"${{COMPREPLY[*]}}\""
+        );
+        let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(offered("aft run --p").trim(), "--params");
+    let admin = offered("aft help admin ''");
+    for sub in ["create", "delete", "list", "passwd"] {
+        assert!(
+            admin.split_whitespace().any(|w| w == sub),
+            "aft help admin: {admin}"
+        );
+    }
     assert!(aft.ok(&["completions", "zsh"]).starts_with("#compdef aft"));
     assert!(aft.ok(&["completions", "fish"]).contains("complete -c aft"));
     assert!(

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::{print_json, print_table, read_stdin_value, show_time, with_store};
 use crate::global::GlobalArgs;
 
-/// Manage web UI admin users.
+// Manage web UI admin users.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

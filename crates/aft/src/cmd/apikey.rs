@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::{UsageError, print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
-/// Manage API keys (a key is shown once, at creation).
+// Manage API keys (a key is shown once, at creation).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

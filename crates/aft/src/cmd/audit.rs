@@ -13,7 +13,7 @@ use clap::{Subcommand, ValueEnum};
 use super::{UsageError, print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
-/// Read and check the audit trail of every change.
+// Read and check the audit trail of every change.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -11,7 +11,7 @@ use aft_store::{SecretsKey, Store};
 use super::{UsageError, run_async, with_store};
 use crate::global::GlobalArgs;
 
-/// Copy the store to FILE while the service may run.
+// Copy the store to FILE while the service may run.
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
     /// The backup file to write (must not exist)
@@ -22,7 +22,7 @@ pub struct BackupArgs {
     include_key: bool,
 }
 
-/// Replace the store with the backup FILE (the service must be stopped).
+// Replace the store with the backup FILE (the service must be stopped).
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
     /// The backup file (made by aft backup)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::global::{self, GlobalArgs};
 
-/// Check a script's syntax without running it; exit 0 when it compiles, 1 when not.
+// Check a script's syntax without running it; exit 0 when it compiles, 1 when not.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The .syncjs script to check

@@ -8,14 +8,14 @@ use clap::CommandFactory;
 
 use super::fail;
 
-/// Print the completion script for a shell.
+// Print the completion script for a shell.
 #[derive(clap::Args, Debug)]
 pub struct CompletionsArgs {
     /// The shell: bash, zsh, fish, powershell or elvish
     shell: clap_complete::Shell,
 }
 
-/// Write man pages: aft.1 and one per subcommand (aft-run.1, aft-schedule-add.1, ...).
+// Write man pages: aft.1 and one per subcommand (aft-run.1, aft-schedule-add.1, ...).
 #[derive(clap::Args, Debug)]
 pub struct ManArgs {
     /// The folder to write the pages to (created if missing)
@@ -26,6 +26,8 @@ pub struct ManArgs {
 /// Run `aft completions SHELL`.
 pub fn completions<C: CommandFactory>(args: CompletionsArgs) -> ExitCode {
     let mut command = C::command();
+    command.build();
+    let mut command = with_full_help_tree(command);
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "aft", &mut script);
     // A reader that stops early (| head) closes the pipe: not a failure of ours.
@@ -35,6 +37,46 @@ pub fn completions<C: CommandFactory>(args: CompletionsArgs) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(format!("cannot write the completion script: {e}")),
     }
+}
+
+/// `command` (built) with its `help` subcommand's tree as deep as the commands': clap copies
+/// the subcommands under `help` before it defines the deferred ones (`defer = true` in
+/// main.rs), so `aft help admin <TAB>` would complete nothing. The copy is made as clap makes
+/// it: names, one-line descriptions and hidden marks, no arguments.
+fn with_full_help_tree(command: clap::Command) -> clap::Command {
+    /// The subcommands of `command` but clap's own `help`.
+    fn subcommands(command: &clap::Command) -> impl Iterator<Item = &clap::Command> {
+        command
+            .get_subcommands()
+            .filter(|sub| sub.get_name() != "help")
+    }
+    /// `command`'s copy under `help`, named below `parent` as a built command would be.
+    fn copy(command: &clap::Command, parent: &str) -> clap::Command {
+        let bin_name = format!("{parent} {}", command.get_name());
+        let mut copy = clap::Command::new(command.get_name().to_string())
+            .bin_name(bin_name.clone())
+            .display_name(bin_name.replace(' ', "-"))
+            .hide(command.is_hide_set())
+            .disable_help_flag(true)
+            .disable_version_flag(true)
+            .disable_help_subcommand(true)
+            .subcommands(subcommands(command).map(|sub| copy(sub, &bin_name)));
+        if let Some(about) = command.get_about() {
+            copy = copy.about(about.clone());
+        }
+        copy
+    }
+    let help_bin_name = format!(
+        "{} help",
+        command.get_bin_name().unwrap_or(command.get_name())
+    );
+    let mut copies: std::collections::HashMap<String, clap::Command> = subcommands(&command)
+        .map(|sub| (sub.get_name().to_string(), copy(sub, &help_bin_name)))
+        .collect();
+    // `help` is the last subcommand, and its own are replaced where they stand.
+    command.mut_subcommand("help", |help| {
+        help.mut_subcommands(|sub| copies.remove(sub.get_name()).unwrap_or(sub))
+    })
 }
 
 /// Run `aft man --dir DIR`.

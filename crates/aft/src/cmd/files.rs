@@ -29,7 +29,7 @@ use super::{print_json, run_async};
 use crate::global::GlobalArgs;
 use crate::local_job::{JobSettings, LocalJob};
 
-/// List a folder on a VFS Library entry or on local disk
+// List a folder on a VFS Library entry or on local disk
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
     /// `ENTRY:/path` of the VFS Library, or a local path (write `./a:b` for a local name
@@ -68,7 +68,7 @@ impl From<PolicyArg> for TransferPolicy {
     }
 }
 
-/// Copy files between local disk and VFS Library entries, recorded as a job
+// Copy files between local disk and VFS Library entries, recorded as a job
 #[derive(clap::Args, Debug)]
 pub struct CpArgs {
     /// What to copy: a file, a folder or a glob such as `in/*.csv`, as `ENTRY:/path` or a

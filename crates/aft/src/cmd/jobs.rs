@@ -11,7 +11,7 @@ use clap::Subcommand;
 use super::{UsageError, print_json, print_table, with_store};
 use crate::global::GlobalArgs;
 
-/// Inspect and halt jobs.
+// Inspect and halt jobs.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

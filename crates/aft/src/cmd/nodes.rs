@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::{print_json, print_table, with_store};
 use crate::global::GlobalArgs;
 
-/// Inspect the cluster's nodes.
+// Inspect the cluster's nodes.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::{UsageError, print_json, print_table, with_store};
 use crate::global::GlobalArgs;
 
-/// Inspect notifications and deliver dead ones again.
+// Inspect notifications and deliver dead ones again.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

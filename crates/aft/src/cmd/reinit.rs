@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use super::with_store;
 use crate::global::GlobalArgs;
 
-/// Reset settings and delete all admin users (keeps scripts, VFS Library, secrets, keys).
+// Reset settings and delete all admin users (keeps scripts, VFS Library, secrets, keys).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Do not ask for confirmation (needed when standard input is not a terminal)

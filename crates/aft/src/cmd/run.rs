@@ -23,7 +23,7 @@ pub const REFUSED: &str = "aft run is disabled: an administrator can enable it w
 /// ignores the halt must not keep Ctrl-C from working).
 pub const HALT_EXIT_WAIT: Duration = Duration::from_millis(900);
 
-/// Run a .syncjs script to completion; exit 0 on success, 1 if it fails, throws or is halted.
+// Run a .syncjs script to completion; exit 0 on success, 1 if it fails, throws or is halted.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The .syncjs script to run

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use super::{UsageError, print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
-/// Manage schedules: cron expressions that queue stored scripts.
+// Manage schedules: cron expressions that queue stored scripts.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -11,7 +11,7 @@ use super::in_use::{DeleteArgs, UsedByArgs, print_used_by, report_delete};
 use super::{UsageError, print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
-/// Manage stored scripts (names match case-insensitively).
+// Manage stored scripts (names match case-insensitively).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -10,7 +10,7 @@ use super::in_use::{DeleteArgs, UsedByArgs, print_used_by, report_delete, secret
 use super::{UsageError, print_json, print_table, read_stdin_value, show_time, with_store};
 use crate::global::GlobalArgs;
 
-/// Manage encrypted secrets (values are write-only).
+// Manage encrypted secrets (values are write-only).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -11,7 +11,7 @@ use aft_server::{ServeOptions, server};
 use super::fail;
 use crate::global::{self, GlobalArgs};
 
-/// Run the service: the REST API and web UI over HTTPS, the job runner.
+// Run the service: the REST API and web UI over HTTPS, the job runner.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Address and port to listen on

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::{print_json, print_table, with_store};
 use crate::global::GlobalArgs;
 
-/// Show or change server settings.
+// Show or change server settings.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -10,7 +10,7 @@ use super::run_async;
 use crate::client::{self, Trust};
 use crate::global::GlobalArgs;
 
-/// Queue a stored script on a running service and print the job id.
+// Queue a stored script on a running service and print the job id.
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("script").required(true).args(["name", "script_id"])))]
 pub struct Args {

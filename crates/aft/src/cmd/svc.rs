@@ -15,7 +15,7 @@ use crate::global::GlobalArgs;
 /// The unit's name.
 const UNIT: &str = "aft.service";
 
-/// Run aft as a system service (systemd).
+// Run aft as a system service (systemd).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

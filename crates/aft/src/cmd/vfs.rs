@@ -14,7 +14,7 @@ use super::in_use::{DeleteArgs, UsedByArgs, print_used_by, report_delete};
 use super::{UsageError, print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
-/// Manage the VFS Library (named connections for scripts and watchers).
+// Manage the VFS Library (named connections for scripts and watchers).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::{print_json, print_table, show_time, with_store};
 use crate::global::GlobalArgs;
 
-/// Manage watcher jobs: stored scripts kept running by the service.
+// Manage watcher jobs: stored scripts kept running by the service.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
