@@ -131,9 +131,24 @@ pub(crate) struct LazyGlobals<'js> {
 
 /// What is left to define, shared by the accessors of one context.
 struct Pending<'js> {
-    steps: RefCell<Option<Vec<Step<'js>>>>,
+    stage: RefCell<Stage<'js>>,
     names: Vec<String>,
 }
+
+/// How far the steps of one context got.
+enum Stage<'js> {
+    /// None has run yet.
+    Waiting(Vec<Step<'js>>),
+    /// All ran.
+    Done,
+    /// One threw (a job halted while a prelude ran, memory ran out): the script saw that
+    /// error, and every later use of a name left undefined throws [`FAILED`].
+    Failed,
+}
+
+/// What a use of a prelude's global throws once a step has failed. Without it, a script
+/// that caught the first error would meet a `ReferenceError` for a name it spelt right.
+const FAILED: &str = "the host API could not be set up in this job (see its first error)";
 
 /// What `globalThis` has under a name the preludes define.
 enum Own {
@@ -163,39 +178,47 @@ impl<'js> LazyGlobals<'js> {
 
     /// Put an accessor on `globalThis` for each name; the first read runs every step.
     pub(crate) fn define_on_first_use(self, ctx: &Ctx<'js>) -> rquickjs::Result<()> {
-        let globals = ctx.globals();
         let pending = Rc::new(Pending {
-            steps: RefCell::new(Some(self.steps)),
+            stage: RefCell::new(Stage::Waiting(self.steps)),
             names: self.names,
         });
         for name in &pending.names {
-            let (get_name, set_name) = (name.clone(), name.clone());
-            let get_pending = pending.clone();
-            let get = move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
-                get_pending.run(&ctx)?;
-                ctx.globals().get(get_name.as_str())
-            };
-            let set = move |ctx: Ctx<'js>, value: Value<'js>| -> rquickjs::Result<()> {
-                ctx.globals().prop(
-                    set_name.as_str(),
-                    Property::from(value).writable().enumerable().configurable(),
-                )
-            };
-            globals.prop(
-                name.as_str(),
-                Accessor::new(get, set).enumerable().configurable(),
-            )?;
+            pending.put_accessor(ctx, name)?;
         }
         Ok(())
     }
 }
 
 impl<'js> Pending<'js> {
+    /// Put the accessor for `name` on `globalThis`: a read runs the steps, a write makes
+    /// the name the script's own.
+    fn put_accessor(self: &Rc<Self>, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<()> {
+        let (get_name, set_name) = (name.to_string(), name.to_string());
+        let pending = self.clone();
+        let get = move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
+            pending.run(&ctx)?;
+            ctx.globals().get(get_name.as_str())
+        };
+        let set = move |ctx: Ctx<'js>, value: Value<'js>| -> rquickjs::Result<()> {
+            ctx.globals().prop(
+                set_name.as_str(),
+                Property::from(value).writable().enumerable().configurable(),
+            )
+        };
+        ctx.globals()
+            .prop(name, Accessor::new(get, set).enumerable().configurable())
+    }
+
     /// Run the steps, once: the accessors make way for what the preludes define, and what
     /// the script itself put under those names (or deleted) is kept so.
-    fn run(&self, ctx: &Ctx<'js>) -> rquickjs::Result<()> {
-        let Some(steps) = self.steps.borrow_mut().take() else {
-            return Ok(());
+    fn run(self: &Rc<Self>, ctx: &Ctx<'js>) -> rquickjs::Result<()> {
+        let steps = match self.stage.replace(Stage::Done) {
+            Stage::Waiting(steps) => steps,
+            Stage::Done => return Ok(()),
+            Stage::Failed => {
+                self.stage.replace(Stage::Failed);
+                return Err(rquickjs::Exception::throw_message(ctx, FAILED));
+            }
         };
         let globals = ctx.globals();
         let mut kept = Vec::new();
@@ -208,7 +231,18 @@ impl<'js> Pending<'js> {
             }
         }
         for step in steps {
-            step(ctx)?;
+            if let Err(error) = step(ctx) {
+                // The step's own error (still pending) goes to the script unchanged, so a
+                // halt stays uncatchable; the names no step defined get their accessors
+                // back, and those throw from now on.
+                self.stage.replace(Stage::Failed);
+                for name in &self.names {
+                    if matches!(own(ctx, name)?, Own::Nothing) && !deleted.contains(&name) {
+                        self.put_accessor(ctx, name)?;
+                    }
+                }
+                return Err(error);
+            }
         }
         // The preludes assign their globals, so what the script put there is assigned
         // back (a function it declared is no longer configurable, but still writable).
@@ -263,7 +297,7 @@ mod tests {
     use aft_vfs::dry_run::DryRun;
     use rquickjs::{Context, Runtime};
 
-    use super::{ALL, DEFINE_NOW, FROM_SOURCE, Prelude};
+    use super::{ALL, DEFINE_NOW, FAILED, FROM_SOURCE, LazyGlobals, Prelude};
     use crate::api::dry_run::DryRunHost;
     use crate::{HaltFlag, JobScope, LogCollector, MemoryHost};
 
@@ -432,6 +466,32 @@ mod tests {
         );
         let misspelt = "try { Lgo('x'); 'no error' } catch (e) { e.name }";
         assert_eq!(eval_in_job(misspelt, false), "ReferenceError");
+    }
+
+    #[test]
+    fn after_a_step_fails_every_name_it_left_undefined_throws_that_it_failed() {
+        let rt = Runtime::new().unwrap();
+        let context = Context::full(&rt).unwrap();
+        let seen = context.with(|ctx| {
+            let mut lazy = LazyGlobals::default();
+            lazy.add(["First"], |ctx| ctx.globals().set("First", 1));
+            lazy.add(["Broken", "AlsoBroken"], |ctx| {
+                ctx.globals().set("Broken", 2)?;
+                ctx.eval::<(), _>("throw new Error('boom')")
+            });
+            lazy.add(["Never"], |ctx| ctx.globals().set("Never", 3));
+            lazy.define_on_first_use(&ctx).unwrap();
+            let script = "const seen = [];
+                for (const use of [() => AlsoBroken, () => AlsoBroken, () => Never, () => Broken + First]) {
+                    try { seen.push(use()); } catch (e) { seen.push(e.name + ': ' + e.message); }
+                }
+                seen.join('\\n')";
+            ctx.eval::<String, _>(script).unwrap()
+        });
+        assert_eq!(
+            seen,
+            format!("Error: boom\nError: {FAILED}\nError: {FAILED}\n3")
+        );
     }
 
     /// The bytecode of `prelude` as this process's QuickJS compiles its source.
