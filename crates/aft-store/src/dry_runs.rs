@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::jobs::{padded_list, placeholders};
+use crate::jobs::InList;
 use crate::{Job, NewJob, Store, StoreResult};
 
 /// Mark job `id` a dry run.
@@ -55,16 +55,12 @@ impl Store {
         // One query per page of jobs, in chunks well below every driver's bind limit, each
         // padded so that a handful of statements serves every page size.
         for chunk in ids.chunks(512) {
-            let chunk = padded_list(chunk);
+            let chunk = InList::new(chunk.iter().map(String::as_str), 1);
             let sql = format!(
                 "SELECT job_id FROM job_dry_runs WHERE job_id IN ({})",
-                placeholders(1, chunk.len())
+                chunk.placeholders
             );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(self.pool()).await? {
+            for row in chunk.bind(sqlx::query(&sql)).fetch_all(self.pool()).await? {
                 found.insert(row.try_get::<String, _>("job_id")?);
             }
         }

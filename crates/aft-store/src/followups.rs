@@ -16,8 +16,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::jobs::{
-    JOB_COLUMNS, bind_queued_job, insert_queued_job_sql, job_from_row, padded, placeholders,
-    time_after,
+    InList, JOB_COLUMNS, bind_queued_job, insert_queued_job_sql, job_from_row, time_after,
 };
 use crate::util::new_id;
 use crate::{Dialect, Job, JobStatus, NewJob, Store, StoreError, StoreResult, now_text};
@@ -283,16 +282,16 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.pool().begin().await?;
-        let list = padded(jobs.iter().map(|(id, _)| *id));
+        let list = InList::new(jobs.iter().map(|(id, _)| *id), 1);
         let sql = format!(
             "UPDATE jobs SET settled = 1 WHERE id IN ({}) AND settled = 0 RETURNING id",
-            placeholders(1, list.len())
+            list.placeholders
         );
-        let mut claim = sqlx::query_scalar::<_, String>(&sql);
-        for id in &list {
-            claim = claim.bind(*id);
-        }
-        let claimed: HashSet<String> = claim.fetch_all(&mut *tx).await?.into_iter().collect();
+        let claimed = list.bind(sqlx::query(&sql)).fetch_all(&mut *tx).await?;
+        let claimed = claimed
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<HashSet<_>, _>>()?;
         // Script id -> its outcome and job, the page's last one winning as it would have
         // had each job written its own.
         let mut outcomes: Vec<(&str, JobStatus, &str)> = Vec::new();

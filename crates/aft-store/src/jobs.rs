@@ -352,17 +352,41 @@ pub(crate) fn padded<T: Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     list
 }
 
-/// [`padded`] for a list of ids.
-pub(crate) fn padded_list(ids: &[String]) -> Vec<&str> {
-    padded(ids.iter().map(String::as_str))
+/// The ids of an `IN (...)` list, [`padded`], as the placeholders `$first, $first+1, ...`.
+pub(crate) struct InList<'a> {
+    ids: Vec<&'a str>,
+    /// What goes between the parentheses.
+    pub(crate) placeholders: String,
 }
 
-/// `$first, $first+1, ...`: `n` placeholders.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+impl<'a> InList<'a> {
+    pub(crate) fn new(ids: impl IntoIterator<Item = &'a str>, first: usize) -> Self {
+        let ids = padded(ids);
+        let placeholders = (first..first + ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        InList { ids, placeholders }
+    }
+
+    /// Whether there is no id (an `IN ()` is not SQL).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Bind the ids, after the statement's parameters before `$first`.
+    pub(crate) fn bind<'q>(
+        &self,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>
+    where
+        'a: 'q,
+    {
+        for id in &self.ids {
+            query = query.bind(*id);
+        }
+        query
+    }
 }
 
 /// How a job ended, as its node reports it ([`Store::store_logs_and_ends`]).
@@ -615,17 +639,14 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        let ids = padded_list(ids);
+        let ids = InList::new(ids.iter().map(String::as_str), 3);
         let sql = format!(
             "UPDATE jobs SET lease_until = $1 WHERE node_id = $2 AND status = 'running' \
              AND id IN ({})",
-            placeholders(3, ids.len())
+            ids.placeholders
         );
-        let mut query = sqlx::query(&sql).bind(time_after(lease)).bind(node_id);
-        for id in ids {
-            query = query.bind(id);
-        }
-        Ok(query.execute(self.pool()).await?.rows_affected())
+        let query = sqlx::query(&sql).bind(time_after(lease)).bind(node_id);
+        Ok(ids.bind(query).execute(self.pool()).await?.rows_affected())
     }
 
     /// Jobs the store says `node_id` runs that are not in `known` (the ones it runs now):
@@ -637,21 +658,18 @@ impl Store {
         known: &[String],
         lease: Duration,
     ) -> StoreResult<Vec<Job>> {
-        let known = padded_list(known);
+        let known = InList::new(known.iter().map(String::as_str), 3);
         let not_in = if known.is_empty() {
             String::new()
         } else {
-            format!(" AND id NOT IN ({})", placeholders(3, known.len()))
+            format!(" AND id NOT IN ({})", known.placeholders)
         };
         let sql = format!(
             "UPDATE jobs SET lease_until = $1 WHERE node_id = $2 AND status = 'running'{not_in} \
              RETURNING {JOB_COLUMNS}"
         );
-        let mut query = sqlx::query(&sql).bind(time_after(lease)).bind(node_id);
-        for id in known {
-            query = query.bind(id);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        let query = sqlx::query(&sql).bind(time_after(lease)).bind(node_id);
+        let rows = known.bind(query).fetch_all(self.pool()).await?;
         rows.iter().map(job_from_row).collect()
     }
 
@@ -1219,6 +1237,37 @@ mod tests {
             let chain = store.verify_audit().await.unwrap();
             assert!(chain.problems.is_empty(), "{:?}", chain.problems);
             assert_eq!(chain.records, 59);
+        }
+    );
+
+    crate::both_dialects!(
+        a_writer_that_stops_early_answers_its_callers_and_the_next_one_writes,
+        |store| async move {
+            // The record of this job panics inside the writing task, as a bug would.
+            let record = |job: &crate::Job| {
+                assert!(job.script_name.as_deref() != Some("panics"), "a bug");
+                started_record(job)
+            };
+            let limit = Duration::from_secs(20);
+            let stopped = tokio::time::timeout(
+                limit,
+                store.enqueue_job_recorded(&job("panics", false), false, record),
+            )
+            .await
+            .expect("the caller of a stopped writer waits without end");
+            let error = stopped.expect_err("a job whose writer panicked was answered as queued");
+            assert!(error.to_string().contains("writer stopped"), "{error}");
+            // The queue takes jobs again: the next caller starts a writer of its own.
+            let queued = tokio::time::timeout(
+                limit,
+                store.enqueue_job_recorded(&job("after", false), false, record),
+            )
+            .await
+            .expect("the queue stayed marked as being written")
+            .unwrap();
+            let jobs = store.list_jobs(&JobFilter::default()).await.unwrap();
+            let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+            assert_eq!(ids, [queued.id.as_str()]);
         }
     );
 
