@@ -46,9 +46,23 @@ struct SlotState {
     target: Option<String>,
     /// The id of the change announced to CLI commands (`Store::begin_audit_intent`).
     intent: Option<String>,
-    /// The caller's address and `POST /v1/jobs`, for a record the handler writes itself.
+    /// For a record the handler writes itself.
+    origin: Origin,
+}
+
+/// Where a watched request came from and what it asked: `203.0.113.9`, `POST /v1/jobs`.
+#[derive(Clone, Default)]
+struct Origin {
+    /// The caller's IP address.
     address: String,
     request_line: String,
+}
+
+impl Origin {
+    /// A record's `detail` for this request answered with `status`.
+    fn detail(&self, status: axum::http::StatusCode) -> Value {
+        json!({"request": self.request_line, "status": status.as_u16()})
+    }
 }
 
 /// How a handler that queues a job writes its `job.started` record in the transaction that
@@ -74,20 +88,15 @@ impl JobStartRecord {
         Some(AuditEntry {
             actor,
             actor_kind: actor_kind.to_string(),
-            address: s.address.clone(),
+            address: s.origin.address.clone(),
             action: "job.started".into(),
             kind: "job".into(),
             target: job.id.clone(),
             before: None,
             after: Some(started_job(job)),
-            detail: Some(request_detail(&s.request_line, status)),
+            detail: Some(s.origin.detail(status)),
         })
     }
-}
-
-/// A record's `detail` for a request answered with `status`.
-fn request_detail(request_line: &str, status: axum::http::StatusCode) -> Value {
-    json!({"request": request_line, "status": status.as_u16()})
 }
 
 /// Who a caller is in words, as a job's `startedBy` names it: `admin alice`,
@@ -195,13 +204,12 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         Ok(params) => params.iter().next().map(|(_, v)| v.to_string()),
         Err(_) => None,
     };
-    let request_line = format!("{} {}", method.to_uppercase(), parts.uri.path());
+    let origin = Origin {
+        address,
+        request_line: format!("{} {}", method.to_uppercase(), parts.uri.path()),
+    };
     let slot = AuditSlot::default();
-    {
-        let mut s = slot.0.lock().unwrap_or_else(|e| e.into_inner());
-        s.address = address.clone();
-        s.request_line = request_line.clone();
-    }
+    slot.0.lock().unwrap_or_else(|e| e.into_inner()).origin = origin.clone();
     parts.extensions.insert(slot.clone());
     // Who signs in (or sets up), and what a creation names, is in the body: read it here,
     // the handler gets it intact.
@@ -221,12 +229,11 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         .or_else(|| claimed.clone().filter(|_| names_in_body));
     let call = Call {
         what,
-        request_line,
+        origin,
         method,
         template: path,
         target,
         claimed,
-        address,
     };
     let response = next.run(Request::from_parts(parts, body)).await;
     let (actor, before, intent) = {
@@ -245,8 +252,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
 /// What the audit layer knows of a request before it runs.
 struct Call {
     what: Audited,
-    /// `PUT /v1/scripts/pickup`.
-    request_line: String,
+    origin: Origin,
     /// Lower case.
     method: String,
     /// The route's path template.
@@ -255,7 +261,6 @@ struct Call {
     target: Option<String>,
     /// The user name (sign-in, setup) or name (creation) the body gives.
     claimed: Option<String>,
-    address: String,
 }
 
 /// The job-start record's account of `job`: the script (not its source), the parameters.
@@ -279,12 +284,11 @@ async fn record(
 ) -> Response {
     let Call {
         what,
-        request_line,
+        origin,
         method,
         template: path,
         target,
         claimed,
-        address,
     } = call;
     let status = response.status();
     // Only successful changes are recorded, and sign-ins that failed on their credentials.
@@ -320,11 +324,11 @@ async fn record(
     } else {
         (response, None)
     };
-    let detail = request_detail(&request_line, status);
+    let detail = origin.detail(status);
     let entry = |actor: (String, &str), action: String, kind: &str, target: String| AuditEntry {
         actor: actor.0,
         actor_kind: actor.1.to_string(),
-        address: address.clone(),
+        address: origin.address.clone(),
         action,
         kind: kind.to_string(),
         target,

@@ -732,26 +732,30 @@ impl SftpFs {
 /// Why no TCP connection to `addr` could be opened, in words: "connection refused by
 /// 127.0.0.1:22", "cannot reach sftp.example.com:22: failed to lookup address information".
 fn tcp_cause(addr: &str, e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => format!("connection refused by {addr}"),
-        std::io::ErrorKind::TimedOut => format!("no answer from {addr} (timed out)"),
-        _ => format!("cannot reach {addr}: {e}"),
-    }
+    io_cause(addr, e).unwrap_or_else(|| format!("cannot reach {addr}: {e}"))
+}
+
+/// What an I/O error on a connection to `addr` says, in words, for the kinds that say
+/// something on their own.
+fn io_cause(addr: &str, e: &std::io::Error) -> Option<String> {
+    use std::io::ErrorKind;
+    Some(match e.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            format!("connection reset by {addr}")
+        }
+        ErrorKind::UnexpectedEof => format!("connection closed by {addr}"),
+        ErrorKind::ConnectionRefused => format!("connection refused by {addr}"),
+        ErrorKind::TimedOut => format!("no answer from {addr} (timed out)"),
+        _ => return None,
+    })
 }
 
 /// What broke an SSH connection to `addr`, in words: "connection reset by 127.0.0.1:22".
 fn ssh_cause(addr: &str, e: &russh::Error) -> String {
-    use std::io::ErrorKind;
     match e {
-        russh::Error::IO(io) => match io.kind() {
-            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-                format!("connection reset by {addr}")
-            }
-            ErrorKind::UnexpectedEof => format!("connection closed by {addr}"),
-            ErrorKind::ConnectionRefused => format!("connection refused by {addr}"),
-            ErrorKind::TimedOut => format!("no answer from {addr} (timed out)"),
-            _ => format!("connection to {addr} broke: {io}"),
-        },
+        russh::Error::IO(io) => {
+            io_cause(addr, io).unwrap_or_else(|| format!("connection to {addr} broke: {io}"))
+        }
         russh::Error::Disconnect
         | russh::Error::HUP
         | russh::Error::RecvError
