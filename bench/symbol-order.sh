@@ -7,14 +7,16 @@
 # Runs a release binary under `valgrind --tool=callgrind` for `aft --version`, `aft run` of
 # a one-line script, `aft serve` running 20 jobs posted through its API (then idle for a
 # few seconds), and, when the SFTP test server's variables are set (`source` the output of
-# ci/peers/sshd.sh), `aft run` of an SFTP upload and download. It writes the functions of
-# the aft binary each one ran, by their symbol names, each once, in that order. Laid out
-# together they fill a few MiB instead of being spread over the whole 32 MB of code, so
-# each process maps fewer of the 64 KiB windows the kernel reads around a page fault
-# (docs/benchmarks.md, Startup). Names that no longer exist after a change (a new hash, a
-# `.llvm.` suffix) are ignored by the linker, so the committed list drifts:
-# packaging/build-deb.sh writes a fresh one for the binary it packs (AFT_SYMBOL_ORDER).
-# Needs valgrind and curl.
+# ci/peers/sshd.sh), `aft run` of an SFTP upload and download of a big file and of 50 small
+# ones (also natively under `perf`, for the code that picks its instructions by CPU). It
+# writes the functions of the aft binary that these ran, by their symbol names, each once,
+# grouped by which of them ran each (see below). Laid out together they fill a few MiB
+# instead of being spread over the whole 32 MB of code, so each process maps fewer of the
+# 64 KiB windows the kernel reads around a page fault (docs/benchmarks.md, Startup). Names
+# that no longer exist after a change (a new hash, a `.llvm.` suffix) are ignored by the
+# linker, so the committed list drifts: packaging/build-deb.sh writes a fresh one for the
+# binary it packs (AFT_SYMBOL_ORDER).
+# Needs valgrind and curl (and perf, for the SFTP transfers' native paths).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 aft=$(realpath "${1:-$root/target/release/aft}")
@@ -78,8 +80,11 @@ wait "$serve" || true
 phases="version run serve"
 if [ -n "${AFT_TEST_SFTP_ADDR:-}" ]; then
     remote=$AFT_TEST_SFTP_HOME/symbol-order-$$
-    head -c 3000000 /dev/urandom >"$work/up.bin"
-    mkdir -p "$work/down"
+    # Above the size from which a big file moves over several connections (STREAMS_FROM,
+    # 16 MiB), so that the code of parallel streams is laid out too.
+    head -c 20000000 /dev/urandom >"$work/up.bin"
+    mkdir -p "$work/down" "$work/small" "$work/down-small"
+    for n in $(seq 50); do head -c 8192 /dev/urandom >"$work/small/$n.bin"; done
     q() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
     cat >"$work/sftp.syncjs" <<EOF
 var cli = new SftpClient();
@@ -89,24 +94,62 @@ cli.KeyFile = $(q "$AFT_TEST_SFTP_KEY");
 cli.HostKeySHA256 = $(q "$AFT_TEST_SFTP_HOSTKEY_SHA256");
 cli.Options.UploadPolicy = AlwaysOverwrite;
 cli.Options.DownloadPolicy = AlwaysOverwrite;
-if (!cli.Connect()) throw new Error(cli.LastError());
-if (!cli.Upload($(q "$work/up.bin"), $(q "$remote"))) throw new Error(cli.LastError());
-if (!cli.Download($(q "$remote/up.bin"), $(q "$work/down"))) throw new Error(cli.LastError());
-if (!cli.DelTree($(q "$remote"))) throw new Error(cli.LastError());
+if (!cli.Connect()) { Log("cannot connect: " + cli.LastError()); Exit(1); }
+if (!cli.Upload($(q "$work/up.bin"), $(q "$remote"))) { Log("Upload failed: " + cli.LastError()); Exit(1); }
+if (!cli.Download($(q "$remote/up.bin"), $(q "$work/down"))) { Log("Download failed: " + cli.LastError()); Exit(1); }
+if (!cli.Upload($(q "$work/small/*"), $(q "$remote/small"))) { Log("Upload failed: " + cli.LastError()); Exit(1); }
+if (!cli.Download($(q "$remote/small/*"), $(q "$work/down-small"))) { Log("Download failed: " + cli.LastError()); Exit(1); }
+if (!cli.DelTree($(q "$remote"))) { Log("DelTree failed: " + cli.LastError()); Exit(1); }
 cli.Close();
 EOF
     grind sftp --data "$data" run -f "$work/sftp.syncjs"
     phases="$phases sftp"
+    # Under valgrind, code that picks its instructions by what the CPU offers (SHA-256,
+    # AES-GCM) takes its portable path; the paths this machine takes are sampled natively.
+    if command -v perf >/dev/null 2>&1; then
+        for n in 1 2 3; do
+            perf record -q -e cpu-clock -F 20000 -o "$work/sftp-native-$n.perf" -- \
+                "$aft" --data "$data" run -f "$work/sftp.syncjs" >/dev/null 2>&1
+        done
+        phases="$phases sftp-native"
+    fi
 fi
 
-# The `fn=` records of the aft object, in the order the files hold them; each name once.
+# The `fn=` records of the aft object, in the order the files hold them, each line with its
+# phase. Then each name once, grouped by which kinds of process run it: R (`--version` and
+# the one-liner), S (the service), T (the SFTP transfers). Laid out in this order, each
+# kind's code is one stretch, but for a small group inside the service's:
+#   T only | T and S | T and R | all three | R and S | R only | S only
+# so a transfer does not also map the service's code between its own (a fault maps the
+# 64 KiB around it). Within a group, names keep the order in which the phases met them.
 for name in $phases; do
-    awk -v bin="$aft" '
+    if [ "$name" = sftp-native ]; then
+        for data in "$work"/sftp-native-*.perf; do
+            perf report -i "$data" --stdio --no-demangle --no-children --sort dso,sym 2>/dev/null
+        done | awk -v dso="$(basename "$aft")" '$2 == dso && $3 == "[.]" { print "sftp", $4 }'
+        continue
+    fi
+    awk -v bin="$aft" -v phase="$name" '
         /^ob=/ { ob = substr($0, 4) }
-        /^fn=/ { f = substr($0, 4); if (ob == bin && f ~ /^[A-Za-z_]/) { sub(/\047[0-9]+$/, "", f); print f } }
+        /^fn=/ { f = substr($0, 4); if (ob == bin && f ~ /^[A-Za-z_]/) { sub(/\047[0-9]+$/, "", f); print phase, f } }
     ' "$work/$name.out"
 done | awk '
-    BEGIN { print "# The functions aft runs: --version, then run, serve with a job, SFTP (see the script)."
-            print "# Written by bench/symbol-order.sh from a release build; read by crates/aft/build.rs." }
-    !seen[$0]++' >"$out"
+    {
+        if (!($2 in order)) { order[$2] = ++n; names[n] = $2 }
+        if ($1 == "version" || $1 == "run") r[$2] = 1
+        else if ($1 == "serve") s[$2] = 1
+        else t[$2] = 1
+    }
+    END {
+        for (i = 1; i <= n; i++) {
+            f = names[i]
+            if (f in t) group = (f in r) ? ((f in s) ? 4 : 3) : ((f in s) ? 2 : 1)
+            else group = (f in r) ? ((f in s) ? 5 : 6) : 7
+            print group, i, f
+        }
+    }' | sort -k1,1n -k2,2n | awk '
+    BEGIN { print "# The functions aft runs: --version, run, serve with jobs, SFTP (see the script),"
+            print "# grouped by which of them run each. Written by bench/symbol-order.sh from a"
+            print "# release build; read by crates/aft/build.rs." }
+    { print $3 }' >"$out"
 echo "$(grep -vc "^#" "$out") functions written to $out"
