@@ -157,3 +157,13 @@ pub fn write_test_files(dir: &std::path::Path, size_mib: u64, files: usize) -> a
     }
     Ok(())
 }
+
+/// Write every file's dirty pages to disk (`sync`) and wait until done, before a timed run:
+/// otherwise the run after a tool that wrote a big file pays for that tool's write-back,
+/// throttled behind it, and whichever tool runs first in a round comes out slower (seen on
+/// 2026-12-07: the same aft binary at 211 and 369 MiB/s, by its place in the round).
+pub fn flush_writes() -> anyhow::Result<()> {
+    let status = Command::new("sync").status()?;
+    anyhow::ensure!(status.success(), "sync failed: {status}");
+    Ok(())
+}

@@ -374,7 +374,7 @@ fn run_transfer(tools: &Tools, t: &Transfer<'_>, a: &Args) -> anyhow::Result<()>
             let _ = std::fs::remove_dir_all(dir);
             std::fs::create_dir_all(dir)?;
         }
-        Ok(())
+        aft_bench::flush_writes()
     };
     let big = t.bytes.is_some();
     let method = if t.upload { "Upload" } else { "Download" };

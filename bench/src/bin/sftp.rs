@@ -469,7 +469,7 @@ fn run_transfer(
             let _ = std::fs::remove_dir_all(dir);
             std::fs::create_dir_all(dir)?;
         }
-        Ok(())
+        aft_bench::flush_writes()
     };
     let method = if t.upload { "Upload" } else { "Download" };
     let (mut s, mut r, mut l, mut b) = (vec![], vec![], vec![], vec![]);
