@@ -72,8 +72,9 @@ pub trait JobHost: Send + Sync + 'static {
     /// A service setting (the SMTP server for `SendMail`, for example).
     fn setting(&self, key: &str) -> Option<String>;
 
-    /// Record one file a transfer handled.
-    fn record_transfer(&self, record: TransferRecord);
+    /// Record the files one client call's transfer handled, in order (one write for all of
+    /// them where the host keeps them in a store).
+    fn record_transfers(&self, records: Vec<TransferRecord>);
 
     /// Every file the remote watcher `key` ("vfs name|folder|script name") has seen.
     fn watch_state_load(&self, key: &str) -> Result<Vec<SeenEntry>, String>;

@@ -74,8 +74,8 @@ impl JobHost for MaskingHost {
         self.inner.setting(key)
     }
 
-    fn record_transfer(&self, record: TransferRecord) {
-        self.inner.record_transfer(record)
+    fn record_transfers(&self, records: Vec<TransferRecord>) {
+        self.inner.record_transfers(records)
     }
 
     fn watch_state_load(&self, key: &str) -> Result<Vec<crate::SeenEntry>, String> {

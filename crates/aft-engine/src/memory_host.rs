@@ -67,8 +67,8 @@ impl JobHost for MemoryHost {
         lock(&self.settings).get(key).cloned()
     }
 
-    fn record_transfer(&self, record: TransferRecord) {
-        lock(&self.transfers).push(record);
+    fn record_transfers(&self, records: Vec<TransferRecord>) {
+        lock(&self.transfers).extend(records);
     }
 
     fn watch_state_load(&self, key: &str) -> Result<Vec<SeenEntry>, String> {

@@ -174,18 +174,20 @@ impl JobHost for StoreJobHost {
             .map(|s| s.value)
     }
 
-    fn record_transfer(&self, record: TransferRecord) {
+    fn record_transfers(&self, records: Vec<TransferRecord>) {
         let Some(job_id) = self.job_id.clone() else {
             if let Some(log) = &self.log {
-                log(LogLevel::Info, &transfer_line(&record));
+                for record in &records {
+                    log(LogLevel::Info, &transfer_line(record));
+                }
             }
             return;
         };
-        let transfer = stored_transfer(record);
+        let transfers: Vec<NewTransfer> = records.into_iter().map(stored_transfer).collect();
         let store = self.store.clone();
         let id = job_id.clone();
-        if let Err(e) = self.wait(async move { store.record_transfer(&id, &transfer).await }) {
-            self.warn(&format!("cannot record a transfer of job {job_id}: {e}"));
+        if let Err(e) = self.wait(async move { store.record_transfers(&id, &transfers).await }) {
+            self.warn(&format!("cannot record the transfers of job {job_id}: {e}"));
         }
     }
 

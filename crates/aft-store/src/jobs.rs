@@ -1897,6 +1897,22 @@ mod tests {
         };
         store.record_transfer(&a.id, &transfer).await.unwrap();
         assert_eq!(store.list_transfers(&a.id).await.unwrap().len(), 1);
+        // A call's files, recorded at once, keep their order after the earlier ones.
+        let batch: Vec<NewTransfer> = (0..3)
+            .map(|i| NewTransfer {
+                target: format!("sftp:/c{i}"),
+                ..transfer.clone()
+            })
+            .collect();
+        store.record_transfers(&a.id, &batch).await.unwrap();
+        let targets: Vec<String> = store
+            .list_transfers(&a.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.target)
+            .collect();
+        assert_eq!(targets, ["sftp:/b", "sftp:/c0", "sftp:/c1", "sftp:/c2"]);
 
         let by_script = store
             .list_jobs(&JobFilter {

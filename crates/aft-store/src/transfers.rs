@@ -49,21 +49,32 @@ pub struct NewTransfer {
 impl Store {
     /// Record one file a job's transfer handled.
     pub async fn record_transfer(&self, job_id: &str, t: &NewTransfer) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO job_transfers (job_id, at, source, target, bytes, hash, millis, attempts, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(job_id)
-        .bind(now_text())
-        .bind(&t.source)
-        .bind(&t.target)
-        .bind(t.bytes)
-        .bind(t.hash.clone())
-        .bind(t.millis)
-        .bind(t.attempts)
-        .bind(&t.outcome)
-        .execute(self.pool())
-        .await?;
+        self.record_transfers(job_id, std::slice::from_ref(t)).await
+    }
+
+    /// Record the files one call of a job's transfer handled, in order, in one transaction:
+    /// a folder of 5,000 small files is one commit, not 5,000.
+    pub async fn record_transfers(&self, job_id: &str, ts: &[NewTransfer]) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        let at = now_text();
+        for t in ts {
+            sqlx::query(
+                "INSERT INTO job_transfers (job_id, at, source, target, bytes, hash, millis, attempts, outcome) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(job_id)
+            .bind(&at)
+            .bind(&t.source)
+            .bind(&t.target)
+            .bind(t.bytes)
+            .bind(t.hash.clone())
+            .bind(t.millis)
+            .bind(t.attempts)
+            .bind(&t.outcome)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -54,7 +54,7 @@ impl JobHost for DryRunHost {
         self.inner.setting(key)
     }
 
-    fn record_transfer(&self, _record: TransferRecord) {}
+    fn record_transfers(&self, _records: Vec<TransferRecord>) {}
 
     fn watch_state_load(&self, key: &str) -> Result<Vec<SeenEntry>, String> {
         self.inner.watch_state_load(key)

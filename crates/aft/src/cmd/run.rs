@@ -322,9 +322,9 @@ impl aft_engine::JobHost for RecordedHost {
         self.recorded.setting(key)
     }
 
-    fn record_transfer(&self, record: aft_engine::TransferRecord) {
-        self.echo.record_transfer(record.clone());
-        self.recorded.record_transfer(record);
+    fn record_transfers(&self, records: Vec<aft_engine::TransferRecord>) {
+        self.echo.record_transfers(records.clone());
+        self.recorded.record_transfers(records);
     }
 
     fn watch_state_load(&self, key: &str) -> Result<Vec<aft_engine::SeenEntry>, String> {

@@ -365,8 +365,8 @@ impl Call<'_> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        for record in records {
-            self.scope.host.record_transfer(record);
+        if !records.is_empty() {
+            self.scope.host.record_transfers(records);
         }
         result
     }
