@@ -56,11 +56,23 @@ done
 # once, as under load), as a client posts them and follows their logs; then the pages an
 # operator's tools poll; the service then stays idle a while (runner, settler, purges).
 api() { curl -sk --max-time 60 -H "X-API-Key: $key" "$@"; }
+post() { api -d '{"scriptName":"one","params":{"x":"hello"}}' "https://127.0.0.1:$port/v1/jobs" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["jobId"])'; }
 ids=
 for n in $(seq 20); do
-    ids="$ids $(api -d '{"scriptName":"one","params":{"x":"hello"}}' "https://127.0.0.1:$port/v1/jobs" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["jobId"])')"
+    ids="$ids $(post)"
 done
+# Then as the service bench does: eight clients at once, each posting a job and following
+# its log as an event stream until it ends (so jobs are queued, run and ended in batches).
+clients=
+for n in $(seq 8); do
+    (for m in 1 2 3; do
+        api -N -H 'Accept: text/event-stream' "https://127.0.0.1:$port/v1/jobs/$(post)/log" >/dev/null
+    done) &
+    clients="$clients $!"
+done
+# shellcheck disable=SC2086 # one pid per word
+wait $clients
 for id in $ids; do
     tries=0
     until api "https://127.0.0.1:$port/v1/jobs/$id" | grep -q '"status":"succeeded"'; do
