@@ -1895,7 +1895,10 @@ mod tests {
             attempts: 1,
             outcome: "ok".into(),
         };
-        store.record_transfer(&a.id, &transfer).await.unwrap();
+        store
+            .record_transfers(&a.id, std::slice::from_ref(&transfer))
+            .await
+            .unwrap();
         assert_eq!(store.list_transfers(&a.id).await.unwrap().len(), 1);
         // A call's files, recorded at once, keep their order after the earlier ones.
         let batch: Vec<NewTransfer> = (0..3)

@@ -47,13 +47,8 @@ pub struct NewTransfer {
 }
 
 impl Store {
-    /// Record one file a job's transfer handled.
-    pub async fn record_transfer(&self, job_id: &str, t: &NewTransfer) -> StoreResult<()> {
-        self.record_transfers(job_id, std::slice::from_ref(t)).await
-    }
-
-    /// Record the files one call of a job's transfer handled, in order, in one transaction:
-    /// a folder of 5,000 small files is one commit, not 5,000.
+    /// Record files a job's transfer handled, in order, in one transaction: a folder of
+    /// 5,000 small files is one commit, not 5,000.
     pub async fn record_transfers(&self, job_id: &str, ts: &[NewTransfer]) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
         let at = now_text();

@@ -318,18 +318,29 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
         };
         let mut files = Vec::new();
         let record = async {
-            while let Some(o) = rx.recv().await {
-                let (level, line) = outcome_line(&o);
-                match &bar {
-                    Some(bar) => bar.println(&line),
-                    None if !args.json => outln!("{line}"),
-                    None => {}
+            while let Some(first) = rx.recv().await {
+                // The outcomes that came meanwhile are recorded with it, in one write.
+                let mut ready = vec![first];
+                while let Ok(o) = rx.try_recv() {
+                    ready.push(o);
                 }
-                job.log(level, &line);
-                if let Err(e) = store.record_transfer(job.id(), &record_of(&o)).await {
-                    eprintln!("warning: cannot record a transfer of job {}: {e}", job.id());
+                for o in &ready {
+                    let (level, line) = outcome_line(o);
+                    match &bar {
+                        Some(bar) => bar.println(&line),
+                        None if !args.json => outln!("{line}"),
+                        None => {}
+                    }
+                    job.log(level, &line);
                 }
-                files.push(o);
+                let records: Vec<NewTransfer> = ready.iter().map(record_of).collect();
+                if let Err(e) = store.record_transfers(job.id(), &records).await {
+                    eprintln!(
+                        "warning: cannot record the transfers of job {}: {e}",
+                        job.id()
+                    );
+                }
+                files.extend(ready);
             }
         };
         // Keep the job's lease, and halt on a signal or a halt asked from the API or UI.
