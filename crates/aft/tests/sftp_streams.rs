@@ -10,8 +10,10 @@
 //! WAN path would: one connection alone then needs seconds for the file, so the others,
 //! which open while the copy has begun, join it however loaded the machine is (on
 //! loopback unthrottled, a busy CI machine finished the file before they had logged in).
-//! With `Streams` 1 the same transfers keep one connection; with `Streams` not set, the
-//! download takes several and the upload one.
+//! With `Streams` 1 the same transfers keep one connection, even to a far server. With
+//! `Streams` not set, the number follows the round trip: one connection each way through
+//! the proxy as it is, several each way when it also delays every byte by [`FAR`] each
+//! way, as a server across a WAN would.
 
 mod support;
 
@@ -33,7 +35,12 @@ const SHARE: u64 = 1024 * 1024;
 /// Bytes per second the proxy lets one connection carry each way: 4 s for the file alone.
 const RATE: f64 = 16.0 * 1024.0 * 1024.0;
 
-/// A TCP proxy to sshd that counts the bytes each connection carried (both ways).
+/// The proxy's delay each way for a far server: a round trip of 12 ms, past the 4 ms from
+/// which aft counts a server as far.
+const FAR: Duration = Duration::from_millis(6);
+
+/// A TCP proxy to sshd that counts the bytes each connection carried (both ways) and
+/// delays each by a fixed time each way.
 struct CountingProxy {
     addr: String,
     open: Arc<AtomicU64>,
@@ -41,7 +48,7 @@ struct CountingProxy {
 }
 
 impl CountingProxy {
-    fn start(target: String) -> CountingProxy {
+    fn start(target: String, delay: Duration) -> CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let open = Arc::new(AtomicU64::new(0));
@@ -60,8 +67,8 @@ impl CountingProxy {
                 std::thread::spawn(move || {
                     let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                     let up_count = count.clone();
-                    let up = std::thread::spawn(move || pipe(c2, s2, &up_count));
-                    pipe(server, client, &count);
+                    let up = std::thread::spawn(move || pipe(c2, s2, &up_count, delay));
+                    pipe(server, client, &count, delay);
                     let _ = up.join();
                     o.fetch_sub(1, Ordering::SeqCst);
                 });
@@ -89,13 +96,32 @@ impl CountingProxy {
     }
 }
 
-/// Copy `from` to `to` at no more than [`RATE`] until either side ends, counting the
-/// bytes, then end both.
-fn pipe(mut from: TcpStream, mut to: TcpStream, count: &AtomicU64) {
-    let mut buf = vec![0u8; 64 * 1024];
+/// Copy `from` to `to` at no more than [`RATE`], each byte `delay` after it was read,
+/// until either side ends, counting the bytes, then end both.
+fn pipe(from: TcpStream, mut to: TcpStream, count: &AtomicU64, delay: Duration) {
+    // A reader of its own stamps each piece as it comes, so the delay does not slow the
+    // reading: the line holds a round trip's worth of bytes, as a long path does.
+    let (line, pieces) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let mut reading = from.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = reading.read(&mut buf) {
+            if n == 0
+                || line
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
     let (start, mut moved) = (Instant::now(), 0u64);
-    while let Ok(n) = from.read(&mut buf) {
-        if n == 0 || to.write_all(&buf[..n]).is_err() {
+    for (due, piece) in pieces {
+        if let Some(early) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(early);
+        }
+        let n = piece.len();
+        if to.write_all(&piece).is_err() {
             break;
         }
         count.fetch_add(n as u64, Ordering::SeqCst);
@@ -169,8 +195,8 @@ fn names(dir: &Path) -> Vec<String> {
 
 /// Upload and download `SIZE` bytes with `Streams` = `streams`; the connections that
 /// carried a share of the file (upload, download).
-fn round_trip(streams: Option<u32>) -> (usize, usize) {
-    let proxy = CountingProxy::start(peer("AFT_TEST_SFTP_ADDR"));
+fn round_trip(streams: Option<u32>, delay: Duration) -> (usize, usize) {
+    let proxy = CountingProxy::start(peer("AFT_TEST_SFTP_ADDR"), delay);
     let aft = Aft::allowing_cli_run();
     let src = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -242,7 +268,7 @@ fn round_trip(streams: Option<u32>) -> (usize, usize) {
 
 #[test]
 fn a_big_file_goes_up_and_down_over_four_streams_byte_exact() {
-    let (up, down) = round_trip(Some(4));
+    let (up, down) = round_trip(Some(4), Duration::ZERO);
     assert!(
         up >= 3,
         "the upload's requests went over {up} connection(s), not several"
@@ -254,15 +280,24 @@ fn a_big_file_goes_up_and_down_over_four_streams_byte_exact() {
 }
 
 #[test]
-fn one_stream_keeps_one_connection() {
-    let (up, down) = round_trip(Some(1));
+fn one_stream_keeps_one_connection_even_to_a_far_server() {
+    let (up, down) = round_trip(Some(1), FAR);
     assert_eq!((up, down), (1, 1), "connections that carried the file");
 }
 
 #[test]
-fn by_default_a_big_download_takes_several_streams_and_an_upload_one() {
-    let (up, down) = round_trip(None);
-    assert_eq!(up, 1, "connections that carried the upload");
+fn by_default_a_near_server_gets_one_connection_each_way() {
+    let (up, down) = round_trip(None, Duration::ZERO);
+    assert_eq!((up, down), (1, 1), "connections that carried the file");
+}
+
+#[test]
+fn by_default_a_far_server_gets_several_connections_each_way() {
+    let (up, down) = round_trip(None, FAR);
+    assert!(
+        up >= 3,
+        "the upload's requests went over {up} connection(s), not several"
+    );
     assert!(
         down >= 3,
         "the download's requests went over {down} connection(s), not several"

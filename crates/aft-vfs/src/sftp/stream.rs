@@ -119,7 +119,13 @@ pub(super) struct ReadState {
     pub(super) next: u64,
     pub(super) end: Option<u64>,
     pub(super) chunk: u32,
+    /// Requests kept in flight, between `least` and `most`: it grows by one each time the
+    /// reader waited on the next answer with the window full (the network holds the
+    /// copy back), and shrinks by one each time the answer was there already (the reader
+    /// holds it back), so answers do not pile up in memory.
     pub(super) depth: usize,
+    pub(super) least: usize,
+    pub(super) most: usize,
     pub(super) inflight: FuturesOrdered<ReadFut>,
     pub(super) done: bool,
 }
@@ -157,7 +163,20 @@ impl ReadState {
 
     pub(super) async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
         self.fill();
-        let (offset, len, result) = self.inflight.next().await?;
+        let answer = match self.inflight.next().now_or_never() {
+            Some(answer) => {
+                self.depth = self.depth.saturating_sub(1).max(self.least);
+                answer
+            }
+            None => {
+                if self.inflight.len() >= self.depth && self.depth < self.most {
+                    self.depth += 1;
+                    self.fill();
+                }
+                self.inflight.next().await
+            }
+        };
+        let (offset, len, result) = answer?;
         match result {
             Ok(mut data) => {
                 // A short answer before the end: fetch the gap before later chunks.
@@ -237,8 +256,11 @@ impl SftpWriter {
                 && let Some(dialer) = self.dialer.take()
             {
                 // The primary handle created (or cut) the file: the others only write into it.
-                let streams = dialer.cfg.write_streams();
-                self.joining = Some(dialer.join_streams(&self.remote, OpenFlags::WRITE, streams));
+                let streams = self.conn.streams(&dialer.cfg);
+                if streams > 1 {
+                    self.joining =
+                        Some(dialer.join_streams(&self.remote, OpenFlags::WRITE, streams));
+                }
             }
             take_joined(&mut self.joining, &mut self.extra);
             let (conn, handle) = pick((&self.conn, &self.handle), &self.extra, &mut self.turn);
