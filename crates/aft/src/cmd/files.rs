@@ -318,12 +318,9 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
         };
         let mut files = Vec::new();
         let record = async {
-            while let Some(first) = rx.recv().await {
-                // The outcomes that came meanwhile are recorded with it, in one write.
-                let mut ready = vec![first];
-                while let Ok(o) = rx.try_recv() {
-                    ready.push(o);
-                }
+            // Every outcome waiting when the recorder wakes is recorded in one write.
+            let mut ready = Vec::new();
+            while rx.recv_many(&mut ready, usize::MAX).await > 0 {
                 for o in &ready {
                     let (level, line) = outcome_line(o);
                     match &bar {
@@ -340,7 +337,7 @@ pub fn cp(global: &GlobalArgs, args: CpArgs) -> ExitCode {
                         job.id()
                     );
                 }
-                files.extend(ready);
+                files.append(&mut ready);
             }
         };
         // Keep the job's lease, and halt on a signal or a halt asked from the API or UI.
