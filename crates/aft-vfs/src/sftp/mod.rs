@@ -1069,14 +1069,16 @@ impl Vfs for SftpFs {
             }
         }
         let chunk = conn.write_len.max(1);
+        // The size is not known here: the other streams are asked for once this much has
+        // been written, so a small file never waits for them. The round trip only gets
+        // shorter, so a connection near now never asks for them.
+        let dialer = (conn.streams(&self.cfg) > 1).then(|| self.dialer());
         Ok(Box::pin(SftpWriter {
             conn,
             handle: Some(handle),
             extra: Vec::new(),
             joining: None,
-            // The size is not known here: the other streams are asked for once this much
-            // has been written, so a small file never waits for them.
-            dialer: (self.cfg.streams != Some(1)).then(|| self.dialer()),
+            dialer,
             turn: 0,
             sent: 0,
             remote,
