@@ -105,6 +105,54 @@ impl Drop for HandleGuard {
 
 pub(super) type ReadFut = BoxFuture<'static, (u64, u32, Result<Vec<u8>, SftpError>)>;
 
+/// A download's window: how many read requests are kept in flight, between `least` and
+/// `most`. It grows by one each time the reader waited on the next answer with the window
+/// full (the network holds the copy back), and shrinks by one each time a whole window's
+/// answers were taken without a wait (the reader holds it back, and answers pile up in
+/// memory). A far server's answers arrive in bursts, so some answers already there one
+/// after another are no sign that the window is too big: shrinking on each of them kept a
+/// far download's window at its least (205 against 250 MiB/s at 20 ms, one connection).
+#[derive(Debug)]
+pub(super) struct ReadWindow {
+    pub(super) depth: usize,
+    least: usize,
+    most: usize,
+    /// Answers taken since the reader last waited.
+    ready_run: usize,
+}
+
+impl ReadWindow {
+    pub(super) fn new(least: usize, most: usize) -> Self {
+        let least = least.max(1);
+        Self {
+            depth: least,
+            least,
+            most: most.max(least),
+            ready_run: 0,
+        }
+    }
+
+    /// The next answer was there when the reader asked for it.
+    pub(super) fn was_ready(&mut self) {
+        self.ready_run += 1;
+        if self.ready_run >= self.depth {
+            self.depth = (self.depth - 1).max(self.least);
+            self.ready_run = 0;
+        }
+    }
+
+    /// The reader is about to wait for the next answer, with `in_flight` requests out.
+    /// True when the window grew, so one more request may go out.
+    pub(super) fn waited(&mut self, in_flight: usize) -> bool {
+        self.ready_run = 0;
+        let grow = in_flight >= self.depth && self.depth < self.most;
+        if grow {
+            self.depth += 1;
+        }
+        grow
+    }
+}
+
 /// Pipelined reader state: requests at increasing offsets, answers consumed in order.
 pub(super) struct ReadState {
     pub(super) guard: HandleGuard,
@@ -119,13 +167,8 @@ pub(super) struct ReadState {
     pub(super) next: u64,
     pub(super) end: Option<u64>,
     pub(super) chunk: u32,
-    /// Requests kept in flight, between `least` and `most`: it grows by one each time the
-    /// reader waited on the next answer with the window full (the network holds the
-    /// copy back), and shrinks by one each time the answer was there already (the reader
-    /// holds it back), so answers do not pile up in memory.
-    pub(super) depth: usize,
-    pub(super) least: usize,
-    pub(super) most: usize,
+    /// How many requests are kept in flight.
+    pub(super) window: ReadWindow,
     pub(super) inflight: FuturesOrdered<ReadFut>,
     pub(super) done: bool,
 }
@@ -149,7 +192,7 @@ impl ReadState {
 
     pub(super) fn fill(&mut self) {
         take_joined(&mut self.joining, &mut self.extra);
-        while !self.done && self.inflight.len() < self.depth {
+        while !self.done && self.inflight.len() < self.window.depth {
             let len = match self.end {
                 Some(end) if self.next >= end => return,
                 Some(end) => (end - self.next).min(self.chunk as u64) as u32,
@@ -165,12 +208,11 @@ impl ReadState {
         self.fill();
         let answer = match self.inflight.next().now_or_never() {
             Some(answer) => {
-                self.depth = self.depth.saturating_sub(1).max(self.least);
+                self.window.was_ready();
                 answer
             }
             None => {
-                if self.inflight.len() >= self.depth && self.depth < self.most {
-                    self.depth += 1;
+                if self.window.waited(self.inflight.len()) {
                     self.fill();
                 }
                 self.inflight.next().await
@@ -256,7 +298,7 @@ impl SftpWriter {
                 && let Some(dialer) = self.dialer.take()
             {
                 // The primary handle created (or cut) the file: the others only write into it.
-                let streams = self.conn.streams(&dialer.cfg);
+                let streams = self.conn.write_streams(&dialer.cfg);
                 if streams > 1 {
                     self.joining =
                         Some(dialer.join_streams(&self.remote, OpenFlags::WRITE, streams));
@@ -437,5 +479,58 @@ impl Drop for SftpWriter {
                 handle: Some(h),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadWindow;
+
+    /// A far server: each round trip a window's answers arrive together, the reader takes
+    /// them one after another, then waits with the window full for the next burst.
+    #[test]
+    fn bursts_from_a_far_server_grow_the_window_to_its_most() {
+        let mut w = ReadWindow::new(16, 64);
+        for _ in 0..200 {
+            let burst = w.depth;
+            if w.waited(burst) {
+                // The request sent on growing is part of the next burst.
+            }
+            for _ in 1..burst {
+                w.was_ready();
+            }
+        }
+        assert_eq!(w.depth, 64);
+    }
+
+    /// A reader slower than the network: every answer is there when it asks.
+    #[test]
+    fn a_slow_reader_shrinks_the_window_to_its_least() {
+        let mut w = ReadWindow::new(4, 16);
+        while w.waited(w.depth) {}
+        assert_eq!(w.depth, 16);
+        for _ in 0..1000 {
+            w.was_ready();
+        }
+        assert_eq!(w.depth, 4);
+    }
+
+    /// A wait with requests still to send (the window not full) is not the network's fault.
+    #[test]
+    fn a_wait_below_a_full_window_does_not_grow_it() {
+        let mut w = ReadWindow::new(4, 16);
+        assert!(!w.waited(3));
+        assert_eq!(w.depth, 4);
+    }
+
+    /// `MaxInFlight` set: least and most are the same, and nothing moves the window.
+    #[test]
+    fn a_fixed_window_stays_fixed() {
+        let mut w = ReadWindow::new(8, 8);
+        assert!(!w.waited(8));
+        for _ in 0..100 {
+            w.was_ready();
+        }
+        assert_eq!(w.depth, 8);
     }
 }
