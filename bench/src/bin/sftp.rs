@@ -46,6 +46,8 @@ struct Args {
     delay: bool,
     delay_only: bool,
     list_only: Option<String>,
+    /// Child mode: the proxy's own ceiling over this many connections.
+    proxy_ceiling: Option<u64>,
     reps: usize,
     small_reps: Option<usize>,
     big_only: bool,
@@ -66,6 +68,7 @@ fn args() -> anyhow::Result<Args> {
         delay: true,
         delay_only: false,
         list_only: None,
+        proxy_ceiling: None,
         reps: 3,
         small_reps: None,
         big_only: false,
@@ -90,6 +93,7 @@ fn args() -> anyhow::Result<Args> {
             "--no-delay" => a.delay = false,
             "--delay-only" => a.delay_only = true,
             "--list-only" => a.list_only = it.next(),
+            "--proxy-ceiling" => a.proxy_ceiling = Some(num("--proxy-ceiling")?.max(1)),
             "--reps" => a.reps = (num("--reps")? as usize).max(1),
             "--small-reps" => a.small_reps = Some((num("--small-reps")? as usize).max(1)),
             "--big-only" => a.big_only = true,
@@ -271,6 +275,63 @@ cli.Close();
         }
         measure_child(&mut cmd)
     }
+}
+
+/// What the delaying proxy itself carries: `mib` MiB of raw bytes from this process, over
+/// `conns` connections through a proxy to a sink that discards them, in MiB/s. The SFTP
+/// figures through the proxy cannot go above it; where aft and a peer both land near it,
+/// the proxy, not the client, is what was measured.
+fn proxy_ceiling(rt: &tokio::runtime::Runtime, mib: u64, conns: u64) -> anyhow::Result<f64> {
+    rt.block_on(async {
+        let sink = TcpListener::bind("127.0.0.1:0").await?;
+        let sink_addr = sink.local_addr()?.to_string();
+        let per_conn = mib * 1024 * 1024 / conns;
+        let drain = tokio::spawn(async move {
+            let mut readers = Vec::new();
+            for _ in 0..conns {
+                let (mut s, _) = sink.accept().await?;
+                readers.push(tokio::spawn(async move {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    let mut got = 0u64;
+                    while got < per_conn {
+                        match s.read(&mut buf).await? {
+                            0 => break,
+                            n => got += n as u64,
+                        }
+                    }
+                    anyhow::Ok(got)
+                }));
+            }
+            let mut total = 0;
+            for r in readers {
+                total += r.await??;
+            }
+            anyhow::Ok(total)
+        });
+        let proxy = delaying_proxy(sink_addr, Duration::from_millis(10)).await?;
+        let start = Instant::now();
+        let mut senders = Vec::new();
+        for _ in 0..conns {
+            let proxy = proxy.clone();
+            senders.push(tokio::spawn(async move {
+                let mut s = TcpStream::connect(&proxy).await?;
+                let block = vec![0x5au8; 256 * 1024];
+                let mut sent = 0u64;
+                while sent < per_conn {
+                    let n = (per_conn - sent).min(block.len() as u64) as usize;
+                    s.write_all(&block[..n]).await?;
+                    sent += n as u64;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for s in senders {
+            s.await??;
+        }
+        let total = drain.await??;
+        anyhow::ensure!(total == per_conn * conns, "the sink got {total} bytes");
+        Ok(total as f64 / 1024.0 / 1024.0 / start.elapsed().as_secs_f64())
+    })
 }
 
 /// A TCP proxy that holds every chunk for `one_way` before passing it on, both ways.
@@ -660,6 +721,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &a.list_only {
         return list_only(&srv, dir);
     }
+    if let Some(conns) = a.proxy_ceiling {
+        let rate = proxy_ceiling(&tokio::runtime::Runtime::new()?, a.size_mib, conns)?;
+        println!("{rate:.1}");
+        return Ok(());
+    }
     let addr = env("AFT_TEST_SFTP_ADDR")?;
     // Each binary gets a data folder of its own: a `--base` build may carry an older store
     // migration than the other, and refuses a folder the newer one migrated.
@@ -709,6 +775,24 @@ fn main() -> anyhow::Result<()> {
         scenario(&rt, "direct (loopback)", &srv, &addr, &local_path, &a)?;
     }
     if a.delay || a.delay_only {
+        for conns in [1, 4] {
+            // In a child: the proxy holds what it has not passed on yet, and a bench that
+            // grew would lend its peak RSS to every child it forks after.
+            let out = Command::new(std::env::current_exe()?)
+                .args(["--proxy-ceiling", &conns.to_string()])
+                .args(["--size", &a.size_mib.to_string()])
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "--proxy-ceiling failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            println!(
+                "the proxy itself: {} MiB of raw TCP over {conns} connection(s) at {} MiB/s",
+                a.size_mib,
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+        }
         let proxy = rt.block_on(delaying_proxy(addr.clone(), Duration::from_millis(10)))?;
         scenario(
             &rt,
