@@ -1,11 +1,12 @@
 //! SFTP benchmark: aft as users run it (the whole `aft run` process running an AFT!-style
 //! script: `new SftpClient()`, `Connect()`, `Upload`/`Download`) beside the whole processes
 //! of OpenSSH `sftp -b` and `rclone copy`, against the same sshd, with the same data, key
-//! and files; directly and through a delaying proxy (20 ms round trip). Each figure is the
-//! median of `--reps` runs with the tools taking turns, so a busy moment of the machine
-//! does not decide a comparison; beside each time, the peak RSS and CPU time (user +
-//! system) of that process, measured with `wait4` like `/usr/bin/time`. Also aft's peak
-//! memory while listing a 100,000-entry remote directory.
+//! and files; directly and through a delaying proxy (20 ms round trip; its own ceiling for
+//! raw TCP is printed first, so a figure near it shows the proxy was measured, not the
+//! tools). Each figure is the median of `--reps` runs with the tools taking turns, so a
+//! busy moment of the machine does not decide a comparison; beside each time, the peak
+//! RSS and CPU time (user + system) of that process, measured with `wait4` like
+//! `/usr/bin/time`. Also aft's peak memory while listing a 100,000-entry remote directory.
 //!
 //! Start the server first (`mkdir -p /tmp/st && bash ci/peers/sshd.sh /tmp/st > /tmp/st/env
 //! && source /tmp/st/env`), then:
