@@ -213,7 +213,7 @@ impl SftpConfig {
         cfg.accept_any_host_key = fields.bool("AcceptAnyHostKey");
         cfg.base_dir = fields.str("BaseDir");
         if let Some(n) = fields.u64("ChunkSize")? {
-            cfg.chunk_size = Some(n.clamp(4096, 1 << 20) as u32);
+            cfg.chunk_size = Some(n.clamp(4096, wire::MAX_CHUNK as u64) as u32);
         }
         if let Some(n) = fields.u64("MaxInFlight")? {
             cfg.max_in_flight = Some(n.clamp(1, 1024) as usize);

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
@@ -103,7 +103,7 @@ impl Drop for HandleGuard {
     }
 }
 
-pub(super) type ReadFut = BoxFuture<'static, (u64, u32, Result<Vec<u8>, SftpError>)>;
+pub(super) type ReadFut = BoxFuture<'static, (u64, u32, Result<Bytes, SftpError>)>;
 
 /// A download's window: how many read requests are kept in flight, between `least` and
 /// `most`. It grows by one each time the reader waited on the next answer with the window
@@ -180,14 +180,9 @@ impl ReadState {
             &self.extra,
             &mut self.turn,
         );
-        async move {
-            (
-                offset,
-                len,
-                conn.sftp.read(handle, offset, len).await.map(|d| d.data),
-            )
-        }
-        .boxed()
+        // Sent now, past russh-sftp (see [`super::wire`]); the future waits for the answer.
+        let answer = conn.wire.read(&handle, offset, len);
+        async move { (offset, len, answer.await) }.boxed()
     }
 
     pub(super) fn fill(&mut self) {
@@ -220,14 +215,17 @@ impl ReadState {
         };
         let (offset, len, result) = answer?;
         match result {
-            Ok(mut data) => {
+            // More than asked for is cut, never handed on as the next chunk's bytes.
+            Ok(data) if data.len() as u32 >= len => Some(Ok(data.slice(..len as usize))),
+            Ok(data) => {
                 // A short answer before the end: fetch the gap before later chunks.
+                let mut data = BytesMut::from(&data[..]);
                 while (data.len() as u32) < len {
                     let at = offset + data.len() as u64;
                     let want = len - data.len() as u32;
                     let handle = self.guard.handle.clone().unwrap_or_default();
-                    match self.guard.conn.sftp.read(handle, at, want).await {
-                        Ok(more) if !more.data.is_empty() => data.extend_from_slice(&more.data),
+                    match self.guard.conn.wire.read(&handle, at, want).await {
+                        Ok(more) if !more.is_empty() => data.extend_from_slice(&more),
                         Ok(_) => break,
                         Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => {
                             self.done = true;
@@ -237,7 +235,7 @@ impl ReadState {
                         Err(e) => return Some(Err(to_io(&self.label, &self.path, e))),
                     }
                 }
-                Some(Ok(Bytes::from(data)))
+                Some(Ok(data.freeze()))
             }
             Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => {
                 self.done = true;

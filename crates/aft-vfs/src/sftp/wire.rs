@@ -1,4 +1,4 @@
-//! The SFTP channel under russh-sftp, with a side door for big writes.
+//! The SFTP channel under russh-sftp, with a side door for big reads and writes.
 //!
 //! russh-sftp serializes a write request by copying its data into a new packet, and its
 //! channel stream copies that packet again into 32 KiB messages for the SSH session: two
@@ -7,9 +7,12 @@
 //! hands that buffer, as it is, to the channel ([`Wire::write`]); russh-sftp keeps every
 //! other request. Both go out through one queue, so packets never interleave and keep
 //! their order (an fstat or close sent after a write reaches the server after it). The
-//! answers to our writes are taken out of the incoming stream by their ids (top bit set,
+//! answers to our requests are taken out of the incoming stream by their ids (top bit set,
 //! which russh-sftp's counter never reaches); everything else is passed on to russh-sftp
-//! unchanged.
+//! unchanged. Reads go the same way ([`Wire::read`]): a read's answer is gathered from the
+//! session's messages straight into one buffer of its size and handed to the reader as it
+//! is, where russh-sftp would copy it into its own read buffer, decode it into a new one,
+//! and wake its own task for each answer.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,21 +23,29 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use russh::ChannelMsg;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{Status, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
+const SSH_FXP_READ: u8 = 5;
 const SSH_FXP_WRITE: u8 = 6;
 const SSH_FXP_STATUS: u8 = 101;
+const SSH_FXP_DATA: u8 = 103;
+
+/// The most bytes one read or write request carries (`ChunkSize` is held to it).
+pub(super) const MAX_CHUNK: u32 = 1 << 20;
 
 /// Ids of our own requests have this bit set; russh-sftp counts up from 1.
 const OUR_IDS: u32 = 0x8000_0000;
 
 /// A status answer longer than this is not one of ours (they carry a short message).
-const MAX_OUR_ANSWER: usize = 64 * 1024;
+const MAX_OUR_STATUS: usize = 64 * 1024;
+
+/// A data answer longer than this is not one of ours (type, id, length, the data).
+const MAX_OUR_DATA: usize = 1 + 4 + 4 + MAX_CHUNK as usize;
 
 /// What goes out on the channel, in order.
 enum Out {
@@ -42,12 +53,18 @@ enum Out {
     Eof,
 }
 
-/// The status code and message the server answered to one of our requests.
-type Answer = (u32, String);
+/// What the server answered to one of our requests.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    /// A status: its code and message.
+    Status(u32, String),
+    /// A read's data.
+    Data(Bytes),
+}
 
 type Waiters = Arc<Mutex<HashMap<u32, oneshot::Sender<Answer>>>>;
 
-/// Our side of one SFTP channel: sends write requests past russh-sftp.
+/// Our side of one SFTP channel: sends read and write requests past russh-sftp.
 pub(super) struct Wire {
     outbox: mpsc::UnboundedSender<Out>,
     waiters: Waiters,
@@ -163,8 +180,11 @@ impl Sorter {
                 let id = (head.len() >= 9)
                     .then(|| u32::from_be_bytes(head[5..9].try_into().expect("4 bytes")));
                 let ours = head.len() >= 9
-                    && head[4] == SSH_FXP_STATUS
-                    && len <= MAX_OUR_ANSWER
+                    && match head[4] {
+                        SSH_FXP_STATUS => len <= MAX_OUR_STATUS,
+                        SSH_FXP_DATA => len <= MAX_OUR_DATA,
+                        _ => false,
+                    }
                     && id.is_some_and(|id| {
                         id & OUR_IDS != 0 && self.waiters.lock().expect("waiters").contains_key(&id)
                     });
@@ -192,25 +212,35 @@ impl Sorter {
             if self.left == 0
                 && let Some(packet) = self.ours.take()
             {
-                self.answer(&packet);
+                self.answer(packet);
             }
         }
         true
     }
 
-    /// Hand a status packet (length, type, id, code, message, language) to its waiter.
-    fn answer(&self, packet: &[u8]) {
+    /// Hand a status packet (length, type, id, code, message, language) or a data packet
+    /// (length, type, id, data as a string) to its waiter. A data packet's bytes are handed
+    /// on in the buffer they were gathered in.
+    fn answer(&self, packet: BytesMut) {
         let id = u32::from_be_bytes(packet[5..9].try_into().expect("4 bytes"));
-        let mut body = &packet[9..];
-        let code = if body.len() >= 4 { body.get_u32() } else { 4 };
-        let message = if body.len() >= 4 {
-            let n = (body.get_u32() as usize).min(body.len());
-            String::from_utf8_lossy(&body[..n]).into_owned()
+        let answer = if packet[4] == SSH_FXP_DATA {
+            let mut data = packet.freeze().slice(9..);
+            let n = if data.len() >= 4 { data.get_u32() } else { 0 } as usize;
+            data.truncate(n);
+            Answer::Data(data)
         } else {
-            String::new()
+            let mut body = &packet[9..];
+            let code = if body.len() >= 4 { body.get_u32() } else { 4 };
+            let message = if body.len() >= 4 {
+                let n = (body.get_u32() as usize).min(body.len());
+                String::from_utf8_lossy(&body[..n]).into_owned()
+            } else {
+                String::new()
+            };
+            Answer::Status(code, message)
         };
         if let Some(waiter) = self.waiters.lock().expect("waiters").remove(&id) {
-            let _ = waiter.send((code, message));
+            let _ = waiter.send(answer);
         }
     }
 }
@@ -271,35 +301,85 @@ impl Wire {
         packet: WritePacket,
         offset: u64,
     ) -> impl Future<Output = Result<(), SftpError>> + Send + 'static {
-        let id = OUR_IDS | (self.next_id.fetch_add(1, Ordering::Relaxed) & !OUR_IDS);
+        let id = self.next_id();
+        let answer = self.send(id, packet.finish(id, offset));
+        async move {
+            match answer.await? {
+                Answer::Status(0, _) => Ok(()),
+                other => Err(refused(id, other)),
+            }
+        }
+    }
+
+    /// Send a read of up to `len` bytes at `offset` of `handle` now; the future waits for
+    /// the data (shorter than `len` where the server answers short), or the status, end of
+    /// file included, as an error.
+    pub(super) fn read(
+        &self,
+        handle: &str,
+        offset: u64,
+        len: u32,
+    ) -> impl Future<Output = Result<Bytes, SftpError>> + Send + 'static {
+        let id = self.next_id();
+        let mut packet = BytesMut::with_capacity(4 + 1 + 4 + 4 + handle.len() + 8 + 4);
+        packet.put_u32((1 + 4 + 4 + handle.len() + 8 + 4) as u32);
+        packet.put_u8(SSH_FXP_READ);
+        packet.put_u32(id);
+        packet.put_u32(handle.len() as u32);
+        packet.put_slice(handle.as_bytes());
+        packet.put_u64(offset);
+        packet.put_u32(len);
+        let answer = self.send(id, packet.freeze());
+        async move {
+            match answer.await? {
+                Answer::Data(data) => Ok(data),
+                other => Err(refused(id, other)),
+            }
+        }
+    }
+
+    fn next_id(&self) -> u32 {
+        OUR_IDS | (self.next_id.fetch_add(1, Ordering::Relaxed) & !OUR_IDS)
+    }
+
+    /// Send request `id` now; the future waits (up to the timeout) for its answer.
+    fn send(
+        &self,
+        id: u32,
+        packet: Bytes,
+    ) -> impl Future<Output = Result<Answer, SftpError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         // Waiting before sending: the answer may come before this returns.
         self.waiters.lock().expect("waiters").insert(id, tx);
-        let sent = self.outbox.send(Out::Packet(packet.finish(id, offset)));
+        let sent = self.outbox.send(Out::Packet(packet));
         let (waiters, timeout) = (self.waiters.clone(), self.timeout);
         async move {
             if sent.is_err() {
                 waiters.lock().expect("waiters").remove(&id);
                 return Err(SftpError::UnexpectedBehavior("sender dropped".into()));
             }
-            let answer = match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(_)) => return Err(SftpError::UnexpectedBehavior("sender dropped".into())),
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(_)) => Err(SftpError::UnexpectedBehavior("sender dropped".into())),
                 Err(_) => {
                     waiters.lock().expect("waiters").remove(&id);
-                    return Err(SftpError::Timeout);
+                    Err(SftpError::Timeout)
                 }
-            };
-            match answer {
-                (0, _) => Ok(()),
-                (code, message) => Err(SftpError::Status(Status {
-                    id,
-                    status_code: status_code(code),
-                    error_message: message,
-                    language_tag: String::new(),
-                })),
             }
         }
+    }
+}
+
+/// The error for an answer that is not the one the request succeeds with.
+fn refused(id: u32, answer: Answer) -> SftpError {
+    match answer {
+        Answer::Status(code, message) => SftpError::Status(Status {
+            id,
+            status_code: status_code(code),
+            error_message: message,
+            language_tag: String::new(),
+        }),
+        Answer::Data(_) => SftpError::UnexpectedBehavior("data in answer to a write".into()),
     }
 }
 
@@ -382,6 +462,58 @@ mod tests {
         p
     }
 
+    fn data_packet(id: u32, data: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&((1 + 4 + 4 + data.len()) as u32).to_be_bytes());
+        p.push(SSH_FXP_DATA);
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        p.extend_from_slice(data);
+        p
+    }
+
+    /// The read request as the protocol has it, sent at once, and its data answer handed
+    /// to the caller; an end-of-file status comes back as that status.
+    #[tokio::test]
+    async fn read_sends_the_sftp_read_request_and_returns_the_data() {
+        let (outbox, mut outgoing) = mpsc::unbounded_channel();
+        let wire = Wire {
+            outbox,
+            waiters: Arc::default(),
+            next_id: AtomicU32::new(0),
+            timeout: Duration::from_secs(5),
+        };
+        let first = wire.read("h1", 0x0102_0304_0506_0708, 4096);
+        let Some(Out::Packet(sent)) = outgoing.try_recv().ok() else {
+            panic!("the read was not sent when asked for");
+        };
+        let mut want = Vec::new();
+        want.extend_from_slice(&(1 + 4 + 4 + 2 + 8 + 4u32).to_be_bytes());
+        want.push(SSH_FXP_READ);
+        want.extend_from_slice(&OUR_IDS.to_be_bytes());
+        want.extend_from_slice(&2u32.to_be_bytes());
+        want.extend_from_slice(b"h1");
+        want.extend_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+        want.extend_from_slice(&4096u32.to_be_bytes());
+        assert_eq!(&sent[..], &want[..]);
+        let second = wire.read("h1", 4096, 4096);
+        let (to_sftp, _inbox) = mpsc::unbounded_channel();
+        let mut sorter = Sorter {
+            waiters: wire.waiters.clone(),
+            to_sftp,
+            head: BytesMut::new(),
+            left: 0,
+            ours: None,
+        };
+        assert!(sorter.feed(Bytes::from(data_packet(OUR_IDS, b"first"))));
+        assert!(sorter.feed(Bytes::from(status_packet(OUR_IDS | 1, 1, "EOF"))));
+        assert_eq!(first.await.unwrap(), Bytes::from_static(b"first"));
+        match second.await {
+            Err(SftpError::Status(s)) => assert_eq!(s.status_code, StatusCode::Eof),
+            other => panic!("end of file came back as {other:?}"),
+        }
+    }
+
     #[test]
     fn write_packet_is_the_sftp_write_request() {
         let mut packet = WritePacket::new("h1", 8);
@@ -407,12 +539,7 @@ mod tests {
     fn sorter_takes_out_our_answers_and_passes_on_the_rest() {
         let mut stream = Vec::new();
         let theirs_a = status_packet(5, 0, "");
-        let mut data = Vec::new();
-        data.extend_from_slice(&(1 + 4 + 4 + 3u32).to_be_bytes());
-        data.push(103); // SSH_FXP_DATA
-        data.extend_from_slice(&6u32.to_be_bytes());
-        data.extend_from_slice(&3u32.to_be_bytes());
-        data.extend_from_slice(b"xyz");
+        let data = data_packet(6, b"xyz");
         // A version packet: no id, shorter than some headers.
         let version = vec![0, 0, 0, 5, 2, 0, 0, 0, 3];
         stream.extend_from_slice(&version);
@@ -420,6 +547,7 @@ mod tests {
         stream.extend_from_slice(&status_packet(OUR_IDS | 1, 0, ""));
         stream.extend_from_slice(&data);
         stream.extend_from_slice(&status_packet(OUR_IDS | 2, 4, "disk full"));
+        stream.extend_from_slice(&data_packet(OUR_IDS | 3, b"our data"));
         // Ours by its bit but with nobody waiting: passed on.
         let stray = status_packet(OUR_IDS | 9, 0, "");
         stream.extend_from_slice(&stray);
@@ -433,6 +561,8 @@ mod tests {
             let (tx2, mut rx2) = oneshot::channel();
             waiters.lock().unwrap().insert(OUR_IDS | 1, tx1);
             waiters.lock().unwrap().insert(OUR_IDS | 2, tx2);
+            let (tx3, mut rx3) = oneshot::channel();
+            waiters.lock().unwrap().insert(OUR_IDS | 3, tx3);
             let (to_sftp, mut inbox) = mpsc::unbounded_channel();
             let mut sorter = Sorter {
                 waiters: waiters.clone(),
@@ -449,8 +579,15 @@ mod tests {
                 got.extend_from_slice(&b);
             }
             assert_eq!(got, passed, "pieces of {piece}");
-            assert_eq!(rx1.try_recv().unwrap(), (0, String::new()));
-            assert_eq!(rx2.try_recv().unwrap(), (4, "disk full".to_string()));
+            assert_eq!(rx1.try_recv().unwrap(), Answer::Status(0, String::new()));
+            assert_eq!(
+                rx2.try_recv().unwrap(),
+                Answer::Status(4, "disk full".to_string())
+            );
+            assert_eq!(
+                rx3.try_recv().unwrap(),
+                Answer::Data(Bytes::from_static(b"our data"))
+            );
             assert!(waiters.lock().unwrap().is_empty());
         }
     }
