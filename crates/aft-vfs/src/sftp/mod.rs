@@ -147,9 +147,9 @@ pub struct SftpConfig {
     /// its requests taking turns on them within the same window of
     /// [`SftpConfig::max_in_flight`] (the `Streams` field, 1 to 16). `None`: one for a
     /// download; for an upload, chosen by the connection's round trip, one below
-    /// [`FAR_ROUND_TRIP`] and [`FAR_STREAMS`] from it (see [`Conn::write_streams`]). The extra connections are opened when a big file starts,
-    /// kept for later files, and a stream that cannot be opened (a server's session limit)
-    /// is done without.
+    /// [`FAR_ROUND_TRIP`] and [`FAR_STREAMS`] from it (see [`Conn::write_streams`]). The
+    /// extra connections are opened when a big file starts, kept for later files, and a
+    /// stream that cannot be opened (a server's session limit) is done without.
     pub streams: Option<usize>,
     /// Seconds before connecting or one request is given up; default 30.
     pub timeout_secs: u64,
