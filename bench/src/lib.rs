@@ -4,8 +4,10 @@
 pub mod svc;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 /// Wall time and peak resident set size of one run of a command.
 #[derive(Debug, Clone, Copy)]
@@ -101,12 +103,45 @@ pub struct ChildStats {
     pub cpu: Duration,
 }
 
-/// Run `cmd` to completion and measure that one process with `wait4` (as `/usr/bin/time`
-/// does), so its peak RSS is its own and not the largest of every child so far; fails if
-/// it exits non-zero.
-pub fn measure_child(cmd: &mut Command) -> anyhow::Result<ChildStats> {
+/// GNU time: the launcher through which [`measure_child`] runs what it measures.
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// Run `cmd` to completion, its standard output sent to `stdout`, and measure that one
+/// process; fails if it exits non-zero.
+///
+/// It runs under GNU time (`/usr/bin/time`, Debian's `time` package), which forks it and
+/// reports its peak RSS. Spawned from the bench directly, a child's `ru_maxrss` starts at
+/// the bench's own: Rust spawns with `posix_spawn`, whose child shares the parent's memory
+/// until it runs the program, and Linux carries that memory's peak over into the child's
+/// (a plain `fork` carries the parent's resident size at the fork). So every figure was at
+/// least the bench's own peak, which grew with the proxy's buffers: at 20 ms, aft and
+/// OpenSSH `sftp` both showed the bench's 20.9 MiB. GNU time is a 1 MiB process that forks.
+/// CPU time is `wait4`'s for GNU time, which includes the child it waited for.
+pub fn measure_child(cmd: &Command, stdout: impl Into<Stdio>) -> anyhow::Result<ChildStats> {
+    anyhow::ensure!(
+        Path::new(GNU_TIME).is_file(),
+        "{GNU_TIME} is missing: the benches measure each process with GNU time (apt-get install time)"
+    );
+    let report = tempfile::NamedTempFile::new()?;
+    let mut timed = Command::new(GNU_TIME);
+    timed
+        .args(["--format", "%M", "--output"])
+        .arg(report.path())
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdout(stdout);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => timed.env(key, value),
+            None => timed.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
     let start = Instant::now();
-    let child = cmd.spawn()?;
+    let child = timed.spawn()?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: wait4 only writes into the status and the zeroed struct we pass; the child
@@ -130,10 +165,17 @@ pub fn measure_child(cmd: &mut Command) -> anyhow::Result<ChildStats> {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{cmd:?} failed: wait status {status:#x}"
     );
+    // The last line: GNU time puts a note of a failed command before it.
+    let text = std::fs::read_to_string(report.path())?;
+    let peak_rss_kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("GNU time reported no peak RSS for {cmd:?}: {text:?}"))?;
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(ChildStats {
         wall,
-        peak_rss_kib: usage.ru_maxrss.max(0) as u64,
+        peak_rss_kib,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
     })
 }

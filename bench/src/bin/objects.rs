@@ -203,8 +203,8 @@ cli.Close();
                 .arg("--data")
                 .arg(&self.data)
                 .args(["run", "-f"])
-                .arg(&file)
-                .stdout(std::fs::File::create(&log)?),
+                .arg(&file),
+            std::fs::File::create(&log)?,
         )
         .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())
     }
@@ -244,7 +244,7 @@ cli.Close();
         if let Some(n) = transfers {
             cmd.args(["--transfers", &n.to_string()]);
         }
-        measure_child(cmd.arg(fix(from)).arg(fix(to)).stdout(Stdio::null()))
+        measure_child(cmd.arg(fix(from)).arg(fix(to)), Stdio::null())
     }
 
     /// `aws s3 cp FROM TO` (`--recursive` for a folder), `s3://` paths in the bucket; `big`
@@ -281,7 +281,7 @@ cli.Close();
         if recursive {
             cmd.arg("--recursive");
         }
-        measure_child(cmd.arg(fix(from)).arg(fix(to)).stdout(Stdio::null()))
+        measure_child(cmd.arg(fix(from)).arg(fix(to)), Stdio::null())
     }
 }
 

@@ -223,8 +223,8 @@ cli.Close();
                 .arg("--data")
                 .arg(data)
                 .args(["run", "-f"])
-                .arg(&file)
-                .stdout(Stdio::null()),
+                .arg(&file),
+            Stdio::null(),
         )
     }
 
@@ -245,8 +245,8 @@ cli.Close();
                     "-o",
                     "LogLevel=ERROR",
                 ])
-                .arg(format!("{}@{host}", self.user))
-                .stdout(Stdio::null()),
+                .arg(format!("{}@{host}", self.user)),
+            Stdio::null(),
         )
     }
 
@@ -274,7 +274,7 @@ cli.Close();
         if let Some(n) = self.rclone_streams {
             cmd.args(["--multi-thread-streams", &n.to_string()]);
         }
-        measure_child(&mut cmd)
+        measure_child(&cmd, Stdio::inherit())
     }
 }
 
@@ -755,9 +755,8 @@ fn main() -> anyhow::Result<()> {
             std::fs::File::create(format!("{many}/entry-{i:06}"))?;
         }
         let stats = measure_child(
-            Command::new(std::env::current_exe()?)
-                .args(["--list-only", "/bench-list"])
-                .stdout(Stdio::null()),
+            Command::new(std::env::current_exe()?).args(["--list-only", "/bench-list"]),
+            Stdio::null(),
         )?;
         println!(
             "list {} entries: aft library peak RSS {:.1} MiB (goal < 64 MiB), {:.2} s",
