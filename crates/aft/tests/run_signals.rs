@@ -6,6 +6,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, ChildStdout, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -106,6 +107,79 @@ fn local_run_is_halted_by_sigterm() {
 #[test]
 fn local_run_is_halted_by_sighup() {
     local_signal_halts("HUP");
+}
+
+/// A folder of its own in the SFTP user's home: the tests run on the server's machine and
+/// write files there directly.
+fn folder_in_sftp_home(prefix: &str) -> tempfile::TempDir {
+    let home = std::path::PathBuf::from(peer("AFT_TEST_SFTP_HOME"));
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&home)
+        .unwrap();
+    // tempdir is 0700 and owned by the test's user; the SFTP user must list it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// A halt in the middle of a download stops it at once, by the job itself (not by `aft
+/// run` giving up on it), and the file never appears under its name.
+#[test]
+fn sigint_in_the_middle_of_an_sftp_download_halts_at_once_and_leaves_no_file_at_its_name() {
+    let aft = Aft::allowing_cli_run();
+    let base = folder_in_sftp_home("halt-mid-");
+    // 4 GiB without taking the disk space: several seconds to move even on loopback.
+    let big = std::fs::File::create(base.path().join("big.bin")).unwrap();
+    big.set_len(4 << 30).unwrap();
+    std::fs::set_permissions(
+        base.path().join("big.bin"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let js = |s: &str| serde_json::to_string(s).unwrap();
+    let source = format!(
+        "var cli = new SftpClient();\n\
+         cli.Host = {host}; cli.User = {user}; cli.Pass = {pass};\n\
+         cli.HostKeySHA256 = {key}; cli.BaseDir = {base};\n\
+         if (!cli.Connect()) {{ Log('cannot connect: ' + cli.LastError()); Exit(2); }}\n\
+         Log('ready');\n\
+         cli.Download('/big.bin', {out});\n",
+        host = js(&peer("AFT_TEST_SFTP_ADDR")),
+        user = js(&peer("AFT_TEST_SFTP_USER")),
+        pass = js(&peer("AFT_TEST_SFTP_PASS")),
+        key = js(&peer("AFT_TEST_SFTP_HOSTKEY_SHA256")),
+        base = js(&base.path().display().to_string()),
+        out = js(&out.path().display().to_string()),
+    );
+    let (mut child, rx) = start_run(&aft, &source);
+    // Bytes are landing (under a temp name): the download is under way.
+    let landing = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum::<u64>()
+    };
+    let started = poll(Duration::from_secs(20), || {
+        (landing(out.path()) > 0).then_some(())
+    });
+    assert!(started.is_some(), "no byte landed in 20 s");
+    signal(child.id(), "INT");
+    let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
+    let log = rest(&rx);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        took < Duration::from_secs(2),
+        "SIGINT took {took:?}:\n{log}"
+    );
+    assert!(log.contains("SIGINT received"), "{log}");
+    // The job stopped by itself, before `aft run` gave up waiting on it.
+    assert!(!log.contains("did not stop in time"), "{log}");
+    assert!(
+        !out.path().join("big.bin").exists(),
+        "a halted download left a file under its name:\n{log}"
+    );
 }
 
 /// The service's jobs, newest first, as `GET /v1/jobs` gives them (local token).
@@ -281,16 +355,8 @@ fn remote_watcher_without_watch_dir_watches_a_disk_entry_root() {
 #[test]
 fn remote_watcher_without_watch_dir_watches_an_sftp_entry_base_dir() {
     let aft = Aft::allowing_cli_run();
-    // A folder of its own in the SFTP user's home, as that entry's BaseDir; the test
-    // runs on the server's machine and writes the files there directly.
-    let home = std::path::PathBuf::from(peer("AFT_TEST_SFTP_HOME"));
-    let base = tempfile::Builder::new()
-        .prefix("watch-root-")
-        .tempdir_in(&home)
-        .unwrap();
-    // tempdir is 0700 and owned by the test's user; the SFTP user must list it.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // That entry's BaseDir.
+    let base = folder_in_sftp_home("watch-root-");
     aft.secret("sftp-pass", &peer("AFT_TEST_SFTP_PASS"));
     aft.ok(&[
         "vfs",
