@@ -4,7 +4,8 @@
 //! `s3s-fs` (a fast S3 server on a local folder; moto is too slow to tell clients apart),
 //! which the bench starts on a free loopback port with a fresh folder of its own. Each
 //! figure is the median of `--reps` runs with the tools taking turns; beside each time, the
-//! peak RSS and CPU time (user + system) of that process, measured with `wait4`.
+//! peak RSS and CPU time (user + system) of that process, measured under GNU time (see
+//! `aft_bench::measure_child`).
 //!
 //! Install the server once (`cargo install s3s-fs --version 0.14.1 --features binary`), then:
 //! `cargo run --release -p aft-bench --bin objects -- [--size MIB] [--files N] [--reps N]

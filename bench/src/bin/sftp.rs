@@ -5,8 +5,8 @@
 //! raw TCP is printed first, so a figure near it shows the proxy was measured, not the
 //! tools). Each figure is the median of `--reps` runs with the tools taking turns, so a
 //! busy moment of the machine does not decide a comparison; beside each time, the peak
-//! RSS and CPU time (user + system) of that process, measured with `wait4` like
-//! `/usr/bin/time`. Also aft's peak memory while listing a 100,000-entry remote directory.
+//! RSS and CPU time (user + system) of that process, measured under GNU time (see
+//! `aft_bench::measure_child`). Also aft's peak memory while listing a 100,000-entry remote directory.
 //!
 //! Start the server first (`mkdir -p /tmp/st && bash ci/peers/sshd.sh /tmp/st > /tmp/st/env
 //! && source /tmp/st/env`), then:
