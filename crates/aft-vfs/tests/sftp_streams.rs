@@ -16,9 +16,15 @@ use sha2::{Digest, Sha256};
 /// 40 MiB and an odd end: past the 16 MiB from which streams are used.
 const SIZE: usize = 40 * 1024 * 1024 + 4321;
 
-/// Bytes each connection may carry before the proxy cuts it: the first connection carries
-/// the first 16 MiB alone, so the cut falls after the other streams joined.
-const CUT_AFTER: u64 = 20 * 1024 * 1024;
+/// Bytes each connection of an upload may carry before the proxy cuts it: an upload's first
+/// connection carries the first 16 MiB alone and then its turns among four, so it passes
+/// 20 MiB after the other streams joined, however early they join.
+const UPLOAD_CUT_AFTER: u64 = 20 * 1024 * 1024;
+
+/// The same for a download, whose streams join from its first request: four connections
+/// carry the file's 40 MiB, so one of them passes 9 MiB however the turns fall (a cut at
+/// 20 MiB missed when the others joined early and the first carried under 20).
+const DOWNLOAD_CUT_AFTER: u64 = 9 * 1024 * 1024;
 
 fn no_sink(_: &TransferOutcome) {}
 
@@ -53,8 +59,12 @@ async fn a_multi_stream_upload_cut_midway_is_landed_whole_by_the_next_run() {
     let base = support::sftp();
     let dir = format!("/streams-up-{:016x}", rand::random::<u64>());
     base.mkdir_all(&dir).await.unwrap();
-    let proxy =
-        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), CUT_AFTER, usize::MAX).await;
+    let proxy = support::CutProxy::start(
+        &support::env("AFT_TEST_SFTP_ADDR"),
+        UPLOAD_CUT_AFTER,
+        usize::MAX,
+    )
+    .await;
     let cut = streams(Some(&proxy.addr));
     let local_dir = tempfile::tempdir().unwrap();
     let local = LocalFs::new("/");
@@ -103,8 +113,12 @@ async fn a_multi_stream_download_cut_midway_is_landed_whole_by_the_next_run() {
     let data = support::xorshift_bytes(SIZE, 0x9E37_79B9_7F4A_7C15);
     let src = format!("{dir}/big.bin");
     aft_vfs::write_all(&base, &src, &data).await.unwrap();
-    let proxy =
-        support::CutProxy::start(&support::env("AFT_TEST_SFTP_ADDR"), CUT_AFTER, usize::MAX).await;
+    let proxy = support::CutProxy::start(
+        &support::env("AFT_TEST_SFTP_ADDR"),
+        DOWNLOAD_CUT_AFTER,
+        usize::MAX,
+    )
+    .await;
     let cut = streams(Some(&proxy.addr));
     let local_dir = tempfile::tempdir().unwrap();
     let local = LocalFs::new("/");
