@@ -9,39 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-/// Wall time and peak resident set size of one run of a command.
-#[derive(Debug, Clone, Copy)]
-pub struct RunStats {
-    /// Wall-clock time from spawn to exit.
-    pub wall: Duration,
-    /// Peak RSS in KiB, as the kernel reports for the child (`ru_maxrss`).
-    pub peak_rss_kib: u64,
-}
-
-/// Run `cmd` to completion and measure it; fails if it exits non-zero.
-pub fn measure(cmd: &mut Command) -> anyhow::Result<RunStats> {
+/// Run `cmd` to completion and return its wall time; fails if it exits non-zero.
+///
+/// Its peak RSS is not taken here: a child spawned from the bench starts with the bench's
+/// own peak in its `ru_maxrss` (see [`measure_child`], which measures that one process).
+pub fn wall_time(cmd: &mut Command) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let status = cmd.status()?;
     let wall = start.elapsed();
     anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
-    Ok(RunStats {
-        wall,
-        peak_rss_kib: last_child_peak_rss_kib(),
-    })
-}
-
-/// Peak RSS of the largest child waited for so far (`getrusage(RUSAGE_CHILDREN)`): the
-/// kernel keeps the maximum, so a bench measures each command in a fresh process or
-/// measures the smallest first.
-fn last_child_peak_rss_kib() -> u64 {
-    // SAFETY: getrusage only writes into the zeroed struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    if rc == 0 {
-        usage.ru_maxrss.max(0) as u64
-    } else {
-        0
-    }
+    Ok(wall)
 }
 
 /// The median and the 99th percentile of a set of durations.

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aft_bench::{measure, row};
+use aft_bench::{row, wall_time};
 use aft_vfs::Vfs;
 use aft_vfs::local::LocalFs;
 use aft_vfs::transfer::{TransferOptions, TransferPolicy, copy_tree};
@@ -98,7 +98,7 @@ impl Server {
 
     /// `smbclient` running `commands` (`;`-separated) on the share, from folder `local`.
     fn smbclient(&self, local: &Path, commands: &str) -> anyhow::Result<Duration> {
-        let stats = measure(
+        wall_time(
             Command::new("smbclient")
                 .arg(format!("//{}/{}", self.host, self.share))
                 .args(["-p", &self.port, "-U"])
@@ -108,8 +108,7 @@ impl Server {
                 // It reports every file on stderr; a failure shows in its exit status.
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
-        )?;
-        Ok(stats.wall)
+        )
     }
 
     fn rclone(&self, from: &str, to: &str) -> anyhow::Result<Duration> {
@@ -122,15 +121,14 @@ impl Server {
                 .map(|r| format!("{remote}{r}"))
                 .unwrap_or(p.to_string())
         };
-        let stats = measure(Command::new("rclone").args([
+        wall_time(Command::new("rclone").args([
             "copy",
             "--ignore-times",
             "--config",
             "/dev/null",
             &fix(from),
             &fix(to),
-        ]))?;
-        Ok(stats.wall)
+        ]))
     }
 }
 
