@@ -454,12 +454,7 @@ impl Ctx {
     /// This run's folder on the SFTP server, made on first use.
     fn remote(&mut self) -> PathBuf {
         if self.remote.is_none() {
-            let dir = tempfile::Builder::new()
-                .prefix("docs-")
-                .tempdir_in(peer("AFT_TEST_SFTP_HOME"))
-                .unwrap()
-                .keep();
-            self.remote = Some(dir);
+            self.remote = Some(support::folder_in_sftp_home("docs-").keep());
         }
         self.remote.clone().unwrap()
     }

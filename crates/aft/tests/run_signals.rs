@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Aft, Service, call, peer, poll, signal};
+use support::{Aft, Service, call, folder_in_sftp_home, peer, poll, signal};
 
 /// Loops forever, waking every 100 ms; a halt request ends it.
 const FOREVER: &str = "Log('ready'); while (true) { Sleep(100); }";
@@ -107,19 +107,6 @@ fn local_run_is_halted_by_sigterm() {
 #[test]
 fn local_run_is_halted_by_sighup() {
     local_signal_halts("HUP");
-}
-
-/// A folder of its own in the SFTP user's home: the tests run on the server's machine and
-/// write files there directly.
-fn folder_in_sftp_home(prefix: &str) -> tempfile::TempDir {
-    let home = std::path::PathBuf::from(peer("AFT_TEST_SFTP_HOME"));
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(&home)
-        .unwrap();
-    // tempdir is 0700 and owned by the test's user; the SFTP user must list it.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
 }
 
 /// A halt in the middle of a download stops it at once, by the job itself (not by `aft

@@ -32,6 +32,19 @@ pub fn peer(var: &str) -> String {
     })
 }
 
+/// A folder of its own in the SFTP user's home: the tests run on the server's machine and
+/// write or check files there directly.
+pub fn folder_in_sftp_home(prefix: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(peer("AFT_TEST_SFTP_HOME"))
+        .unwrap();
+    // tempdir is 0700 and owned by the test's user; the SFTP user must list it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
 /// Stdout of a command that must have succeeded; the failure shows both streams.
 pub fn ok(out: Output) -> String {
     assert!(
