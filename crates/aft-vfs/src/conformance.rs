@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             mkdir_all_nested_and_idempotent,
             rename_file_moves_content,
             rename_replaces_existing_file,
+            rename_onto_a_folder_fails_and_keeps_it,
             rename_dir_moves_children,
             remove_file_deletes_and_missing_is_not_found,
             remove_dir_deletes_empty_dir,
@@ -376,6 +377,33 @@ pub async fn rename_replaces_existing_file(vfs: Arc<dyn Vfs>) {
         .expect("rename over an existing file");
     assert_not_found("temp name after rename", vfs.stat(&from).await);
     assert_eq!(get(&*vfs, &to).await, b"new content");
+    cleanup(&*vfs, &dir).await;
+}
+
+/// Renaming a file onto a folder fails and leaves the folder and what is in it (where
+/// directories are real): an upload under `AlwaysOverwrite` renames its temp name onto the
+/// target without asking first, and learns of a folder in the way from this failure.
+pub async fn rename_onto_a_folder_fails_and_keeps_it(vfs: Arc<dyn Vfs>) {
+    let caps = vfs.capabilities();
+    if !caps.rename || !caps.real_directories {
+        return;
+    }
+    let dir = scratch(&*vfs).await;
+    let (from, folder) = (join(&dir, "new.tmp"), join(&dir, "taken"));
+    put(&*vfs, &from, b"new content").await;
+    vfs.mkdir_all(&folder).await.expect("mkdir");
+    put(&*vfs, &join(&folder, "inside.txt"), b"kept").await;
+    let renamed = vfs.rename(&from, &folder).await;
+    assert!(
+        renamed.is_err(),
+        "a file renamed onto a folder: {renamed:?}"
+    );
+    assert!(
+        stat_ok(&*vfs, &folder).await.is_dir,
+        "the folder is still one"
+    );
+    assert_eq!(get(&*vfs, &join(&folder, "inside.txt")).await, b"kept");
+    assert_eq!(get(&*vfs, &from).await, b"new content");
     cleanup(&*vfs, &dir).await;
 }
 

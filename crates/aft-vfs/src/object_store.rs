@@ -920,6 +920,20 @@ impl Vfs for ObjectStoreVfs {
         if !from_is_file && !self.dir_exists(&from).await? {
             return Err(VfsError::NotFound(format!("{}{from}", self.label)));
         }
+        // A WebDAV MOVE with `Overwrite: T` deletes a collection in its way: a file never
+        // replaces a folder (the conformance suite's `rename_onto_a_folder_fails_and_keeps_it`).
+        if from_is_file
+            && self.kind.has_real_directories()
+            && self
+                .stat_object(&to, &file_key(&to))
+                .await?
+                .is_some_and(|m| m.is_dir())
+        {
+            return Err(VfsError::AlreadyExists(format!(
+                "{}{to} is a directory; a file cannot replace it",
+                self.label
+            )));
+        }
         self.recent.forget(&file_key(&to));
         if self.native_rename() && from_is_file {
             self.recent.forget(&file_key(&from));
