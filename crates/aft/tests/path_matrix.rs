@@ -283,6 +283,30 @@ struct Backend {
     credential: Credential,
 }
 
+/// The matrix script's check where folders are real: an upload whose target name is taken
+/// by a folder fails for that file, naming the folder, and leaves the folder, what is in
+/// it, and no temp file; under the default policy, and under `AlwaysOverwrite`, where the
+/// upload does not look at its target first (one request less per file) and the folder
+/// shows only when the temp name cannot be renamed onto it. (`UploadFile` onto a folder's
+/// path uploads into that folder; `Upload` of a folder's files into another is where a
+/// name can be taken.)
+const FOLDER_IN_THE_WAY: &str = r#"var here = src.substring(0, src.lastIndexOf("/"));
+var taken = remote + "/into/" + name;
+if (!c.MakeDir(taken)) fail("MakeDir into/" + name);
+if (!c.UploadFile(src, taken + "/inside.bin")) fail("UploadFile into the folder in the way");
+function uploadOntoFolder(policy) {
+  if (c.Upload(here + "/" + name, remote + "/into")) { Log("MATRIX FAILED: an upload replaced a folder (" + policy + ")"); Exit(1); }
+  if (c.LastError().indexOf("is a directory") < 0) { Log("MATRIX FAILED: the upload onto a folder (" + policy + ") failed with: " + c.LastError()); Exit(1); }
+  var inside = c.ListFiles(taken, "*");
+  if (inside === null || inside.length !== 1) { Log("MATRIX FAILED: the folder in the way (" + policy + ") holds " + JSON.stringify(inside)); Exit(1); }
+  var left = c.ListFiles(remote + "/into", "*").map(function (f) { return f.Name; }).filter(function (n) { return n.indexOf("aft-tmp") >= 0; });
+  if (left.length > 0) { Log("MATRIX FAILED: temp files left (" + policy + "): " + JSON.stringify(left)); Exit(1); }
+}
+uploadOntoFolder("default policy");
+c.Options.UploadPolicy = AlwaysOverwrite;
+uploadOntoFolder("AlwaysOverwrite");
+"#;
+
 fn js(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
@@ -336,7 +360,7 @@ var names = listed.map(function (f) {{ return f.Name; }});
 if (names.indexOf(name) < 0) {{ Log("MATRIX FAILED at ListFiles: " + name + " not in " + JSON.stringify(names)); Exit(1); }}
 if (!c.DownloadFile(remote + "/" + name, back + "/" + name)) fail("DownloadFile");
 if (HashFile(back + "/" + name) !== HashFile(src)) {{ Log("MATRIX FAILED: the downloaded file differs"); Exit(1); }}
-if (!c.DelTree(remote)) fail("DelTree");
+{folder_in_the_way}if (!c.DelTree(remote)) fail("DelTree");
 c.Close();
 Log("MATRIX OK " + name);
 if (Param("watcher") === "yes") WaitForHaltSignal();
@@ -344,7 +368,18 @@ Exit(0);
 "#,
             backend = self.name,
             mode = mode.name(),
+            folder_in_the_way = if self.folders_are_real() {
+                FOLDER_IN_THE_WAY
+            } else {
+                ""
+            },
         )
+    }
+
+    /// Whether folders exist on their own: not on an object store, where an object and a
+    /// "folder" (a prefix) of the same name live side by side.
+    fn folders_are_real(&self) -> bool {
+        !matches!(self.name, "s3" | "azure" | "gcs")
     }
 
     /// The VFS Library entry: the fields, and the credential as a secret name.

@@ -195,6 +195,14 @@ impl FileJob<'_> {
         format!("{}{}", self.src.describe(), self.src_path)
     }
 
+    /// The error for a target that is a folder.
+    fn folder_in_the_way(&self) -> VfsError {
+        VfsError::AlreadyExists(format!(
+            "{} is a directory; a file cannot replace it",
+            self.target_label()
+        ))
+    }
+
     fn target_label(&self) -> String {
         format!("{}{}", self.dst.describe(), self.dst_path)
     }
@@ -309,14 +317,22 @@ impl FileJob<'_> {
             (Some(_), OtfeDirection::Encrypt) => Some(crate::otfe::encrypted_len(src_entry.size)),
             (Some(_), OtfeDirection::Decrypt) => None,
         };
-        // AlwaysOverwrite onto an object store (S3, Azure, GCS) needs nothing from the
-        // target: no policy to weigh, no old version to keep, and an object cannot clash
-        // with a "directory" (a prefix) there. Not asking saves a HEAD and a listing per
-        // file, most of the cost of many small uploads.
+        let caps = dst.capabilities();
+        let use_temp = opts.uses_temp_name(dst);
+        // AlwaysOverwrite needs nothing from the target: no policy to weigh, no old version
+        // to keep. On an object store (S3, Azure, GCS) an object cannot clash with a
+        // "directory" (a prefix); where folders are real, the temp name's rename replaces a
+        // file and fails on a folder (the conformance suite's
+        // `rename_onto_a_folder_fails_and_keeps_it`), which is named then. Not asking saves
+        // a request per file (a HEAD and a listing on an object store, a stat on SFTP), much
+        // of the cost of many small uploads.
         let blind = matches!(self.decide, Decide::Policy(TransferPolicy::AlwaysOverwrite))
             && !opts.versioned
-            && dst.capabilities().atomic_write
-            && !dst.capabilities().real_directories;
+            && if caps.real_directories {
+                use_temp && caps.rename
+            } else {
+                caps.atomic_write
+            };
         let existing = if blind {
             None
         } else {
@@ -328,21 +344,17 @@ impl FileJob<'_> {
         };
         if let Some(existing) = &existing {
             if existing.is_dir {
-                return Err(VfsError::AlreadyExists(format!(
-                    "{} is a directory; a file cannot replace it",
-                    self.target_label()
-                )));
+                return Err(self.folder_in_the_way());
             }
             if let Some(why) = self.skip_reason(&src_entry, existing, expected_len) {
                 return Ok(Done::Skipped(why));
             }
         }
 
-        if existing.is_none() && dst.capabilities().real_directories {
+        if existing.is_none() && caps.real_directories {
             // A single-file copy (`UploadFile`) may target a folder not made yet.
             dst.mkdir_all(&parent(self.dst_path)).await?;
         }
-        let use_temp = opts.uses_temp_name(dst);
         let write_path = if use_temp {
             temp_path(self.dst_path, self.src_path, &src_entry)
         } else {
@@ -417,6 +429,10 @@ impl FileJob<'_> {
             }
             if let Err(e) = dst.rename(&write_path, self.dst_path).await {
                 let _ = dst.remove_file(&write_path).await;
+                // Not asked before, a folder in the way shows only now.
+                if blind && dst.stat(self.dst_path).await.is_ok_and(|t| t.is_dir) {
+                    return Err(self.folder_in_the_way());
+                }
                 return Err(e);
             }
             self.temp.lock().unwrap_or_else(|e| e.into_inner()).take();
