@@ -323,8 +323,10 @@ pub const FAR_STREAMS: usize = 4;
 pub const NEAR_READ_WINDOW: usize = IN_FLIGHT_BYTES / 2;
 
 /// How many times [`IN_FLIGHT_BYTES`] a download's window may grow to while the reader
-/// waits on a far server's answers (`MaxInFlight` not set).
-pub const FAR_WINDOW_GROWTH: usize = 4;
+/// waits on a far server's answers (`MaxInFlight` not set). At 20 ms, 1 GiB: twice (8 MiB)
+/// took 249 MiB/s with a peak of 15.7 MiB resident, four times 244 MiB/s and 19.3 MiB (the
+/// answers of a burst waiting in memory for the reader).
+pub const FAR_WINDOW_GROWTH: usize = 2;
 
 /// The most `Streams` a client may ask for: each is an SSH connection and a server process.
 pub const MAX_STREAMS: usize = 16;
