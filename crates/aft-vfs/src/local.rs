@@ -115,6 +115,9 @@ impl LocalFs {
     }
 }
 
+/// Files up to this size (from the offset read) are read whole when opened.
+const SMALL_READ: u64 = 64 * 1024;
+
 fn entry_from(path: &str, meta: &std::fs::Metadata) -> Entry {
     let is_dir = meta.is_dir();
     Entry {
@@ -194,26 +197,47 @@ impl Vfs for LocalFs {
     }
 
     async fn read(&self, path: &str, offset: u64, len: Option<u64>) -> VfsResult<VfsReader> {
-        let mut file = tokio::fs::File::open(self.local_path(path))
-            .await
-            .map_err(|e| self.err(path, e))?;
-        if file
-            .metadata()
-            .await
-            .map_err(|e| self.err(path, e))?
-            .is_dir()
-        {
+        let local = self.local_path(path);
+        // One trip to the blocking pool opens, checks and positions the file, and reads a
+        // small one whole: a trip each cost small-file uploads most of their CPU in
+        // thread switches.
+        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            use std::io::{Read, Seek};
+            let mut file = std::fs::File::open(&local)?;
+            let meta = file.metadata()?;
+            if meta.is_dir() {
+                return Ok(None);
+            }
+            if offset > 0 {
+                file.seek(SeekFrom::Start(offset))?;
+            }
+            let mut head = Vec::new();
+            let mut whole = false;
+            if meta.len().saturating_sub(offset) <= SMALL_READ {
+                // One byte past the limit shows a file that grew meanwhile: the rest is
+                // then read from the file as a big one is.
+                let wanted = len.unwrap_or(u64::MAX);
+                let limit = wanted.min(SMALL_READ + 1);
+                (&mut file).take(limit).read_to_end(&mut head)?;
+                whole = (head.len() as u64) < limit || limit == wanted;
+            }
+            Ok(Some((file, head, whole)))
+        })
+        .await
+        .map_err(|e| VfsError::Other(format!("reading {}: {e}", self.local_path(path).display())))?
+        .map_err(|e| self.err(path, e))?;
+        let Some((file, head, whole)) = opened else {
             return Err(VfsError::Other(format!(
                 "{}: is a directory",
                 self.local_path(path).display()
             )));
+        };
+        if whole {
+            // Read to its end, or to `len`, already.
+            return Ok(Box::pin(std::io::Cursor::new(head)));
         }
-        if offset > 0 {
-            file.seek(SeekFrom::Start(offset))
-                .await
-                .map_err(|e| self.err(path, e))?;
-        }
-        let reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
+        let rest = tokio::io::BufReader::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
+        let reader = std::io::Cursor::new(head).chain(rest);
         Ok(match len {
             Some(n) => Box::pin(reader.take(n)),
             None => Box::pin(reader),
@@ -318,5 +342,60 @@ impl Vfs for LocalFs {
         .await
         .map_err(|e| VfsError::Other(format!("{}: set_mtime task failed: {e}", local.display())))?
         .map_err(|e| self.err(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_all;
+    use tokio::io::AsyncReadExt;
+
+    /// Reads around [`SMALL_READ`], where a file is read whole when opened or streamed:
+    /// every offset and length gives the file's very bytes.
+    #[tokio::test]
+    async fn reads_around_the_small_read_limit_give_the_files_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        let small = SMALL_READ as usize;
+        for size in [0, 1, small - 1, small, small + 1, 3 * small] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+            let name = format!("/f{size}.bin");
+            std::fs::write(dir.path().join(&name[1..]), &data).unwrap();
+            assert_eq!(read_all(&fs, &name).await.unwrap(), data, "size {size}");
+            for offset in [0, 1, size / 2, size.saturating_sub(1), size].map(|o| o.min(size)) {
+                for len in [
+                    None,
+                    Some(0),
+                    Some(1),
+                    Some(small),
+                    Some(small + 1),
+                    Some(size),
+                ] {
+                    let mut got = Vec::new();
+                    fs.read(&name, offset as u64, len.map(|n| n as u64))
+                        .await
+                        .unwrap()
+                        .read_to_end(&mut got)
+                        .await
+                        .unwrap();
+                    let end = len.map_or(size, |n| (offset + n).min(size));
+                    assert_eq!(
+                        got,
+                        data[offset..end],
+                        "size {size} offset {offset} len {len:?}"
+                    );
+                }
+            }
+        }
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert!(
+            fs.read("/sub", 0, None).await.is_err(),
+            "a folder is refused"
+        );
+        assert!(matches!(
+            fs.read("/missing", 0, None).await,
+            Err(VfsError::NotFound(_))
+        ));
     }
 }
