@@ -119,28 +119,12 @@ pub fn measure_child(cmd: &Command, stdout: impl Into<Stdio>) -> anyhow::Result<
     }
     let start = Instant::now();
     let child = timed.spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 only writes into the status and the zeroed struct we pass; the child
-    // is reaped here, so `child` (never waited for through std) is just dropped.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = loop {
-        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if rc == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        break rc;
-    };
+    let reaped = reap(&child).with_context(|| format!("wait4 on {cmd:?}"))?;
     let wall = start.elapsed();
-    drop(child);
     anyhow::ensure!(
-        rc == pid,
-        "wait4 on {cmd:?}: {}",
-        std::io::Error::last_os_error()
-    );
-    anyhow::ensure!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed: wait status {status:#x}"
+        reaped.exited_ok(),
+        "{cmd:?} failed: wait status {:#x}",
+        reaped.status
     );
     // The last line: GNU time puts a note of a failed command before it.
     let text = std::fs::read_to_string(report.path())?;
@@ -149,11 +133,56 @@ pub fn measure_child(cmd: &Command, stdout: impl Into<Stdio>) -> anyhow::Result<
         .last()
         .and_then(|l| l.trim().parse().ok())
         .with_context(|| format!("GNU time reported no peak RSS for {cmd:?}: {text:?}"))?;
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(ChildStats {
         wall,
         peak_rss_kib,
+        cpu: reaped.cpu,
+    })
+}
+
+/// What `wait4` tells of a child that exited.
+pub struct Reaped {
+    /// The wait status.
+    pub status: libc::c_int,
+    /// User plus system CPU time.
+    pub cpu: Duration,
+    /// `ru_maxrss` in KiB: at least the parent's peak when the child was spawned from a
+    /// big process (see [`measure_child`]).
+    pub peak_rss_kib: u64,
+}
+
+impl Reaped {
+    /// Exited with status 0.
+    pub fn exited_ok(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+}
+
+/// Wait for `child` to exit (through an interrupted wait too) and take its CPU time and
+/// peak RSS from `wait4`, which std's `wait` does not give. The child is reaped here: do
+/// not wait for it through std afterwards.
+pub fn reap(child: &std::process::Child) -> std::io::Result<Reaped> {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 only writes into the status and the zeroed struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Ok(Reaped {
+        status,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss_kib: usage.ru_maxrss.max(0) as u64,
     })
 }
 

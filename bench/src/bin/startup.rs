@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aft_bench::{aft_binary, mib, ms, row};
+use aft_bench::{aft_binary, mib, ms, reap, row};
 
 /// The one-liner every contender runs: print parameter `x`.
 const ONE_LINER: &str = r#"Log(Param("x"))"#;
@@ -44,11 +44,6 @@ struct Sample {
     peak_rss_kib: u64,
 }
 
-/// A `timeval` from `rusage` as a duration.
-fn tv(t: libc::timeval) -> Duration {
-    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
-}
-
 /// What [`measure`] reports: median wall time, median CPU time, largest peak RSS (KiB).
 struct Measured {
     wall: Duration,
@@ -66,26 +61,20 @@ fn run_once(cmd: &mut Command) -> anyhow::Result<Sample> {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let start = Instant::now();
     let child = cmd.spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 writes only into the zeroed rusage and the status int we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let reaped = reap(&child)?;
     let wall = start.elapsed();
-    anyhow::ensure!(rc == pid, "wait4 failed for {cmd:?}");
-    let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    if !exited_ok {
+    if !reaped.exited_ok() {
         let mut err = String::new();
         if let Some(mut stderr) = child.stderr {
             use std::io::Read;
             let _ = stderr.read_to_string(&mut err);
         }
-        anyhow::bail!("{cmd:?} failed (status {status}): {err}");
+        anyhow::bail!("{cmd:?} failed (status {}): {err}", reaped.status);
     }
     Ok(Sample {
         wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        peak_rss_kib: usage.ru_maxrss.max(0) as u64,
+        cpu: reaped.cpu,
+        peak_rss_kib: reaped.peak_rss_kib,
     })
 }
 

@@ -72,7 +72,21 @@ fn host_key_message(host: &str, fingerprint: &str, mismatch: Option<&str>) -> St
     }
 }
 
+/// What follows the target's name when a file would replace a folder.
+const FILE_ONTO_FOLDER: &str = "is a directory; a file cannot replace it";
+
 impl VfsError {
+    /// A file refused because `target` (`backend` + path) is a folder: a file never
+    /// replaces one, nor what is in it.
+    pub(crate) fn file_onto_folder(target: &str) -> Self {
+        VfsError::AlreadyExists(format!("{target} {FILE_ONTO_FOLDER}"))
+    }
+
+    /// Whether this is [`VfsError::file_onto_folder`]'s refusal.
+    pub(crate) fn is_file_onto_folder(&self) -> bool {
+        matches!(self, VfsError::AlreadyExists(m) if m.ends_with(FILE_ONTO_FOLDER))
+    }
+
     /// Whether retrying the same operation may succeed (a dropped connection, a timeout).
     pub fn is_transient(&self) -> bool {
         match self {

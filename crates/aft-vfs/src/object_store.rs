@@ -929,10 +929,7 @@ impl Vfs for ObjectStoreVfs {
                 .await?
                 .is_some_and(|m| m.is_dir())
         {
-            return Err(VfsError::AlreadyExists(format!(
-                "{}{to} is a directory; a file cannot replace it",
-                self.label
-            )));
+            return Err(VfsError::file_onto_folder(&format!("{}{to}", self.label)));
         }
         self.recent.forget(&file_key(&to));
         if self.native_rename() && from_is_file {

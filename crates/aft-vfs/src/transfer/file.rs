@@ -197,10 +197,7 @@ impl FileJob<'_> {
 
     /// The error for a target that is a folder.
     fn folder_in_the_way(&self) -> VfsError {
-        VfsError::AlreadyExists(format!(
-            "{} is a directory; a file cannot replace it",
-            self.target_label()
-        ))
+        VfsError::file_onto_folder(&self.target_label())
     }
 
     fn target_label(&self) -> String {
@@ -429,8 +426,12 @@ impl FileJob<'_> {
             }
             if let Err(e) = dst.rename(&write_path, self.dst_path).await {
                 let _ = dst.remove_file(&write_path).await;
-                // Not asked before, a folder in the way shows only now.
-                if blind && dst.stat(self.dst_path).await.is_ok_and(|t| t.is_dir) {
+                // Not asked before, a folder in the way shows only now (a backend that
+                // checked for one itself, WebDAV, has said so already).
+                if blind
+                    && !e.is_file_onto_folder()
+                    && dst.stat(self.dst_path).await.is_ok_and(|t| t.is_dir)
+                {
                     return Err(self.folder_in_the_way());
                 }
                 return Err(e);
