@@ -32,8 +32,10 @@ pub struct TransferRecord {
     pub target: String,
     /// Bytes transferred.
     pub bytes: u64,
-    /// Hex SHA-256 of the content where it was computed.
+    /// The content's digest in hex, where it was computed.
     pub hash: Option<String>,
+    /// Which digest `hash` is: `blake3` or `sha256` (`Options.RecordHash`).
+    pub hash_algo: Option<&'static str>,
     /// Wall time in milliseconds.
     pub millis: u64,
     /// How many attempts it took.
@@ -48,7 +50,8 @@ impl From<&aft_vfs::transfer::TransferOutcome> for TransferRecord {
             source: o.source.clone(),
             target: o.target.clone(),
             bytes: o.bytes,
-            hash: o.sha256.clone(),
+            hash: o.hash.as_ref().map(|d| d.hex.clone()),
+            hash_algo: o.hash.as_ref().map(|d| d.algo.name()),
             millis: o.millis,
             attempts: o.attempts,
             outcome: match &o.outcome {

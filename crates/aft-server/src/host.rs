@@ -232,6 +232,7 @@ pub fn stored_transfer(record: TransferRecord) -> NewTransfer {
         target: record.target,
         bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX),
         hash: record.hash,
+        hash_algo: record.hash_algo.map(str::to_string),
         millis: i64::try_from(record.millis).unwrap_or(i64::MAX),
         attempts: i64::from(record.attempts),
         outcome: record.outcome,
@@ -240,11 +241,10 @@ pub fn stored_transfer(record: TransferRecord) -> NewTransfer {
 
 /// A transfer record as one log line (what the terminal of `aft run` shows).
 fn transfer_line(record: &TransferRecord) -> String {
-    let hash = record
-        .hash
-        .as_deref()
-        .map(|h| format!(", sha256 {h}"))
-        .unwrap_or_default();
+    let hash = match (record.hash_algo, record.hash.as_deref()) {
+        (Some(algo), Some(hex)) => format!(", {algo} {hex}"),
+        _ => String::new(),
+    };
     format!(
         "transfer {} -> {}: {} bytes in {} ms, {} attempt(s){hash}: {}",
         record.source, record.target, record.bytes, record.millis, record.attempts, record.outcome

@@ -1891,6 +1891,7 @@ mod tests {
             target: "sftp:/b".into(),
             bytes: 5,
             hash: None,
+            hash_algo: None,
             millis: 1,
             attempts: 1,
             outcome: "ok".into(),

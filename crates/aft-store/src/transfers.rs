@@ -17,8 +17,11 @@ pub struct Transfer {
     pub target: String,
     /// Bytes moved.
     pub bytes: i64,
-    /// Hex SHA-256 of the content, if computed.
+    /// The content's digest in hex, if computed.
     pub hash: Option<String>,
+    /// Which digest `hash` is: `blake3` or `sha256` (records from before the column are
+    /// SHA-256).
+    pub hash_algo: Option<String>,
     /// Wall time in milliseconds.
     pub millis: i64,
     /// Attempts it took.
@@ -36,8 +39,10 @@ pub struct NewTransfer {
     pub target: String,
     /// Bytes moved.
     pub bytes: i64,
-    /// Hex SHA-256, if computed.
+    /// The digest in hex, if computed.
     pub hash: Option<String>,
+    /// Which digest `hash` is.
+    pub hash_algo: Option<String>,
     /// Wall time in milliseconds.
     pub millis: i64,
     /// Attempts it took.
@@ -54,8 +59,8 @@ impl Store {
         let at = now_text();
         for t in ts {
             sqlx::query(
-                "INSERT INTO job_transfers (job_id, at, source, target, bytes, hash, millis, attempts, outcome) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO job_transfers (job_id, at, source, target, bytes, hash, hash_algo, millis, attempts, outcome) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(job_id)
             .bind(&at)
@@ -63,6 +68,7 @@ impl Store {
             .bind(&t.target)
             .bind(t.bytes)
             .bind(t.hash.clone())
+            .bind(t.hash_algo.clone())
             .bind(t.millis)
             .bind(t.attempts)
             .bind(&t.outcome)
@@ -76,7 +82,7 @@ impl Store {
     /// Every transfer record of a job, in order.
     pub async fn list_transfers(&self, job_id: &str) -> StoreResult<Vec<Transfer>> {
         let rows = sqlx::query(
-            "SELECT at, source, target, bytes, hash, millis, attempts, outcome FROM job_transfers \
+            "SELECT at, source, target, bytes, hash, hash_algo, millis, attempts, outcome FROM job_transfers \
              WHERE job_id = $1 ORDER BY id",
         )
         .bind(job_id)
@@ -90,6 +96,7 @@ impl Store {
                     target: r.try_get("target")?,
                     bytes: r.try_get("bytes")?,
                     hash: r.try_get("hash")?,
+                    hash_algo: r.try_get("hash_algo")?,
                     millis: r.try_get("millis")?,
                     attempts: r.try_get("attempts")?,
                     outcome: r.try_get("outcome")?,

@@ -182,7 +182,7 @@ async fn a_small_file_costs_one_put_up_and_one_get_down() {
         "an upload sends nothing else per file (no HEAD of the target before or after): {sent:?}"
     );
     for o in outcomes.lock().unwrap().drain(..) {
-        assert!(o.sha256.is_some(), "hashed and checked: {o:?}");
+        assert!(o.hash.is_some(), "hashed and checked: {o:?}");
     }
 
     let down = transfer::download(

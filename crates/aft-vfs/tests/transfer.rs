@@ -10,8 +10,8 @@ use std::time::Duration;
 use aft_vfs::local::LocalFs;
 use aft_vfs::sftp::SftpFs;
 use aft_vfs::transfer::{
-    self, Outcome, TransferOptions, TransferOutcome, TransferPolicy, copy_file, copy_tree,
-    download, sync, upload,
+    self, Outcome, RecordHash, TransferOptions, TransferOutcome, TransferPolicy, copy_file,
+    copy_tree, download, sync, upload,
 };
 use aft_vfs::{Vfs, VfsError, read_all, write_all};
 use chrono::{TimeZone, Utc};
@@ -160,7 +160,7 @@ async fn never_overwrite_is_the_default_and_skips_existing_targets() {
 }
 
 #[tokio::test]
-async fn always_overwrite_replaces_and_reports_sha256() {
+async fn always_overwrite_replaces_and_reports_the_files_blake3() {
     let (_t, fs, root) = tmp();
     let (src, dst) = (format!("{root}/s.txt"), format!("{root}/d.txt"));
     write_all(&fs, &src, b"new content").await.unwrap();
@@ -174,8 +174,8 @@ async fn always_overwrite_replaces_and_reports_sha256() {
     assert_eq!(o.bytes, 11);
     assert_eq!(o.attempts, 1);
     assert_eq!(
-        o.sha256.as_deref(),
-        Some(hex::encode(Sha256::digest(b"new content")).as_str())
+        o.hash.as_ref().map(|d| d.hex.as_str()),
+        Some(blake3::hash(b"new content").to_hex().as_str())
     );
     assert_eq!(read_all(&fs, &dst).await.unwrap(), b"new content");
     assert!(
@@ -187,19 +187,26 @@ async fn always_overwrite_replaces_and_reports_sha256() {
 }
 
 #[tokio::test]
-async fn big_file_is_hashed_beside_the_copy_and_reports_its_sha256() {
+async fn big_file_is_hashed_beside_the_copy_in_the_records_algorithm() {
     // 9 MiB: over the size from which the hash is computed on a thread of its own.
     let (_t, fs, root) = tmp();
-    let (src, dst) = (format!("{root}/big.bin"), format!("{root}/copy.bin"));
     let big = data(9 * 1024 * 1024 + 17, 5);
+    let src = format!("{root}/big.bin");
     std::fs::write(&src, &big).unwrap();
-    let o = copy_file(&fs, &src, &fs, &dst, &TransferOptions::default(), &no_sink).await;
-    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
-    assert_eq!(
-        o.sha256.as_deref(),
-        Some(hex::encode(Sha256::digest(&big)).as_str())
-    );
-    assert!(std::fs::read(&dst).unwrap() == big);
+    let sha256 = hex::encode(Sha256::digest(&big));
+    let blake3 = blake3::hash(&big).to_hex().to_string();
+    for (algo, want) in [(RecordHash::Blake3, blake3), (RecordHash::Sha256, sha256)] {
+        let dst = format!("{root}/copy-{}.bin", algo.name());
+        let opts = TransferOptions {
+            record_hash: algo,
+            ..Default::default()
+        };
+        let o = copy_file(&fs, &src, &fs, &dst, &opts, &no_sink).await;
+        assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+        let got = o.hash.expect("hashed");
+        assert_eq!((got.algo, got.hex), (algo, want));
+        assert!(std::fs::read(&dst).unwrap() == big);
+    }
 }
 
 #[tokio::test]
@@ -425,7 +432,10 @@ async fn upload_and_download_over_sftp_round_trip_with_outcomes() {
         .into_iter()
         .find(|o| o.source.ends_with("big.bin"))
         .unwrap();
-    assert_eq!(big_o.sha256.unwrap(), hex::encode(Sha256::digest(&big)));
+    assert_eq!(
+        big_o.hash.unwrap().hex,
+        blake3::hash(&big).to_hex().as_str()
+    );
     assert!(big_o.target.starts_with("sftp://"), "{}", big_o.target);
     let listed: Vec<String> = support::sftp_names(&sftp, &dir).await;
     assert_eq!(
@@ -555,8 +565,8 @@ async fn interrupted_upload_leaves_only_a_temp_and_the_next_run_resumes_it() {
     .await;
     assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
     assert_eq!(
-        o.sha256.as_deref(),
-        Some(hex::encode(Sha256::digest(&big)).as_str()),
+        o.hash.as_ref().map(|d| d.hex.as_str()),
+        Some(blake3::hash(&big).to_hex().as_str()),
         "a resumed transfer's hash covers the kept part too"
     );
     assert!(

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{AFT, Service, free_port, ok, wait_job};
+use support::{AFT, Service, blake3_file, free_port, ok, sha256_file, wait_job, xorshift_bytes};
 
 /// Run an `aft` command against `data`, with `stdin` as its input.
 fn aft(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
@@ -554,6 +554,89 @@ async fn no_secret_value_appears_in_any_api_response_or_log() {
     for (what, text) in &bodies {
         assert!(!text.contains(secret), "{what} shows the secret: {text}");
     }
+}
+
+/// A job's transfer records carry the file's digest and name it: BLAKE3 by default, SHA-256
+/// when the script asks (`Options.RecordHash`), each as `b3sum` and `sha256sum` compute it,
+/// in `GET /v1/jobs/{id}/transfers` (the line `aft run` prints is checked by the transfer
+/// tests: fault_matrix, sftp_streams, object_parallel); a digest aft does not make is
+/// refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_records_name_their_digest_as_b3sum_and_sha256sum_compute_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let files = tempfile::tempdir().unwrap();
+    // Big enough to be hashed on its own thread beside the copy.
+    let src = files.path().join("orders.bin");
+    std::fs::write(&src, xorshift_bytes(5 * 1024 * 1024 + 3, 0x00B1_A4E3)).unwrap();
+    let q = |p: &Path| serde_json::to_string(p.to_str().unwrap()).unwrap();
+    let copy = |option: &str, to: &str| {
+        format!(
+            r#"var c = new LocalClient();
+{option}
+if (!c.UploadFile({src}, {to})) throw new Error(c.LastError());"#,
+            src = q(&src),
+            to = q(&files.path().join(to)),
+        )
+    };
+    push_script(data, "Default", &copy("", "default.bin"));
+    push_script(
+        data,
+        "AsksSha256",
+        &copy(r#"c.Options.RecordHash = "SHA256";"#, "sha.bin"),
+    );
+    push_script(
+        data,
+        "AsksMd5",
+        &format!(
+            r#"var c = new LocalClient();
+c.Options.RecordHash = "md5";
+if (c.UploadFile({src}, {to})) throw new Error("md5 was accepted");
+Log("refused: " + c.LastError());"#,
+            src = q(&src),
+            to = q(&files.path().join("md5.bin")),
+        ),
+    );
+    let key = create_key(data, "ci", "127.0.0.1");
+    let svc = Service::start(data, &[], &[]);
+    let http = svc.client();
+    let base = svc.base();
+    let auth = ("X-API-Key", key.as_str());
+    let mut ids = Vec::new();
+    for script in ["Default", "AsksSha256", "AsksMd5"] {
+        let body = json!({ "scriptName": script }).to_string();
+        let (status, answer) = post_job(&http, &base, Some(&key), &body).await;
+        assert_eq!(status, 202, "{script}: {answer}");
+        let id = answer["jobId"].as_str().unwrap().to_string();
+        let job = wait_job(&http, &base, auth, &id).await;
+        assert_eq!(job["status"], "succeeded", "{script}: {job}");
+        ids.push(id);
+    }
+
+    for (id, algo, want, file) in [
+        (&ids[0], "blake3", blake3_file(&src), "default.bin"),
+        (&ids[1], "sha256", sha256_file(&src), "sha.bin"),
+    ] {
+        assert_eq!(
+            std::fs::read(files.path().join(file)).unwrap(),
+            std::fs::read(&src).unwrap()
+        );
+        let (status, records, text) =
+            get_json(&http, &format!("{base}/v1/jobs/{id}/transfers"), auth).await;
+        assert_eq!(status, 200, "{text}");
+        let records = records.as_array().unwrap();
+        assert_eq!(records.len(), 1, "{text}");
+        assert_eq!(records[0]["outcome"], "ok", "{text}");
+        assert_eq!(records[0]["hashAlgo"], algo, "{text}");
+        assert_eq!(records[0]["hash"], want.as_str(), "{text}");
+    }
+    let (_, log, text) = get_json(&http, &format!("{base}/v1/jobs/{}/log", ids[2]), auth).await;
+    assert!(
+        log["lines"].as_array().unwrap().iter().any(|l| l["message"]
+            == r#"refused: Options.RecordHash must be "blake3" or "sha256", not "md5""#),
+        "{text}"
+    );
+    assert!(!files.path().join("md5.bin").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

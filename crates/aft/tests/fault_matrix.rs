@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use support::{Aft, peer, poll, sha256_file, text, xorshift_bytes};
+use support::{Aft, blake3_file, peer, poll, recorded_hash, text, xorshift_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -1120,25 +1120,25 @@ fn kill_cell(rt: &Arc<Runtime>, b: &Backend, damage: bool) -> (String, Result<()
                 ));
             }
             how += ", damaged part found, restarted from 0";
-            let recorded = recorded_sha256(&log)?;
-            let truth = sha256_file(&work.src);
+            let recorded = recorded_blake3(&log)?;
+            let truth = blake3_file(&work.src);
             if recorded != truth {
                 return Err(format!(
-                    "the record's SHA-256 is {recorded}, the file's {truth}"
+                    "the record's BLAKE3 is {recorded}, the file's {truth}"
                 ));
             }
-            how += ", record SHA-256 true";
+            how += ", record hash true";
         } else if !temps.is_empty() && b.name != Name::WebDav {
             if !log.contains("the kept bytes match the source") {
                 return Err(format!("the log does not say it resumed\n{log}"));
             }
-            let recorded = recorded_sha256(&log)?;
-            if recorded != sha256_file(&work.src) {
+            let recorded = recorded_blake3(&log)?;
+            if recorded != blake3_file(&work.src) {
                 return Err(format!(
-                    "a resumed file's record has SHA-256 {recorded}, not the file's"
+                    "a resumed file's record has BLAKE3 {recorded}, not the file's"
                 ));
             }
-            how += ", resumed, record SHA-256 true";
+            how += ", resumed, record hash true";
         }
         work.whole_and_clean(b)?;
         Ok(format!("killed: {left}; {how}"))
@@ -1150,14 +1150,14 @@ fn kill_cell(rt: &Arc<Runtime>, b: &Backend, damage: bool) -> (String, Result<()
     }
 }
 
-/// The SHA-256 of the transfer record `aft run` prints
-/// (`transfer SRC -> DST: N bytes in T ms, A attempt(s), sha256 HEX: ok`).
-fn recorded_sha256(log: &str) -> Result<String, String> {
-    log.lines()
-        .filter(|l| l.contains(" transfer ") && l.ends_with(": ok"))
-        .find_map(|l| l.split(", sha256 ").nth(1))
-        .map(|rest| rest.trim_end_matches(": ok").to_string())
-        .ok_or_else(|| format!("no SHA-256 in the transfer record\n{log}"))
+/// The BLAKE3 (the default digest) of the transfer record `aft run` prints.
+fn recorded_blake3(log: &str) -> Result<String, String> {
+    match recorded_hash(log) {
+        Some((algo, hex)) if algo == "blake3" => Ok(hex),
+        other => Err(format!(
+            "no BLAKE3 in the transfer record ({other:?})\n{log}"
+        )),
+    }
 }
 
 /// The bytes of the failed transfer's record (`transfer SRC -> DST: N bytes in ...`).
@@ -1321,15 +1321,15 @@ fn local_kill_cell(rt: &Arc<Runtime>, b: &Backend) -> (String, Result<(), String
         if std::fs::read(&to).unwrap_or_default() != work.content {
             return Err("the downloaded file has other bytes".into());
         }
-        if recorded_sha256(&log)? != sha256_file(&work.src) {
-            return Err("the record's SHA-256 is not the file's".into());
+        if recorded_blake3(&log)? != blake3_file(&work.src) {
+            return Err("the record's BLAKE3 is not the file's".into());
         }
         let left = walk(local.path());
         if left.len() != 1 {
             return Err(format!("leftovers after the rerun: {left:?}"));
         }
         Ok(format!(
-            "killed: temp {kept_len} B kept; rerun exit 0, resumed, record SHA-256 true"
+            "killed: temp {kept_len} B kept; rerun exit 0, resumed, record hash true"
         ))
     })();
     work.clean(b);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{Aft, peer, poll, sha256_file, text, xorshift_bytes};
+use support::{Aft, blake3_file, peer, poll, sha256_file, text, xorshift_bytes};
 
 /// Five 8 MiB parts and a short sixth: more parts than streams, and an odd end.
 const SIZE: usize = 5 * 8 * 1024 * 1024 + 123_457;
@@ -222,15 +222,20 @@ if (st.Size != {SIZE}) {{ Log("uploaded size " + st.Size); Exit(1); }}"#,
         ),
     );
     let upload_connections = proxy.take_most();
+    // The download asks for SHA-256 in its record (the default is BLAKE3).
     let download_log = run(
         &aft,
         class,
         &fields,
-        &moved("Download", &remote, &q(out.path().to_str().unwrap())),
+        &format!(
+            "cli.Options.RecordHash = \"sha256\";\n{}",
+            moved("Download", &remote, &q(out.path().to_str().unwrap()))
+        ),
     );
     let download_connections = proxy.take_most();
     run(&aft, class, &fields, &format!("cli.DelTree({dir});"));
-    // The record's SHA-256 is computed behind the ranges' writers: it must be the file's.
+    // The record's SHA-256, asked for, is computed behind the ranges' writers: it must be
+    // the file's.
     let sha = sha256_file(&out.path().join("big.bin"));
     assert!(
         download_log.contains(&format!("sha256 {sha}")),
@@ -352,10 +357,10 @@ fn s3_parallel_download_cut_off_resumes_a_temp_file_without_gaps() {
         back == data,
         "the downloaded file differs from the uploaded one"
     );
-    let sha = sha256_file(&out.path().join("big.bin"));
+    let b3 = blake3_file(&out.path().join("big.bin"));
     assert!(
-        log.contains(&format!("sha256 {sha}")),
-        "the record does not name the file's SHA-256 {sha}:\n{log}"
+        log.contains(&format!(", blake3 {b3}: ok")),
+        "the record does not name the file's BLAKE3 {b3}:\n{log}"
     );
     eprintln!(
         "resumed: {}",

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Aft, peer, poll, sha256_file, text, xorshift_bytes};
+use support::{Aft, blake3_file, peer, poll, recorded_hash, text, xorshift_bytes};
 
 /// 64 MiB and an odd end: four times the size from which streams are used.
 const SIZE: usize = 64 * 1024 * 1024 + 123_457;
@@ -173,14 +173,12 @@ Log("DONE");
     log
 }
 
-/// The SHA-256 of the transfer record `aft run` prints
-/// (`transfer SRC -> DST: N bytes in T ms, A attempt(s), sha256 HEX: ok`).
-fn recorded_sha256(log: &str) -> String {
-    log.lines()
-        .filter(|l| l.contains(" transfer ") && l.ends_with(": ok"))
-        .find_map(|l| l.split(", sha256 ").nth(1))
-        .map(|rest| rest.trim_end_matches(": ok").to_string())
-        .unwrap_or_else(|| panic!("no SHA-256 in the transfer record\n{log}"))
+/// The BLAKE3 (the default digest) of the transfer record `aft run` prints.
+fn recorded_blake3(log: &str) -> String {
+    match recorded_hash(log) {
+        Some((algo, hex)) if algo == "blake3" => hex,
+        other => panic!("no BLAKE3 in the transfer record ({other:?})\n{log}"),
+    }
 }
 
 /// The names in `dir` (a temp file left there would show).
@@ -203,7 +201,7 @@ fn round_trip(streams: Option<u32>, delay: Duration) -> (usize, usize) {
     let data = xorshift_bytes(SIZE, 0x2545_F491_4F6C_DD1D);
     let src_file = src.path().join("big.bin");
     std::fs::write(&src_file, &data).unwrap();
-    let want = sha256_file(&src_file);
+    let want = blake3_file(&src_file);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -224,7 +222,7 @@ fn round_trip(streams: Option<u32>, delay: Duration) -> (usize, usize) {
         ),
     );
     let up = proxy.take_carrying();
-    assert_eq!(recorded_sha256(&log), want, "upload: the record's SHA-256");
+    assert_eq!(recorded_blake3(&log), want, "upload: the record's BLAKE3");
     let landed = std::fs::read(on_disk.join("big.bin")).unwrap();
     assert_eq!(landed.len(), SIZE, "upload: size on the server");
     assert_eq!(
@@ -245,13 +243,9 @@ fn round_trip(streams: Option<u32>, delay: Duration) -> (usize, usize) {
         ),
     );
     let down = proxy.take_carrying();
+    assert_eq!(recorded_blake3(&log), want, "download: the record's BLAKE3");
     assert_eq!(
-        recorded_sha256(&log),
-        want,
-        "download: the record's SHA-256"
-    );
-    assert_eq!(
-        sha256_file(&out.path().join("big.bin")),
+        blake3_file(&out.path().join("big.bin")),
         want,
         "download: file"
     );

@@ -231,8 +231,10 @@ pub struct TransferView {
     pub target: String,
     /// Bytes moved.
     pub bytes: i64,
-    /// Hex SHA-256, if computed.
+    /// The file's digest in hex, if computed.
     pub hash: Option<String>,
+    /// Which digest `hash` is: `blake3` (the default) or `sha256` (`Options.RecordHash`).
+    pub hash_algo: Option<String>,
     /// Wall time in milliseconds.
     pub millis: i64,
     /// Attempts it took.
@@ -249,6 +251,7 @@ impl From<Transfer> for TransferView {
             target: t.target,
             bytes: t.bytes,
             hash: t.hash,
+            hash_algo: t.hash_algo,
             millis: t.millis,
             attempts: t.attempts,
             outcome: t.outcome,

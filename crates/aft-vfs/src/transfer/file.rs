@@ -12,7 +12,8 @@ mod parts;
 
 use super::versions::keep_version;
 use super::{
-    Notes, OtfeDirection, Outcome, OutcomeSink, TransferOptions, TransferOutcome, TransferPolicy,
+    Notes, OtfeDirection, Outcome, OutcomeSink, RecordDigest, RecordHash, TransferOptions,
+    TransferOutcome, TransferPolicy,
 };
 use crate::types::is_md5_hex;
 use crate::{
@@ -113,8 +114,8 @@ pub(crate) async fn copy_listed_file(
     for line in dst.take_notes() {
         job.note(line);
     }
-    let (bytes, sha256, outcome) = match result {
-        Ok(Done::Copied { bytes, sha256 }) => (bytes, sha256, Outcome::Ok),
+    let (bytes, hash, outcome) = match result {
+        Ok(Done::Copied { bytes, hash }) => (bytes, hash, Outcome::Ok),
         Ok(Done::Skipped(why)) => (0, None, Outcome::Skipped(why)),
         Err(e) => {
             job.settle_temp(&e).await;
@@ -134,7 +135,7 @@ pub(crate) async fn copy_listed_file(
         source: job.source_label(),
         target: job.target_label(),
         bytes,
-        sha256,
+        hash,
         millis: start.elapsed().as_millis() as u64,
         attempts,
         outcome,
@@ -149,7 +150,10 @@ fn retryable(e: &VfsError) -> bool {
 }
 
 enum Done {
-    Copied { bytes: u64, sha256: Option<String> },
+    Copied {
+        bytes: u64,
+        hash: Option<RecordDigest>,
+    },
     Skipped(String),
 }
 
@@ -454,7 +458,7 @@ impl FileJob<'_> {
         }
         Ok(Done::Copied {
             bytes: total,
-            sha256: hashes.sha256,
+            hash: hashes.record,
         })
     }
 
@@ -470,7 +474,7 @@ impl FileJob<'_> {
         );
         let mut theirs = theirs.map_err(|e| format!("could not be compared: {e}"))?;
         let mut ours = ours.map_err(|e| format!("could not be read back: {e}"))?;
-        let mut hashes = Hashes::new(self.opts.verify_hash, md5);
+        let mut hashes = Hashes::new(self.opts.verify_hash, self.opts.record_hash, md5);
         let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
         let mut pos = 0u64;
         while pos < kept {
@@ -507,7 +511,11 @@ impl FileJob<'_> {
         let src_len = src_entry.size;
         let (mode, offset, hashes) = match kept {
             Some(hashes) if offset > 0 => (WriteMode::ResumeAt(offset), offset, hashes),
-            _ => (WriteMode::Create, 0, Hashes::new(opts.verify_hash, md5)),
+            _ => (
+                WriteMode::Create,
+                0,
+                Hashes::new(opts.verify_hash, opts.record_hash, md5),
+            ),
         };
         // A big file from a source that serves several ranges at once, to a local file:
         // the ranges are written at their offsets as they come (`parts`).
@@ -677,8 +685,8 @@ const BACKGROUND_HASH_FROM: u64 = 4 * 1024 * 1024;
 /// Copy buffers of a file hashed on its own thread: one being filled by the copy loop, the
 /// others queued for or being hashed. They go to the thread and come back, so the data is
 /// neither copied for the hash nor allocated again (768 KiB, where a queue of copies held
-/// up to 2.5 MiB). Three, not four: SHA-256 (with the CPU's SHA instructions) keeps ahead
-/// of a copy, and a fourth only added 256 KiB to a download's peak.
+/// up to 2.5 MiB). Three, not four: the hash keeps ahead of a copy (even SHA-256, with the
+/// CPU's SHA instructions), and a fourth only added 256 KiB to a download's peak.
 const HASH_BUFFERS: usize = 3;
 
 /// [`Hashes`] fed inline, or by a channel to a blocking thread so that hashing overlaps
@@ -777,8 +785,7 @@ impl StreamHasher {
             StreamHasher::Background { chunks, done, .. } => {
                 drop(chunks);
                 // A runtime shutting down may cancel the thread: then no hash, size only.
-                done.await
-                    .unwrap_or_else(|_| Hashes::new(false, false).finish())
+                done.await.unwrap_or_else(|_| Hashes::none().finish())
             }
         }
     }
@@ -786,30 +793,51 @@ impl StreamHasher {
 
 /// Hashes computed on the stream.
 struct Hashes {
-    sha256: Option<String>,
+    /// The record's digest, once finished.
+    record: Option<RecordDigest>,
     md5: Option<String>,
-    sha_state: Option<Sha256>,
+    record_state: Option<RecordHasher>,
     md5_state: Option<md5::Md5>,
 }
 
+/// The running state of the record's digest.
+enum RecordHasher {
+    /// Boxed: 1.9 KB of state.
+    Blake3(Box<blake3::Hasher>),
+    Sha256(Sha256),
+}
+
 impl Hashes {
-    fn new(sha256: bool, md5: bool) -> Self {
+    /// Hashes for the record in `algo` when `record` (and MD5 beside it when `md5`).
+    fn new(record: bool, algo: RecordHash, md5: bool) -> Self {
         Self {
-            sha256: None,
+            record: None,
             md5: None,
-            sha_state: sha256.then(Sha256::new),
-            md5_state: (sha256 && md5).then(<md5::Md5 as md5::Digest>::new),
+            record_state: record.then(|| match algo {
+                RecordHash::Blake3 => RecordHasher::Blake3(Box::default()),
+                RecordHash::Sha256 => RecordHasher::Sha256(Sha256::new()),
+            }),
+            md5_state: (record && md5).then(<md5::Md5 as md5::Digest>::new),
         }
+    }
+
+    /// Nothing hashed at all.
+    fn none() -> Self {
+        Self::new(false, RecordHash::default(), false)
     }
 
     /// Whether anything is being hashed at all.
     fn active(&self) -> bool {
-        self.sha_state.is_some() || self.md5_state.is_some()
+        self.record_state.is_some() || self.md5_state.is_some()
     }
 
     fn update(&mut self, data: &[u8]) {
-        if let Some(h) = &mut self.sha_state {
-            h.update(data);
+        match &mut self.record_state {
+            Some(RecordHasher::Blake3(h)) => {
+                h.update(data);
+            }
+            Some(RecordHasher::Sha256(h)) => h.update(data),
+            None => {}
         }
         if let Some(h) = &mut self.md5_state {
             md5::Digest::update(h, data);
@@ -817,7 +845,16 @@ impl Hashes {
     }
 
     fn finish(mut self) -> Self {
-        self.sha256 = self.sha_state.take().map(|h| hex::encode(h.finalize()));
+        self.record = self.record_state.take().map(|h| match h {
+            RecordHasher::Blake3(h) => RecordDigest {
+                algo: RecordHash::Blake3,
+                hex: h.finalize().to_hex().to_string(),
+            },
+            RecordHasher::Sha256(h) => RecordDigest {
+                algo: RecordHash::Sha256,
+                hex: hex::encode(h.finalize()),
+            },
+        });
         self.md5 = self
             .md5_state
             .take()
@@ -825,9 +862,14 @@ impl Hashes {
         self
     }
 
+    /// Our digest in `algo`, to compare with a server's, if we computed that one.
     fn get(&self, algo: HashAlgo) -> Option<&str> {
         match algo {
-            HashAlgo::Sha256 => self.sha256.as_deref(),
+            HashAlgo::Sha256 => self
+                .record
+                .as_ref()
+                .filter(|d| d.algo == RecordHash::Sha256)
+                .map(|d| d.hex.as_str()),
             HashAlgo::Md5 => self.md5.as_deref(),
         }
     }

@@ -506,12 +506,37 @@ pub fn xorshift_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// The SHA-256 of the file at `path`, in hex, by `sha256sum` (what a user would check).
 #[allow(dead_code)]
 pub fn sha256_file(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success(), "sha256sum {}", path.display());
+    checksum_file("sha256sum", path)
+}
+
+/// The BLAKE3 of the file at `path`, in hex, by `b3sum` (what a user would check a
+/// transfer record's default digest with).
+#[allow(dead_code)]
+pub fn blake3_file(path: &Path) -> String {
+    checksum_file("b3sum", path)
+}
+
+/// The first word `tool` prints for `path`: its digest.
+fn checksum_file(tool: &str, path: &Path) -> String {
+    let out = Command::new(tool).arg(path).output().unwrap();
+    assert!(out.status.success(), "{tool} {}", path.display());
     String::from_utf8(out.stdout)
         .unwrap()
         .split_whitespace()
         .next()
         .unwrap()
         .to_string()
+}
+
+/// The digest in the first successful transfer record that `aft run` printed, as
+/// (algorithm, hex): `transfer SRC -> DST: N bytes in T ms, A attempt(s), blake3 HEX: ok`.
+#[allow(dead_code)]
+pub fn recorded_hash(log: &str) -> Option<(String, String)> {
+    log.lines()
+        .filter(|l| l.contains(" transfer ") && l.ends_with(": ok"))
+        .find_map(|l| {
+            let (_, tail) = l.rsplit_once(" attempt(s), ")?;
+            let (algo, hex) = tail.trim_end_matches(": ok").split_once(' ')?;
+            Some((algo.to_string(), hex.to_string()))
+        })
 }

@@ -26,7 +26,8 @@ use rquickjs::{Ctx, Exception, Function, Object, Value};
 use serde_json::{Map, Value as Json, json};
 
 use aft_vfs::transfer::{
-    self, OtfeDirection, Outcome, TransferOptions, TransferOutcome, TransferPolicy, TransferSummary,
+    self, OtfeDirection, Outcome, RecordHash, TransferOptions, TransferOutcome, TransferPolicy,
+    TransferSummary,
 };
 
 use super::libutil::to_js;
@@ -106,6 +107,19 @@ fn opt_bool(map: &Map<String, Json>, key: &str) -> bool {
         Some(Json::Bool(b)) => *b,
         Some(Json::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
         _ => false,
+    }
+}
+
+/// `Options.RecordHash` [ours]: the transfer record's digest, `"blake3"` (default) or
+/// `"sha256"`.
+fn record_hash(map: &Map<String, Json>) -> Result<RecordHash, String> {
+    match map.get("RecordHash") {
+        None | Some(Json::Null) => Ok(RecordHash::default()),
+        Some(Json::String(s)) if s.is_empty() => Ok(RecordHash::default()),
+        Some(Json::String(s)) => s.parse().map_err(|e| format!("Options.{e}")),
+        Some(other) => Err(format!(
+            "Options.RecordHash must be \"blake3\" or \"sha256\", not {other}"
+        )),
     }
 }
 
@@ -202,6 +216,7 @@ fn transfer_options(
         },
         otfe_key,
         otfe_direction,
+        record_hash: record_hash(map)?,
         ..TransferOptions::default()
     })
 }

@@ -18,6 +18,7 @@
             VersionedUpload: false, VersionedDownload: false,
             VersionsToKeepRemote: 3, VersionsToKeepLocal: 3,
             OTFE: false, OTFEKey: '', OTFEKeyFromSecret: '',
+            RecordHash: 'blake3',
         };
     }
 
