@@ -58,6 +58,88 @@ pub fn fsync_enabled() -> bool {
     FSYNC.load(Ordering::Relaxed)
 }
 
+/// Bytes written to a local file between two early write-backs ([`EarlyWriteback`]).
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
+
+/// A local file being written that, with `local-fsync` on, has the kernel start writing
+/// each 8 MiB to disk as soon as it is written (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`, which does not wait for the disk). The kernel would otherwise
+/// keep a big file's pages dirty until the flush before the rename, and that flush then
+/// wrote the whole file while the job waited: 0.4 s of a 2.1 s 1 GiB download. Now the
+/// disk writes beside the transfer and the flush waits for the tail. What is durable, and
+/// when, is unchanged: only the flush before the rename promises anything.
+struct EarlyWriteback {
+    file: tokio::fs::File,
+    /// Where the file's bytes reach (its offset), and where the last write-back ended.
+    written: u64,
+    started: u64,
+}
+
+impl EarlyWriteback {
+    fn new(file: tokio::fs::File, offset: u64) -> Self {
+        Self {
+            file,
+            written: offset,
+            started: offset,
+        }
+    }
+
+    /// Start writing `[started, upto)` to disk.
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&mut self, upto: u64) {
+        use std::os::fd::AsRawFd;
+        let (offset, len) = (self.started, upto - self.started);
+        // SAFETY: a plain system call on the file's own descriptor; no memory is passed.
+        // A failure only means the flush before the rename does all the work, as before.
+        unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.started = upto;
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn start_writeback(&mut self, upto: u64) {
+        self.started = upto;
+    }
+}
+
+impl tokio::io::AsyncWrite for EarlyWriteback {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = std::task::ready!(std::pin::Pin::new(&mut self.file).poll_write(cx, buf))?;
+        // tokio's file takes a write and does it in the background, waiting for it before
+        // the next: when a write is taken, every byte before it is in the page cache.
+        let before = self.written;
+        self.written += n as u64;
+        if before - self.started >= WRITEBACK_EVERY && fsync_enabled() {
+            self.start_writeback(before);
+        }
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.file).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.file).poll_shutdown(cx)
+    }
+}
+
 /// Flush `file`'s data, rename it to `to`, and flush `to`'s folder entry.
 async fn durable_rename(from: PathBuf, to: PathBuf) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || {
@@ -262,9 +344,13 @@ impl Vfs for LocalFs {
             }
         }
         .map_err(|e| self.err(path, e))?;
+        let start = match mode {
+            WriteMode::Create => 0,
+            WriteMode::ResumeAt(offset) => offset,
+        };
         Ok(Box::pin(tokio::io::BufWriter::with_capacity(
             256 * 1024,
-            file,
+            EarlyWriteback::new(file, start),
         )))
     }
 

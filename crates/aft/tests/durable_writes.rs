@@ -9,9 +9,9 @@ use std::process::Command;
 
 use support::Aft;
 
-/// The fsync and rename calls `aft cp SRC DST` makes, in order, one per line, each fsync
-/// with the path of its descriptor (`-y`): only those on `dir` count, since the store's
-/// SQLite flushes its own files too.
+/// The fsync, sync_file_range and rename calls `aft cp SRC DST` makes, in order, one per
+/// line, each with the path of its descriptor (`-y`): only those on `dir` count, since the
+/// store's SQLite flushes its own files too.
 fn traced_copy(aft: &Aft, src: &str, dst: &str, dir: &str, trace: &std::path::Path) -> Vec<String> {
     let out = Command::new("strace")
         .args([
@@ -19,7 +19,7 @@ fn traced_copy(aft: &Aft, src: &str, dst: &str, dir: &str, trace: &std::path::Pa
             "-qq",
             "-y",
             "-e",
-            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "trace=fsync,fdatasync,sync_file_range,rename,renameat,renameat2",
             "-o",
         ])
         .arg(trace)
@@ -45,7 +45,11 @@ fn traced_copy(aft: &Aft, src: &str, dst: &str, dir: &str, trace: &std::path::Pa
                 .trim()
                 .to_string()
         })
-        .filter(|l| l.starts_with("fsync") || l.starts_with("fdatasync") || l.starts_with("rename"))
+        .filter(|l| {
+            ["fsync", "fdatasync", "sync_file_range", "rename"]
+                .iter()
+                .any(|call| l.starts_with(call))
+        })
         .filter(|l| l.contains(dir))
         .collect()
 }
@@ -96,5 +100,57 @@ fn a_local_target_is_flushed_before_its_rename_unless_local_fsync_is_off() {
             .iter()
             .any(|c| c.starts_with("fsync") || c.starts_with("fdatasync")),
         "local-fsync false must not flush: {calls:#?}"
+    );
+}
+
+/// A big file's bytes go to disk while it is written, not all at the flush before its
+/// rename: with `local-fsync` on, the kernel is asked to start writing each 8 MiB as it
+/// lands (`sync_file_range`, which does not wait), before the flush and the rename; with it
+/// off, the kernel is left to write when it likes.
+#[test]
+fn a_big_local_target_is_written_back_as_it_lands_when_flushed() {
+    let aft = Aft::allowing_cli_run();
+    let src = aft.path("big.bin");
+    std::fs::write(&src, support::xorshift_bytes(20 * 1024 * 1024 + 5, 0x5EED)).unwrap();
+    let dst = aft.path("out");
+    std::fs::create_dir_all(&dst).unwrap();
+    let (src_text, dst_text) = (
+        src.to_string_lossy().to_string(),
+        format!("{}/", dst.to_string_lossy()),
+    );
+    let dir = dst.to_string_lossy().to_string();
+
+    let calls = traced_copy(&aft, &src_text, &dst_text, &dir, &aft.path("on.trace"));
+    let rename = calls
+        .iter()
+        .position(|c| c.starts_with("rename") && c.contains("big.bin\""))
+        .unwrap_or_else(|| panic!("no rename into place: {calls:#?}"));
+    let flush = calls[..rename]
+        .iter()
+        .rposition(|c| c.starts_with("fsync"))
+        .unwrap_or_else(|| panic!("no flush before the rename: {calls:#?}"));
+    let early: Vec<_> = calls[..flush]
+        .iter()
+        .filter(|c| c.starts_with("sync_file_range") && c.contains(".aft-tmp-"))
+        .collect();
+    // 20 MiB: written back from 8 MiB and from 16 MiB on, the tail by the flush.
+    assert_eq!(early.len(), 2, "{calls:#?}");
+    assert!(
+        calls[flush..]
+            .iter()
+            .all(|c| !c.starts_with("sync_file_range")),
+        "{calls:#?}"
+    );
+    assert_eq!(
+        std::fs::read(dst.join("big.bin")).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
+
+    aft.ok(&["settings", "set", "local-fsync", "false"]);
+    let calls = traced_copy(&aft, &src_text, &dst_text, &dir, &aft.path("off.trace"));
+    assert!(calls.iter().any(|c| c.starts_with("rename")), "{calls:#?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("sync_file_range")),
+        "local-fsync false leaves the write-back to the kernel: {calls:#?}"
     );
 }
