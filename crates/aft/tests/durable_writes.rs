@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use support::Aft;
@@ -54,20 +55,40 @@ fn traced_copy(aft: &Aft, src: &str, dst: &str, dir: &str, trace: &std::path::Pa
         .collect()
 }
 
+/// A file to copy with `aft cp` into a folder `out/` of the data folder.
+struct Case {
+    src: PathBuf,
+    dst: PathBuf,
+}
+
+impl Case {
+    fn new(aft: &Aft, name: &str, content: &[u8]) -> Self {
+        let src = aft.path(name);
+        std::fs::write(&src, content).unwrap();
+        let dst = aft.path("out");
+        std::fs::create_dir_all(&dst).unwrap();
+        Case { src, dst }
+    }
+
+    /// [`traced_copy`] of the file into `out/`, traced to `trace_name`.
+    fn traced_copy(&self, aft: &Aft, trace_name: &str) -> Vec<String> {
+        let dir = self.dst.to_string_lossy().to_string();
+        traced_copy(
+            aft,
+            &self.src.to_string_lossy(),
+            &format!("{dir}/"),
+            &dir,
+            &aft.path(trace_name),
+        )
+    }
+}
+
 #[test]
 fn a_local_target_is_flushed_before_its_rename_unless_local_fsync_is_off() {
     let aft = Aft::allowing_cli_run();
-    let src = aft.path("report.csv");
-    std::fs::write(&src, "id,total\n1,42\n").unwrap();
-    let dst = aft.path("out");
-    std::fs::create_dir_all(&dst).unwrap();
-    let (src_text, dst_text) = (
-        src.to_string_lossy().to_string(),
-        format!("{}/", dst.to_string_lossy()),
-    );
-
-    let dir = dst.to_string_lossy().to_string();
-    let calls = traced_copy(&aft, &src_text, &dst_text, &dir, &aft.path("on.trace"));
+    let case = Case::new(&aft, "report.csv", b"id,total\n1,42\n");
+    let (src, dst) = (&case.src, &case.dst);
+    let calls = case.traced_copy(&aft, "on.trace");
     let rename = calls
         .iter()
         .position(|c| {
@@ -84,11 +105,11 @@ fn a_local_target_is_flushed_before_its_rename_unless_local_fsync_is_off() {
     );
     assert_eq!(
         std::fs::read(dst.join("report.csv")).unwrap(),
-        std::fs::read(&src).unwrap()
+        std::fs::read(src).unwrap()
     );
 
     aft.ok(&["settings", "set", "local-fsync", "false"]);
-    let calls = traced_copy(&aft, &src_text, &dst_text, &dir, &aft.path("off.trace"));
+    let calls = case.traced_copy(&aft, "off.trace");
     assert!(
         calls
             .iter()
@@ -110,17 +131,13 @@ fn a_local_target_is_flushed_before_its_rename_unless_local_fsync_is_off() {
 #[test]
 fn a_big_local_target_is_written_back_as_it_lands_when_flushed() {
     let aft = Aft::allowing_cli_run();
-    let src = aft.path("big.bin");
-    std::fs::write(&src, support::xorshift_bytes(20 * 1024 * 1024 + 5, 0x5EED)).unwrap();
-    let dst = aft.path("out");
-    std::fs::create_dir_all(&dst).unwrap();
-    let (src_text, dst_text) = (
-        src.to_string_lossy().to_string(),
-        format!("{}/", dst.to_string_lossy()),
+    let case = Case::new(
+        &aft,
+        "big.bin",
+        &support::xorshift_bytes(20 * 1024 * 1024 + 5, 0x5EED),
     );
-    let dir = dst.to_string_lossy().to_string();
-
-    let calls = traced_copy(&aft, &src_text, &dst_text, &dir, &aft.path("on.trace"));
+    let (src, dst) = (&case.src, &case.dst);
+    let calls = case.traced_copy(&aft, "on.trace");
     let rename = calls
         .iter()
         .position(|c| c.starts_with("rename") && c.contains("big.bin\""))
@@ -143,11 +160,11 @@ fn a_big_local_target_is_written_back_as_it_lands_when_flushed() {
     );
     assert_eq!(
         std::fs::read(dst.join("big.bin")).unwrap(),
-        std::fs::read(&src).unwrap()
+        std::fs::read(src).unwrap()
     );
 
     aft.ok(&["settings", "set", "local-fsync", "false"]);
-    let calls = traced_copy(&aft, &src_text, &dst_text, &dir, &aft.path("off.trace"));
+    let calls = case.traced_copy(&aft, "off.trace");
     assert!(calls.iter().any(|c| c.starts_with("rename")), "{calls:#?}");
     assert!(
         !calls.iter().any(|c| c.starts_with("sync_file_range")),
